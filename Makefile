@@ -1,0 +1,67 @@
+# kcmdr — build and test. `make` builds bin/kcmdr; see README.md for the test targets.
+CC      ?= gcc
+PKGS    := libcurl openssl jansson yaml-0.1 libarchive zlib libmicrohttpd
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -MMD -MP \
+           -DKCMDR_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread -lm
+TEST_LDLIBS := $(shell pkg-config --libs cmocka)
+
+# BUILD selects an output tree, so sanitizer builds never mix with normal objects.
+BUILD   ?= build
+BIN     ?= bin/kcmdr
+SRCS    := $(filter-out src/main.c,$(wildcard src/*.c))
+OBJS    := $(SRCS:src/%.c=$(BUILD)/%.o)
+TSRCS   := $(wildcard test/unit/*.c)
+TOBJS   := $(TSRCS:test/unit/%.c=$(BUILD)/test/%.o)
+UNIT    := $(BUILD)/unit-tests
+
+.PHONY: all test test-unit test-e2e asan valgrind fuzz bench clean demo deps
+
+all: $(BIN)
+
+$(BIN): $(BUILD)/main.o $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/test/%.o: test/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+
+$(UNIT): $(TOBJS) $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
+
+deps:
+	scripts/deps
+
+test-unit: $(UNIT)
+	KCMDR_TEST_DATA=$(CURDIR)/test/data $(UNIT)
+
+test-e2e: $(BIN)
+	KCMDR_BIN=$(CURDIR)/$(BIN) test/e2e/run
+
+test: test-unit test-e2e
+
+# All tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build/asan BIN=build/asan/kcmdr \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+# Unit tests under valgrind: any leak or memory error fails.
+valgrind: $(UNIT)
+	KCMDR_TEST_DATA=$(CURDIR)/test/data valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 $(UNIT)
+
+demo: $(BIN)
+	scripts/demo
+
+clean:
+	rm -rf build bin
+
+-include $(OBJS:.o=.d) $(TOBJS:.o=.d) $(BUILD)/main.d

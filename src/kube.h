@@ -1,0 +1,161 @@
+/* kube.h — a small Kubernetes API client on libcurl and jansson: requests with auth, retries and
+ * a client-side rate limit, CRUD on any resource, paging, discovery and streaming watches.
+ *
+ * A kube_client is safe to share between threads: each request borrows a curl handle from the
+ * client's pool (connections and TLS sessions are reused, HTTP/2 where the server offers it). */
+#ifndef KCMDR_KUBE_H
+#define KCMDR_KUBE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "kubeconfig.h"
+#include "util.h"
+
+#define KUBE_MAX_BODY (256u << 20)   /* largest response body accepted */
+#define KUBE_MAX_EVENT (64u << 20)   /* largest single watch event line */
+#define KUBE_MAX_PATH 4096
+
+typedef struct kube_client kube_client;
+
+struct kube_client_opts {
+  double qps;           /* client-side rate limit; 0 = default (1000) */
+  int burst;            /* 0 = default (2000) */
+  int max_retries;      /* retries of 429/5xx/connection errors; 0 = default (6), -1 = none */
+  long timeout_ms;      /* per request, not watches; 0 = default (60 s) */
+  const char *user_agent;
+};
+
+/* Build a client for cfg (the client takes ownership of cfg, also on failure).
+ * KD_ERR_NOMEM, KD_ERR_CONFIG. */
+kd_rc kube_client_new(struct kubecfg *cfg, const struct kube_client_opts *opts, kube_client **out);
+/* Load the configuration (see kubecfg_load) and build a client. */
+kd_rc kube_client_from_opts(const struct kubecfg_opts *copts, const struct kube_client_opts *opts, kube_client **out);
+/* Release the client and every connection. NULL is fine. */
+void kube_client_free(kube_client *c);
+/* The namespace from the configuration (context or service account); never NULL. */
+const char *kube_client_namespace(const kube_client *c);
+/* The resolved configuration (owned by the client). */
+const struct kubecfg *kube_client_config(const kube_client *c);
+/* The bearer token the next request would send (refreshed first: re-read file, exec plugin
+ * when expired, or always when force). *out is a copy (caller frees) or NULL when the client
+ * authenticates otherwise. Fails as the plugin or file read fails. */
+kd_rc kube_client_token(kube_client *c, bool force, char **out);
+/* Number of HTTP requests sent so far (retries included), for metrics and tests. */
+long kube_client_requests(const kube_client *c);
+
+/* One resource type: group "" is the core group. */
+struct kube_res {
+  char group[128];
+  char version[64];
+  char resource[128]; /* plural, lower case */
+  char kind[128];
+  bool namespaced;
+};
+
+/* Fill *res from "resource", "resource.group", "Kind", "Kind.group" or "group/version/resource"
+ * using discovery (cached; refreshed once when the name is not found). KD_ERR_NOTFOUND with a
+ * message naming what was looked up. */
+kd_rc kube_resolve(kube_client *c, const char *name, struct kube_res *res);
+/* Every resource the server offers at the preferred version of each group, as a JSON array of
+ * {group, version, resource, kind, namespaced, verbs} (new reference). Cached until refreshed. */
+kd_rc kube_discover(kube_client *c, bool refresh, json_t **out);
+
+/* Build the URL path of res (ns and name may be NULL; sub e.g. "status"; query without '?').
+ * KD_ERR_TOOBIG when it does not fit in KUBE_MAX_PATH. */
+kd_rc kube_path(const struct kube_res *res, const char *ns, const char *name, const char *sub, const char *query,
+                char out[KUBE_MAX_PATH]);
+/* Percent-encode s for a URL query value into out (size n). KD_ERR_TOOBIG if it does not fit. */
+kd_rc kube_query_escape(const char *s, char *out, size_t n);
+
+/* One request. path starts with '/'; body may be NULL. On 2xx *out (may be NULL) gets the
+ * parsed JSON body (null when empty). Non-2xx answers map to KD_ERR_NOTFOUND, _CONFLICT, _GONE,
+ * _UNAUTHORIZED, _FORBIDDEN, _INVALIDOBJ or _HTTP with the server's Status message; transport
+ * failures to KD_ERR_TRANSPORT. 429, 5xx and connection failures are retried with capped
+ * exponential backoff and jitter (POST only when the request was never sent). */
+kd_rc kube_request(kube_client *c, const char *method, const char *path, const char *content_type,
+                   const char *body, size_t body_len, json_t **out);
+
+/* Typed helpers; ns NULL means cluster-scoped (or all namespaces for list). */
+kd_rc kube_get(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t **out);
+kd_rc kube_create(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, json_t **out);
+/* PUT obj (its metadata.resourceVersion guards against lost updates; 409 on a stale one). */
+kd_rc kube_update(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, json_t **out);
+kd_rc kube_update_status(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, json_t **out);
+
+enum kube_patch_type { KUBE_PATCH_MERGE, KUBE_PATCH_JSON, KUBE_PATCH_APPLY };
+struct kube_patch_opts {
+  enum kube_patch_type type;
+  const char *field_manager; /* required for apply */
+  bool force;                /* apply: take ownership of conflicting fields */
+  const char *subresource;   /* e.g. "status" */
+};
+kd_rc kube_patch(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t *patch,
+                 const struct kube_patch_opts *opts, json_t **out);
+/* propagation: NULL (server default), "Foreground", "Background" or "Orphan". */
+kd_rc kube_delete(kube_client *c, const struct kube_res *res, const char *ns, const char *name,
+                  const char *propagation, json_t **out);
+
+struct kube_list_opts {
+  const char *label_selector;
+  const char *field_selector;
+  long limit;                 /* page size; 0 = 500 */
+  const char *resource_version;
+};
+/* Called once per item of a list (borrowed reference); return false to stop early. */
+typedef bool (*kube_item_fn)(json_t *item, void *ud);
+/* List every item, page by page (limit/continue), calling fn for each. *rv (may be NULL) gets
+ * the list's resourceVersion (caller frees). A continue token that expired (410) is returned as
+ * KD_ERR_GONE: the caller decides whether to start over. */
+kd_rc kube_list(kube_client *c, const struct kube_res *res, const char *ns, const struct kube_list_opts *opts,
+                kube_item_fn fn, void *ud, char **rv);
+
+/* Re-read and re-apply: get the object, call mutate (return KD_OK to write, anything else to
+ * stop with that code), update; on 409 start again, up to 10 times. *out gets the result. */
+typedef kd_rc (*kube_mutate_fn)(json_t *obj, void *ud);
+kd_rc kube_update_retry(kube_client *c, const struct kube_res *res, const char *ns, const char *name, bool status,
+                        kube_mutate_fn mutate, void *ud, json_t **out);
+
+/* ---- watch ---- */
+
+enum kube_event_type { KUBE_ADDED, KUBE_MODIFIED, KUBE_DELETED, KUBE_BOOKMARK };
+/* Called for every event (object borrowed); return false to end the watch with KD_OK. */
+typedef bool (*kube_event_fn)(enum kube_event_type type, json_t *obj, void *ud);
+
+/* Splits a byte stream into watch event lines and parses them. Owns its buffer. */
+struct kube_watch_splitter {
+  kd_buf line;
+  kube_event_fn fn;
+  void *ud;
+  bool stopped;           /* fn asked to stop */
+  kd_rc rc;               /* first error (bad JSON, oversized line, ERROR event) */
+  char *last_rv;          /* resourceVersion of the last event seen (owned) */
+  long error_code;        /* code of an ERROR event (410 = Gone) */
+};
+/* Start a splitter; never fails. */
+void kube_watch_splitter_init(struct kube_watch_splitter *s, kube_event_fn fn, void *ud);
+/* Feed n bytes (an event may be split anywhere). Returns s->rc: KD_ERR_PARSE for a line that is
+ * not a watch event, KD_ERR_TOOBIG past KUBE_MAX_EVENT, KD_ERR_GONE for an ERROR event with
+ * code 410, KD_ERR_HTTP for other ERROR events. After fn returns false, further input is ignored. */
+kd_rc kube_watch_splitter_feed(struct kube_watch_splitter *s, const char *data, size_t n);
+/* Release the splitter's memory. */
+void kube_watch_splitter_free(struct kube_watch_splitter *s);
+
+struct kube_watch_opts {
+  const char *label_selector;
+  const char *field_selector;
+  const char *resource_version; /* start after this version */
+  long timeout_seconds;         /* server-side watch duration; 0 = 300 */
+  volatile const int *stop;     /* set non-zero to end the watch (checked at least every second) */
+};
+/* One watch connection: stream events to fn until the server closes it (KD_OK), fn returns
+ * false (KD_OK), *stop is set (KD_ERR_CANCELLED), or an error (KD_ERR_GONE on 410). *last_rv
+ * (may be NULL) gets the resourceVersion to resume from (caller frees). */
+kd_rc kube_watch(kube_client *c, const struct kube_res *res, const char *ns, const struct kube_watch_opts *opts,
+                 kube_event_fn fn, void *ud, char **last_rv);
+
+/* Delay before retry number attempt (0-based): min(cap, base * 2^attempt) with up to 50% jitter
+ * taken off; jitter_seed (any value) varies it. Always in [base/2, cap]. */
+int64_t kube_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, unsigned jitter_seed);
+
+#endif

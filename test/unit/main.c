@@ -1,0 +1,12 @@
+/* main.c — the unit-test runner: one list of groups, each a cmocka group of named cases. */
+#include <stdio.h>
+
+#include "tests.h"
+
+int main(void) {
+  int (*groups[])(void) = {test_util, test_yamljson, test_kubeconfig, test_kube};
+  int failed = 0;
+  for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) failed += groups[i]();
+  printf("unit tests: %d failed\n", failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,118 @@
+/* test_util.c — buffers and their caps, base64 (RFC 4648 §10 vectors), RFC 3339 times, errors. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests.h"
+#include "util.h"
+
+static void buf_grows_and_caps(void **state) {
+  (void)state;
+  kd_buf b = KD_BUF_INIT(10);
+  assert_int_equal(kd_buf_adds(&b, "hello"), KD_OK);
+  assert_int_equal(kd_buf_addf(&b, "%d", 1234), KD_OK);
+  assert_string_equal(b.data, "hello1234");
+  /* tried: one byte past the cap of 10 after 9 used, then 2: the second fails, data unchanged */
+  assert_int_equal(kd_buf_adds(&b, "x"), KD_OK);
+  assert_int_equal(kd_buf_adds(&b, "y"), KD_ERR_TOOBIG);
+  assert_string_equal(b.data, "hello1234x");
+  assert_non_null(strstr(kd_errmsg(), "cap of 10"));
+  kd_buf_consume(&b, 5);
+  assert_string_equal(b.data, "1234x");
+  char *s = kd_buf_steal(&b);
+  assert_string_equal(s, "1234x");
+  assert_null(b.data);
+  free(s);
+  /* a long formatted string goes through the heap path */
+  kd_buf big = KD_BUF_INIT(4096);
+  assert_int_equal(kd_buf_addf(&big, "%0600d", 7), KD_OK);
+  assert_int_equal(big.len, 600);
+  kd_buf_free(&big);
+}
+
+static void base64_rfc4648_vectors(void **state) {
+  (void)state;
+  static const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  static const char *enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  for (size_t i = 0; i < 7; i++) {
+    char *e = kd_base64_encode((const unsigned char *)plain[i], strlen(plain[i]));
+    assert_string_equal(e, enc[i]);
+    free(e);
+    unsigned char *d;
+    size_t n;
+    assert_int_equal(kd_base64_decode(enc[i], strlen(enc[i]), &d, &n), KD_OK);
+    assert_int_equal(n, strlen(plain[i]));
+    assert_memory_equal(d, plain[i], n);
+    free(d);
+  }
+  unsigned char *d;
+  size_t n;
+  /* whitespace inside (as in PEM or wrapped kubeconfig data) is ignored; missing padding is fine */
+  assert_int_equal(kd_base64_decode("Zm9v\nYmE", 8, &d, &n), KD_OK);
+  assert_memory_equal(d, "fooba", 5);
+  free(d);
+  /* tried: a character outside the alphabet, data after padding, an impossible length */
+  assert_int_equal(kd_base64_decode("Zm9v*", 5, &d, &n), KD_ERR_PARSE);
+  assert_int_equal(kd_base64_decode("Zg==Zg", 6, &d, &n), KD_ERR_PARSE);
+  assert_int_equal(kd_base64_decode("Z", 1, &d, &n), KD_ERR_PARSE);
+}
+
+static void time_round_trip(void **state) {
+  (void)state;
+  time_t t;
+  char out[21];
+  assert_int_equal(kd_time_parse("2025-01-17T18:00:12Z", &t), KD_OK);
+  assert_int_equal(t, 1737136812);
+  kd_time_format(t, out);
+  assert_string_equal(out, "2025-01-17T18:00:12Z");
+  assert_int_equal(kd_time_parse("2025-01-17T19:00:12.123456+01:00", &t), KD_OK);
+  assert_int_equal(t, 1737136812);
+  assert_int_equal(kd_time_parse("2025-01-17T13:00:12-05:00", &t), KD_OK);
+  assert_int_equal(t, 1737136812);
+  /* tried: no zone, bad month, trailing text, empty, NULL */
+  assert_int_equal(kd_time_parse("2025-01-17T18:00:12", &t), KD_ERR_PARSE);
+  assert_int_equal(kd_time_parse("2025-13-17T18:00:12Z", &t), KD_ERR_PARSE);
+  assert_int_equal(kd_time_parse("2025-01-17T18:00:12Zjunk", &t), KD_ERR_PARSE);
+  assert_int_equal(kd_time_parse("", &t), KD_ERR_PARSE);
+  assert_int_equal(kd_time_parse(NULL, &t), KD_ERR_PARSE);
+}
+
+static void errors_wrap(void **state) {
+  (void)state;
+  assert_int_equal(kd_fail(KD_ERR_NOTFOUND, "thing %d missing", 3), KD_ERR_NOTFOUND);
+  assert_string_equal(kd_errmsg(), "thing 3 missing");
+  assert_int_equal(kd_fail_wrap(KD_ERR_CONFIG, "loading %s", "x"), KD_ERR_CONFIG);
+  assert_string_equal(kd_errmsg(), "loading x: thing 3 missing");
+  kd_clear_error();
+  assert_string_equal(kd_errmsg(), "");
+  assert_string_equal(kd_rc_name(KD_ERR_GONE), "gone");
+}
+
+static void read_file_caps(void **state) {
+  (void)state;
+  char path[] = "/tmp/kcmdr-unit-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "0123456789", 10), 10);
+  close(fd);
+  char *s;
+  size_t n;
+  assert_int_equal(kd_read_file(path, 10, &s, &n), KD_OK);
+  assert_int_equal(n, 10);
+  free(s);
+  /* tried: a cap one byte smaller than the file; a file that does not exist */
+  assert_int_equal(kd_read_file(path, 9, &s, &n), KD_ERR_TOOBIG);
+  assert_non_null(strstr(kd_errmsg(), path));
+  unlink(path);
+  assert_int_equal(kd_read_file(path, 9, &s, &n), KD_ERR_IO);
+  assert_non_null(strstr(kd_errmsg(), "No such file"));
+}
+
+int test_util(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(buf_grows_and_caps), cmocka_unit_test(base64_rfc4648_vectors),
+      cmocka_unit_test(time_round_trip),    cmocka_unit_test(errors_wrap),
+      cmocka_unit_test(read_file_caps),
+  };
+  return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}

@@ -1,0 +1,16 @@
+/* tests.h — every unit-test group; main.c runs them all in this order. */
+#ifndef KCMDR_TESTS_H
+#define KCMDR_TESTS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+int test_util(void);
+int test_yamljson(void);
+int test_kubeconfig(void);
+int test_kube(void);
+
+#endif
