@@ -16,6 +16,7 @@ OBJS    := $(SRCS:src/%.c=$(BUILD)/%.o)
 TSRCS   := $(wildcard test/unit/*.c)
 TOBJS   := $(TSRCS:test/unit/%.c=$(BUILD)/test/%.o)
 UNIT    := $(BUILD)/unit-tests
+KUBE_E2E := $(BUILD)/kube-e2e
 
 .PHONY: all test test-unit test-e2e asan valgrind fuzz bench clean demo deps
 
@@ -36,14 +37,17 @@ $(BUILD)/test/%.o: test/unit/%.c
 $(UNIT): $(TOBJS) $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
+$(KUBE_E2E): test/e2e/kube_e2e.c $(OBJS)
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 deps:
 	scripts/deps
 
 test-unit: $(UNIT)
 	KCMDR_TEST_DATA=$(CURDIR)/test/data $(UNIT)
 
-test-e2e: $(BIN)
-	KCMDR_BIN=$(CURDIR)/$(BIN) test/e2e/run
+test-e2e: $(BIN) $(KUBE_E2E)
+	KCMDR_BIN=$(CURDIR)/$(BIN) KUBE_E2E=$(CURDIR)/$(KUBE_E2E) test/e2e/run
 
 test: test-unit test-e2e
 
@@ -64,4 +68,4 @@ demo: $(BIN)
 clean:
 	rm -rf build bin
 
--include $(OBJS:.o=.d) $(TOBJS:.o=.d) $(BUILD)/main.d
+-include $(OBJS:.o=.d) $(TOBJS:.o=.d) $(BUILD)/main.d $(KUBE_E2E).d

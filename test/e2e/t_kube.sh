@@ -1,0 +1,118 @@
+# t_kube.sh — kcmdr's Kubernetes client on the real API server: both auth users, paging,
+# conflicts, a watch cache that survives API-server restarts and 410 Gone, events, leader election.
+KUBE_E2E=${KUBE_E2E:-$REPO/build/kube-e2e}
+TESTENV=$REPO/scripts/testenv
+
+test_client_crud_with_token_and_client_certificate() {
+  "$KUBE_E2E" crud
+  KUBECONFIG=$KCMDR_TEST_KUBECONFIG_CERT "$KUBE_E2E" crud
+  # the same reads through the CLI with each user
+  assert_eq "$("$KCMDR" get namespaces --count)" "$(KUBECONFIG=$KCMDR_TEST_KUBECONFIG_CERT "$KCMDR" get namespaces --count)" "both users"
+}
+
+test_client_wrong_token_is_a_clear_401() {
+  sed 's/^\(    token: \).*/\1not-the-token/' "$KUBECONFIG" > bad.kubeconfig
+  # tried: a token the server does not know -> exit 1 and a message naming HTTP 401
+  expect_exit 1 "$KCMDR" --kubeconfig bad.kubeconfig get namespaces
+  assert_contains "$OUT" "HTTP 401" "401 message"
+  assert_contains "$OUT" "credentials were not accepted" "401 hint"
+  # tried: a kubeconfig that is not YAML -> exit 1 naming the file
+  printf 'clusters: [\n' > broken.kubeconfig
+  expect_exit 1 "$KCMDR" --kubeconfig broken.kubeconfig get namespaces
+  assert_contains "$OUT" "broken.kubeconfig" "malformed kubeconfig"
+  # tried: a server that is not listening -> exit 1 with the transport error, after retries
+  sed "s#server: .*#server: https://127.0.0.1:1#" "$KUBECONFIG" > closed.kubeconfig
+  expect_exit 1 timeout 60 "$KCMDR" --kubeconfig closed.kubeconfig get namespaces
+  assert_contains "$OUT" "127.0.0.1:1" "connection refused message"
+}
+
+test_client_paging_returns_each_object_once() {
+  "$KUBE_E2E" paging paging-e2e 2000
+  # the same through the CLI with another page size (no controller-manager runs: nothing else is there)
+  assert_eq 2000 "$("$KCMDR" -n paging-e2e get configmaps --limit 77 --count)" "CLI paging"
+}
+
+test_client_conflicting_updates_all_apply() {
+  "$KUBE_E2E" conflict conflict-e2e
+}
+
+test_client_events_aggregate_repeats() {
+  "$KUBE_E2E" events events-e2e
+  evs=$(kubectl -n events-e2e get events -o json)
+  assert_eq 3 "$(jq '[.items[] | select(.reason=="BadSchedule")][0].count' <<<"$evs")" "aggregated count"
+  assert_eq 1 "$(jq '[.items[] | select(.reason=="BadSchedule")] | length' <<<"$evs")" "one Event for repeats"
+  assert_eq "Warning" "$(jq -r '[.items[] | select(.reason=="BadSchedule")][0].type' <<<"$evs")" "type"
+  assert_eq "evtarget" "$(jq -r '[.items[] | select(.reason=="BackupCreated")][0].involvedObject.name' <<<"$evs")" "involved object"
+}
+
+# informer_matches NS DUMP: ask the informer for a dump and compare it with the server's truth
+informer_matches() {
+  local ns=$1 dump=$2
+  rm -f "$dump"; kill -USR1 "$INF_PID"
+  for _ in $(seq 1 25); do [ -f "$dump" ] && break; sleep 0.2; done
+  [ -f "$dump" ] || return 1
+  local truth cache handlers
+  truth=$(kubectl -n "$ns" get configmaps -o json | jq -c '[.items[] | {(.metadata.name): .metadata.resourceVersion}] | add // {}' | jq -S -c .)
+  cache=$(jq -S -c '.cache' "$dump"); handlers=$(jq -S -c '.handlers' "$dump")
+  [ "$truth" = "$cache" ] && [ "$truth" = "$handlers" ]
+}
+
+test_informer_survives_apiserver_restart_and_410() {
+  local ns=informer-e2e dump=$PWD/dump.json
+  kubectl create namespace "$ns" >/dev/null
+  for i in 1 2 3; do kubectl -n "$ns" create configmap "cm$i" --from-literal=v=$i >/dev/null; done
+  "$KUBE_E2E" informer "$ns" "$dump" 2> informer.log & INF_PID=$!
+  trap 'kill $INF_PID 2>/dev/null || true' EXIT
+  wait_until 10 grep -q ready informer.log
+  wait_until 30 informer_matches "$ns" "$dump"
+  # changes while connected
+  kubectl -n "$ns" create configmap cm4 --from-literal=v=4 >/dev/null
+  kubectl -n "$ns" patch configmap cm1 -p '{"data":{"v":"changed"}}' >/dev/null
+  kubectl -n "$ns" delete configmap cm2 >/dev/null
+  wait_until 30 informer_matches "$ns" "$dump"
+
+  # outage 1: the informer's API server goes down; changes go through an HA peer on the same etcd
+  "$TESTENV" apiserver start --name main --index 2 >/dev/null
+  "$TESTENV" apiserver stop --name main --index 1
+  peer="$KCMDR_TEST_DIR/kubeconfig2"
+  kubectl --kubeconfig "$peer" -n "$ns" create configmap cm5 --from-literal=v=5 >/dev/null
+  kubectl --kubeconfig "$peer" -n "$ns" patch configmap cm3 -p '{"data":{"v":"during-outage"}}' >/dev/null
+  kubectl --kubeconfig "$peer" -n "$ns" delete configmap cm4 >/dev/null
+  "$TESTENV" apiserver start --name main --index 1 >/dev/null
+  wait_until 60 informer_matches "$ns" "$dump"
+
+  # outage 2 with etcd compacted meanwhile: resuming is impossible (410 Gone), so it lists again
+  lists_before=$(jq .lists "$dump")
+  "$TESTENV" apiserver stop --name main --index 1
+  for i in 6 7 8; do kubectl --kubeconfig "$peer" -n "$ns" create configmap "cm$i" --from-literal=v=$i >/dev/null; done
+  kubectl --kubeconfig "$peer" -n "$ns" delete configmap cm5 >/dev/null
+  "$TESTENV" compact --name main >/dev/null
+  "$TESTENV" apiserver start --name main --index 1 >/dev/null
+  wait_until 60 informer_matches "$ns" "$dump"
+  lists_after=$(jq .lists "$dump")
+  [ "$lists_after" -gt "$lists_before" ] || fail "no relist after 410 (lists $lists_before -> $lists_after)"
+  # no handler saw an add twice, a delete of something absent, or an update of something unknown
+  assert_eq 0 "$(jq .anomalies "$dump")" "duplicated or lost events"
+  "$TESTENV" apiserver stop --name main --index 2
+  kill -TERM "$INF_PID"; wait "$INF_PID" || fail "informer exited with an error: $(tail -5 informer.log)"
+}
+
+test_leader_election_one_leader_and_takeover() {
+  "$KUBE_E2E" lease lease-e2e kcmdr-e2e-lock A > a.out 2>a.err & A=$!
+  trap 'kill $A $B 2>/dev/null || true' EXIT
+  wait_until 20 grep -q "leading A" a.out
+  "$KUBE_E2E" lease lease-e2e kcmdr-e2e-lock B > b.out 2>b.err & B=$!
+  sleep 5
+  grep -q "leading B" b.out && fail "two leaders at once"
+  assert_eq "A" "$(kubectl -n lease-e2e get lease kcmdr-e2e-lock -o jsonpath='{.spec.holderIdentity}')" "holder"
+  # the leader dies without releasing: B takes over within the lease duration (15 s) + a retry
+  kill -KILL "$A"
+  start=$SECONDS
+  wait_until 25 grep -q "leading B" b.out
+  took=$((SECONDS - start))
+  [ "$took" -le 19 ] || fail "takeover took ${took}s, lease is 15s"
+  assert_eq "B" "$(kubectl -n lease-e2e get lease kcmdr-e2e-lock -o jsonpath='{.spec.holderIdentity}')" "new holder"
+  # a graceful stop releases the lease at once
+  kill -TERM "$B"; wait "$B" || fail "lease holder exited with an error"
+  assert_eq "" "$(kubectl -n lease-e2e get lease kcmdr-e2e-lock -o jsonpath='{.spec.holderIdentity}')" "released"
+}
