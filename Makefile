@@ -3,7 +3,8 @@ CC      ?= gcc
 PKGS    := libcurl openssl jansson yaml-0.1 libarchive zlib libmicrohttpd
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -MMD -MP \
+# CFLAGS (optimisation, sanitizers) may be set on the command line; these are always added:
+ALL_CFLAGS = $(CFLAGS) -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -MMD -MP \
            -DKCMDR_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs cmocka)
@@ -18,27 +19,27 @@ TOBJS   := $(TSRCS:test/unit/%.c=$(BUILD)/test/%.o)
 UNIT    := $(BUILD)/unit-tests
 KUBE_E2E := $(BUILD)/kube-e2e
 
-.PHONY: all test test-unit test-e2e asan valgrind fuzz bench clean demo deps
+.PHONY: all test test-unit test-e2e asan valgrind fuzz fuzz-build bench clean demo deps
 
 all: $(BIN)
 
 $(BIN): $(BUILD)/main.o $(OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/test/%.o: test/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -Isrc -c -o $@ $<
 
 $(UNIT): $(TOBJS) $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
 $(KUBE_E2E): test/e2e/kube_e2e.c $(OBJS)
-	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
 	scripts/deps
@@ -61,6 +62,25 @@ asan:
 valgrind: $(UNIT)
 	KCMDR_TEST_DATA=$(CURDIR)/test/data valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 $(UNIT)
+
+# libFuzzer targets (clang-14): each runs FUZZ_SECONDS (default 60) from its seed corpus.
+FUZZ_SECONDS ?= 60
+FUZZERS := kubeconfig watch
+fuzz:
+	$(MAKE) BUILD=build/fuzz CC=clang-14 \
+	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" fuzz-build
+	@for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/corpus-$$f && cp -n test/fuzz/corpus/$$f/* build/fuzz/corpus-$$f/ 2>/dev/null; \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
+	  build/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	    build/fuzz/corpus-$$f test/fuzz/corpus/$$f 2>build/fuzz/fuzz-$$f.log || { tail -40 build/fuzz/fuzz-$$f.log; exit 1; }; \
+	  tail -1 build/fuzz/fuzz-$$f.log; \
+	done
+
+fuzz-build: $(FUZZERS:%=$(BUILD)/fuzz-%)
+
+$(BUILD)/fuzz-%: test/fuzz/fuzz_%.c $(OBJS)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Isrc -o $@ $^ $(LDLIBS)
 
 demo: $(BIN)
 	scripts/demo

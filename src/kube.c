@@ -38,6 +38,8 @@ struct kube_client {
   double tokens;        /* rate limiter bucket */
   int64_t tokens_ms;
   json_t *discovery;    /* cached kube_discover() result */
+  char *base_url;       /* server URL requests go to (tls-server-name as host when set) */
+  struct curl_slist *connect_to; /* tls-server-name: connect to the real host instead */
   atomic_long requests;
 };
 
@@ -45,6 +47,36 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* ---- construction ---- */
+
+/* With tls-server-name, the URL names that host (so TLS sends it as SNI and verifies the
+ * certificate against it) and CONNECT_TO sends the connection to the configured server. */
+static kd_rc tls_server_name_setup(kube_client *c) {
+  kd_rc rc = KD_OK;
+  char *host = NULL, *port = NULL, *scheme = NULL, line[1024];
+  CURLU *u = NULL;
+  if (!c->cfg->tls_server_name) {
+    c->base_url = strdup(c->cfg->server);
+    return c->base_url ? KD_OK : kd_fail(KD_ERR_NOMEM, "out of memory");
+  }
+  if (!(u = curl_url()) || curl_url_set(u, CURLUPART_URL, c->cfg->server, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+    rc = kd_fail(KD_ERR_CONFIG, "%s: server '%s' is not a valid URL", c->cfg->source, c->cfg->server);
+    goto fail;
+  }
+  snprintf(line, sizeof line, "%s:%s:%s:%s", c->cfg->tls_server_name, port, host, port);
+  c->connect_to = curl_slist_append(NULL, line);
+  snprintf(line, sizeof line, "%s://%s:%s", scheme, c->cfg->tls_server_name, port);
+  c->base_url = strdup(line);
+  if (!c->connect_to || !c->base_url) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+fail:
+  curl_free(host);
+  curl_free(port);
+  curl_free(scheme);
+  curl_url_cleanup(u);
+  return rc;
+}
 
 kd_rc kube_client_new(struct kubecfg *cfg, const struct kube_client_opts *opts, kube_client **out) {
   pthread_once(&curl_once, curl_init_once);
@@ -64,6 +96,11 @@ kd_rc kube_client_new(struct kubecfg *cfg, const struct kube_client_opts *opts, 
   c->tokens = c->opts.burst;
   c->tokens_ms = kd_now_ms();
   pthread_mutex_init(&c->lock, NULL);
+  kd_rc rc = tls_server_name_setup(c);
+  if (rc != KD_OK) {
+    kube_client_free(c);
+    return rc;
+  }
   *out = c;
   return KD_OK;
 }
@@ -83,6 +120,8 @@ void kube_client_free(kube_client *c) {
   free(c->exec_cert);
   free(c->exec_key);
   json_decref(c->discovery);
+  free(c->base_url);
+  curl_slist_free_all(c->connect_to);
   pthread_mutex_destroy(&c->lock);
   free(c);
 }
@@ -380,6 +419,7 @@ static kd_rc setup_handle(kube_client *c, CURL *h, const char *method, const cha
     curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
   }
   if (cfg->proxy_url) curl_easy_setopt(h, CURLOPT_PROXY, cfg->proxy_url);
+  if (c->connect_to) curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
   *hdrs = NULL;
   struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
   if (content_type) {
@@ -452,7 +492,7 @@ static kd_rc do_request(kube_client *c, const char *method, const char *path, co
   kd_rc rc = KD_OK;
   char url[KUBE_MAX_PATH + 512];
   const char *server = c->cfg->server;
-  if (snprintf(url, sizeof url, "%s%s", server, path) >= (int)sizeof url)
+  if (snprintf(url, sizeof url, "%s%s", c->base_url, path) >= (int)sizeof url)
     return kd_fail(KD_ERR_TOOBIG, "request path too long");
   bool auth_retried = false;
   for (int attempt = 0;; attempt++) {
@@ -820,6 +860,14 @@ static bool match_res(json_t *e, const char *name, const char *group) {
   return false;
 }
 
+/* copy src into dst[n]; false if it does not fit */
+static bool copy_field(char *dst, size_t n, const char *src) {
+  size_t len = strlen(src ? src : "");
+  if (len >= n) return false;
+  memcpy(dst, src ? src : "", len + 1);
+  return true;
+}
+
 kd_rc kube_resolve(kube_client *c, const char *name, struct kube_res *res) {
   char buf[512];
   const char *group = NULL, *version = NULL, *rname = name;
@@ -856,10 +904,15 @@ kd_rc kube_resolve(kube_client *c, const char *name, struct kube_res *res) {
     json_array_foreach(all, i, e) {
       if (!match_res(e, rname, group)) continue;
       /* a version the user named wins over the preferred one */
-      snprintf(res->group, sizeof res->group, "%s", json_string_value(json_object_get(e, "group")));
-      snprintf(res->version, sizeof res->version, "%s", version ? version : json_string_value(json_object_get(e, "version")));
-      snprintf(res->resource, sizeof res->resource, "%s", json_string_value(json_object_get(e, "resource")));
-      snprintf(res->kind, sizeof res->kind, "%s", json_string_value(json_object_get(e, "kind")));
+      const char *v = version ? version : json_string_value(json_object_get(e, "version"));
+      bool fits = copy_field(res->group, sizeof res->group, json_string_value(json_object_get(e, "group"))) &&
+                  copy_field(res->version, sizeof res->version, v) &&
+                  copy_field(res->resource, sizeof res->resource, json_string_value(json_object_get(e, "resource"))) &&
+                  copy_field(res->kind, sizeof res->kind, json_string_value(json_object_get(e, "kind")));
+      if (!fits) {
+        json_decref(all);
+        return kd_fail(KD_ERR_INVALID, "resource type '%s': a name is too long", name);
+      }
       res->namespaced = json_is_true(json_object_get(e, "namespaced"));
       json_decref(all);
       return KD_OK;

@@ -116,3 +116,19 @@ test_leader_election_one_leader_and_takeover() {
   kill -TERM "$B"; wait "$B" || fail "lease holder exited with an error"
   assert_eq "" "$(kubectl -n lease-e2e get lease kcmdr-e2e-lock -o jsonpath='{.spec.holderIdentity}')" "released"
 }
+
+test_client_tls_server_name_and_verification() {
+  # the serving certificate names kubernetes.default.svc, not the address we connect to
+  sed 's#^\(    certificate-authority: .*\)#\1\n    tls-server-name: kubernetes.default.svc#' "$KUBECONFIG" > sni.kubeconfig
+  assert_eq "$("$KCMDR" get namespaces --count)" "$("$KCMDR" --kubeconfig sni.kubeconfig get namespaces --count)" "tls-server-name"
+  # tried: a tls-server-name the certificate does not carry -> refused (verification is on)
+  sed 's#^\(    certificate-authority: .*\)#\1\n    tls-server-name: not-the-server.example#' "$KUBECONFIG" > wrongsni.kubeconfig
+  expect_exit 1 timeout 60 "$KCMDR" --kubeconfig wrongsni.kubeconfig get namespaces
+  assert_contains "$OUT" "SSL" "certificate name mismatch"
+  # tried: no CA at all -> the system CAs do not trust the test CA
+  grep -v certificate-authority "$KUBECONFIG" > noca.kubeconfig
+  expect_exit 1 timeout 60 "$KCMDR" --kubeconfig noca.kubeconfig get namespaces
+  # insecure-skip-tls-verify is honoured when the user asks for it
+  sed 's#^    certificate-authority: .*#    insecure-skip-tls-verify: true#' "$KUBECONFIG" > insecure.kubeconfig
+  "$KCMDR" --kubeconfig insecure.kubeconfig get namespaces --count >/dev/null
+}
