@@ -12,5 +12,6 @@ int test_util(void);
 int test_yamljson(void);
 int test_kubeconfig(void);
 int test_kube(void);
+int test_cron(void);
 
 #endif
