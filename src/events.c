@@ -21,12 +21,12 @@ struct events {
   json_t *cache; /* key -> {"ns":..., "name":..., "count":n, "last":unix} */
 };
 
-kd_rc events_new(kube_client *c, const char *component, const char *default_ns, events **out) {
+kd_rc events_new(kube_client *c, const char *component, events **out) {
   events *e = calloc(1, sizeof *e);
   if (!e) return kd_fail(KD_ERR_NOMEM, "out of memory");
   e->client = c;
   e->component = kd_strdup(component);
-  e->default_ns = kd_strdup(default_ns ? default_ns : "default");
+  e->default_ns = kd_strdup("default");
   e->cache = json_object();
   pthread_mutex_init(&e->lock, NULL);
   if (!e->component || !e->default_ns || !e->cache) {

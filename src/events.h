@@ -11,8 +11,9 @@
 typedef struct events events;
 
 /* A recorder for component (e.g. "kcmdr-controller") that writes Events into the involved
- * object's namespace, or into default_ns for cluster-scoped objects. Borrows c. */
-kd_rc events_new(kube_client *c, const char *component, const char *default_ns, events **out);
+ * object's namespace, or into "default" for cluster-scoped objects (as client-go does: the API
+ * server accepts no other). Borrows c. */
+kd_rc events_new(kube_client *c, const char *component, events **out);
 /* Free the recorder. NULL is fine. */
 void events_free(events *e);
 

@@ -11,6 +11,7 @@ struct informer {
   struct kube_res res;
   char *ns, *selector;
   long watch_timeout;
+  json_t *(*transform)(json_t *obj);
   struct informer_handlers h;
   pthread_mutex_t lock; /* guards cache, synced, stats */
   json_t *cache;        /* "ns/name" -> object */
@@ -29,6 +30,7 @@ kd_rc informer_new(kube_client *c, const struct kube_res *res, const struct info
     inf->ns = kd_strdup(opts->namespace);
     inf->selector = kd_strdup(opts->label_selector);
     inf->watch_timeout = opts->watch_timeout_seconds;
+    inf->transform = opts->transform;
   }
   if (h) inf->h = *h;
   pthread_mutex_init(&inf->lock, NULL);
@@ -60,10 +62,22 @@ static void cache_key(json_t *obj, char *out, size_t n) {
 
 /* ---- relist ---- */
 
+/* the object as the cache keeps it (new reference) */
+static json_t *kept(informer *inf, json_t *obj) {
+  json_t *t = inf->transform ? inf->transform(obj) : NULL;
+  return t ? t : json_incref(obj);
+}
+
+struct collect_ctx {
+  informer *inf;
+  json_t *into;
+};
+
 static bool collect(json_t *item, void *ud) {
+  struct collect_ctx *cc = ud;
   char key[600];
   cache_key(item, key, sizeof key);
-  return json_object_set(ud, key, item) == 0;
+  return json_object_set_new(cc->into, key, kept(cc->inf, item)) == 0;
 }
 
 /* List everything and emit the differences to the cache. *rv gets the list's version. */
@@ -71,7 +85,8 @@ static kd_rc relist(informer *inf, char **rv) {
   json_t *fresh = json_object();
   if (!fresh) return kd_fail(KD_ERR_NOMEM, "out of memory");
   struct kube_list_opts lo = {inf->selector, NULL, 500, NULL};
-  kd_rc rc = kube_list(inf->client, &inf->res, inf->ns, &lo, collect, fresh, rv);
+  struct collect_ctx cc = {inf, fresh};
+  kd_rc rc = kube_list(inf->client, &inf->res, inf->ns, &lo, collect, &cc, rv);
   if (rc != KD_OK) {
     json_decref(fresh);
     return rc;
@@ -104,10 +119,11 @@ static kd_rc relist(informer *inf, char **rv) {
 
 /* ---- watch ---- */
 
-static bool on_event(enum kube_event_type t, json_t *obj, void *ud) {
+static bool on_event(enum kube_event_type t, json_t *raw, void *ud) {
   informer *inf = ud;
   char key[600];
   if (t == KUBE_BOOKMARK) return true;
+  json_t *obj = kept(inf, raw);
   cache_key(obj, key, sizeof key);
   pthread_mutex_lock(&inf->lock);
   json_t *prev = json_incref(json_object_get(inf->cache, key));
@@ -123,6 +139,7 @@ static bool on_event(enum kube_event_type t, json_t *obj, void *ud) {
     if (inf->h.on_update) inf->h.on_update(prev, obj, inf->h.ud);
   }
   json_decref(prev);
+  json_decref(obj);
   return true;
 }
 

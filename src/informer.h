@@ -27,6 +27,10 @@ struct informer_opts {
   const char *namespace;      /* NULL: all namespaces (or cluster-scoped) */
   const char *label_selector;
   long watch_timeout_seconds; /* server-side watch length before a resume; 0 = 300 */
+  /* Optional: keep only what the caller needs of each object (saves memory with many objects).
+   * Gets a borrowed object, returns a new reference (NULL: keep the object as it is). It must
+   * keep metadata.name, .namespace and .resourceVersion. */
+  json_t *(*transform)(json_t *obj);
 };
 
 /* Create an informer for res (copied) on client c (borrowed; must outlive the informer).

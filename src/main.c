@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "controller.h"
 
 struct verb {
   const char *name;
@@ -13,6 +14,7 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
+    {"controller", "reconcile ManagementBackups into Velero Backups (the kcm backup controller)", controller_main},
     {"version", "print the version of this binary", cli_version},
     {"get", "print Kubernetes objects as JSON (client check: kcmdr get RESOURCE [NAME])", cli_get},
 };

@@ -399,7 +399,7 @@ static int cmd_events(const char *ns) {
   if (rc == KD_ERR_CONFLICT) CHECK(kube_get(c, &cm_res, ns, "evtarget", &out) == KD_OK, "get target");
   json_object_set_new(out, "apiVersion", json_string("v1"));
   json_object_set_new(out, "kind", json_string("ConfigMap"));
-  CHECK(events_new(c, "kcmdr-e2e", ns, &ev) == KD_OK, "events_new");
+  CHECK(events_new(c, "kcmdr-e2e", &ev) == KD_OK, "events_new");
   for (int i = 0; i < 3; i++) CHECK(events_emit(ev, out, "Warning", "BadSchedule", "cron '%s' is invalid", "x y") == KD_OK, "emit");
   CHECK(events_emit(ev, out, "Normal", "BackupCreated", "created backup %s", "b1") == KD_OK, "emit other");
   events_free(ev);

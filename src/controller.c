@@ -1,0 +1,834 @@
+/* controller.c — the ManagementBackup controller (see controller.h). Informers keep caches of
+ * the objects it reads; their handlers put ManagementBackup names on a work queue with a due
+ * time; one worker reconciles them, so no two reconciles of the same object ever race. */
+#include "controller.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cron.h"
+#include "events.h"
+#include "informer.h"
+#include "kube.h"
+#include "lease.h"
+#include "metrics.h"
+#include "mgmtbackup.h"
+
+#define UPGRADE_KEY "\x01management-upgrade"
+#define REQUEUE_CONFLICT_MS 200
+#define REQUEUE_ERROR_MS 5000
+#define VELERO_RETRY_MS 5000
+
+static const struct kube_res res_mb = {"k0rdent.mirantis.com", "v1beta1", "managementbackups", "ManagementBackup", false};
+static const struct kube_res res_mgmt = {"k0rdent.mirantis.com", "v1beta1", "managements", "Management", false};
+static const struct kube_res res_cd = {"k0rdent.mirantis.com", "v1beta1", "clusterdeployments", "ClusterDeployment", true};
+static const struct kube_res res_ct = {"k0rdent.mirantis.com", "v1beta1", "clustertemplates", "ClusterTemplate", true};
+static const struct kube_res res_backup = {"velero.io", "v1", "backups", "Backup", true};
+static const struct kube_res res_bsl = {"velero.io", "v1", "backupstoragelocations", "BackupStorageLocation", true};
+
+static volatile int g_stop;
+static void on_signal(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+enum { INF_MB, INF_BACKUP, INF_BSL, INF_CD, INF_CT, INF_MGMT, INF_COUNT };
+
+struct ctl {
+  kube_client *c;
+  const char *ns;
+  bool compact;
+  bool leader_elect;
+  events *ev;
+  metrics *m;
+  informer *inf[INF_COUNT];
+  volatile int leading;
+  volatile int velero_ok; /* the Velero CRDs are served and cached */
+  pthread_mutex_t qlock;
+  pthread_cond_t qcond;
+  json_t *queue;   /* name -> due (ms, monotonic) */
+  json_t *created; /* name -> {"backup":..., "time":unix}: what we created, ahead of the cache */
+};
+
+struct inf_thread {
+  struct ctl *ctl;
+  int which;
+};
+
+/* ---- queue ---- */
+
+static void enqueue(struct ctl *x, const char *name, int64_t delay_ms) {
+  int64_t due = kd_now_ms() + delay_ms;
+  pthread_mutex_lock(&x->qlock);
+  json_t *cur = json_object_get(x->queue, name);
+  if (!cur || json_integer_value(cur) > due) json_object_set_new(x->queue, name, json_integer(due));
+  pthread_cond_signal(&x->qcond);
+  pthread_mutex_unlock(&x->qlock);
+}
+
+static void enqueue_all(struct ctl *x) {
+  json_t *all = informer_list(x->inf[INF_MB]);
+  size_t i;
+  json_t *o;
+  json_array_foreach(all, i, o) {
+    enqueue(x, json_string_value(json_object_get(json_object_get(o, "metadata"), "name")), 0);
+  }
+  json_decref(all);
+}
+
+/* Take the next due name (caller frees); NULL when stopping. Waits while nothing is due. */
+static char *dequeue(struct ctl *x) {
+  char *name = NULL;
+  pthread_mutex_lock(&x->qlock);
+  while (!g_stop) {
+    const char *k, *best = NULL;
+    json_t *v;
+    int64_t best_due = INT64_MAX, now = kd_now_ms();
+    json_object_foreach(x->queue, k, v) {
+      if (json_integer_value(v) < best_due) {
+        best_due = json_integer_value(v);
+        best = k;
+      }
+    }
+    if (best && best_due <= now && x->leading) {
+      name = strdup(best);
+      json_object_del(x->queue, best);
+      break;
+    }
+    int64_t wait = best && x->leading ? best_due - now : 1000;
+    if (wait > 1000) wait = 1000; /* look at g_stop now and then */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (wait % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(&x->qcond, &x->qlock, &ts);
+  }
+  pthread_mutex_unlock(&x->qlock);
+  return name;
+}
+
+/* ---- helpers ---- */
+
+static const char *meta_str(json_t *o, const char *k) {
+  return json_string_value(json_object_get(json_object_get(o, "metadata"), k));
+}
+
+static const char *label(json_t *o, const char *k) {
+  return json_string_value(json_object_get(json_object_get(json_object_get(o, "metadata"), "labels"), k));
+}
+
+static json_t *strip_managed_fields(json_t *o) {
+  json_t *c = json_deep_copy(o);
+  if (c) json_object_del(json_object_get(c, "metadata"), "managedFields");
+  return c;
+}
+
+/* ClusterDeployments and ClusterTemplates: keep only what selectors need (memory with 1000s) */
+static json_t *keep_for_selectors(json_t *o) {
+  json_t *md = json_object_get(o, "metadata");
+  return json_pack("{s:{s:O?,s:O?,s:O?},s:{s:O?},s:{s:O?}}", "metadata", "name", json_object_get(md, "name"),
+                   "namespace", json_object_get(md, "namespace"), "resourceVersion",
+                   json_object_get(md, "resourceVersion"), "spec", "template",
+                   json_object_get(json_object_get(o, "spec"), "template"), "status", "providers",
+                   json_object_get(json_object_get(o, "status"), "providers"));
+}
+
+static void set_time(json_t *st, const char *key, time_t t) {
+  char buf[21];
+  kd_time_format(t, buf);
+  json_object_set_new(st, key, json_string(buf));
+}
+
+static bool time_of(json_t *st, const char *key, time_t *t) {
+  const char *s = json_string_value(json_object_get(st, key));
+  time_t v;
+  if (!s || kd_time_parse(s, &v) != KD_OK) return false;
+  *t = v;
+  return true;
+}
+
+/* The MB a Backup belongs to, from its label (bounded names compared bounded). Caller frees. */
+static char *owner_of(struct ctl *x, json_t *backup) {
+  const char *l = label(backup, MB_LABEL_BACKUP);
+  if (!l) return NULL;
+  if (strlen(l) < MB_LABEL_MAX) return strdup(l);
+  json_t *all = informer_list(x->inf[INF_MB]);
+  char *found = NULL;
+  size_t i;
+  json_t *o;
+  json_array_foreach(all, i, o) {
+    char b[MB_LABEL_MAX + 1];
+    mb_bounded(meta_str(o, "name"), MB_LABEL_MAX, b);
+    if (strcmp(b, l) == 0) {
+      found = strdup(meta_str(o, "name"));
+      break;
+    }
+  }
+  json_decref(all);
+  return found;
+}
+
+/* ---- handlers ---- */
+
+static void on_mb(json_t *o, void *ud) { enqueue(ud, meta_str(o, "name"), 0); }
+static void on_mb_update(json_t *old, json_t *o, void *ud) {
+  (void)old;
+  enqueue(ud, meta_str(o, "name"), 0);
+}
+
+static void backup_metrics(struct ctl *x, const char *mb, json_t *old, json_t *o) {
+  const char *was = json_string_value(json_object_get(json_object_get(old, "status"), "phase"));
+  const char *now = json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
+  if (!mb_phase_terminal(now) || kd_streq(was, now)) return;
+  if (strcmp(now, "Completed") == 0) {
+    metrics_counter_add(x->m, "kcmdr_backups_completed_total", "Backups that completed, by ManagementBackup.",
+                        "managementbackup", mb, 1);
+    time_t t;
+    if (time_of(json_object_get(o, "status"), "completionTimestamp", &t))
+      metrics_gauge_set(x->m, "kcmdr_last_successful_backup_timestamp_seconds",
+                        "Completion time of the last successful backup, by ManagementBackup.", "managementbackup", mb,
+                        (double)t);
+  } else {
+    metrics_counter_add(x->m, "kcmdr_backups_failed_total",
+                        "Backups that ended Failed, PartiallyFailed or FailedValidation, by ManagementBackup.",
+                        "managementbackup", mb, 1);
+  }
+  time_t s, e;
+  if (time_of(json_object_get(o, "status"), "startTimestamp", &s) &&
+      time_of(json_object_get(o, "status"), "completionTimestamp", &e))
+    metrics_gauge_set(x->m, "kcmdr_last_backup_duration_seconds", "Duration of the last finished backup.",
+                      "managementbackup", mb, (double)(e - s));
+}
+
+static void on_backup(json_t *o, void *ud) {
+  char *mb = owner_of(ud, o);
+  if (mb) enqueue(ud, mb, 0);
+  free(mb);
+}
+static void on_backup_update(json_t *old, json_t *o, void *ud) {
+  char *mb = owner_of(ud, o);
+  if (mb) {
+    backup_metrics(ud, mb, old, o);
+    enqueue(ud, mb, 0);
+  }
+  free(mb);
+}
+static void on_anything(json_t *o, void *ud) {
+  (void)o;
+  enqueue_all(ud);
+}
+static void on_anything_update(json_t *old, json_t *o, void *ud) {
+  (void)old, (void)o;
+  enqueue_all(ud);
+}
+static void on_mgmt(json_t *o, void *ud) {
+  (void)o;
+  enqueue(ud, UPGRADE_KEY, 0);
+}
+static void on_mgmt_update(json_t *old, json_t *o, void *ud) {
+  (void)old;
+  on_mgmt(o, ud);
+}
+static void on_velero_synced(void *ud) {
+  struct ctl *x = ud;
+  if (!x->velero_ok) {
+    x->velero_ok = 1;
+    enqueue_all(x);
+  }
+}
+
+/* ---- reconcile ---- */
+
+static kd_rc resolve_bsl(struct ctl *x, json_t *mb, char *out, size_t n) {
+  const char *want = json_string_value(json_object_get(json_object_get(mb, "spec"), "storageLocation"));
+  if (want && want[0]) {
+    json_t *b = informer_get(x->inf[INF_BSL], x->ns, want);
+    if (!b) return kd_fail(KD_ERR_NOTFOUND, "BackupStorageLocation \"%s\" not found in namespace %s", want, x->ns);
+    json_decref(b);
+    snprintf(out, n, "%s", want);
+    return KD_OK;
+  }
+  json_t *all = informer_list(x->inf[INF_BSL]);
+  const char *best = NULL;
+  size_t i;
+  json_t *o;
+  json_array_foreach(all, i, o) {
+    if (!json_is_true(json_object_get(json_object_get(o, "spec"), "default"))) continue;
+    if (!best || strcmp(meta_str(o, "name"), best) < 0) best = meta_str(o, "name");
+  }
+  if (best) snprintf(out, n, "%s", best);
+  json_decref(all);
+  if (!best)
+    return kd_fail(KD_ERR_NOTFOUND,
+                   "no storageLocation is set and no BackupStorageLocation in namespace %s has spec.default: true",
+                   x->ns);
+  return KD_OK;
+}
+
+/* Create the Backup named bname for mb. KD_OK also when it already exists (ours, from before). */
+static kd_rc create_backup(struct ctl *x, json_t *mb, const char *bname, const char *bsl) {
+  json_t *cds = informer_list(x->inf[INF_CD]), *cts = informer_list(x->inf[INF_CT]);
+  json_t *sel = mb_selectors(cds, cts, x->compact), *obj = NULL, *out = NULL;
+  kd_rc rc = KD_OK;
+  if (!sel || !(obj = mb_backup_object(bname, x->ns, meta_str(mb, "name"), bsl, sel))) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    goto done;
+  }
+  rc = kube_create(x->c, &res_backup, x->ns, obj, &out);
+  if (rc == KD_ERR_CONFLICT) {
+    rc = KD_OK;
+    goto done;
+  }
+  if (rc != KD_OK) goto done;
+  metrics_counter_add(x->m, "kcmdr_backups_created_total", "Velero Backups created, by ManagementBackup.",
+                      "managementbackup", meta_str(mb, "name"), 1);
+  events_emit(x->ev, mb, "Normal", "BackupCreated", "Created Velero Backup %s/%s (storage location %s, %zu selectors)",
+              x->ns, bname, bsl, json_array_size(sel));
+  kd_log(KD_LOG_INFO, "ManagementBackup %s: created Backup %s/%s", meta_str(mb, "name"), x->ns, bname);
+done:
+  json_decref(cds);
+  json_decref(cts);
+  json_decref(sel);
+  json_decref(obj);
+  json_decref(out);
+  return rc;
+}
+
+/* Write status st to mb when it differs. Returns the requeue delay (0 none). */
+static int64_t write_status(struct ctl *x, json_t *mb, json_t *st) {
+  json_t *cur = json_object_get(mb, "status");
+  if (cur ? json_equal(cur, st) : json_object_size(st) == 0) return 0;
+  json_t *obj = json_deep_copy(mb), *out = NULL;
+  if (!obj) return REQUEUE_ERROR_MS;
+  json_object_set(obj, "status", st);
+  kd_rc rc = kube_update_status(x->c, &res_mb, NULL, obj, &out);
+  json_decref(obj);
+  json_decref(out);
+  if (rc == KD_ERR_CONFLICT || rc == KD_ERR_NOTFOUND) return rc == KD_ERR_CONFLICT ? REQUEUE_CONFLICT_MS : 0;
+  if (rc != KD_OK) {
+    kd_log(KD_LOG_WARN, "ManagementBackup %s: status update failed: %s", meta_str(mb, "name"), kd_errmsg());
+    return REQUEUE_ERROR_MS;
+  }
+  return 0;
+}
+
+/* Set or clear status.error; a new error is also a Warning Event. */
+static void set_error(struct ctl *x, json_t *mb, json_t *st, const char *reason, const char *msg) {
+  const char *old = json_string_value(json_object_get(json_object_get(mb, "status"), "error"));
+  if (!msg) {
+    json_object_del(st, "error");
+    return;
+  }
+  json_object_set_new(st, "error", json_string(msg));
+  if (!kd_streq(old, msg)) {
+    events_emit(x->ev, mb, "Warning", reason, "%s", msg);
+    kd_log(KD_LOG_WARN, "ManagementBackup %s: %s", meta_str(mb, "name"), msg);
+  }
+}
+
+static void mirror_last_backup(struct ctl *x, json_t *st) {
+  const char *bn = json_string_value(json_object_get(st, "lastBackupName"));
+  if (!bn) return;
+  json_t *b = informer_get(x->inf[INF_BACKUP], x->ns, bn);
+  json_t *bst = json_object_get(b, "status");
+  if (json_is_object(bst)) json_object_set(st, "lastBackup", bst);
+  json_decref(b);
+}
+
+/* After a restore: rebuild status from the restored Backups, then drop the restore labels. */
+static int64_t reconcile_restored(struct ctl *x, json_t *mb, json_t *st) {
+  const char *name = meta_str(mb, "name");
+  const char *sched = json_string_value(json_object_get(json_object_get(mb, "spec"), "schedule"));
+  bool scheduled = sched && sched[0];
+  json_t *all = informer_list(x->inf[INF_BACKUP]);
+  json_t *b = mb_pick_restored(name, scheduled, all, time(NULL));
+  if (b) {
+    json_t *bst = json_object_get(b, "status");
+    json_object_set_new(st, "lastBackupName", json_string(meta_str(b, "name")));
+    if (json_is_object(bst)) json_object_set(st, "lastBackup", bst);
+    time_t t;
+    if (time_of(bst, "startTimestamp", &t) || mb_parse_scheduled_name(name, meta_str(b, "name"), &t))
+      set_time(st, "lastBackupTime", t);
+  }
+  json_decref(all);
+  if (scheduled) {
+    cron_schedule *cs = NULL;
+    time_t base = time(NULL);
+    if (cron_parse(sched, &cs) == KD_OK) {
+      if (!time_of(st, "lastBackupTime", &base)) time_of(json_object_get(mb, "metadata"), "creationTimestamp", &base);
+      int64_t next = cron_next(cs, base);
+      if (next) set_time(st, "nextAttempt", (time_t)next);
+    }
+    cron_free(cs);
+  }
+  int64_t rq = write_status(x, mb, st);
+  if (rq) return rq;
+  json_t *patch = json_pack("{s:{s:{s:n,s:n}}}", "metadata", "labels", VELERO_LABEL_RESTORE, VELERO_LABEL_BACKUP), *out = NULL;
+  kd_rc rc = kube_patch(x->c, &res_mb, NULL, name, patch, NULL, &out);
+  json_decref(patch);
+  json_decref(out);
+  if (rc != KD_OK && rc != KD_ERR_NOTFOUND) return REQUEUE_ERROR_MS;
+  kd_log(KD_LOG_INFO, "ManagementBackup %s: status rebuilt after restore (last backup %s)", name,
+         b ? "found" : "not found");
+  return 0;
+}
+
+/* Backups of mb from the cache: the newest by name time (*newest, *newest_t) and whether any runs. */
+static void scan_backups(struct ctl *x, const char *name, const char **newest, time_t *newest_t, bool *running,
+                         json_t *all) {
+  char lbl[MB_LABEL_MAX + 1];
+  mb_bounded(name, MB_LABEL_MAX, lbl);
+  *newest = NULL;
+  *running = false;
+  size_t i;
+  json_t *b;
+  (void)x;
+  json_array_foreach(all, i, b) {
+    if (!kd_streq(label(b, MB_LABEL_BACKUP), lbl)) continue;
+    if (mb_phase_running(json_string_value(json_object_get(json_object_get(b, "status"), "phase")))) *running = true;
+    time_t t;
+    if (mb_parse_scheduled_name(name, meta_str(b, "name"), &t) && (!*newest || t > *newest_t)) {
+      *newest = meta_str(b, "name");
+      *newest_t = t;
+    }
+  }
+}
+
+static int64_t reconcile_scheduled(struct ctl *x, json_t *mb, json_t *st, const char *sched) {
+  const char *name = meta_str(mb, "name");
+  cron_schedule *cs = NULL;
+  char msg[1200];
+  if (cron_parse(sched, &cs) != KD_OK) {
+    snprintf(msg, sizeof msg, "invalid schedule \"%s\": %s", sched, kd_errmsg());
+    set_error(x, mb, st, "InvalidSchedule", msg);
+    json_object_del(st, "nextAttempt");
+    return write_status(x, mb, st);
+  }
+  time_t now = time(NULL), base;
+  if (!time_of(st, "lastBackupTime", &base) && !time_of(json_object_get(mb, "metadata"), "creationTimestamp", &base))
+    base = now;
+  /* what we created may not be in the caches yet */
+  json_t *mine = json_object_get(x->created, name);
+  bool running = false;
+  if (mine && json_integer_value(json_object_get(mine, "time")) >= base) {
+    base = (time_t)json_integer_value(json_object_get(mine, "time"));
+    json_object_set_new(st, "lastBackupName", json_string(json_string_value(json_object_get(mine, "backup"))));
+    set_time(st, "lastBackupTime", base);
+    json_t *b = informer_get(x->inf[INF_BACKUP], x->ns, json_string_value(json_object_get(mine, "backup")));
+    if (!b) running = true; /* created, not seen yet: it is New */
+    json_decref(b);
+  }
+  /* a Backup of ours newer than the status says (a restart after creating it): adopt it */
+  json_t *all = informer_list(x->inf[INF_BACKUP]);
+  const char *newest;
+  time_t newest_t = 0;
+  bool any_running;
+  scan_backups(x, name, &newest, &newest_t, &any_running, all);
+  running = running || any_running;
+  if (newest && newest_t > base && newest_t <= now) {
+    base = newest_t;
+    json_object_set_new(st, "lastBackupName", json_string(newest));
+    set_time(st, "lastBackupTime", base);
+  }
+  json_decref(all);
+  int64_t next = cron_next(cs, base);
+  int64_t requeue = 0;
+  if (next && now >= next && !running) {
+    char bsl[256], bname[MB_NAME_MAX + 1];
+    if (resolve_bsl(x, mb, bsl, sizeof bsl) != KD_OK) {
+      set_error(x, mb, st, "StorageLocationNotFound", kd_errmsg());
+      cron_free(cs);
+      int64_t rq = write_status(x, mb, st);
+      return rq ? rq : 30000;
+    }
+    mb_scheduled_name(name, now, bname);
+    if (create_backup(x, mb, bname, bsl) != KD_OK) {
+      snprintf(msg, sizeof msg, "creating Velero Backup %s: %s", bname, kd_errmsg());
+      set_error(x, mb, st, "BackupCreateFailed", msg);
+      cron_free(cs);
+      write_status(x, mb, st);
+      return REQUEUE_ERROR_MS;
+    }
+    json_object_set_new(x->created, name, json_pack("{s:s,s:I}", "backup", bname, "time", (json_int_t)now));
+    json_object_set_new(st, "lastBackupName", json_string(bname));
+    set_time(st, "lastBackupTime", now);
+    json_object_del(st, "lastBackup");
+    base = now;
+    next = cron_next(cs, base);
+  } else if (next && now >= next) {
+    kd_log(KD_LOG_DEBUG, "ManagementBackup %s: slot due but a backup is still running", name);
+  }
+  if (next) {
+    set_time(st, "nextAttempt", (time_t)next);
+    if (!(now >= next && running)) requeue = ((int64_t)next - (int64_t)time(NULL)) * 1000 + 50;
+  } else {
+    json_object_del(st, "nextAttempt");
+  }
+  cron_free(cs);
+  set_error(x, mb, st, NULL, NULL);
+  mirror_last_backup(x, st);
+  int64_t rq = write_status(x, mb, st);
+  if (rq) return rq;
+  return requeue > 0 ? requeue : 0;
+}
+
+static int64_t reconcile_on_demand(struct ctl *x, json_t *mb, json_t *st) {
+  const char *name = meta_str(mb, "name");
+  if (!json_string_value(json_object_get(st, "lastBackupName"))) {
+    json_t *b = informer_get(x->inf[INF_BACKUP], x->ns, name);
+    time_t t = time(NULL);
+    if (!b && !json_object_get(x->created, name)) {
+      char bsl[256], msg[1200];
+      if (resolve_bsl(x, mb, bsl, sizeof bsl) != KD_OK) {
+        set_error(x, mb, st, "StorageLocationNotFound", kd_errmsg());
+        int64_t rq = write_status(x, mb, st);
+        return rq ? rq : 30000;
+      }
+      if (create_backup(x, mb, name, bsl) != KD_OK) {
+        snprintf(msg, sizeof msg, "creating Velero Backup %s: %s", name, kd_errmsg());
+        set_error(x, mb, st, "BackupCreateFailed", msg);
+        write_status(x, mb, st);
+        return REQUEUE_ERROR_MS;
+      }
+      json_object_set_new(x->created, name, json_pack("{s:s,s:I}", "backup", name, "time", (json_int_t)t));
+    } else if (b) {
+      if (!time_of(json_object_get(b, "status"), "startTimestamp", &t))
+        time_of(json_object_get(b, "metadata"), "creationTimestamp", &t);
+    } else {
+      t = (time_t)json_integer_value(json_object_get(json_object_get(x->created, name), "time"));
+    }
+    json_decref(b);
+    json_object_set_new(st, "lastBackupName", json_string(name));
+    set_time(st, "lastBackupTime", t);
+  }
+  json_object_del(st, "nextAttempt");
+  set_error(x, mb, st, NULL, NULL);
+  mirror_last_backup(x, st);
+  return write_status(x, mb, st);
+}
+
+static int64_t reconcile(struct ctl *x, const char *name) {
+  json_t *mb = informer_get(x->inf[INF_MB], NULL, name);
+  if (!mb) {
+    json_object_del(x->created, name);
+    return 0;
+  }
+  int64_t rq = 0;
+  json_t *st = json_deep_copy(json_object_get(mb, "status"));
+  if (!st) st = json_object();
+  /* like kcm: ManagementBackups carry the kcm component label, so backups include them */
+  if (!kd_streq(label(mb, MB_LABEL_COMPONENT), MB_LABEL_COMPONENT_VALUE)) {
+    json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE), *out = NULL;
+    kd_rc rc = kube_patch(x->c, &res_mb, NULL, name, patch, NULL, &out);
+    json_decref(patch);
+    json_decref(out);
+    if (rc != KD_OK && rc != KD_ERR_NOTFOUND) rq = REQUEUE_ERROR_MS;
+    goto done; /* the update comes back through the watch */
+  }
+  if (label(mb, VELERO_LABEL_RESTORE) && label(mb, VELERO_LABEL_BACKUP)) {
+    rq = reconcile_restored(x, mb, st);
+    goto done;
+  }
+  if (!x->velero_ok) {
+    set_error(x, mb, st, "VeleroNotInstalled",
+              "Velero is not installed: the velero.io/v1 Backup and BackupStorageLocation CRDs are not served");
+    write_status(x, mb, st);
+    rq = VELERO_RETRY_MS;
+    goto done;
+  }
+  const char *sched = json_string_value(json_object_get(json_object_get(mb, "spec"), "schedule"));
+  rq = sched && sched[0] ? reconcile_scheduled(x, mb, st, sched) : reconcile_on_demand(x, mb, st);
+done:
+  json_decref(st);
+  json_decref(mb);
+  return rq;
+}
+
+/* performOnManagementUpgrade: a one-shot backup named <mb>-<old release>, once per release */
+static void reconcile_upgrade(struct ctl *x) {
+  json_t *mgmts = informer_list(x->inf[INF_MGMT]), *mbs = informer_list(x->inf[INF_MB]);
+  size_t i, j;
+  json_t *m, *mb;
+  json_array_foreach(mgmts, i, m) {
+    const char *want = json_string_value(json_object_get(json_object_get(m, "spec"), "release"));
+    const char *have = json_string_value(json_object_get(json_object_get(m, "status"), "release"));
+    if (!want || !have || !have[0] || strcmp(want, have) == 0) continue;
+    json_array_foreach(mbs, j, mb) {
+      if (!json_is_true(json_object_get(json_object_get(mb, "spec"), "performOnManagementUpgrade"))) continue;
+      if (label(mb, MB_LABEL_RELEASE_BACKUP)) continue; /* a release backup itself */
+      char full[600], name[MB_NAME_MAX + 1], lbl[MB_LABEL_MAX + 1];
+      snprintf(full, sizeof full, "%s-%s", meta_str(mb, "name"), have);
+      mb_bounded(full, MB_NAME_MAX, name);
+      mb_bounded(have, MB_LABEL_MAX, lbl);
+      json_t *exists = informer_get(x->inf[INF_MB], NULL, name);
+      if (exists) {
+        json_decref(exists);
+        continue;
+      }
+      const char *sl = json_string_value(json_object_get(json_object_get(mb, "spec"), "storageLocation"));
+      json_t *obj = json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s}},s:{s:s?}}", "apiVersion", "k0rdent.mirantis.com/v1beta1",
+                              "kind", "ManagementBackup", "metadata", "name", name, "labels", MB_LABEL_RELEASE_BACKUP, lbl,
+                              MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE, "spec", "storageLocation", sl), *out = NULL;
+      kd_rc rc = obj ? kube_create(x->c, &res_mb, NULL, obj, &out) : KD_ERR_NOMEM;
+      if (rc == KD_OK) {
+        events_emit(x->ev, mb, "Normal", "UpgradeBackupCreated",
+                    "Management %s moves from release %s to %s: created ManagementBackup %s", meta_str(m, "name"), have,
+                    want, name);
+        kd_log(KD_LOG_INFO, "release %s -> %s: created ManagementBackup %s", have, want, name);
+      } else if (rc != KD_ERR_CONFLICT) {
+        kd_log(KD_LOG_WARN, "release backup %s: %s", name, kd_errmsg());
+        enqueue(x, UPGRADE_KEY, REQUEUE_ERROR_MS);
+      }
+      json_decref(obj);
+      json_decref(out);
+    }
+  }
+  json_decref(mgmts);
+  json_decref(mbs);
+}
+
+/* ---- threads ---- */
+
+static bool all_synced(struct ctl *x) {
+  for (int i = 0; i < INF_COUNT; i++) {
+    if ((i == INF_BACKUP || i == INF_BSL) && !x->velero_ok) continue;
+    if (!informer_synced(x->inf[i])) return false;
+  }
+  return true;
+}
+
+static bool ready(void *ud) {
+  struct ctl *x = ud;
+  return all_synced(x) && (!x->leader_elect || x->leading);
+}
+
+static void *informer_thread(void *arg) {
+  struct inf_thread *t = arg;
+  struct ctl *x = t->ctl;
+  while (!g_stop) {
+    kd_rc rc = informer_run(x->inf[t->which], &g_stop);
+    if (g_stop) break;
+    if (t->which == INF_BACKUP || t->which == INF_BSL) {
+      if (x->velero_ok) kd_log(KD_LOG_WARN, "Velero resources unavailable: %s", kd_errmsg());
+      x->velero_ok = 0;
+      enqueue_all(x);
+    } else {
+      kd_log(KD_LOG_WARN, "watch ended: %s (%s); retrying", kd_errmsg(), kd_rc_name(rc));
+    }
+    kd_sleep_ms(VELERO_RETRY_MS, &g_stop);
+  }
+  return NULL;
+}
+
+static void *worker_thread(void *arg) {
+  struct ctl *x = arg;
+  while (!g_stop && !all_synced(x)) kd_sleep_ms(50, &g_stop);
+  kd_log(KD_LOG_INFO, "caches synced; reconciling");
+  enqueue_all(x);
+  enqueue(x, UPGRADE_KEY, 0);
+  for (;;) {
+    char *name = dequeue(x);
+    if (!name) break;
+    int64_t t0 = kd_now_ms();
+    int64_t rq = 0;
+    if (strcmp(name, UPGRADE_KEY) == 0) reconcile_upgrade(x);
+    else rq = reconcile(x, name);
+    double secs = (double)(kd_now_ms() - t0) / 1000.0;
+    metrics_counter_add(x->m, "kcmdr_reconcile_total", "Reconciles done.", NULL, NULL, 1);
+    metrics_observe(x->m, "kcmdr_reconcile_duration_seconds", "Time spent in one reconcile.", secs);
+    if (rq > 0) enqueue(x, name, rq);
+    free(name);
+  }
+  return NULL;
+}
+
+static void lead_start(void *ud) {
+  struct ctl *x = ud;
+  x->leading = 1;
+  enqueue_all(x);
+  enqueue(x, UPGRADE_KEY, 0);
+}
+
+static void lead_stop(void *ud) {
+  struct ctl *x = ud;
+  x->leading = 0;
+}
+
+struct lease_arg {
+  struct ctl *x;
+  kd_rc rc;
+};
+
+static void *lease_thread(void *arg) {
+  struct lease_arg *a = arg;
+  struct lease_opts o = {a->x->ns, "kcmdr-controller-leader", NULL, 0, 0, 0};
+  a->rc = lease_run(a->x->c, &o, lead_start, lead_stop, a->x, &g_stop);
+  if (a->rc != KD_OK) {
+    kd_log(KD_LOG_ERROR, "%s; exiting so that another replica takes over", kd_errmsg());
+    g_stop = 1;
+  }
+  return NULL;
+}
+
+/* ---- the verb ---- */
+
+static const char usage[] =
+    "Usage: kcmdr controller [flags]\n"
+    "\n"
+    "Reconcile ManagementBackup objects into Velero Backups, as kcm does: on-demand backups,\n"
+    "cron schedules (robfig/cron syntax, CRON_TZ= prefixes), status that follows each Backup,\n"
+    "status rebuilt after a restore, and a backup before each Management release upgrade.\n"
+    "\n"
+    "Flags:\n"
+    "  --namespace NS                  system namespace for Backups and storage locations (default kcm-system)\n"
+    "  --engine velero|builtin         who executes Backups: a Velero server in the cluster (default velero)\n"
+    "  --compact-selectors             one `In` selector per label key instead of one per value\n"
+    "  --leader-elect                  run as one of several replicas; only the Lease holder works\n"
+    "  --metrics-bind-address ADDR     Prometheus /metrics, e.g. :8080 (default 0: off)\n"
+    "  --health-probe-bind-address A   /healthz and /readyz, e.g. :8081 (default 0: off)\n"
+    "  --kubeconfig, --context         as kubectl; in a Pod the service account is used\n"
+    "  --log-format text|json, -v N    logging (N: 0 errors .. 4 trace, default 2)\n"
+    "\n"
+    "Stops cleanly on SIGTERM or SIGINT.\n";
+
+int controller_main(int argc, char **argv) {
+  struct cli_globals g;
+  int ret = cli_globals_parse(&argc, argv, &g);
+  if (ret != CLI_OK) return ret;
+  if (g.help) {
+    fputs(usage, stdout);
+    return CLI_OK;
+  }
+  struct ctl x = {0};
+  const char *engine = "velero", *metrics_addr = "0", *health_addr = "0";
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = NULL;
+    const char *eq = strchr(a, '=');
+    char flag[64];
+    snprintf(flag, sizeof flag, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+    bool takes = strcmp(flag, "--engine") == 0 || strcmp(flag, "--metrics-bind-address") == 0 ||
+                 strcmp(flag, "--health-probe-bind-address") == 0;
+    if (takes) {
+      if (eq) v = eq + 1;
+      else if (i + 1 < argc) v = argv[++i];
+      if (!v) {
+        fprintf(stderr, "kcmdr controller: %s needs a value\n", flag);
+        return CLI_USAGE;
+      }
+    }
+    if (strcmp(flag, "--engine") == 0) engine = v;
+    else if (strcmp(flag, "--metrics-bind-address") == 0) metrics_addr = v;
+    else if (strcmp(flag, "--health-probe-bind-address") == 0) health_addr = v;
+    else if (strcmp(a, "--compact-selectors") == 0) x.compact = true;
+    else if (strcmp(a, "--leader-elect") == 0 || strcmp(a, "--leader-elect=true") == 0) x.leader_elect = true;
+    else if (strcmp(a, "--leader-elect=false") == 0) x.leader_elect = false;
+    else {
+      fprintf(stderr, "kcmdr controller: unknown argument '%s'\n%s", a, usage);
+      return CLI_USAGE;
+    }
+  }
+  if (strcmp(engine, "velero") != 0 && strcmp(engine, "builtin") != 0) {
+    fprintf(stderr, "kcmdr controller: --engine is velero or builtin, not '%s'\n", engine);
+    return CLI_USAGE;
+  }
+  if (strcmp(engine, "builtin") == 0) {
+    fprintf(stderr, "kcmdr controller: --engine=builtin is not available in this version yet; run a Velero server "
+                    "in the cluster and use --engine=velero\n");
+    return CLI_FAIL;
+  }
+  bool en;
+  char host[64];
+  int port;
+  if (httpserv_parse_addr(metrics_addr, &en, host, &port) || httpserv_parse_addr(health_addr, &en, host, &port)) {
+    fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
+    return CLI_USAGE;
+  }
+  x.ns = g.namespace ? g.namespace : "kcm-system";
+  g.namespace = x.ns;
+
+  ret = CLI_FAIL;
+  httpserv *hs_metrics = NULL, *hs_health = NULL;
+  pthread_t th[INF_COUNT + 2];
+  struct inf_thread it[INF_COUNT];
+  int nth = 0;
+  struct lease_arg la = {&x, KD_OK};
+  pthread_mutex_init(&x.qlock, NULL);
+  pthread_cond_init(&x.qcond, NULL);
+  x.queue = json_object();
+  x.created = json_object();
+  struct sigaction sa = {0};
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  if (cli_client(&g, &x.c) != CLI_OK) goto done;
+  if (events_new(x.c, "kcmdr-controller", &x.ev) != KD_OK || metrics_new(&x.m) != KD_OK) {
+    fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
+    goto done;
+  }
+  /* the ManagementBackup CRD must exist; everything else may come later */
+  json_t *probe = NULL;
+  if (kube_request(x.c, "GET", "/apis/k0rdent.mirantis.com/v1beta1", NULL, NULL, 0, &probe) != KD_OK) {
+    fprintf(stderr, "kcmdr controller: the ManagementBackup CRD (k0rdent.mirantis.com/v1beta1) is not served: %s\n"
+                    "  install it with: kcmdr install | kubectl apply -f -\n", kd_errmsg());
+    goto done;
+  }
+  json_decref(probe);
+  x.velero_ok = 1; /* until the Backup informer says otherwise */
+  struct informer_handlers hmb = {on_mb, on_mb_update, on_mb, NULL, &x};
+  struct informer_handlers hbk = {on_backup, on_backup_update, on_backup, on_velero_synced, &x};
+  struct informer_handlers hbsl = {on_anything, on_anything_update, on_anything, NULL, &x};
+  struct informer_handlers hmg = {on_mgmt, on_mgmt_update, NULL, NULL, &x};
+  struct informer_handlers none = {0};
+  struct informer_opts o_mb = {NULL, NULL, 0, strip_managed_fields};
+  struct informer_opts o_ns = {x.ns, NULL, 0, strip_managed_fields};
+  struct informer_opts o_sel = {NULL, NULL, 0, keep_for_selectors};
+  struct informer_opts o_mg = {NULL, NULL, 0, strip_managed_fields};
+  if (informer_new(x.c, &res_mb, &o_mb, &hmb, &x.inf[INF_MB]) || informer_new(x.c, &res_backup, &o_ns, &hbk, &x.inf[INF_BACKUP]) ||
+      informer_new(x.c, &res_bsl, &o_ns, &hbsl, &x.inf[INF_BSL]) || informer_new(x.c, &res_cd, &o_sel, &none, &x.inf[INF_CD]) ||
+      informer_new(x.c, &res_ct, &o_sel, &none, &x.inf[INF_CT]) || informer_new(x.c, &res_mgmt, &o_mg, &hmg, &x.inf[INF_MGMT])) {
+    fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
+    goto done;
+  }
+  if (httpserv_start(metrics_addr, x.m, NULL, NULL, &hs_metrics) != KD_OK ||
+      httpserv_start(health_addr, NULL, ready, &x, &hs_health) != KD_OK) {
+    fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
+    goto done;
+  }
+  x.leading = !x.leader_elect;
+  for (int i = 0; i < INF_COUNT; i++) {
+    it[i] = (struct inf_thread){&x, i};
+    pthread_create(&th[nth++], NULL, informer_thread, &it[i]);
+  }
+  pthread_create(&th[nth++], NULL, worker_thread, &x);
+  if (x.leader_elect) pthread_create(&th[nth++], NULL, lease_thread, &la);
+  kd_log(KD_LOG_INFO, "kcmdr controller %s: namespace %s, engine %s, %s selectors%s", KCMDR_VERSION, x.ns, engine,
+         x.compact ? "compact" : "kcm", x.leader_elect ? ", leader election on" : "");
+  while (!g_stop) kd_sleep_ms(200, &g_stop);
+  kd_log(KD_LOG_INFO, "stopping");
+  pthread_mutex_lock(&x.qlock);
+  pthread_cond_broadcast(&x.qcond);
+  pthread_mutex_unlock(&x.qlock);
+  for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
+  ret = la.rc == KD_OK ? CLI_OK : CLI_FAIL;
+done:
+  httpserv_stop(hs_metrics);
+  httpserv_stop(hs_health);
+  for (int i = 0; i < INF_COUNT; i++) informer_free(x.inf[i]);
+  events_free(x.ev);
+  metrics_free(x.m);
+  kube_client_free(x.c);
+  json_decref(x.queue);
+  json_decref(x.created);
+  pthread_mutex_destroy(&x.qlock);
+  pthread_cond_destroy(&x.qcond);
+  return ret;
+}

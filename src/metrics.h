@@ -1,0 +1,42 @@
+/* metrics.h — Prometheus metrics (counters, gauges, one histogram shape) and the small HTTP
+ * server (libmicrohttpd) that serves /metrics, /healthz and /readyz. */
+#ifndef KCMDR_METRICS_H
+#define KCMDR_METRICS_H
+
+#include <stdbool.h>
+
+#include "util.h"
+
+#define METRICS_MAX_SERIES 10000 /* label values beyond this are dropped (and counted) */
+
+typedef struct metrics metrics;
+
+/* A registry; thread-safe. KD_ERR_NOMEM. */
+kd_rc metrics_new(metrics **out);
+void metrics_free(metrics *m);
+
+/* Add v to counter name{label_key="label_value"} (label_key NULL: no label). */
+void metrics_counter_add(metrics *m, const char *name, const char *help, const char *label_key,
+                         const char *label_value, double v);
+/* Set gauge name{label_key="label_value"} to v. */
+void metrics_gauge_set(metrics *m, const char *name, const char *help, const char *label_key,
+                       const char *label_value, double v);
+/* Observe v (seconds) in histogram name, buckets 1 ms .. 10 s. */
+void metrics_observe(metrics *m, const char *name, const char *help, double v);
+/* The exposition text (caller frees); NULL on no memory. */
+char *metrics_render(metrics *m);
+
+typedef struct httpserv httpserv;
+typedef bool (*httpserv_check_fn)(void *ud);
+
+/* Parse a bind address as controller-runtime takes it: "0" disables (*enabled false),
+ * ":8080" is every interface, "127.0.0.1:8080" one. KD_ERR_INVALID with a message. */
+kd_rc httpserv_parse_addr(const char *addr, bool *enabled, char host[64], int *port);
+/* Serve on addr: /metrics from m (may be NULL), /healthz (200 while the process runs) and
+ * /readyz (200 when ready(ud) says so, else 503), on libmicrohttpd's own thread. *out is NULL
+ * when addr is "0" (disabled). KD_ERR_INVALID for a bad address, KD_ERR_IO when it cannot listen. */
+kd_rc httpserv_start(const char *addr, metrics *m, httpserv_check_fn ready, void *ud, httpserv **out);
+/* Stop serving and free. NULL is fine. */
+void httpserv_stop(httpserv *s);
+
+#endif
