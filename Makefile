@@ -39,7 +39,7 @@ $(UNIT): $(TOBJS) $(OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
 $(KUBE_E2E): test/e2e/kube_e2e.c $(OBJS)
-	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 deps:
 	scripts/deps
@@ -80,7 +80,7 @@ fuzz:
 fuzz-build: $(FUZZERS:%=$(BUILD)/fuzz-%)
 
 $(BUILD)/fuzz-%: test/fuzz/fuzz_%.c $(OBJS)
-	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Isrc -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Isrc -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 demo: $(BIN)
 	scripts/demo

@@ -322,7 +322,7 @@ static int cmd_informer(const char *ns, const char *dump) {
   kube_client *c = connect_or_die();
   struct inf_state s = {PTHREAD_MUTEX_INITIALIZER, json_object(), 0, 0, 0, 0};
   struct informer_handlers h = {h_add, h_update, h_delete, NULL, &s};
-  struct informer_opts io = {ns, NULL, 30};
+  struct informer_opts io = {ns, NULL, 30, NULL};
   informer *inf = NULL;
   CHECK(informer_new(c, &cm_res, &io, &h, &inf) == KD_OK, "informer_new");
   struct inf_run r = {inf, KD_OK};
