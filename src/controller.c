@@ -776,7 +776,8 @@ int controller_main(int argc, char **argv) {
   }
   /* the ManagementBackup CRD must exist; everything else may come later */
   json_t *probe = NULL;
-  if (kube_request(x.c, "GET", "/apis/k0rdent.mirantis.com/v1beta1", NULL, NULL, 0, &probe) != KD_OK) {
+  if (kube_request(x.c, "GET", "/apis/k0rdent.mirantis.com/v1beta1/managementbackups?limit=1", NULL, NULL, 0, &probe) !=
+      KD_OK) {
     fprintf(stderr, "kcmdr controller: the ManagementBackup CRD (k0rdent.mirantis.com/v1beta1) is not served: %s\n"
                     "  install it with: kcmdr install | kubectl apply -f -\n", kd_errmsg());
     goto done;

@@ -1,0 +1,417 @@
+# t_controller.sh — `kcmdr controller --engine=velero` on a real API server. Each test gets a
+# control plane of its own; the test plays Velero's part by patching Backup status as Velero would.
+
+# ctl_env: a fresh control plane with kcm-system, a default BSL and a small kcm fixture
+ctl_env() {
+  CTL_ENV=ctl-${FUNCNAME[1]#test_controller_}
+  CTL_ENV=${CTL_ENV:0:40}
+  trap 'ctl_stop_all; "$REPO/scripts/testenv" down --name "$CTL_ENV" >/dev/null 2>&1' EXIT
+  eval "$("$REPO/scripts/testenv" up --name "$CTL_ENV" 2>/dev/null)"
+  kubectl create namespace kcm-system >/dev/null
+  if [ "${1:-}" != --no-bsl ]; then
+    kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: BackupStorageLocation
+metadata: {name: aws-s3, namespace: kcm-system}
+spec: {provider: aws, default: true, objectStorage: {bucket: my-bucket}, config: {region: us-east-1}}
+YAML
+  fi
+  "$REPO/scripts/fixture" --cluster-deployments "${CDS:-3}" --extra 5 2>/dev/null
+}
+
+CTL_PIDS=()
+# start_controller LOG [flags...]: run the controller in the background, wait until it is ready
+start_controller() {
+  local log=$1; shift
+  local hp; hp=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  "$KCMDR" controller --health-probe-bind-address "127.0.0.1:$hp" "$@" >"$log" 2>&1 &
+  CTL_PID=$!; CTL_PIDS+=("$CTL_PID"); CTL_HEALTH=$hp
+  wait_until 20 grep -q "caches synced" "$log"
+}
+ctl_stop_all() { for p in "${CTL_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+
+backups() { kubectl -n kcm-system get backups -o json | jq -r '.items[].metadata.name' | sort; }
+mb_status() { kubectl get managementbackup "$1" -o json | jq -c ".status$2"; }
+velero_sets() { # velero_sets BACKUP PHASE: play Velero
+  local now; now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  kubectl -n kcm-system patch backup "$1" --subresource=status --type=merge -p "{\"status\":{\"phase\":\"$2\",
+    \"version\":1,\"formatVersion\":\"1.1.0\",\"startTimestamp\":\"$now\",\"completionTimestamp\":\"$now\",
+    \"expiration\":\"2099-01-01T00:00:00Z\",\"hookStatus\":{},\"progress\":{\"totalItems\":78,\"itemsBackedUp\":78}}}" >/dev/null
+}
+
+test_controller_seed_on_demand_backup() {
+  ctl_env
+  start_controller ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1alpha1
+kind: ManagementBackup
+metadata:
+  name: example-backup
+spec:
+  storageLocation: aws-s3
+YAML
+  wait_until 5 kubectl -n kcm-system get backup example-backup
+  b=$(kubectl -n kcm-system get backup example-backup -o json)
+  assert_eq '["*"]' "$(jq -c .spec.includedNamespaces <<<"$b")" "includedNamespaces"
+  assert_eq '["clusters.cluster.x-k8s.io"]' "$(jq -c .spec.excludedResources <<<"$b")" "excludedResources"
+  assert_eq "720h0m0s" "$(jq -r .spec.ttl <<<"$b")" "ttl"
+  assert_eq "aws-s3" "$(jq -r .spec.storageLocation <<<"$b")" "storageLocation"
+  assert_eq "example-backup" "$(jq -r '.metadata.labels["k0rdent.mirantis.com/management-backup"]' <<<"$b")" "owner label"
+  # kcm's selectors for the fixture (3 ClusterDeployments on aws/azure/vsphere templates), sorted by key_value
+  want=$(python3 - <<'PY'
+import json, subprocess
+cds = json.loads(subprocess.check_output(["kubectl", "get", "clusterdeployments", "-A", "-o", "json"]))["items"]
+cts = json.loads(subprocess.check_output(["kubectl", "get", "clustertemplates", "-A", "-o", "json"]))["items"]
+prov = {(t["metadata"]["namespace"], t["metadata"]["name"]): t.get("status", {}).get("providers", []) for t in cts}
+kv = {"k0rdent.mirantis.com/component_kcm", "controller.cert-manager.io/fao_true", "cluster.x-k8s.io/provider_cluster-api"}
+for cd in cds:
+    n, ns = cd["metadata"]["name"], cd["metadata"]["namespace"]
+    kv |= {"helm.toolkit.fluxcd.io/name_" + n, "cluster.x-k8s.io/cluster-name_" + n}
+    kv |= {"cluster.x-k8s.io/provider_" + p for p in prov.get((ns, cd["spec"]["template"]), [])}
+print(json.dumps([{"matchLabels": {k: v}} for k, v in (s.split("_", 1) for s in sorted(kv))], separators=(",", ":")))
+PY
+)
+  assert_eq "$want" "$(jq -c .spec.orLabelSelectors <<<"$b")" "orLabelSelectors as kcm builds them"
+  # the controller labels the ManagementBackup so backups include it
+  assert_eq "kcm" "$(kubectl get mgmtbackup example-backup -o jsonpath='{.metadata.labels.k0rdent\.mirantis\.com/component}')" "component label"
+  assert_eq '"example-backup"' "$(mb_status example-backup .lastBackupName)" "lastBackupName"
+  assert_eq "null" "$(mb_status example-backup .nextAttempt)" "no nextAttempt on demand"
+  # Velero finishes: the status follows within a second (watch, not a poll)
+  velero_sets example-backup Completed
+  start=$(date +%s%N)
+  wait_until 5 sh -c "kubectl get mgmtbackup example-backup -o json | jq -e '.status.lastBackup.phase == \"Completed\"'"
+  ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  [ "$ms" -lt 3000 ] || fail "status took ${ms}ms to follow the Backup"
+  assert_eq "$(kubectl -n kcm-system get backup example-backup -o json | jq -c -S .status)" "$(mb_status example-backup .lastBackup | jq -c -S .)" "lastBackup is the Backup's whole status"
+  assert_eq '78' "$(mb_status example-backup .lastBackup.progress.itemsBackedUp)" "progress"
+  # one backup only, ever
+  sleep 2
+  assert_eq "example-backup" "$(backups)" "exactly one Backup"
+  assert_contains "$(kubectl -n default get events -o json | jq -r '.items[].reason')" "BackupCreated" "Event"
+}
+
+test_controller_seed_schedule_next_attempt() {
+  ctl_env
+  start_controller ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1alpha1
+kind: ManagementBackup
+metadata: {name: kcm}
+spec: {schedule: "0 */6 * * *", storageLocation: aws-s3}
+YAML
+  # the next 6-hour boundary after creation; no backup before it
+  want=$(python3 -c 'import datetime as d; n=d.datetime.utcnow(); h=(n.hour//6+1)*6; t=n.replace(hour=0,minute=0,second=0,microsecond=0)+d.timedelta(hours=h); print(t.strftime("%Y-%m-%dT%H:%M:%SZ"))')
+  wait_until 5 sh -c "kubectl get mgmtbackup kcm -o json | jq -e '.status.nextAttempt == \"$want\"'"
+  sleep 1
+  assert_eq "" "$(backups)" "no Backup before the first slot"
+  assert_contains "$(kubectl get kcmbackup kcm --no-headers)" "$want" "NextBackup column"
+}
+
+test_controller_every_slot_one_backup_none_while_running() {
+  ctl_env
+  mp=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  start_controller ctl.log --metrics-bind-address "127.0.0.1:$mp"
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: tick}
+spec: {schedule: "@every 5s"}
+YAML
+  wait_until 10 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers 2>/dev/null | wc -l)" -ge 1 ]'
+  first=$(backups)
+  [[ $first =~ ^tick-[0-9]{14}$ ]] || fail "scheduled name '$first' is not tick-YYYYMMDDhhmmss"
+  # the Backup stays New, then InProgress: no second one while it runs, though slots pass
+  sleep 6
+  velero_sets "$first" InProgress
+  sleep 6
+  assert_eq "$first" "$(backups)" "no new Backup while one is New/InProgress"
+  # it completes: the next slot makes one more
+  velero_sets "$first" Completed
+  wait_until 10 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers | wc -l)" -ge 2 ]'
+  second=$(backups | tail -1)
+  assert_eq "\"$second\"" "$(mb_status tick .lastBackupName)" "lastBackupName follows"
+  last=$(mb_status tick .lastBackupTime | tr -d '"'); next=$(mb_status tick .nextAttempt | tr -d '"')
+  assert_eq 5 $(( $(date -d "$next" +%s) - $(date -d "$last" +%s) )) "nextAttempt = lastBackupTime + 5s"
+  # FailedValidation ends an attempt too (kcm polls it forever)
+  velero_sets "$second" FailedValidation
+  wait_until 10 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers | wc -l)" -ge 3 ]'
+  metrics=$(curl -s "127.0.0.1:$mp/metrics")
+  assert_contains "$metrics" 'kcmdr_backups_created_total{managementbackup="tick"} 3' "created metric"
+  assert_contains "$metrics" 'kcmdr_backups_completed_total{managementbackup="tick"} 1' "completed metric"
+  assert_contains "$metrics" 'kcmdr_backups_failed_total{managementbackup="tick"} 1' "failed metric"
+  assert_contains "$metrics" 'kcmdr_last_successful_backup_timestamp_seconds{managementbackup="tick"}' "last success metric"
+  assert_contains "$metrics" 'kcmdr_reconcile_duration_seconds_count' "reconcile histogram"
+  # a missed stretch of slots gives one backup, not a burst: stop, wait 3 slots, start
+  kill "$CTL_PID"; wait "$CTL_PID" || true
+  for b in $(backups); do velero_sets "$b" Completed; done
+  n=$(backups | wc -l)
+  sleep 16
+  start_controller ctl2.log
+  sleep 3
+  assert_eq $((n + 1)) "$(backups | wc -l)" "one backup after missed slots"
+}
+
+test_controller_bad_input_errors_and_recovery() {
+  ctl_env --no-bsl
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: BackupStorageLocation
+metadata: {name: not-default, namespace: kcm-system}
+spec: {provider: aws, objectStorage: {bucket: b}}
+YAML
+  start_controller ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: badcron}
+spec: {schedule: "61 * * * *", storageLocation: not-default}
+---
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: nobsl}
+spec: {storageLocation: missing-bsl}
+---
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: nodefault}
+YAML
+  # tried: a cron minute of 61 -> status.error with robfig's words, a Warning Event, no Backup
+  wait_until 5 sh -c "kubectl get mgmtbackup badcron -o json | jq -e '.status.error | test(\"end of range \\\\(61\\\\) above maximum \\\\(59\\\\)\")'"
+  # tried: a storage location that does not exist -> error, no Backup
+  wait_until 5 sh -c "kubectl get mgmtbackup nobsl -o json | jq -e '.status.error | test(\"missing-bsl\\\" not found\")'"
+  # tried: no storage location and no default one -> error, no Backup
+  wait_until 5 sh -c "kubectl get mgmtbackup nodefault -o json | jq -e '.status.error | test(\"spec.default\")'"
+  evs=$(kubectl -n default get events -o json)
+  for r in InvalidSchedule StorageLocationNotFound; do
+    assert_contains "$(jq -r '.items[] | select(.type=="Warning") | .reason' <<<"$evs")" "$r" "Warning Event $r"
+  done
+  assert_eq "" "$(backups)" "no Backup from bad input"
+  # the other objects are still served: a good one next to the bad ones works
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: good}
+spec: {storageLocation: not-default}
+YAML
+  wait_until 5 kubectl -n kcm-system get backup good
+  # fixing each clears its error
+  kubectl patch mgmtbackup badcron --type=merge -p '{"spec":{"schedule":"@every 1h"}}' >/dev/null
+  wait_until 5 sh -c "kubectl get mgmtbackup badcron -o json | jq -e '(.status.error == null) and (.status.nextAttempt != null)'"
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: BackupStorageLocation
+metadata: {name: missing-bsl, namespace: kcm-system}
+spec: {provider: aws, default: true, objectStorage: {bucket: b}}
+YAML
+  wait_until 10 kubectl -n kcm-system get backup nobsl
+  wait_until 10 kubectl -n kcm-system get backup nodefault
+  wait_until 5 sh -c "kubectl get mgmtbackup nobsl -o json | jq -e '.status.error == null'"
+  assert_eq "missing-bsl" "$(kubectl -n kcm-system get backup nodefault -o jsonpath='{.spec.storageLocation}')" "default BSL used"
+}
+
+test_controller_restart_creates_no_duplicate() {
+  ctl_env
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: dup}
+spec: {schedule: "@every 30s"}
+YAML
+  start_controller ctl.log
+  wait_until 40 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers 2>/dev/null | wc -l)" -ge 1 ]'
+  velero_sets "$(backups)" Completed
+  # the controller dies right after creating a Backup, before writing status: we make that Backup
+  kill -9 "$CTL_PID"
+  ts=$(date -u +%Y%m%d%H%M%S)
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: dup-$ts, namespace: kcm-system, labels: {k0rdent.mirantis.com/management-backup: dup}}
+spec: {storageLocation: aws-s3, ttl: 720h0m0s}
+YAML
+  velero_sets "dup-$ts" Completed
+  before=$(backups | wc -l)
+  start_controller ctl2.log
+  wait_until 10 sh -c "kubectl get mgmtbackup dup -o json | jq -e '.status.lastBackupName == \"dup-$ts\"'"
+  sleep 5
+  assert_eq "$before" "$(backups | wc -l)" "no duplicate Backup for the adopted slot"
+  # killed at random moments over several slots: never two Backups less than a slot apart
+  kubectl patch mgmtbackup dup --type=merge -p '{"spec":{"schedule":"@every 3s"}}' >/dev/null
+  for i in 1 2 3 4; do
+    sleep 2; kill -9 "$CTL_PID"
+    for b in $(backups); do velero_sets "$b" Completed; done
+    start_controller "ctl-kill$i.log"
+  done
+  sleep 4
+  for b in $(backups); do velero_sets "$b" Completed; done
+  prev=0
+  for b in $(backups); do
+    t=$(date -u -d "$(sed -E 's/^dup-(....)(..)(..)(..)(..)(..)$/\1-\2-\3 \4:\5:\6/' <<<"$b")" +%s)
+    [ "$prev" = 0 ] || [ $((t - prev)) -ge 3 ] || fail "Backups $b and the one before are $((t - prev))s apart: a duplicate"
+    prev=$t
+  done
+}
+
+test_controller_leader_election_only_leader_creates() {
+  ctl_env
+  start_controller a.log --leader-elect; A=$CTL_PID; AH=$CTL_HEALTH
+  wait_until 10 grep -q "is the leader" a.log
+  start_controller b.log --leader-elect; B=$CTL_PID; BH=$CTL_HEALTH
+  assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$AH/readyz")" "leader ready"
+  assert_eq 503 "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$BH/readyz")" "standby not ready"
+  assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$BH/healthz")" "standby healthy"
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: le}
+YAML
+  wait_until 5 kubectl -n kcm-system get backup le
+  grep -q "created Backup kcm-system/le" a.log || fail "the leader did not create the Backup"
+  grep -q "created Backup" b.log && fail "the standby created a Backup"
+  kill -9 "$A"
+  wait_until 25 grep -q "is the leader" b.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: le2}
+YAML
+  wait_until 5 kubectl -n kcm-system get backup le2
+  grep -q "created Backup kcm-system/le2" b.log || fail "the new leader did not create the Backup"
+  # SIGTERM: a clean stop, lease released
+  kill -TERM "$B"; wait "$B" || fail "controller did not exit cleanly on SIGTERM: $(tail -3 b.log)"
+  assert_eq "" "$(kubectl -n kcm-system get lease kcmdr-controller-leader -o jsonpath='{.spec.holderIdentity}')" "lease released"
+}
+
+test_controller_restore_labels_rebuild_status() {
+  ctl_env
+  # what a restore brings back: Backups with their status, ManagementBackups with Velero's labels
+  for b in kcm-20250117120000 kcm-20250117180012 kcm-29990101000000; do
+    kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: $b, namespace: kcm-system, labels: {k0rdent.mirantis.com/management-backup: kcm}}
+spec: {storageLocation: aws-s3}
+YAML
+  done
+  velero_sets kcm-20250117120000 Completed
+  velero_sets kcm-29990101000000 Completed
+  kubectl -n kcm-system patch backup kcm-20250117180012 --subresource=status --type=merge -p \
+    '{"status":{"phase":"Completed","startTimestamp":"2025-01-17T18:00:12Z","completionTimestamp":"2025-01-17T18:00:18Z","version":1,"formatVersion":"1.1.0"}}' >/dev/null
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: example-backup, namespace: kcm-system, labels: {k0rdent.mirantis.com/management-backup: example-backup}}
+spec: {storageLocation: aws-s3}
+YAML
+  velero_sets example-backup Completed
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1alpha1
+kind: ManagementBackup
+metadata:
+  name: kcm
+  labels: {velero.io/restore-name: r1, velero.io/backup-name: kcm-20250117180012, k0rdent.mirantis.com/component: kcm}
+spec: {schedule: "0 0 29 2 *", storageLocation: aws-s3}
+---
+apiVersion: k0rdent.mirantis.com/v1alpha1
+kind: ManagementBackup
+metadata:
+  name: example-backup
+  labels: {velero.io/restore-name: r1, velero.io/backup-name: kcm-20250117180012, k0rdent.mirantis.com/component: kcm}
+spec: {storageLocation: aws-s3}
+YAML
+  start_controller ctl.log
+  wait_until 10 sh -c "kubectl get mgmtbackup kcm -o json | jq -e '.metadata.labels[\"velero.io/restore-name\"] == null'"
+  # newest by its name's time, not in the future
+  assert_eq '"kcm-20250117180012"' "$(mb_status kcm .lastBackupName)" "restored lastBackupName"
+  assert_eq '"2025-01-17T18:00:12Z"' "$(mb_status kcm .lastBackupTime)" "restored lastBackupTime"
+  assert_eq '"Completed"' "$(mb_status kcm .lastBackup.phase)" "restored lastBackup"
+  wait_until 10 sh -c "kubectl get mgmtbackup example-backup -o json | jq -e '.metadata.labels[\"velero.io/backup-name\"] == null'"
+  assert_eq '"example-backup"' "$(mb_status example-backup .lastBackupName)" "restored on-demand"
+  # the schedule goes on from the restored time (its next slot: the next 29 February)
+  assert_eq '"2028-02-29T00:00:00Z"' "$(mb_status kcm .nextAttempt)" "nextAttempt from the restored time"
+  sleep 2
+  assert_eq 4 "$(backups | wc -l)" "no new Backup for the restored objects"
+}
+
+test_controller_perform_on_management_upgrade() {
+  ctl_env
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: kcm}
+spec: {schedule: "@daily", performOnManagementUpgrade: true}
+YAML
+  start_controller ctl.log
+  sleep 2
+  assert_eq "kcm" "$(kubectl get mgmtbackup -o name | sed 's#.*/##' | tr '\n' ' ' | xargs)" "no release backup before an upgrade"
+  kubectl patch management kcm --type=merge -p '{"spec":{"release":"kcm-1-1-0"}}' >/dev/null
+  wait_until 10 kubectl get mgmtbackup kcm-kcm-1-0-0
+  assert_eq "kcm-1-0-0" "$(kubectl get mgmtbackup kcm-kcm-1-0-0 -o jsonpath='{.metadata.labels.k0rdent\.mirantis\.com/release-backup}')" "release label"
+  wait_until 10 kubectl -n kcm-system get backup kcm-kcm-1-0-0
+  # once: further changes during the same upgrade make no second one
+  kubectl patch management kcm --type=merge -p '{"metadata":{"annotations":{"touch":"1"}}}' >/dev/null
+  sleep 2
+  assert_eq 2 "$(kubectl get mgmtbackup --no-headers | wc -l)" "one release backup"
+}
+
+# selected_names FILE-OF-SELECTORS: the objects a Backup's orLabelSelectors pick, as kind/ns/name
+selected_names() {
+  local sels=$1
+  for r in configmaps secrets serviceaccounts deployments clusterroles managements releases providertemplates \
+           clustertemplates servicetemplates clusterdeployments credentials clusters.cluster.x-k8s.io machines \
+           machinedeployments k0scontrolplanes awsclusters helmreleases certificates issuers; do
+    jq -r '.[] | if .matchLabels then (.matchLabels | to_entries[0] | "\(.key)=\(.value)")
+                 else (.matchExpressions[0] | "\(.key) in (\(.values | join(",")))") end' "$sels" |
+    while read -r sel; do
+      "$KCMDR" get "$r" -A -l "$sel" | jq -r --arg r "$r" '.items[] | "\($r)/\(.metadata.namespace // "")/\(.metadata.name)"'
+    done
+  done | sort -u
+}
+
+test_controller_compact_selectors_select_the_same_objects() {
+  CDS=20 ctl_env
+  start_controller a.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: per-value}
+YAML
+  wait_until 5 kubectl -n kcm-system get backup per-value
+  kill "$CTL_PID"; wait "$CTL_PID" || true
+  start_controller b.log --compact-selectors
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: compact}
+YAML
+  wait_until 5 kubectl -n kcm-system get backup compact
+  kubectl -n kcm-system get backup per-value -o json | jq .spec.orLabelSelectors > a.json
+  kubectl -n kcm-system get backup compact -o json | jq .spec.orLabelSelectors > b.json
+  assert_eq 5 "$(jq length b.json)" "one selector per label key"
+  [ "$(jq length a.json)" -gt 40 ] || fail "per-value selectors: only $(jq length a.json)"
+  selected_names a.json > a.txt
+  selected_names b.json > b.txt
+  diff a.txt b.txt || fail "the two selector forms select different objects"
+  # and exactly what the fixture says belongs in a backup (the ManagementBackups aside)
+  [ "$(wc -l < a.txt)" -gt 200 ] || fail "only $(wc -l < a.txt) objects selected"
+  for r in configmaps secrets; do
+    "$KCMDR" get "$r" -A | jq -r --arg r "$r" '.items[] | select(.metadata.annotations["kcmdr.test/in-backup"]=="true") | "\($r)/\(.metadata.namespace)/\(.metadata.name)"'
+  done | sort > want.txt
+  grep -E '^(configmaps|secrets)/' a.txt > got.txt
+  diff want.txt got.txt || fail "selected ConfigMaps/Secrets differ from the fixture's oracle"
+}
+
+test_controller_cli_contract() {
+  expect_exit 0 "$KCMDR" controller --help
+  assert_contains "$OUT" "--compact-selectors" "help"
+  expect_exit 2 "$KCMDR" controller --bogus
+  expect_exit 2 "$KCMDR" controller --engine=other
+  expect_exit 2 "$KCMDR" controller --metrics-bind-address nonsense
+  expect_exit 1 "$KCMDR" controller --engine=builtin
+  assert_contains "$OUT" "--engine=velero" "builtin engine message"
+  # tried: a cluster without our CRDs -> exit 1 with the install hint
+  ctl_env
+  kubectl delete crd managementbackups.k0rdent.mirantis.com >/dev/null
+  expect_exit 1 timeout 30 "$KCMDR" controller
+  assert_contains "$OUT" "kcmdr install" "missing CRD hint"
+}
