@@ -13,5 +13,6 @@ int test_yamljson(void);
 int test_kubeconfig(void);
 int test_kube(void);
 int test_cron(void);
+int test_mgmtbackup(void);
 
 #endif
