@@ -13,7 +13,8 @@ TEST_LDLIBS := $(shell pkg-config --libs cmocka)
 BUILD   ?= build
 BIN     ?= bin/kcmdr
 SRCS    := $(filter-out src/main.c,$(wildcard src/*.c))
-OBJS    := $(SRCS:src/%.c=$(BUILD)/%.o)
+OBJS    := $(SRCS:src/%.c=$(BUILD)/%.o) $(BUILD)/manifests.o
+MANIFESTS := deploy/crds/managementbackups.k0rdent.mirantis.com.yaml deploy/crds/velero.io.yaml deploy/kcmdr.yaml
 TSRCS   := $(wildcard test/unit/*.c)
 TOBJS   := $(TSRCS:test/unit/%.c=$(BUILD)/test/%.o)
 UNIT    := $(BUILD)/unit-tests
@@ -26,6 +27,15 @@ all: $(BIN)
 $(BIN): $(BUILD)/main.o $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# the manifests `kcmdr install` prints, compiled in
+$(BUILD)/manifests.c: $(MANIFESTS) scripts/embed
+	@mkdir -p $(dir $@)
+	scripts/embed manifest_crd_mb=deploy/crds/managementbackups.k0rdent.mirantis.com.yaml \
+	  manifest_crd_velero=deploy/crds/velero.io.yaml manifest_controller=deploy/kcmdr.yaml > $@
+
+$(BUILD)/manifests.o: $(BUILD)/manifests.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/%.o: src/%.c
 	@mkdir -p $(dir $@)

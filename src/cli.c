@@ -223,3 +223,78 @@ fail:
   kube_client_free(c);
   return ret;
 }
+
+/* ---- install ---- */
+
+extern const char manifest_crd_mb[], manifest_crd_velero[], manifest_controller[];
+
+static const char install_usage[] =
+    "Usage: kcmdr install [--namespace NS] [--image IMAGE] [--with-velero-crds]\n"
+    "\n"
+    "Print the manifests that install kcmdr: the ManagementBackup CRD, the controller's service\n"
+    "account, least-privilege RBAC and Deployment. Apply them with:\n"
+    "  kcmdr install | kubectl apply -f -\n"
+    "\n"
+    "  --namespace NS        system namespace (default kcm-system)\n"
+    "  --image IMAGE         controller image (default kcmdr:" KCMDR_VERSION ")\n"
+    "  --with-velero-crds    also the velero.io/v1 CRDs, for clusters without Velero installed\n";
+
+/* Print text with every "kcm-system" replaced by ns and "kcmdr:latest" by image. */
+static void print_substituted(const char *text, const char *ns, const char *image) {
+  for (const char *p = text; *p;) {
+    if (strncmp(p, "kcm-system", 10) == 0) {
+      fputs(ns, stdout);
+      p += 10;
+    } else if (strncmp(p, "kcmdr:latest", 12) == 0) {
+      fputs(image, stdout);
+      p += 12;
+    } else {
+      fputc(*p++, stdout);
+    }
+  }
+}
+
+static bool dns_label(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-') return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-')) return false;
+  return true;
+}
+
+int cli_install(int argc, char **argv) {
+  struct cli_globals g;
+  int ret = cli_globals_parse(&argc, argv, &g);
+  if (ret != CLI_OK) return ret;
+  if (g.help) {
+    fputs(install_usage, stdout);
+    return CLI_OK;
+  }
+  const char *ns = g.namespace ? g.namespace : "kcm-system", *image = "kcmdr:" KCMDR_VERSION;
+  bool velero = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--image") == 0 && i + 1 < argc) image = argv[++i];
+    else if (strncmp(argv[i], "--image=", 8) == 0) image = argv[i] + 8;
+    else if (strcmp(argv[i], "--with-velero-crds") == 0) velero = true;
+    else {
+      fprintf(stderr, "kcmdr install: unknown argument '%s'\n%s", argv[i], install_usage);
+      return CLI_USAGE;
+    }
+  }
+  if (!dns_label(ns)) {
+    fprintf(stderr, "kcmdr install: '%s' is not a valid namespace name\n", ns);
+    return CLI_USAGE;
+  }
+  if (!image[0] || strpbrk(image, " \t\n\"'")) {
+    fprintf(stderr, "kcmdr install: '%s' is not a valid image reference\n", image);
+    return CLI_USAGE;
+  }
+  fputs(manifest_crd_mb, stdout);
+  if (velero) {
+    fputs("---\n", stdout);
+    fputs(manifest_crd_velero, stdout);
+  }
+  fputs("---\n", stdout);
+  print_substituted(manifest_controller, ns, image);
+  return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
+}

@@ -34,5 +34,6 @@ int cli_client(const struct cli_globals *g, kube_client **out);
 
 int cli_version(int argc, char **argv);
 int cli_get(int argc, char **argv);
+int cli_install(int argc, char **argv);
 
 #endif

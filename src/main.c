@@ -15,6 +15,7 @@ struct verb {
 
 static const struct verb verbs[] = {
     {"controller", "reconcile ManagementBackups into Velero Backups (the kcm backup controller)", controller_main},
+    {"install", "print the manifests that install kcmdr (kcmdr install | kubectl apply -f -)", cli_install},
     {"version", "print the version of this binary", cli_version},
     {"get", "print Kubernetes objects as JSON (client check: kcmdr get RESOURCE [NAME])", cli_get},
 };

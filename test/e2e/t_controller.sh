@@ -415,3 +415,32 @@ test_controller_cli_contract() {
   expect_exit 1 timeout 30 "$KCMDR" controller
   assert_contains "$OUT" "kcmdr install" "missing CRD hint"
 }
+
+test_controller_install_manifests_and_least_privilege() {
+  ctl_env
+  expect_exit 0 "$KCMDR" install --help
+  expect_exit 2 "$KCMDR" install --namespace 'Bad_NS'
+  "$KCMDR" install | kubectl apply -f - > apply.log || fail "kcmdr install | kubectl apply failed: $(cat apply.log)"
+  assert_contains "$(cat apply.log)" "deployment.apps/kcmdr-controller created" "Deployment"
+  "$KCMDR" install --with-velero-crds | kubectl apply --dry-run=server -f - >/dev/null
+  # run the controller as its service account: the RBAC in the manifests must be enough
+  token=$(kubectl -n kcm-system create token kcmdr-controller)
+  sed "s/^\(    token: \).*/\1$token/" "$KUBECONFIG" > sa.kubeconfig
+  start_controller ctl.log --kubeconfig sa.kubeconfig --leader-elect
+  wait_until 10 grep -q "is the leader" ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: rbac}
+spec: {schedule: "@every 2s"}
+YAML
+  wait_until 10 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers 2>/dev/null | wc -l)" -ge 1 ]'
+  wait_until 10 sh -c "kubectl get mgmtbackup rbac -o json | jq -e '.status.lastBackupName != null'"
+  wait_until 10 sh -c "kubectl -n default get events -o json | jq -e '[.items[] | select(.reason==\"BackupCreated\")] | length > 0'"
+  ! grep -i "forbidden" ctl.log || fail "the service account lacked a permission"
+  # and no more than it needs
+  for what in "delete backups.velero.io -n kcm-system" "create backups.velero.io -n default" \
+              "get secrets -n kcm-system" "delete managementbackups.k0rdent.mirantis.com"; do
+    assert_eq "no" "$(kubectl --kubeconfig sa.kubeconfig auth can-i $what 2>/dev/null || true)" "can-i $what"
+  done
+}
