@@ -51,6 +51,13 @@ $(UNIT): $(TOBJS) $(OBJS)
 $(KUBE_E2E): test/e2e/kube_e2e.c $(OBJS)
 	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
+$(BUILD)/bench-controller: bench/bench_controller.c $(OBJS)
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+# Benchmarks print ratios against a baseline measured in the same run (see bench/).
+bench: all $(BUILD)/bench-controller
+	bench/controller
+
 deps:
 	scripts/deps
 

@@ -3,6 +3,7 @@
  * time; one worker reconciles them, so no two reconciles of the same object ever race. */
 #include "controller.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -128,6 +129,14 @@ static json_t *strip_managed_fields(json_t *o) {
   json_t *c = json_deep_copy(o);
   if (c) json_object_del(json_object_get(c, "metadata"), "managedFields");
   return c;
+}
+
+/* Backups: metadata (without managedFields) and status; their selector lists can be large */
+static json_t *keep_backup(json_t *o) {
+  json_t *md = json_deep_copy(json_object_get(o, "metadata"));
+  if (md) json_object_del(md, "managedFields");
+  return json_pack("{s:o?,s:{s:O?},s:O?}", "metadata", md, "spec", "storageLocation",
+                   json_object_get(json_object_get(o, "spec"), "storageLocation"), "status", json_object_get(o, "status"));
 }
 
 /* ClusterDeployments and ClusterTemplates: keep only what selectors need (memory with 1000s) */
@@ -528,9 +537,15 @@ static int64_t reconcile(struct ctl *x, const char *name) {
     json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE), *out = NULL;
     kd_rc rc = kube_patch(x->c, &res_mb, NULL, name, patch, NULL, &out);
     json_decref(patch);
+    if (rc != KD_OK) {
+      json_decref(out);
+      if (rc != KD_ERR_NOTFOUND) rq = REQUEUE_ERROR_MS;
+      goto done;
+    }
+    json_decref(mb); /* go on with the patched object: no round trip through the watch */
+    mb = strip_managed_fields(out);
     json_decref(out);
-    if (rc != KD_OK && rc != KD_ERR_NOTFOUND) rq = REQUEUE_ERROR_MS;
-    goto done; /* the update comes back through the watch */
+    if (!mb) goto done;
   }
   if (label(mb, VELERO_LABEL_RESTORE) && label(mb, VELERO_LABEL_BACKUP)) {
     rq = reconcile_restored(x, mb, st);
@@ -630,6 +645,7 @@ static void *informer_thread(void *arg) {
 static void *worker_thread(void *arg) {
   struct ctl *x = arg;
   while (!g_stop && !all_synced(x)) kd_sleep_ms(50, &g_stop);
+  malloc_trim(0); /* the initial list pages are gone; hand their memory back */
   kd_log(KD_LOG_INFO, "caches synced; reconciling");
   enqueue_all(x);
   enqueue(x, UPGRADE_KEY, 0);
@@ -642,6 +658,8 @@ static void *worker_thread(void *arg) {
     else rq = reconcile(x, name);
     double secs = (double)(kd_now_ms() - t0) / 1000.0;
     metrics_counter_add(x->m, "kcmdr_reconcile_total", "Reconciles done.", NULL, NULL, 1);
+    metrics_gauge_set(x->m, "kcmdr_kube_requests_total", "Requests sent to the Kubernetes API so far.", NULL, NULL,
+                      (double)kube_client_requests(x->c));
     metrics_observe(x->m, "kcmdr_reconcile_duration_seconds", "Time spent in one reconcile.", secs);
     if (rq > 0) enqueue(x, name, rq);
     free(name);
@@ -707,6 +725,7 @@ int controller_main(int argc, char **argv) {
     return CLI_OK;
   }
   struct ctl x = {0};
+  mallopt(M_ARENA_MAX, 2); /* a long-running daemon with several threads: keep RSS flat */
   const char *engine = "velero", *metrics_addr = "0", *health_addr = "0";
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -791,9 +810,10 @@ int controller_main(int argc, char **argv) {
   struct informer_handlers none = {0};
   struct informer_opts o_mb = {NULL, NULL, 0, strip_managed_fields};
   struct informer_opts o_ns = {x.ns, NULL, 0, strip_managed_fields};
+  struct informer_opts o_bk = {x.ns, NULL, 0, keep_backup};
   struct informer_opts o_sel = {NULL, NULL, 0, keep_for_selectors};
   struct informer_opts o_mg = {NULL, NULL, 0, strip_managed_fields};
-  if (informer_new(x.c, &res_mb, &o_mb, &hmb, &x.inf[INF_MB]) || informer_new(x.c, &res_backup, &o_ns, &hbk, &x.inf[INF_BACKUP]) ||
+  if (informer_new(x.c, &res_mb, &o_mb, &hmb, &x.inf[INF_MB]) || informer_new(x.c, &res_backup, &o_bk, &hbk, &x.inf[INF_BACKUP]) ||
       informer_new(x.c, &res_bsl, &o_ns, &hbsl, &x.inf[INF_BSL]) || informer_new(x.c, &res_cd, &o_sel, &none, &x.inf[INF_CD]) ||
       informer_new(x.c, &res_ct, &o_sel, &none, &x.inf[INF_CT]) || informer_new(x.c, &res_mgmt, &o_mg, &hmg, &x.inf[INF_MGMT])) {
     fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
