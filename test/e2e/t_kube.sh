@@ -59,10 +59,14 @@ informer_matches() {
 
 test_informer_survives_apiserver_restart_and_410() {
   local ns=informer-e2e dump=$PWD/dump.json
+  INF_ENV=informer
+  # a control plane of its own: this test stops its API server
+  trap '"$TESTENV" down --name "$INF_ENV" >/dev/null 2>&1' EXIT
+  eval "$("$TESTENV" up --name "$INF_ENV" 2>/dev/null)"
   kubectl create namespace "$ns" >/dev/null
   for i in 1 2 3; do kubectl -n "$ns" create configmap "cm$i" --from-literal=v=$i >/dev/null; done
   "$KUBE_E2E" informer "$ns" "$dump" 2> informer.log & INF_PID=$!
-  trap 'kill $INF_PID 2>/dev/null || true' EXIT
+  trap 'kill $INF_PID 2>/dev/null || true; "$TESTENV" down --name "$INF_ENV" >/dev/null 2>&1' EXIT
   wait_until 10 grep -q ready informer.log
   wait_until 30 informer_matches "$ns" "$dump"
   # changes while connected
@@ -72,28 +76,28 @@ test_informer_survives_apiserver_restart_and_410() {
   wait_until 30 informer_matches "$ns" "$dump"
 
   # outage 1: the informer's API server goes down; changes go through an HA peer on the same etcd
-  "$TESTENV" apiserver start --name main --index 2 >/dev/null
-  "$TESTENV" apiserver stop --name main --index 1
+  "$TESTENV" apiserver start --name "$INF_ENV" --index 2 >/dev/null
+  "$TESTENV" apiserver stop --name "$INF_ENV" --index 1
   peer="$KCMDR_TEST_DIR/kubeconfig2"
   kubectl --kubeconfig "$peer" -n "$ns" create configmap cm5 --from-literal=v=5 >/dev/null
   kubectl --kubeconfig "$peer" -n "$ns" patch configmap cm3 -p '{"data":{"v":"during-outage"}}' >/dev/null
   kubectl --kubeconfig "$peer" -n "$ns" delete configmap cm4 >/dev/null
-  "$TESTENV" apiserver start --name main --index 1 >/dev/null
+  "$TESTENV" apiserver start --name "$INF_ENV" --index 1 >/dev/null
   wait_until 60 informer_matches "$ns" "$dump"
 
   # outage 2 with etcd compacted meanwhile: resuming is impossible (410 Gone), so it lists again
   lists_before=$(jq .lists "$dump")
-  "$TESTENV" apiserver stop --name main --index 1
+  "$TESTENV" apiserver stop --name "$INF_ENV" --index 1
   for i in 6 7 8; do kubectl --kubeconfig "$peer" -n "$ns" create configmap "cm$i" --from-literal=v=$i >/dev/null; done
   kubectl --kubeconfig "$peer" -n "$ns" delete configmap cm5 >/dev/null
-  "$TESTENV" compact --name main >/dev/null
-  "$TESTENV" apiserver start --name main --index 1 >/dev/null
+  "$TESTENV" compact --name "$INF_ENV" >/dev/null
+  "$TESTENV" apiserver start --name "$INF_ENV" --index 1 >/dev/null
   wait_until 60 informer_matches "$ns" "$dump"
   lists_after=$(jq .lists "$dump")
   [ "$lists_after" -gt "$lists_before" ] || fail "no relist after 410 (lists $lists_before -> $lists_after)"
   # no handler saw an add twice, a delete of something absent, or an update of something unknown
   assert_eq 0 "$(jq .anomalies "$dump")" "duplicated or lost events"
-  "$TESTENV" apiserver stop --name main --index 2
+  "$TESTENV" apiserver stop --name "$INF_ENV" --index 2
   kill -TERM "$INF_PID"; wait "$INF_PID" || fail "informer exited with an error: $(tail -5 informer.log)"
 }
 
