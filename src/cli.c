@@ -16,8 +16,7 @@ bool cli_flag_takes_value(const char *arg) {
   return false;
 }
 
-/* "--flag=value" or "--flag value": returns the value or NULL; advances *i past what it used. */
-static const char *flag_value(int argc, char **argv, int *i, const char *name, bool *matched) {
+const char *cli_flag_value(int argc, char **argv, int *i, const char *name, bool *matched) {
   size_t n = strlen(name);
   *matched = false;
   if (strncmp(argv[*i], name, n) != 0) return NULL;
@@ -57,7 +56,7 @@ int cli_globals_parse(int *argc, char **argv, struct cli_globals *g) {
     };
     for (size_t k = 0; k < KD_ARRAY_LEN(strs) && !dst; k++) {
       int j = i;
-      v = flag_value(*argc, argv, &j, strs[k].flag, &m);
+      v = cli_flag_value(*argc, argv, &j, strs[k].flag, &m);
       if (!m) continue;
       if (!v || !v[0]) {
         fprintf(stderr, "kcmdr: flag %s needs a value\n", strs[k].flag);
@@ -71,7 +70,7 @@ int cli_globals_parse(int *argc, char **argv, struct cli_globals *g) {
     if (dst) continue;
     (void)name;
     int j = i;
-    if ((v = flag_value(*argc, argv, &j, "-v", &m)) || m) {
+    if ((v = cli_flag_value(*argc, argv, &j, "-v", &m)) || m) {
       char *end;
       long lv = v ? strtol(v, &end, 10) : -1;
       if (!v || *end || lv < 0 || lv > 4) {
@@ -82,7 +81,7 @@ int cli_globals_parse(int *argc, char **argv, struct cli_globals *g) {
       i = j;
       continue;
     }
-    if ((v = flag_value(*argc, argv, &j, "--log-format", &m)) || m) {
+    if ((v = cli_flag_value(*argc, argv, &j, "--log-format", &m)) || m) {
       if (!v || (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)) {
         fprintf(stderr, "kcmdr: --log-format is text or json\n");
         return CLI_USAGE;
@@ -103,6 +102,16 @@ int cli_globals_parse(int *argc, char **argv, struct cli_globals *g) {
   return CLI_OK;
 }
 
+int cli_start(int *argc, char **argv, struct cli_globals *g, const char *usage) {
+  int ret = cli_globals_parse(argc, argv, g);
+  if (ret != CLI_OK) return ret;
+  if (g->help) {
+    fputs(usage, stdout);
+    return CLI_OK;
+  }
+  return -1;
+}
+
 int cli_client(const struct cli_globals *g, kube_client **out) {
   struct kubecfg_opts o = {g->kubeconfig, g->context, g->namespace, g->server};
   kd_rc rc = kube_client_from_opts(&o, NULL, out);
@@ -115,12 +124,8 @@ int cli_client(const struct cli_globals *g, kube_client **out) {
 
 int cli_version(int argc, char **argv) {
   struct cli_globals g;
-  int rc = cli_globals_parse(&argc, argv, &g);
-  if (rc != CLI_OK) return rc;
-  if (g.help) {
-    printf("Usage: kcmdr version\n\nPrint the version of kcmdr and of the libraries it runs on.\n");
-    return CLI_OK;
-  }
+  int rc = cli_start(&argc, argv, &g, "Usage: kcmdr version\n\nPrint the version of kcmdr and of the libraries it runs on.\n");
+  if (rc >= 0) return rc;
   if (argc > 1) {
     fprintf(stderr, "kcmdr version: unexpected argument '%s'\n", argv[1]);
     return CLI_USAGE;
@@ -157,12 +162,8 @@ static const char get_usage[] =
 
 int cli_get(int argc, char **argv) {
   struct cli_globals g;
-  int ret = cli_globals_parse(&argc, argv, &g);
-  if (ret != CLI_OK) return ret;
-  if (g.help) {
-    fputs(get_usage, stdout);
-    return CLI_OK;
-  }
+  int ret = cli_start(&argc, argv, &g, get_usage);
+  if (ret >= 0) return ret;
   const char *resource = NULL, *name = NULL, *selector = NULL;
   bool all_ns = false, count_only = false;
   long limit = 0;
@@ -264,17 +265,18 @@ static bool dns_label(const char *s) {
 
 int cli_install(int argc, char **argv) {
   struct cli_globals g;
-  int ret = cli_globals_parse(&argc, argv, &g);
-  if (ret != CLI_OK) return ret;
-  if (g.help) {
-    fputs(install_usage, stdout);
-    return CLI_OK;
-  }
+  int ret = cli_start(&argc, argv, &g, install_usage);
+  if (ret >= 0) return ret;
   const char *ns = g.namespace ? g.namespace : "kcm-system", *image = "kcmdr:" KCMDR_VERSION;
   bool velero = false;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--image") == 0 && i + 1 < argc) image = argv[++i];
-    else if (strncmp(argv[i], "--image=", 8) == 0) image = argv[i] + 8;
+    bool m;
+    const char *v = cli_flag_value(argc, argv, &i, "--image", &m);
+    if (m && !v) {
+      fprintf(stderr, "kcmdr install: --image needs a value\n");
+      return CLI_USAGE;
+    }
+    if (m) image = v;
     else if (strcmp(argv[i], "--with-velero-crds") == 0) velero = true;
     else {
       fprintf(stderr, "kcmdr install: unknown argument '%s'\n%s", argv[i], install_usage);

@@ -29,6 +29,15 @@ bool cli_flag_takes_value(const char *arg);
  * and set up logging. Returns CLI_OK, or CLI_USAGE after printing which flag was wrong. */
 int cli_globals_parse(int *argc, char **argv, struct cli_globals *g);
 
+/* The start of every verb: take the global flags out of argv (see cli_globals_parse) and answer
+ * --help with usage. Returns -1 when the verb should go on, else the exit code to return. */
+int cli_start(int *argc, char **argv, struct cli_globals *g, const char *usage);
+
+/* A verb's own flag with a value, as "--name value" or "--name=value", at argv[*i]. Returns the
+ * value (advancing *i past it) or NULL; *matched says whether argv[*i] was this flag at all, so
+ * matched with NULL means the value is missing. */
+const char *cli_flag_value(int argc, char **argv, int *i, const char *name, bool *matched);
+
 /* Connect with the global flags; prints the error and returns CLI_FAIL on failure. */
 int cli_client(const struct cli_globals *g, kube_client **out);
 

@@ -718,35 +718,26 @@ static const char usage[] =
 
 int controller_main(int argc, char **argv) {
   struct cli_globals g;
-  int ret = cli_globals_parse(&argc, argv, &g);
-  if (ret != CLI_OK) return ret;
-  if (g.help) {
-    fputs(usage, stdout);
-    return CLI_OK;
-  }
+  int ret = cli_start(&argc, argv, &g, usage);
+  if (ret >= 0) return ret;
   struct ctl x = {0};
   mallopt(M_ARENA_MAX, 2); /* a long-running daemon with several threads: keep RSS flat */
   const char *engine = "velero", *metrics_addr = "0", *health_addr = "0";
+  static const char *const value_flags[] = {"--engine", "--metrics-bind-address", "--health-probe-bind-address"};
+  const char **targets[] = {&engine, &metrics_addr, &health_addr};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    const char *v = NULL;
-    const char *eq = strchr(a, '=');
-    char flag[64];
-    snprintf(flag, sizeof flag, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
-    bool takes = strcmp(flag, "--engine") == 0 || strcmp(flag, "--metrics-bind-address") == 0 ||
-                 strcmp(flag, "--health-probe-bind-address") == 0;
-    if (takes) {
-      if (eq) v = eq + 1;
-      else if (i + 1 < argc) v = argv[++i];
-      if (!v) {
-        fprintf(stderr, "kcmdr controller: %s needs a value\n", flag);
+    bool m = false;
+    for (size_t k = 0; k < KD_ARRAY_LEN(value_flags) && !m; k++) {
+      const char *v = cli_flag_value(argc, argv, &i, value_flags[k], &m);
+      if (m && !v) {
+        fprintf(stderr, "kcmdr controller: %s needs a value\n", value_flags[k]);
         return CLI_USAGE;
       }
+      if (m) *targets[k] = v;
     }
-    if (strcmp(flag, "--engine") == 0) engine = v;
-    else if (strcmp(flag, "--metrics-bind-address") == 0) metrics_addr = v;
-    else if (strcmp(flag, "--health-probe-bind-address") == 0) health_addr = v;
-    else if (strcmp(a, "--compact-selectors") == 0) x.compact = true;
+    if (m) continue;
+    if (strcmp(a, "--compact-selectors") == 0) x.compact = true;
     else if (strcmp(a, "--leader-elect") == 0 || strcmp(a, "--leader-elect=true") == 0) x.leader_elect = true;
     else if (strcmp(a, "--leader-elect=false") == 0) x.leader_elect = false;
     else {
