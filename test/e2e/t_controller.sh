@@ -442,3 +442,22 @@ YAML
     assert_eq "no" "$(kubectl --kubeconfig sa.kubeconfig auth can-i $what 2>/dev/null || true)" "can-i $what"
   done
 }
+
+test_controller_velero_crds_missing_then_installed() {
+  ctl_env
+  kubectl delete crd backups.velero.io >/dev/null
+  start_controller ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: early}
+YAML
+  # tried: Velero's CRDs absent -> status.error and a Warning Event; the controller keeps running
+  wait_until 15 sh -c "kubectl get mgmtbackup early -o json | jq -e '.status.error | test(\"Velero is not installed\")'"
+  assert_contains "$(kubectl -n default get events -o json | jq -r '.items[].reason')" "VeleroNotInstalled" "Event"
+  kill -0 "$CTL_PID" || fail "the controller exited"
+  # Velero arrives: the error clears and the backup is made, with no restart
+  kubectl apply -f "$REPO/deploy/crds/velero.io.yaml" >/dev/null
+  wait_until 30 kubectl -n kcm-system get backup early
+  wait_until 10 sh -c "kubectl get mgmtbackup early -o json | jq -e '.status.error == null'"
+}

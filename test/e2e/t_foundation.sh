@@ -43,7 +43,7 @@ YAML
     assert_eq "kcm-20250117180012" "$(jq -r .status.lastBackupName <<<"$got")" "lastBackupName via $v"
   done
   # short names and printer columns as DESIGN.md §2 names them
-  cols=$(kubectl get kcmbackup kcm -o wide | head -1)
+  cols=$(kubectl get kcmbackup kcm -o wide | sed -n 1p)  # sed reads all: no SIGPIPE under pipefail
   for c in LASTBACKUPSTATUS NEXTBACKUP SINCELASTBACKUP AGE ERROR; do assert_contains "$cols" "$c" "printer columns"; done
   row=$(kubectl get mgmtbackup kcm --no-headers)
   assert_contains "$row" "Completed" "LastBackupStatus column"
