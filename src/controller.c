@@ -441,7 +441,8 @@ static int64_t reconcile_scheduled(struct ctl *x, json_t *mb, json_t *st, const 
   bool any_running;
   scan_backups(x, name, &newest, &newest_t, &any_running, all);
   running = running || any_running;
-  if (newest && newest_t > base && newest_t <= now) {
+  const char *have = json_string_value(json_object_get(st, "lastBackupName"));
+  if (newest && newest_t <= now && (newest_t > base || (newest_t == base && !kd_streq(newest, have)))) {
     base = newest_t;
     json_object_set_new(st, "lastBackupName", json_string(newest));
     set_time(st, "lastBackupTime", base);
