@@ -51,6 +51,7 @@ struct ctl {
   informer *inf[INF_COUNT];
   volatile int leading;
   volatile int velero_ok; /* the Velero CRDs are served and cached */
+  volatile int missing[INF_COUNT]; /* the resource is not served (kcm only partly installed) */
   pthread_mutex_t qlock;
   pthread_cond_t qcond;
   json_t *queue;   /* name -> due (ms, monotonic) */
@@ -615,6 +616,7 @@ static void reconcile_upgrade(struct ctl *x) {
 static bool all_synced(struct ctl *x) {
   for (int i = 0; i < INF_COUNT; i++) {
     if ((i == INF_BACKUP || i == INF_BSL) && !x->velero_ok) continue;
+    if (x->missing[i]) continue; /* nothing to wait for: an empty cache is the truth */
     if (!informer_synced(x->inf[i])) return false;
   }
   return true;
@@ -636,7 +638,12 @@ static void *informer_thread(void *arg) {
       x->velero_ok = 0;
       enqueue_all(x);
     } else {
-      kd_log(KD_LOG_WARN, "watch ended: %s (%s); retrying", kd_errmsg(), kd_rc_name(rc));
+      if (rc == KD_ERR_NOTFOUND && !x->missing[t->which])
+        kd_log(KD_LOG_WARN, "%s are not served; going on without them (their selectors are left out)",
+               t->which == INF_MGMT ? "Managements" : t->which == INF_CD ? "ClusterDeployments" : "ClusterTemplates");
+      else
+        kd_log(KD_LOG_WARN, "watch ended: %s (%s); retrying", kd_errmsg(), kd_rc_name(rc));
+      if (rc == KD_ERR_NOTFOUND) x->missing[t->which] = 1;
     }
     kd_sleep_ms(VELERO_RETRY_MS, &g_stop);
   }

@@ -446,6 +446,8 @@ YAML
 test_controller_velero_crds_missing_then_installed() {
   ctl_env
   kubectl delete crd backups.velero.io >/dev/null
+  # kcm only partly installed too: no Managements, no ClusterDeployments
+  kubectl delete crd managements.k0rdent.mirantis.com clusterdeployments.k0rdent.mirantis.com >/dev/null
   start_controller ctl.log
   kubectl apply -f - >/dev/null <<'YAML'
 apiVersion: k0rdent.mirantis.com/v1beta1
@@ -460,4 +462,5 @@ YAML
   kubectl apply -f "$REPO/deploy/crds/velero.io.yaml" >/dev/null
   wait_until 30 kubectl -n kcm-system get backup early
   wait_until 10 sh -c "kubectl get mgmtbackup early -o json | jq -e '.status.error == null'"
+  assert_eq 3 "$(kubectl -n kcm-system get backup early -o json | jq '.spec.orLabelSelectors | length')" "the fixed selectors only"
 }
