@@ -84,7 +84,7 @@ static bool collect(json_t *item, void *ud) {
 static kd_rc relist(informer *inf, char **rv) {
   json_t *fresh = json_object();
   if (!fresh) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  struct kube_list_opts lo = {inf->selector, NULL, 500, NULL};
+  struct kube_list_opts lo = {inf->selector, NULL, 100, NULL}; /* small pages: a low memory peak */
   struct collect_ctx cc = {inf, fresh};
   kd_rc rc = kube_list(inf->client, &inf->res, inf->ns, &lo, collect, &cc, rv);
   if (rc != KD_OK) {
