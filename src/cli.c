@@ -39,7 +39,6 @@ int cli_globals_parse(int *argc, char **argv, struct cli_globals *g) {
     bool m;
     const char *v;
     const char **dst = NULL;
-    const char *name = NULL;
     if (strcmp(argv[i], "--") == 0) {
       while (i < *argc) argv[out++] = argv[i++];
       break;
@@ -64,11 +63,9 @@ int cli_globals_parse(int *argc, char **argv, struct cli_globals *g) {
       }
       dst = (const char **)((char *)g + strs[k].off);
       *dst = v;
-      name = strs[k].flag;
       i = j;
     }
     if (dst) continue;
-    (void)name;
     int j = i;
     if ((v = cli_flag_value(*argc, argv, &j, "-v", &m)) || m) {
       char *end;
@@ -141,12 +138,15 @@ int cli_version(int argc, char **argv) {
 struct get_state {
   json_t *items;
   size_t count;
+  bool nomem; /* never print a partial list as if it were whole */
 };
 
 static bool collect(json_t *item, void *ud) {
   struct get_state *s = ud;
   s->count++;
-  return json_array_append(s->items, item) == 0;
+  if (json_array_append(s->items, item) == 0) return true;
+  s->nomem = true;
+  return false;
 }
 
 static const char get_usage[] =
@@ -195,7 +195,7 @@ int cli_get(int argc, char **argv) {
   }
   kube_client *c = NULL;
   json_t *out = NULL;
-  struct get_state st = {json_array(), 0};
+  struct get_state st = {json_array(), 0, false};
   struct kube_res res;
   kd_rc rc;
   ret = CLI_FAIL;
@@ -208,6 +208,11 @@ int cli_get(int argc, char **argv) {
     struct kube_list_opts lo = {selector, NULL, limit, NULL};
     char *rv = NULL;
     if ((rc = kube_list(c, &res, ns, &lo, collect, &st, &rv)) != KD_OK) goto fail_msg;
+    if (st.nomem) {
+      free(rv);
+      kd_fail(KD_ERR_NOMEM, "out of memory holding the list");
+      goto fail_msg;
+    }
     out = json_pack("{s:s,s:s,s:{s:s?},s:O}", "apiVersion", "v1", "kind", "List", "metadata", "resourceVersion", rv,
                     "items", st.items);
     free(rv);

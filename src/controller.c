@@ -391,7 +391,7 @@ static int64_t reconcile_restored(struct ctl *x, json_t *mb, json_t *st) {
 }
 
 /* Backups of mb from the cache: the newest by name time (*newest, *newest_t) and whether any runs. */
-static void scan_backups(struct ctl *x, const char *name, const char **newest, time_t *newest_t, bool *running,
+static void scan_backups(const char *name, const char **newest, time_t *newest_t, bool *running,
                          json_t *all) {
   char lbl[MB_LABEL_MAX + 1];
   mb_bounded(name, MB_LABEL_MAX, lbl);
@@ -399,7 +399,6 @@ static void scan_backups(struct ctl *x, const char *name, const char **newest, t
   *running = false;
   size_t i;
   json_t *b;
-  (void)x;
   json_array_foreach(all, i, b) {
     if (!kd_streq(label(b, MB_LABEL_BACKUP), lbl)) continue;
     if (mb_phase_running(json_string_value(json_object_get(json_object_get(b, "status"), "phase")))) *running = true;
@@ -440,7 +439,7 @@ static int64_t reconcile_scheduled(struct ctl *x, json_t *mb, json_t *st, const 
   const char *newest;
   time_t newest_t = 0;
   bool any_running;
-  scan_backups(x, name, &newest, &newest_t, &any_running, all);
+  scan_backups(name, &newest, &newest_t, &any_running, all);
   running = running || any_running;
   const char *have = json_string_value(json_object_get(st, "lastBackupName"));
   if (newest && newest_t <= now && (newest_t > base || (newest_t == base && !kd_streq(newest, have)))) {

@@ -16,7 +16,7 @@ static const struct kube_res event_res = {"", "v1", "events", "Event", true};
 
 struct events {
   kube_client *client;
-  char *component, *default_ns;
+  char *component;
   pthread_mutex_t lock;
   json_t *cache; /* key -> {"ns":..., "name":..., "count":n, "last":unix} */
 };
@@ -26,10 +26,9 @@ kd_rc events_new(kube_client *c, const char *component, events **out) {
   if (!e) return kd_fail(KD_ERR_NOMEM, "out of memory");
   e->client = c;
   e->component = kd_strdup(component);
-  e->default_ns = kd_strdup("default");
   e->cache = json_object();
   pthread_mutex_init(&e->lock, NULL);
-  if (!e->component || !e->default_ns || !e->cache) {
+  if (!e->component || !e->cache) {
     events_free(e);
     return kd_fail(KD_ERR_NOMEM, "out of memory");
   }
@@ -40,7 +39,6 @@ kd_rc events_new(kube_client *c, const char *component, events **out) {
 void events_free(events *e) {
   if (!e) return;
   free(e->component);
-  free(e->default_ns);
   json_decref(e->cache);
   pthread_mutex_destroy(&e->lock);
   free(e);
@@ -69,7 +67,7 @@ kd_rc events_emit(events *e, json_t *obj, const char *type, const char *reason, 
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   const char *ons = meta(obj, "namespace"), *oname = meta(obj, "name"), *uid = meta(obj, "uid");
-  const char *ns = ons && ons[0] ? ons : e->default_ns;
+  const char *ns = ons && ons[0] ? ons : "default"; /* the only namespace the API allows */
   time_t now = time(NULL);
   kd_time_format(now, ts);
   snprintf(key, sizeof key, "%s/%s/%s/%s/%s", uid ? uid : "", oname ? oname : "", type, reason, msg);

@@ -71,13 +71,16 @@ static json_t *kept(informer *inf, json_t *obj) {
 struct collect_ctx {
   informer *inf;
   json_t *into;
+  bool nomem; /* a partial list must never replace the cache */
 };
 
 static bool collect(json_t *item, void *ud) {
   struct collect_ctx *cc = ud;
   char key[600];
   cache_key(item, key, sizeof key);
-  return json_object_set_new(cc->into, key, kept(cc->inf, item)) == 0;
+  if (json_object_set_new(cc->into, key, kept(cc->inf, item)) == 0) return true;
+  cc->nomem = true;
+  return false;
 }
 
 /* List everything and emit the differences to the cache. *rv gets the list's version. */
@@ -85,8 +88,9 @@ static kd_rc relist(informer *inf, char **rv) {
   json_t *fresh = json_object();
   if (!fresh) return kd_fail(KD_ERR_NOMEM, "out of memory");
   struct kube_list_opts lo = {inf->selector, NULL, 100, NULL}; /* small pages: a low memory peak */
-  struct collect_ctx cc = {inf, fresh};
+  struct collect_ctx cc = {inf, fresh, false};
   kd_rc rc = kube_list(inf->client, &inf->res, inf->ns, &lo, collect, &cc, rv);
+  if (rc == KD_OK && cc.nomem) rc = kd_fail(KD_ERR_NOMEM, "out of memory caching %s", inf->res.resource);
   if (rc != KD_OK) {
     json_decref(fresh);
     return rc;

@@ -739,15 +739,15 @@ kd_rc kube_list(kube_client *c, const struct kube_res *res, const char *ns, cons
     }
     size_t i;
     json_t *item;
+    bool more = true;
     json_array_foreach(items, i, item) {
-      if (!fn(item, ud)) goto done;
+      if (!(more = fn(item, ud))) break;
     }
     json_t *meta = json_object_get(page, "metadata");
     free(cont);
-    cont = kd_strdup(json_string_value(json_object_get(meta, "continue")));
-    if (!cont || !cont[0]) {
-    done:
-      if (rv) *rv = kd_strdup(json_string_value(json_object_get(json_object_get(page, "metadata"), "resourceVersion")));
+    cont = more ? kd_strdup(json_string_value(json_object_get(meta, "continue"))) : NULL;
+    if (!cont || !cont[0]) { /* the last page, or the caller stopped */
+      if (rv) *rv = kd_strdup(json_string_value(json_object_get(meta, "resourceVersion")));
       break;
     }
     json_decref(page);
