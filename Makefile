@@ -20,7 +20,7 @@ TOBJS   := $(TSRCS:test/unit/%.c=$(BUILD)/test/%.o)
 UNIT    := $(BUILD)/unit-tests
 KUBE_E2E := $(BUILD)/kube-e2e
 
-.PHONY: all test test-unit test-e2e asan valgrind fuzz fuzz-build bench clean demo deps
+.PHONY: all test test-unit test-e2e test-diff asan valgrind fuzz fuzz-build bench clean demo deps
 
 all: $(BIN)
 
@@ -67,7 +67,11 @@ test-unit: $(UNIT)
 test-e2e: $(BIN) $(KUBE_E2E)
 	KCMDR_BIN=$(CURDIR)/$(BIN) KUBE_E2E=$(CURDIR)/$(KUBE_E2E) test/e2e/run
 
-test: test-unit test-e2e
+# Differential tests against the Go libraries the Go side uses (test/diff/t_*.sh).
+test-diff: $(BIN) $(UNIT)
+	BUILD=$(CURDIR)/$(BUILD) KCMDR_BIN=$(CURDIR)/$(BIN) UNIT=$(CURDIR)/$(UNIT) test/diff/run
+
+test: test-unit test-diff test-e2e
 
 # All tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:

@@ -1,0 +1,91 @@
+/* archive.h — Velero's backup tarball (format 1.1.0), streamed both ways with libarchive:
+ * gzip over tar (PAX where names need it), first entry "metadata/version" = "1.1.0\n", each
+ * object as JSON at BOTH resources/<resource>[.<group>]/namespaces/<ns>/<name>.json (or
+ * .../cluster/<name>.json) AND resources/<resource>[.<group>]/<version>-preferredversion/
+ * namespaces|cluster/...; regular files, mode 0755.
+ *
+ * The writer never holds more than one entry; the reader never writes to disk and rejects
+ * hostile archives (absolute or "../" paths, links, devices, entries over a cap, truncated gzip)
+ * with a clear error. */
+#ifndef KCMDR_ARCHIVE_H
+#define KCMDR_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define ARCHIVE_FORMAT_VERSION "1.1.0"
+#define ARCHIVE_MAX_ENTRY (16u << 20) /* default cap on one entry read back */
+#define ARCHIVE_PATH_MAX 2048
+
+/* Where the writer's compressed bytes go; return KD_OK or the code that stops the archive. */
+typedef kd_rc (*archive_out_fn)(const void *p, size_t n, void *ud);
+
+typedef struct archive_writer archive_writer;
+
+/* Start an archive; writes metadata/version. gzip_level 1..9 (0 = 6). The writer buffers at
+ * most a few hundred KiB before calling out. KD_ERR_NOMEM, or out's failure. */
+kd_rc archive_writer_open(archive_out_fn out, void *ud, int gzip_level, archive_writer **w);
+/* Add one object at both of its paths. gr: "pods" (core) or "deployments.apps"; version: the
+ * preferred version ("v1"); ns NULL or "" for cluster-scoped. json/len: the exact bytes stored.
+ * KD_ERR_INVALID for a name or namespace that cannot be a path segment (see
+ * archive_object_path); out's failure otherwise. */
+kd_rc archive_writer_add_object(archive_writer *w, const char *gr, const char *version, const char *ns,
+                                const char *name, const char *json, size_t len);
+/* Add any other regular file (path relative, validated like object paths). */
+kd_rc archive_writer_add_file(archive_writer *w, const char *path, const void *data, size_t len);
+/* Finish the tar and gzip streams (the last bytes go to out) and free w, also on failure. */
+kd_rc archive_writer_close(archive_writer *w);
+/* Free w without finishing (the output is incomplete). NULL is fine. */
+void archive_writer_abort(archive_writer *w);
+
+/* Build an object's path into out (size n): preferred_version NULL gives the plain path,
+ * otherwise the "<version>-preferredversion" one. Segments (gr, version, ns, name) must be
+ * non-empty, not "." or "..", and free of '/' and NUL: else KD_ERR_INVALID. KD_ERR_TOOBIG when
+ * it does not fit. Pure. */
+kd_rc archive_object_path(const char *gr, const char *preferred_version, const char *ns, const char *name, char *out,
+                          size_t n);
+
+/* One path in an archive, parsed. */
+enum archive_path_kind {
+  ARCHIVE_PATH_VERSION,   /* metadata/version */
+  ARCHIVE_PATH_OBJECT,    /* resources/<gr>/[<v>-preferredversion/](namespaces/<ns>|cluster)/<name>.json */
+  ARCHIVE_PATH_OTHER,     /* any other relative path (ignored by restore) */
+};
+struct archive_path {
+  enum archive_path_kind kind;
+  char gr[320];
+  char version[64];       /* "" for the plain copy */
+  char ns[256];           /* "" for cluster-scoped */
+  char name[256];
+};
+/* Parse path. KD_ERR_INVALID (with the path in the message) for an absolute path, a ".."
+ * segment, an empty segment or a NUL; a resources/ path of the wrong shape is
+ * ARCHIVE_PATH_OTHER. Pure. */
+kd_rc archive_parse_path(const char *path, struct archive_path *out);
+
+typedef struct archive_reader archive_reader;
+
+/* One entry as read: the parsed path and the whole content (owned by the reader, valid until
+ * the next call). */
+struct archive_item {
+  const char *path;
+  struct archive_path where;
+  const char *data;
+  size_t len;
+};
+
+/* Read the gzip tar in file descriptor fd (not closed; read from its current offset). Entries
+ * larger than max_entry (0 = ARCHIVE_MAX_ENTRY) are rejected from their header, before they are
+ * read. */
+kd_rc archive_reader_open_fd(int fd, size_t max_entry, archive_reader **out);
+/* The next regular file into *it; *eof true at the end (then *it is unset). KD_ERR_PARSE for a
+ * corrupt or truncated archive, KD_ERR_INVALID for a hostile entry (path, link, device,
+ * directory traversal), KD_ERR_TOOBIG over the cap; the message names the entry. */
+kd_rc archive_reader_next(archive_reader *r, struct archive_item *it, bool *eof);
+/* Free the reader. NULL is fine. */
+void archive_reader_free(archive_reader *r);
+
+#endif

@@ -1,0 +1,90 @@
+/* objstore.h — one object-store interface for backup storage locations, with two
+ * implementations: S3 (s3.c, SigV4-signed, for BSL providers "aws" and "velero.io/aws") and a
+ * local directory (fsstore.c, provider "filesystem", config "path"). The engine never knows which.
+ *
+ * Keys are relative to the location: "backups/b/velero-backup.json". The store adds the BSL's
+ * prefix ("<prefix>/", trimmed of '/') itself. A key is a '/'-separated relative path without
+ * empty, "." or ".." segments and without NUL; anything else is KD_ERR_INVALID.
+ *
+ * Every call may block on the network; every call honours the store's cancel flag (set by
+ * objstore_set_cancel) and then fails with KD_ERR_CANCELLED. A store is safe to share between
+ * threads; a writer belongs to one thread. */
+#ifndef KCMDR_OBJSTORE_H
+#define KCMDR_OBJSTORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+typedef struct objstore objstore;
+typedef struct objstore_writer objstore_writer;
+
+/* Open the store a velero.io/v1 BackupStorageLocation describes (bsl borrowed). cred/cred_len:
+ * the bytes of the Secret key spec.credential names (an AWS shared-credentials file; the
+ * profile is config.profile or "default"), or NULL when the BSL names none (S3 then fails with
+ * KD_ERR_CONFIG "no credentials"). Honours config region, s3Url, s3ForcePathStyle,
+ * insecureSkipTLSVerify, publicUrl, profile, path (filesystem); objectStorage bucket, prefix,
+ * caCert (base64 PEM). KD_ERR_CONFIG with a message naming the field for a BSL it cannot use
+ * (unknown provider, no bucket, bad URL, bad caCert); never puts a secret in a message. */
+kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore **out);
+/* Release the store. NULL is fine. */
+void objstore_free(objstore *s);
+/* A flag the store watches: when *cancel becomes non-zero, running and later calls fail with
+ * KD_ERR_CANCELLED (transfers stop within about a second). NULL: never cancelled. */
+void objstore_set_cancel(objstore *s, volatile const int *cancel);
+/* Human description for logs and status: "s3://bucket/prefix at https://host" or "file:///path".
+ * Never contains credentials. Owned by the store. */
+const char *objstore_describe(const objstore *s);
+
+/* Check the location is usable: the bucket (directory) exists and can be listed with these
+ * credentials. KD_OK, or the failure with a message a user can act on: KD_ERR_UNAUTHORIZED /
+ * KD_ERR_FORBIDDEN (bad key: "SignatureDoesNotMatch", "InvalidAccessKeyId"), KD_ERR_NOTFOUND
+ * (no such bucket or directory), KD_ERR_TRANSPORT (connection refused, TLS). */
+kd_rc objstore_check(objstore *s);
+
+/* Start a streamed upload of key. Nothing is visible under key until objstore_writer_commit
+ * succeeds (S3: multipart upload, parts of at least 5 MiB; filesystem: a temporary name in the
+ * same directory, fsync, rename). */
+kd_rc objstore_writer_open(objstore *s, const char *key, objstore_writer **out);
+/* Append n bytes. On failure the writer is still owned by the caller: abort it. */
+kd_rc objstore_writer_write(objstore_writer *w, const void *p, size_t n);
+/* Bytes written so far. */
+uint64_t objstore_writer_size(const objstore_writer *w);
+/* Finish: the object becomes visible whole. Frees w in every case; on failure nothing is
+ * visible under key (a partial upload is aborted). */
+kd_rc objstore_writer_commit(objstore_writer *w);
+/* Give up: remove whatever was uploaded; frees w. NULL is fine. Never fails visibly (a leftover
+ * multipart upload is logged). */
+void objstore_writer_abort(objstore_writer *w);
+
+/* Put a whole small object (one request). Same visibility rule as a writer. */
+kd_rc objstore_put(objstore *s, const char *key, const void *p, size_t n);
+
+/* Called with successive chunks of an object's bytes; return KD_OK to go on, anything else to
+ * stop the transfer with that code. */
+typedef kd_rc (*objstore_sink_fn)(const char *p, size_t n, void *ud);
+/* Stream the object key into fn. KD_ERR_NOTFOUND when it does not exist. */
+kd_rc objstore_get(objstore *s, const char *key, objstore_sink_fn fn, void *ud);
+/* Read a whole object of at most max bytes into *out (caller frees, NUL-terminated).
+ * KD_ERR_NOTFOUND, KD_ERR_TOOBIG past max. */
+kd_rc objstore_get_all(objstore *s, const char *key, size_t max, char **out, size_t *len);
+/* Size of key in *size (may be NULL). KD_ERR_NOTFOUND when it does not exist. */
+kd_rc objstore_head(objstore *s, const char *key, uint64_t *size);
+/* Delete key; a missing key is KD_OK. */
+kd_rc objstore_delete(objstore *s, const char *key);
+
+/* One listing entry: key relative to the location; is_prefix for a "directory" (a common
+ * prefix, ending in '/') when a delimiter was given; size for objects. */
+typedef kd_rc (*objstore_list_fn)(const char *key, bool is_prefix, uint64_t size, void *ud);
+/* List keys starting with prefix ("" = everything), in byte order, all pages. delimiter '/'
+ * groups deeper keys into common prefixes; '\0' lists every key. fn's non-KD_OK stops the
+ * listing with that code. */
+kd_rc objstore_list(objstore *s, const char *prefix, char delimiter, objstore_list_fn fn, void *ud);
+
+/* True when key is a valid relative key (see above). Pure; for tests and callers that build keys
+ * from names they did not choose. */
+bool objstore_key_valid(const char *key);
+
+#endif
