@@ -109,9 +109,11 @@ int cli_start(int *argc, char **argv, struct cli_globals *g, const char *usage) 
   return -1;
 }
 
-int cli_client(const struct cli_globals *g, kube_client **out) {
+int cli_client(const struct cli_globals *g, kube_client **out) { return cli_client_with(g, NULL, out); }
+
+int cli_client_with(const struct cli_globals *g, const struct kube_client_opts *opts, kube_client **out) {
   struct kubecfg_opts o = {g->kubeconfig, g->context, g->namespace, g->server};
-  kd_rc rc = kube_client_from_opts(&o, NULL, out);
+  kd_rc rc = kube_client_from_opts(&o, opts, out);
   if (rc != KD_OK) {
     fprintf(stderr, "kcmdr: %s\n", kd_errmsg());
     return CLI_FAIL;

@@ -40,6 +40,8 @@ const char *cli_flag_value(int argc, char **argv, int *i, const char *name, bool
 
 /* Connect with the global flags; prints the error and returns CLI_FAIL on failure. */
 int cli_client(const struct cli_globals *g, kube_client **out);
+/* The same with client options (timeouts, retries); opts NULL = defaults. */
+int cli_client_with(const struct cli_globals *g, const struct kube_client_opts *opts, kube_client **out);
 
 int cli_version(int argc, char **argv);
 int cli_get(int argc, char **argv);

@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,9 @@ struct ctl {
   metrics *m;
   informer *inf[INF_COUNT];
   volatile int leading;
+  _Atomic int64_t lease_valid_until_ms; /* leader election: may create Backups until then */
+  kube_client *lease_c;                 /* the Lease's own client: short timeouts, no retries */
+  int restore_wait_s;
   volatile int velero_ok; /* the Velero CRDs are served and cached */
   volatile int missing[INF_COUNT]; /* the resource is not served (kcm only partly installed) */
   pthread_mutex_t qlock;
@@ -150,12 +154,6 @@ static json_t *keep_for_selectors(json_t *o) {
                    json_object_get(json_object_get(o, "status"), "providers"));
 }
 
-static void set_time(json_t *st, const char *key, time_t t) {
-  char buf[21];
-  kd_time_format(t, buf);
-  json_object_set_new(st, key, json_string(buf));
-}
-
 static bool time_of(json_t *st, const char *key, time_t *t) {
   const char *s = json_string_value(json_object_get(st, key));
   time_t v;
@@ -221,6 +219,8 @@ static void on_backup(json_t *o, void *ud) {
   char *mb = owner_of(ud, o);
   if (mb) enqueue(ud, mb, 0);
   free(mb);
+  /* an on-demand ManagementBackup whose name this Backup holds (or held) looks again */
+  if (meta_str(o, "name")) enqueue(ud, meta_str(o, "name"), 0);
 }
 static void on_backup_update(json_t *old, json_t *o, void *ud) {
   char *mb = owner_of(ud, o);
@@ -282,18 +282,37 @@ static kd_rc resolve_bsl(struct ctl *x, json_t *mb, char *out, size_t n) {
   return KD_OK;
 }
 
-/* Create the Backup named bname for mb. KD_OK also when it already exists (ours, from before). */
+/* May this process write Backups now? With leader election: only while the last successful
+ * Lease renewal is younger than the renew deadline (monotonic clock, so a process that was
+ * stopped for longer than the lease knows at once that another may lead now). */
+static bool may_create(struct ctl *x) {
+  if (!x->leader_elect) return true;
+  if (kd_now_ms() < atomic_load(&x->lease_valid_until_ms)) return true;
+  kd_log(KD_LOG_WARN, "not creating anything: this process's Lease renewal is older than the renew deadline");
+  return false;
+}
+
+/* Create the Backup named bname for mb. A Backup of that name that already exists is adopted
+ * only when it carries mb's label; otherwise KD_ERR_CONFLICT says who holds the name. */
 static kd_rc create_backup(struct ctl *x, json_t *mb, const char *bname, const char *bsl) {
   json_t *cds = informer_list(x->inf[INF_CD]), *cts = informer_list(x->inf[INF_CT]);
-  json_t *sel = mb_selectors(cds, cts, x->compact), *obj = NULL, *out = NULL;
+  json_t *sel = NULL, *obj = NULL, *out = NULL;
   kd_rc rc = KD_OK;
-  if (!sel || !(obj = mb_backup_object(bname, x->ns, meta_str(mb, "name"), bsl, sel))) {
-    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+  if (!cds || !cts || !(sel = mb_selectors(cds, cts, x->compact)) ||
+      !(obj = mb_backup_object(bname, x->ns, meta_str(mb, "name"), bsl, sel))) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory building the Backup");
     goto done;
   }
   rc = kube_create(x->c, &res_backup, x->ns, obj, &out);
-  if (rc == KD_ERR_CONFLICT) {
-    rc = KD_OK;
+  if (rc == KD_ERR_CONFLICT) { /* ours from before (a retry, a restart), or someone else's */
+    json_decref(out);
+    out = NULL;
+    char want[MB_LABEL_MAX + 1];
+    mb_bounded(meta_str(mb, "name"), MB_LABEL_MAX, want);
+    if ((rc = kube_get(x->c, &res_backup, x->ns, bname, &out)) != KD_OK) goto done;
+    if (!kd_streq(label(out, MB_LABEL_BACKUP), want))
+      rc = kd_fail(KD_ERR_CONFLICT, "a Backup named %s/%s already exists and was not made for this ManagementBackup",
+                   x->ns, bname);
     goto done;
   }
   if (rc != KD_OK) goto done;
@@ -329,7 +348,7 @@ static int64_t write_status(struct ctl *x, json_t *mb, json_t *st) {
   return 0;
 }
 
-/* Set or clear status.error; a new error is also a Warning Event. */
+/* Set (msg non-NULL) status.error; a new error is also a Warning Event and a log line. */
 static void set_error(struct ctl *x, json_t *mb, json_t *st, const char *reason, const char *msg) {
   const char *old = json_string_value(json_object_get(json_object_get(mb, "status"), "error"));
   if (!msg) {
@@ -343,196 +362,44 @@ static void set_error(struct ctl *x, json_t *mb, json_t *st, const char *reason,
   }
 }
 
-static void mirror_last_backup(struct ctl *x, json_t *st) {
-  const char *bn = json_string_value(json_object_get(st, "lastBackupName"));
-  if (!bn) return;
-  json_t *b = informer_get(x->inf[INF_BACKUP], x->ns, bn);
-  json_t *bst = json_object_get(b, "status");
-  if (json_is_object(bst)) json_object_set(st, "lastBackup", bst);
-  json_decref(b);
-}
-
-/* After a restore: rebuild status from the restored Backups, then drop the restore labels. */
-static int64_t reconcile_restored(struct ctl *x, json_t *mb, json_t *st) {
+/* The plan says create: resolve the storage location and create the Backup. On failure the
+ * status written is the old one with the reason in status.error. */
+static int64_t do_create(struct ctl *x, json_t *mb, struct mb_plan *plan) {
   const char *name = meta_str(mb, "name");
-  const char *sched = json_string_value(json_object_get(json_object_get(mb, "spec"), "schedule"));
-  bool scheduled = sched && sched[0];
-  json_t *all = informer_list(x->inf[INF_BACKUP]);
-  json_t *b = mb_pick_restored(name, scheduled, all, time(NULL));
-  if (b) {
-    json_t *bst = json_object_get(b, "status");
-    json_object_set_new(st, "lastBackupName", json_string(meta_str(b, "name")));
-    if (json_is_object(bst)) json_object_set(st, "lastBackup", bst);
-    time_t t;
-    if (time_of(bst, "startTimestamp", &t) || mb_parse_scheduled_name(name, meta_str(b, "name"), &t))
-      set_time(st, "lastBackupTime", t);
-  }
-  json_decref(all);
-  if (scheduled) {
-    cron_schedule *cs = NULL;
-    time_t base = time(NULL);
-    if (cron_parse(sched, &cs) == KD_OK) {
-      if (!time_of(st, "lastBackupTime", &base)) time_of(json_object_get(mb, "metadata"), "creationTimestamp", &base);
-      int64_t next = cron_next(cs, base);
-      if (next) set_time(st, "nextAttempt", (time_t)next);
-    }
-    cron_free(cs);
-  }
-  int64_t rq = write_status(x, mb, st);
-  if (rq) return rq;
-  json_t *patch = json_pack("{s:{s:{s:n,s:n}}}", "metadata", "labels", VELERO_LABEL_RESTORE, VELERO_LABEL_BACKUP), *out = NULL;
-  kd_rc rc = kube_patch(x->c, &res_mb, NULL, name, patch, NULL, &out);
-  json_decref(patch);
-  json_decref(out);
-  if (rc != KD_OK && rc != KD_ERR_NOTFOUND) return REQUEUE_ERROR_MS;
-  kd_log(KD_LOG_INFO, "ManagementBackup %s: status rebuilt after restore (last backup %s)", name,
-         b ? "found" : "not found");
-  return 0;
-}
-
-/* Backups of mb from the cache: the newest by name time (*newest, *newest_t) and whether any runs. */
-static void scan_backups(const char *name, const char **newest, time_t *newest_t, bool *running,
-                         json_t *all) {
-  char lbl[MB_LABEL_MAX + 1];
-  mb_bounded(name, MB_LABEL_MAX, lbl);
-  *newest = NULL;
-  *running = false;
-  size_t i;
-  json_t *b;
-  json_array_foreach(all, i, b) {
-    if (!kd_streq(label(b, MB_LABEL_BACKUP), lbl)) continue;
-    if (mb_phase_running(json_string_value(json_object_get(json_object_get(b, "status"), "phase")))) *running = true;
-    time_t t;
-    if (mb_parse_scheduled_name(name, meta_str(b, "name"), &t) && (!*newest || t > *newest_t)) {
-      *newest = meta_str(b, "name");
-      *newest_t = t;
-    }
-  }
-}
-
-static int64_t reconcile_scheduled(struct ctl *x, json_t *mb, json_t *st, const char *sched) {
-  const char *name = meta_str(mb, "name");
-  cron_schedule *cs = NULL;
-  char msg[1200];
-  if (cron_parse(sched, &cs) != KD_OK) {
-    snprintf(msg, sizeof msg, "invalid schedule \"%s\": %s", sched, kd_errmsg());
-    set_error(x, mb, st, "InvalidSchedule", msg);
-    json_object_del(st, "nextAttempt");
-    return write_status(x, mb, st);
-  }
-  time_t now = time(NULL), base;
-  if (!time_of(st, "lastBackupTime", &base) && !time_of(json_object_get(mb, "metadata"), "creationTimestamp", &base))
-    base = now;
-  /* what we created may not be in the caches yet */
-  json_t *mine = json_object_get(x->created, name);
-  bool running = false;
-  if (mine && json_integer_value(json_object_get(mine, "time")) >= base) {
-    base = (time_t)json_integer_value(json_object_get(mine, "time"));
-    json_object_set_new(st, "lastBackupName", json_string(json_string_value(json_object_get(mine, "backup"))));
-    set_time(st, "lastBackupTime", base);
-    json_t *b = informer_get(x->inf[INF_BACKUP], x->ns, json_string_value(json_object_get(mine, "backup")));
-    if (!b) running = true; /* created, not seen yet: it is New */
-    json_decref(b);
-  }
-  /* a Backup of ours newer than the status says (a restart after creating it): adopt it */
-  json_t *all = informer_list(x->inf[INF_BACKUP]);
-  const char *newest;
-  time_t newest_t = 0;
-  bool any_running;
-  scan_backups(name, &newest, &newest_t, &any_running, all);
-  running = running || any_running;
-  const char *have = json_string_value(json_object_get(st, "lastBackupName"));
-  if (newest && newest_t <= now && (newest_t > base || (newest_t == base && !kd_streq(newest, have)))) {
-    base = newest_t;
-    json_object_set_new(st, "lastBackupName", json_string(newest));
-    set_time(st, "lastBackupTime", base);
-  }
-  json_decref(all);
-  int64_t next = cron_next(cs, base);
-  int64_t requeue = 0;
-  if (next && now >= next && !running) {
-    char bsl[256], bname[MB_NAME_MAX + 1];
-    if (resolve_bsl(x, mb, bsl, sizeof bsl) != KD_OK) {
-      set_error(x, mb, st, "StorageLocationNotFound", kd_errmsg());
-      cron_free(cs);
-      int64_t rq = write_status(x, mb, st);
-      return rq ? rq : 30000;
-    }
-    mb_scheduled_name(name, now, bname);
-    if (create_backup(x, mb, bname, bsl) != KD_OK) {
-      snprintf(msg, sizeof msg, "creating Velero Backup %s: %s", bname, kd_errmsg());
-      set_error(x, mb, st, "BackupCreateFailed", msg);
-      cron_free(cs);
-      write_status(x, mb, st);
-      return REQUEUE_ERROR_MS;
-    }
-    json_object_set_new(x->created, name, json_pack("{s:s,s:I}", "backup", bname, "time", (json_int_t)now));
-    json_object_set_new(st, "lastBackupName", json_string(bname));
-    set_time(st, "lastBackupTime", now);
-    json_object_del(st, "lastBackup");
-    base = now;
-    next = cron_next(cs, base);
-  } else if (next && now >= next) {
-    kd_log(KD_LOG_DEBUG, "ManagementBackup %s: slot due but a backup is still running", name);
-  }
-  if (next) {
-    set_time(st, "nextAttempt", (time_t)next);
-    if (!(now >= next && running)) requeue = ((int64_t)next - (int64_t)time(NULL)) * 1000 + 50;
+  char bsl[256], msg[1500];
+  const char *reason = "BackupCreateFailed";
+  int64_t wait = REQUEUE_ERROR_MS;
+  if (!may_create(x)) return REQUEUE_ERROR_MS;
+  kd_rc rc = resolve_bsl(x, mb, bsl, sizeof bsl);
+  if (rc != KD_OK) {
+    snprintf(msg, sizeof msg, "%s", kd_errmsg());
+    reason = "StorageLocationNotFound";
+    wait = 30000;
+  } else if ((rc = create_backup(x, mb, plan->create_name, bsl)) == KD_OK) {
+    time_t now = time(NULL);
+    json_object_set_new(x->created, name, json_pack("{s:s,s:I}", "backup", plan->create_name, "time", (json_int_t)now));
+    return 0;
   } else {
-    json_object_del(st, "nextAttempt");
+    snprintf(msg, sizeof msg, "creating Velero Backup %s: %s", plan->create_name, kd_errmsg());
+    if (rc == KD_ERR_CONFLICT) reason = "BackupNameTaken";
   }
-  cron_free(cs);
-  set_error(x, mb, st, NULL, NULL);
-  mirror_last_backup(x, st);
+  json_t *st = json_deep_copy(json_object_get(mb, "status"));
+  if (!st) st = json_object();
+  if (!st) return REQUEUE_ERROR_MS;
+  set_error(x, mb, st, reason, msg);
   int64_t rq = write_status(x, mb, st);
-  if (rq) return rq;
-  return requeue > 0 ? requeue : 0;
-}
-
-static int64_t reconcile_on_demand(struct ctl *x, json_t *mb, json_t *st) {
-  const char *name = meta_str(mb, "name");
-  if (!json_string_value(json_object_get(st, "lastBackupName"))) {
-    json_t *b = informer_get(x->inf[INF_BACKUP], x->ns, name);
-    time_t t = time(NULL);
-    if (!b && !json_object_get(x->created, name)) {
-      char bsl[256], msg[1200];
-      if (resolve_bsl(x, mb, bsl, sizeof bsl) != KD_OK) {
-        set_error(x, mb, st, "StorageLocationNotFound", kd_errmsg());
-        int64_t rq = write_status(x, mb, st);
-        return rq ? rq : 30000;
-      }
-      if (create_backup(x, mb, name, bsl) != KD_OK) {
-        snprintf(msg, sizeof msg, "creating Velero Backup %s: %s", name, kd_errmsg());
-        set_error(x, mb, st, "BackupCreateFailed", msg);
-        write_status(x, mb, st);
-        return REQUEUE_ERROR_MS;
-      }
-      json_object_set_new(x->created, name, json_pack("{s:s,s:I}", "backup", name, "time", (json_int_t)t));
-    } else if (b) {
-      if (!time_of(json_object_get(b, "status"), "startTimestamp", &t))
-        time_of(json_object_get(b, "metadata"), "creationTimestamp", &t);
-    } else {
-      t = (time_t)json_integer_value(json_object_get(json_object_get(x->created, name), "time"));
-    }
-    json_decref(b);
-    json_object_set_new(st, "lastBackupName", json_string(name));
-    set_time(st, "lastBackupTime", t);
-  }
-  json_object_del(st, "nextAttempt");
-  set_error(x, mb, st, NULL, NULL);
-  mirror_last_backup(x, st);
-  return write_status(x, mb, st);
+  json_decref(st);
+  return rq > wait ? rq : wait;
 }
 
 static int64_t reconcile(struct ctl *x, const char *name) {
-  json_t *mb = informer_get(x->inf[INF_MB], NULL, name);
+  json_t *mb = informer_get(x->inf[INF_MB], NULL, name), *backups = NULL;
+  struct mb_plan plan = {0};
   if (!mb) {
     json_object_del(x->created, name);
     return 0;
   }
   int64_t rq = 0;
-  json_t *st = json_deep_copy(json_object_get(mb, "status"));
-  if (!st) st = json_object();
   /* like kcm: ManagementBackups carry the kcm component label, so backups include them */
   if (!kd_streq(label(mb, MB_LABEL_COMPONENT), MB_LABEL_COMPONENT_VALUE)) {
     json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE), *out = NULL;
@@ -548,21 +415,58 @@ static int64_t reconcile(struct ctl *x, const char *name) {
     json_decref(out);
     if (!mb) goto done;
   }
-  if (label(mb, VELERO_LABEL_RESTORE) && label(mb, VELERO_LABEL_BACKUP)) {
-    rq = reconcile_restored(x, mb, st);
-    goto done;
-  }
   if (!x->velero_ok) {
+    json_t *st = json_deep_copy(json_object_get(mb, "status"));
+    if (!st) st = json_object();
     set_error(x, mb, st, "VeleroNotInstalled",
               "Velero is not installed: the velero.io/v1 Backup and BackupStorageLocation CRDs are not served");
-    write_status(x, mb, st);
+    if (st) write_status(x, mb, st);
+    json_decref(st);
     rq = VELERO_RETRY_MS;
     goto done;
   }
-  const char *sched = json_string_value(json_object_get(json_object_get(mb, "spec"), "schedule"));
-  rq = sched && sched[0] ? reconcile_scheduled(x, mb, st, sched) : reconcile_on_demand(x, mb, st);
+  if (!(backups = informer_list(x->inf[INF_BACKUP]))) {
+    rq = REQUEUE_ERROR_MS;
+    goto done;
+  }
+  /* what this process created counts only until the cache shows it, and never past the lag */
+  json_t *mine = json_object_get(x->created, name);
+  struct mb_input in = {mb, backups, json_string_value(json_object_get(mine, "backup")),
+                        (time_t)json_integer_value(json_object_get(mine, "time")), time(NULL), x->restore_wait_s};
+  json_t *seen = mine ? informer_get(x->inf[INF_BACKUP], x->ns, in.pending) : NULL;
+  if (mine && (seen || in.now - in.pending_time > MB_CACHE_LAG_S)) {
+    json_object_del(x->created, name);
+    in.pending = NULL;
+  }
+  json_decref(seen);
+  if (mb_plan_reconcile(&in, &plan) != KD_OK) {
+    kd_log(KD_LOG_WARN, "ManagementBackup %s: %s", name, kd_errmsg());
+    rq = REQUEUE_ERROR_MS;
+    goto done;
+  }
+  if (plan.create && (rq = do_create(x, mb, &plan)) != 0) goto done;
+  const char *err = json_string_value(json_object_get(plan.status, "error"));
+  if (err) set_error(x, mb, plan.status, plan.reason, err);
+  rq = write_status(x, mb, plan.status);
+  if (rq) goto done;
+  if (plan.drop_restore_labels) {
+    json_t *patch = json_pack("{s:{s:{s:n,s:n}}}", "metadata", "labels", VELERO_LABEL_RESTORE, VELERO_LABEL_BACKUP), *out = NULL;
+    kd_rc rc = kube_patch(x->c, &res_mb, NULL, name, patch, NULL, &out);
+    json_decref(patch);
+    json_decref(out);
+    if (rc != KD_OK && rc != KD_ERR_NOTFOUND) {
+      rq = REQUEUE_ERROR_MS;
+      goto done;
+    }
+    const char *last = json_string_value(json_object_get(plan.status, "lastBackupName"));
+    kd_log(KD_LOG_INFO, "ManagementBackup %s: status rebuilt after restore (last backup %s)", name, last ? last : "not found");
+  }
+  rq = plan.requeue_s > 0 ? plan.requeue_s * 1000 + 50 : 0;
+  kd_log(KD_LOG_DEBUG, "ManagementBackup %s: reconciled (%s; next look in %lld ms)", name,
+         plan.create ? "created a Backup" : "nothing to create", (long long)rq);
 done:
-  json_decref(st);
+  mb_plan_free(&plan);
+  json_decref(backups);
   json_decref(mb);
   return rq;
 }
@@ -577,7 +481,10 @@ static void reconcile_upgrade(struct ctl *x) {
     const char *have = json_string_value(json_object_get(json_object_get(m, "status"), "release"));
     if (!want || !have || !have[0] || strcmp(want, have) == 0) continue;
     json_array_foreach(mbs, j, mb) {
-      if (!json_is_true(json_object_get(json_object_get(mb, "spec"), "performOnManagementUpgrade"))) continue;
+      json_t *spec = json_object_get(mb, "spec");
+      const char *sched = json_string_value(json_object_get(spec, "schedule"));
+      /* like kcm, which indexes only scheduled ManagementBackups for this */
+      if (!json_is_true(json_object_get(spec, "performOnManagementUpgrade")) || !sched || !sched[0]) continue;
       if (label(mb, MB_LABEL_RELEASE_BACKUP)) continue; /* a release backup itself */
       char full[600], name[MB_NAME_MAX + 1], lbl[MB_LABEL_MAX + 1];
       snprintf(full, sizeof full, "%s-%s", meta_str(mb, "name"), have);
@@ -588,13 +495,17 @@ static void reconcile_upgrade(struct ctl *x) {
         json_decref(exists);
         continue;
       }
-      const char *sl = json_string_value(json_object_get(json_object_get(mb, "spec"), "storageLocation"));
+      if (!may_create(x)) {
+        enqueue(x, UPGRADE_KEY, REQUEUE_ERROR_MS);
+        continue;
+      }
+      const char *sl = json_string_value(json_object_get(spec, "storageLocation"));
       json_t *obj = json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s}},s:{s:s?}}", "apiVersion", "k0rdent.mirantis.com/v1beta1",
                               "kind", "ManagementBackup", "metadata", "name", name, "labels", MB_LABEL_RELEASE_BACKUP, lbl,
                               MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE, "spec", "storageLocation", sl), *out = NULL;
       kd_rc rc = obj ? kube_create(x->c, &res_mb, NULL, obj, &out) : KD_ERR_NOMEM;
       if (rc == KD_OK) {
-        events_emit(x->ev, mb, "Normal", "UpgradeBackupCreated",
+        events_emit(x->ev, mb, "Normal", "CreatedManagementBackup",
                     "Management %s moves from release %s to %s: created ManagementBackup %s", meta_str(m, "name"), have,
                     want, name);
         kd_log(KD_LOG_INFO, "release %s -> %s: created ManagementBackup %s", have, want, name);
@@ -693,8 +604,8 @@ struct lease_arg {
 
 static void *lease_thread(void *arg) {
   struct lease_arg *a = arg;
-  struct lease_opts o = {a->x->ns, "kcmdr-controller-leader", NULL, 0, 0, 0};
-  a->rc = lease_run(a->x->c, &o, lead_start, lead_stop, a->x, &g_stop);
+  struct lease_opts o = {a->x->ns, "kcmdr-controller-leader", NULL, 0, 0, 0, &a->x->lease_valid_until_ms};
+  a->rc = lease_run(a->x->lease_c, &o, lead_start, lead_stop, a->x, &g_stop);
   if (a->rc != KD_OK) {
     kd_log(KD_LOG_ERROR, "%s; exiting so that another replica takes over", kd_errmsg());
     g_stop = 1;
@@ -716,6 +627,8 @@ static const char usage[] =
     "  --engine velero|builtin         who executes Backups: a Velero server in the cluster (default velero)\n"
     "  --compact-selectors             one `In` selector per label key instead of one per value\n"
     "  --leader-elect                  run as one of several replicas; only the Lease holder works\n"
+    "  --restore-wait DURATION         how long a restored ManagementBackup waits for its Backups to come\n"
+    "                                  back by the storage location's sync before it says so (default 3m)\n"
     "  --metrics-bind-address ADDR     Prometheus /metrics, e.g. :8080 (default 0: off)\n"
     "  --health-probe-bind-address A   /healthz and /readyz, e.g. :8081 (default 0: off)\n"
     "  --kubeconfig, --context         as kubectl; in a Pod the service account is used\n"
@@ -729,9 +642,10 @@ int controller_main(int argc, char **argv) {
   if (ret >= 0) return ret;
   struct ctl x = {0};
   mallopt(M_ARENA_MAX, 2); /* a long-running daemon with several threads: keep RSS flat */
-  const char *engine = "velero", *metrics_addr = "0", *health_addr = "0";
-  static const char *const value_flags[] = {"--engine", "--metrics-bind-address", "--health-probe-bind-address"};
-  const char **targets[] = {&engine, &metrics_addr, &health_addr};
+  const char *engine = "velero", *metrics_addr = "0", *health_addr = "0", *restore_wait = NULL;
+  static const char *const value_flags[] = {"--engine", "--metrics-bind-address", "--health-probe-bind-address",
+                                            "--restore-wait"};
+  const char **targets[] = {&engine, &metrics_addr, &health_addr, &restore_wait};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     bool m = false;
@@ -761,6 +675,14 @@ int controller_main(int argc, char **argv) {
                     "in the cluster and use --engine=velero\n");
     return CLI_FAIL;
   }
+  if (restore_wait) {
+    int64_t ns;
+    if (cron_parse_go_duration(restore_wait, &ns) != KD_OK || ns < 1000000000LL || ns > 86400LL * 1000000000LL) {
+      fprintf(stderr, "kcmdr controller: --restore-wait takes a duration from 1s to 24h, e.g. 3m, not '%s'\n", restore_wait);
+      return CLI_USAGE;
+    }
+    x.restore_wait_s = (int)(ns / 1000000000LL);
+  }
   bool en;
   char host[64];
   int port;
@@ -787,6 +709,9 @@ int controller_main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
   if (cli_client(&g, &x.c) != CLI_OK) goto done;
+  /* the Lease renews on its own connections, with a timeout well inside the renew deadline */
+  struct kube_client_opts lease_opts = {0, 0, -1, 4000, NULL};
+  if (x.leader_elect && cli_client_with(&g, &lease_opts, &x.lease_c) != CLI_OK) goto done;
   if (events_new(x.c, "kcmdr-controller", &x.ev) != KD_OK || metrics_new(&x.m) != KD_OK) {
     fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
     goto done;
@@ -845,6 +770,7 @@ done:
   events_free(x.ev);
   metrics_free(x.m);
   kube_client_free(x.c);
+  kube_client_free(x.lease_c);
   json_decref(x.queue);
   json_decref(x.created);
   pthread_mutex_destroy(&x.qlock);

@@ -1,6 +1,7 @@
 /* lease.c — leader election on a Lease object (see lease.h). */
 #include "lease.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,10 @@ static void micro_now(char out[32]) {
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
   size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (n == 0) { /* cannot happen for years 0..9999; never send a malformed time */
+    snprintf(out, 32, "1970-01-01T00:00:00.000000Z");
+    return;
+  }
   snprintf(out + n, 32 - n, ".%06ldZ", (long)tv.tv_usec);
 }
 
@@ -97,6 +102,10 @@ static void release(kube_client *c, const struct lease_opts *o, const char *me) 
   json_decref(out);
 }
 
+static void set_valid(const struct lease_opts *o, int64_t v) {
+  if (o->valid_until_ms) atomic_store(o->valid_until_ms, v);
+}
+
 kd_rc lease_run(kube_client *c, const struct lease_opts *opts, lease_fn on_start, lease_fn on_stop, void *ud,
                 volatile const int *stop) {
   struct lease_opts o = *opts;
@@ -114,35 +123,51 @@ kd_rc lease_run(kube_client *c, const struct lease_opts *opts, lease_fn on_start
   int lease_s = (o.lease_ms + 999) / 1000;
   struct observed ob = {"", kd_now_ms()};
   bool other;
-  /* campaign */
+  set_valid(&o, 0);
   for (;;) {
-    if (*stop) return KD_OK;
-    kd_rc rc = try_acquire(c, &o, me, lease_s, &ob, &other);
-    if (rc == KD_OK) break;
-    if (rc != KD_ERR_CONFLICT) kd_log(KD_LOG_WARN, "lease %s/%s: %s", o.namespace, o.name, kd_errmsg());
-    kd_sleep_ms(o.retry_ms, stop);
-  }
-  kd_log(KD_LOG_INFO, "lease %s/%s: %s is the leader", o.namespace, o.name, me);
-  if (on_start) on_start(ud);
-  /* lead: renew every retry period; give up after the renew deadline without success */
-  int64_t last_renew = kd_now_ms();
-  for (;;) {
-    kd_sleep_ms(o.retry_ms, stop);
-    if (*stop) {
-      if (on_stop) on_stop(ud);
-      release(c, &o, me);
-      return KD_OK;
+    /* campaign */
+    for (;;) {
+      if (*stop) return KD_OK;
+      int64_t sent = kd_now_ms();
+      kd_rc rc = try_acquire(c, &o, me, lease_s, &ob, &other);
+      if (rc == KD_OK) {
+        set_valid(&o, sent + o.renew_deadline_ms);
+        break;
+      }
+      if (rc != KD_ERR_CONFLICT) kd_log(KD_LOG_WARN, "lease %s/%s: %s", o.namespace, o.name, kd_errmsg());
+      kd_sleep_ms(o.retry_ms, stop);
     }
-    kd_rc rc = try_acquire(c, &o, me, lease_s, &ob, &other);
-    if (rc == KD_OK) {
-      last_renew = kd_now_ms();
-      continue;
-    }
-    kd_log(KD_LOG_WARN, "lease %s/%s: renew failed: %s", o.namespace, o.name,
-           other ? "another replica holds it" : kd_errmsg());
-    if (other || kd_now_ms() - last_renew > o.renew_deadline_ms) {
-      if (on_stop) on_stop(ud);
-      return kd_fail(KD_ERR_CANCELLED, "lease %s/%s: lost leadership", o.namespace, o.name);
+    kd_log(KD_LOG_INFO, "lease %s/%s: %s is the leader", o.namespace, o.name, me);
+    if (on_start) on_start(ud);
+    /* lead: renew every retry period; stop leading after the renew deadline without success */
+    int64_t last_renew = kd_now_ms();
+    for (;;) {
+      kd_sleep_ms(o.retry_ms, stop);
+      if (*stop) {
+        set_valid(&o, 0);
+        if (on_stop) on_stop(ud);
+        release(c, &o, me);
+        return KD_OK;
+      }
+      int64_t sent = kd_now_ms();
+      kd_rc rc = try_acquire(c, &o, me, lease_s, &ob, &other);
+      if (rc == KD_OK && sent - last_renew <= o.renew_deadline_ms) {
+        last_renew = sent;
+        set_valid(&o, sent + o.renew_deadline_ms);
+        continue;
+      }
+      if (rc != KD_OK)
+        kd_log(KD_LOG_WARN, "lease %s/%s: renew failed: %s", o.namespace, o.name,
+               other ? "another replica holds it" : kd_errmsg());
+      /* a renewal that lands after the deadline (this process was stopped or starved) does not
+       * count: another may have led in between, so step down and campaign afresh */
+      if (other || kd_now_ms() - last_renew > o.renew_deadline_ms) {
+        set_valid(&o, 0);
+        kd_log(KD_LOG_WARN, "lease %s/%s: lost the lease (last renewed %lld ms ago); no longer leading", o.namespace,
+               o.name, (long long)(kd_now_ms() - last_renew));
+        if (on_stop) on_stop(ud);
+        break;
+      }
     }
   }
 }

@@ -2,20 +2,44 @@
 #include "mgmtbackup.h"
 
 #include <openssl/sha.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cron.h"
 
 static const char *meta_str(json_t *obj, const char *key) {
   return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
 }
 
-/* pairs are kept as "key_value" strings, as kcm sorts them; '_' cannot occur in a label key */
-static int add_pair(json_t *set, const char *k, const char *v) {
-  if (!v || !v[0]) return 0;
+bool mb_label_value_valid(const char *v) {
+  size_t n = v ? strlen(v) : 0;
+  if (n == 0 || n > MB_LABEL_MAX) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = v[i];
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && ((i == 0 || i == n - 1) || (c != '-' && c != '_' && c != '.'))) return false;
+  }
+  return true;
+}
+
+/* pairs are kept as "key_value" strings, as kcm sorts them; '_' cannot occur in a label key.
+ * A value no label can hold (a hostile provider name, a 64+ character ClusterDeployment name)
+ * selects nothing and would make the whole Backup invalid: it is left out. -1 on no memory. */
+static int add_pair(json_t *set, const char *k, json_t *v) {
+  const char *s = json_string_value(v);
+  if (!s || json_string_length(v) != strlen(s) || !mb_label_value_valid(s)) return 0;
   char buf[600];
-  snprintf(buf, sizeof buf, "%s_%s", k, v);
+  snprintf(buf, sizeof buf, "%s_%s", k, s);
   return json_object_set_new(set, buf, json_true());
+}
+
+static int add_fixed(json_t *set, const char *k, const char *v) {
+  json_t *s = json_string(v);
+  int rc = s ? add_pair(set, k, s) : -1;
+  json_decref(s);
+  return rc;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
@@ -23,29 +47,31 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *c
 json_t *mb_selectors(json_t *cds, json_t *cts, bool compact) {
   json_t *set = json_object(), *out = NULL, *tmpl_providers = json_object();
   const char **keys = NULL;
-  if (!set || !tmpl_providers) goto done;
-  add_pair(set, MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE);
-  add_pair(set, "controller.cert-manager.io/fao", "true");
-  add_pair(set, "cluster.x-k8s.io/provider", "cluster-api");
+  if (!set || !tmpl_providers || !cds || !cts) goto done;
+  if (add_fixed(set, MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE) || add_fixed(set, "controller.cert-manager.io/fao", "true") ||
+      add_fixed(set, "cluster.x-k8s.io/provider", "cluster-api"))
+    goto done;
   size_t i;
   json_t *o;
   json_array_foreach(cts, i, o) { /* "ns/name" -> providers */
     char key[600];
     snprintf(key, sizeof key, "%s/%s", meta_str(o, "namespace") ? meta_str(o, "namespace") : "", meta_str(o, "name") ? meta_str(o, "name") : "");
     json_t *provs = json_object_get(json_object_get(o, "status"), "providers");
-    if (json_is_array(provs)) json_object_set(tmpl_providers, key, provs);
+    if (json_is_array(provs) && json_object_set(tmpl_providers, key, provs)) goto done;
   }
   json_array_foreach(cds, i, o) {
-    const char *name = meta_str(o, "name"), *ns = meta_str(o, "namespace");
-    add_pair(set, "helm.toolkit.fluxcd.io/name", name);
-    add_pair(set, "cluster.x-k8s.io/cluster-name", name);
+    json_t *name = json_object_get(json_object_get(o, "metadata"), "name");
+    const char *ns = meta_str(o, "namespace");
+    if (add_pair(set, "helm.toolkit.fluxcd.io/name", name) || add_pair(set, "cluster.x-k8s.io/cluster-name", name)) goto done;
     const char *tmpl = json_string_value(json_object_get(json_object_get(o, "spec"), "template"));
     if (!tmpl) continue;
     char key[600];
     snprintf(key, sizeof key, "%s/%s", ns ? ns : "", tmpl);
     size_t k;
     json_t *p;
-    json_array_foreach(json_object_get(tmpl_providers, key), k, p) add_pair(set, "cluster.x-k8s.io/provider", json_string_value(p));
+    json_array_foreach(json_object_get(tmpl_providers, key), k, p) {
+      if (add_pair(set, "cluster.x-k8s.io/provider", p)) goto done;
+    }
   }
   size_t n = json_object_size(set), j = 0;
   keys = malloc((n + 1) * sizeof *keys);
@@ -109,18 +135,37 @@ void mb_bounded(const char *in, size_t max, char *out) {
   snprintf(out + keep, 10, "-%02x%02x%02x%02x", d[0], d[1], d[2], d[3]);
 }
 
+#define MB_STAMP_LEN 14 /* YYYYMMDDhhmmss */
+
+/* the part of a scheduled name before "-<stamp>": mb, bounded so the whole name fits */
+static void scheduled_prefix(const char *mb, char out[MB_NAME_MAX + 1]) { /* out: MB_NAME_MAX + 1 */
+  mb_bounded(mb, MB_NAME_MAX - 1 - MB_STAMP_LEN, out);
+}
+
 void mb_scheduled_name(const char *mb, time_t t, char *out) {
-  char full[MB_NAME_MAX + 32];
+  char prefix[MB_NAME_MAX + 1];
   struct tm tm;
-  gmtime_r(&t, &tm);
-  size_t n = (size_t)snprintf(full, sizeof full, "%.*s-", MB_NAME_MAX, mb);
-  strftime(full + n, sizeof full - n, "%Y%m%d%H%M%S", &tm);
-  mb_bounded(full, MB_NAME_MAX, out);
+  int y;
+  scheduled_prefix(mb, prefix);
+  if (!gmtime_r(&t, &tm) || (y = tm.tm_year + 1900) < 0 || y > 9999) { /* no stamp fits: the epoch's */
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = 70, tm.tm_mday = 1, y = 1970;
+  }
+  char stamp[32];
+  snprintf(stamp, sizeof stamp, "%04d%02d%02d%02d%02d%02d", y, (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100,
+           tm.tm_min % 100, tm.tm_sec % 100);
+  size_t n = strlen(prefix); /* at most MB_NAME_MAX - 15: the stamp always fits */
+  prefix[n] = '-';
+  memcpy(prefix + n + 1, stamp, MB_STAMP_LEN + 1);
+  memcpy(out, prefix, n + 2 + MB_STAMP_LEN);
 }
 
 bool mb_parse_scheduled_name(const char *mb, const char *backup, time_t *t) {
-  size_t ml = strlen(mb);
-  if (!backup || strncmp(backup, mb, ml) != 0 || backup[ml] != '-' || strlen(backup + ml + 1) != 14) return false;
+  char prefix[MB_NAME_MAX + 1];
+  scheduled_prefix(mb, prefix);
+  size_t ml = strlen(prefix);
+  if (!backup || strncmp(backup, prefix, ml) != 0 || backup[ml] != '-' || strlen(backup + ml + 1) != MB_STAMP_LEN)
+    return false;
   const char *ts = backup + ml + 1;
   for (int i = 0; i < 14; i++)
     if (ts[i] < '0' || ts[i] > '9') return false;
@@ -138,7 +183,12 @@ bool mb_parse_scheduled_name(const char *mb, const char *backup, time_t *t) {
 }
 
 bool mb_phase_running(const char *phase) {
-  return !phase || !phase[0] || strcmp(phase, "New") == 0 || strcmp(phase, "InProgress") == 0;
+  static const char *const r[] = {"New", "InProgress", "WaitingForPluginOperations",
+                                  "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed"};
+  if (!phase || !phase[0]) return true;
+  for (size_t i = 0; i < KD_ARRAY_LEN(r); i++)
+    if (strcmp(phase, r[i]) == 0) return true;
+  return false;
 }
 
 bool mb_phase_terminal(const char *phase) {
@@ -156,17 +206,257 @@ json_t *mb_pick_restored(const char *mb, bool scheduled, json_t *backups, time_t
   mb_bounded(mb, MB_LABEL_MAX, label);
   json_array_foreach(backups, i, b) {
     const char *name = meta_str(b, "name");
+    const char *owner = json_string_value(json_object_get(json_object_get(json_object_get(b, "metadata"), "labels"), MB_LABEL_BACKUP));
+    if (!kd_streq(owner, label)) continue;
     if (!scheduled) {
       if (kd_streq(name, mb)) return b;
       continue;
     }
-    const char *owner = json_string_value(json_object_get(json_object_get(json_object_get(b, "metadata"), "labels"), MB_LABEL_BACKUP));
     time_t t;
-    if (!kd_streq(owner, label) || !mb_parse_scheduled_name(mb, name, &t) || t > now) continue;
+    if (!mb_parse_scheduled_name(mb, name, &t) || t > now) continue;
     if (!best || t > best_t) {
       best = b;
       best_t = t;
     }
   }
   return best;
+}
+
+/* ---- the reconcile plan ---- */
+
+static bool time_field(json_t *o, const char *key, time_t *t) {
+  const char *s = json_string_value(json_object_get(o, key));
+  time_t v;
+  if (!s || kd_time_parse(s, &v) != KD_OK) return false;
+  *t = v;
+  return true;
+}
+
+static int set_time(json_t *st, const char *key, time_t t) {
+  char buf[21];
+  kd_time_format(t, buf);
+  return json_object_set_new(st, key, json_string(buf));
+}
+
+static json_t *find_backup(json_t *backups, const char *name) {
+  size_t i;
+  json_t *b;
+  json_array_foreach(backups, i, b) {
+    if (kd_streq(meta_str(b, "name"), name)) return b;
+  }
+  return NULL;
+}
+
+static bool owned(json_t *b, const char *label) {
+  return kd_streq(json_string_value(json_object_get(json_object_get(json_object_get(b, "metadata"), "labels"), MB_LABEL_BACKUP)),
+                  label);
+}
+
+/* status.error and the Event reason; the message is formatted into the plan's status */
+static kd_rc plan_error(struct mb_plan *p, const char *reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static kd_rc plan_error(struct mb_plan *p, const char *reason, const char *fmt, ...) {
+  char msg[1500];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  p->reason = reason;
+  if (json_object_set_new(p->status, "error", json_string(msg))) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return KD_OK;
+}
+
+/* status.lastBackup = the status of the Backup status.lastBackupName names, when listed */
+static kd_rc mirror_last(struct mb_plan *p, json_t *backups) {
+  json_t *b = find_backup(backups, json_string_value(json_object_get(p->status, "lastBackupName")));
+  json_t *bst = json_object_get(b, "status");
+  if (json_is_object(bst) && json_object_set(p->status, "lastBackup", bst)) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return KD_OK;
+}
+
+static kd_rc set_last(struct mb_plan *p, const char *name, time_t t) {
+  if (json_object_set_new(p->status, "lastBackupName", json_string(name)) || set_time(p->status, "lastBackupTime", t))
+    return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return KD_OK;
+}
+
+/* when a listed Backup ran: its start, else its creation, else the time in its name */
+static time_t backup_time(const char *mb, json_t *b) {
+  time_t t = 0;
+  if (time_field(json_object_get(b, "status"), "startTimestamp", &t) ||
+      time_field(json_object_get(b, "metadata"), "creationTimestamp", &t) || mb_parse_scheduled_name(mb, meta_str(b, "name"), &t))
+    return t;
+  return 0;
+}
+
+static bool pending_fresh(const struct mb_input *in) {
+  return in->pending && in->now - in->pending_time <= MB_CACHE_LAG_S && !find_backup(in->backups, in->pending);
+}
+
+static kd_rc plan_restored(const struct mb_input *in, struct mb_plan *p, const char *name, const char *sched) {
+  bool scheduled = sched && sched[0];
+  json_t *b = mb_pick_restored(name, scheduled, in->backups, in->now);
+  kd_rc rc;
+  if (b) {
+    if ((rc = set_last(p, meta_str(b, "name"), backup_time(name, b))) || (rc = mirror_last(p, in->backups))) return rc;
+    p->drop_restore_labels = true;
+    return KD_OK;
+  }
+  /* its Backups come back with the storage location's sync: wait for them, never re-create */
+  int wait = in->restore_wait_s > 0 ? in->restore_wait_s : MB_RESTORE_WAIT_S;
+  time_t created = in->now;
+  time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &created);
+  int64_t waited = (int64_t)(in->now - created);
+  if (waited < wait) {
+    p->requeue_s = wait - waited;
+    return KD_OK;
+  }
+  const char *from = json_string_value(json_object_get(json_object_get(json_object_get(in->mb, "metadata"), "labels"), VELERO_LABEL_BACKUP));
+  char want[MB_NAME_MAX + 40];
+  if (scheduled) snprintf(want, sizeof want, "no Backup named %s-<timestamp>", name);
+  else snprintf(want, sizeof want, "the Backup %s", name);
+  rc = plan_error(p, "RestoredBackupsMissing",
+                  "restored from backup %s, but %s has come back after %llds: restored Backups return when the "
+                  "BackupStorageLocation syncing them is Available; %s",
+                  from ? from : "?", want, (long long)waited,
+                  scheduled ? "the schedule goes on from now" : "no new Backup is made while its name may still be in the bucket");
+  if (rc) return rc;
+  if (scheduled) p->drop_restore_labels = true; /* new names cannot collide: the schedule resumes */
+  else p->requeue_s = 60;
+  return KD_OK;
+}
+
+static kd_rc plan_on_demand(const struct mb_input *in, struct mb_plan *p, const char *name, const char *label) {
+  json_t *b = find_backup(in->backups, name);
+  kd_rc rc;
+  if (b && !owned(b, label))
+    return plan_error(p, "BackupNameTaken",
+                      "a Backup named %s already exists and was not made for this ManagementBackup (it lacks the label "
+                      "%s=%s): rename the ManagementBackup or delete that Backup",
+                      name, MB_LABEL_BACKUP, label);
+  if (b) {
+    time_t t;
+    if (!kd_streq(json_string_value(json_object_get(p->status, "lastBackupName")), name) ||
+        !time_field(p->status, "lastBackupTime", &t)) {
+      if ((rc = set_last(p, name, backup_time(name, b)))) return rc;
+    }
+    return mirror_last(p, in->backups);
+  }
+  if (pending_fresh(in) && kd_streq(in->pending, name)) return set_last(p, name, in->pending_time);
+  if (json_string_value(json_object_get(p->status, "lastBackupName"))) return KD_OK; /* made once; deleted since */
+  p->create = true;
+  snprintf(p->create_name, sizeof p->create_name, "%s", name);
+  json_object_del(p->status, "lastBackup");
+  return set_last(p, name, in->now);
+}
+
+static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const char *name, const char *label,
+                            const char *sched) {
+  cron_schedule *cs = NULL;
+  kd_rc rc = KD_OK;
+  json_object_del(p->status, "nextAttempt");
+  if (cron_parse(sched, &cs) != KD_OK) return plan_error(p, "InvalidSchedule", "invalid schedule \"%s\": %s", sched, kd_errmsg());
+  /* the last backup: the newest of the status (not in the future), our listed Backups, and
+   * the one this process just created (only while the cache may lag) */
+  const char *last = NULL;
+  time_t last_t = 0, t;
+  if (time_field(p->status, "lastBackupTime", &t) && t <= in->now) {
+    last = json_string_value(json_object_get(p->status, "lastBackupName"));
+    last_t = t;
+  }
+  bool running = false;
+  const char *stuck = NULL;
+  size_t i;
+  json_t *b;
+  json_array_foreach(in->backups, i, b) {
+    if (!owned(b, label)) continue;
+    const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
+    if (mb_phase_running(phase)) {
+      running = true;
+      time_t c;
+      if ((!phase || !phase[0] || strcmp(phase, "New") == 0) &&
+          time_field(json_object_get(b, "metadata"), "creationTimestamp", &c) && in->now - c > MB_NOT_STARTED_S)
+        stuck = meta_str(b, "name");
+    }
+    if (mb_parse_scheduled_name(name, meta_str(b, "name"), &t) && t <= in->now && (!last || t > last_t)) {
+      last = meta_str(b, "name");
+      last_t = t;
+    }
+  }
+  if (pending_fresh(in)) {
+    running = true;
+    if (!last || in->pending_time >= last_t) last = in->pending, last_t = in->pending_time;
+  }
+  time_t base = last ? last_t : in->now;
+  if (!last) time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &base);
+  if (last && (rc = set_last(p, last, last_t))) goto done;
+  int64_t next = cron_next(cs, base);
+  if (next && in->now >= next && !running) {
+    mb_scheduled_name(name, in->now, p->create_name);
+    json_t *same = find_backup(in->backups, p->create_name);
+    if (same && !owned(same, label)) {
+      rc = plan_error(p, "BackupNameTaken", "a Backup named %s already exists and was not made for this ManagementBackup",
+                      p->create_name);
+      p->requeue_s = 1;
+      goto done;
+    }
+    p->create = !same; /* one made this very second is ours already */
+    if (p->create) json_object_del(p->status, "lastBackup");
+    if ((rc = set_last(p, p->create_name, in->now))) goto done;
+    next = cron_next(cs, in->now);
+  }
+  if (!next) {
+    rc = plan_error(p, "InvalidSchedule", "schedule \"%s\" has no activation in the next five years after %s", sched,
+                    last ? json_string_value(json_object_get(p->status, "lastBackupTime")) : "its creation");
+    goto done;
+  }
+  if (set_time(p->status, "nextAttempt", (time_t)next)) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    goto done;
+  }
+  if (stuck) {
+    rc = plan_error(p, "BackupNotStarted",
+                    "Backup %s has been New for more than %d minutes and blocks the schedule: is a Velero server or "
+                    "kcmdr's builtin engine running?",
+                    stuck, MB_NOT_STARTED_S / 60);
+    p->requeue_s = 60;
+  } else if (!(in->now >= next && running)) {
+    p->requeue_s = next - in->now;
+  }
+  if (rc == KD_OK) rc = mirror_last(p, in->backups);
+done:
+  cron_free(cs);
+  return rc;
+}
+
+kd_rc mb_plan_reconcile(const struct mb_input *in, struct mb_plan *out) {
+  memset(out, 0, sizeof *out);
+  json_t *cur = json_object_get(in->mb, "status");
+  out->status = json_is_object(cur) ? json_deep_copy(cur) : json_object();
+  if (!out->status) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  json_object_del(out->status, "error");
+  const char *name = meta_str(in->mb, "name");
+  json_t *labels = json_object_get(json_object_get(in->mb, "metadata"), "labels");
+  const char *sched = json_string_value(json_object_get(json_object_get(in->mb, "spec"), "schedule"));
+  char label[MB_LABEL_MAX + 1];
+  kd_rc rc;
+  if (!name) {
+    rc = kd_fail(KD_ERR_INVALID, "ManagementBackup without a name");
+    goto fail;
+  }
+  mb_bounded(name, MB_LABEL_MAX, label);
+  if (json_object_get(labels, VELERO_LABEL_RESTORE) && json_object_get(labels, VELERO_LABEL_BACKUP))
+    rc = plan_restored(in, out, name, sched);
+  else if (sched && sched[0])
+    rc = plan_scheduled(in, out, name, label, sched);
+  else
+    rc = plan_on_demand(in, out, name, label);
+  if (rc == KD_OK) return KD_OK;
+fail:
+  mb_plan_free(out);
+  return rc;
+}
+
+void mb_plan_free(struct mb_plan *p) {
+  json_decref(p->status);
+  p->status = NULL;
 }

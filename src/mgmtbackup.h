@@ -37,19 +37,57 @@ json_t *mb_backup_object(const char *name, const char *ns, const char *mb_name, 
 /* in, or when longer than max: its first max-9 bytes + "-" + 8 hex digits of its SHA-256. out
  * must hold max+1 bytes. */
 void mb_bounded(const char *in, size_t max, char *out);
-/* "<mb>-YYYYMMDDhhmmss" (UTC), bounded to MB_NAME_MAX. out: MB_NAME_MAX+1 bytes. */
+/* "<mb>-YYYYMMDDhhmmss" (UTC). When that would pass MB_NAME_MAX, the ManagementBackup's part is
+ * bounded (mb_bounded) and the timestamp kept, so the name still parses. out: MB_NAME_MAX+1. */
 void mb_scheduled_name(const char *mb, time_t t, char *out);
-/* If backup is "<mb>-YYYYMMDDhhmmss", its time in *t. */
+/* If backup is mb_scheduled_name(mb, t) for some t, its time in *t. */
 bool mb_parse_scheduled_name(const char *mb, const char *backup, time_t *t);
 
-/* Backup phases: "" and New and InProgress are running; Completed, PartiallyFailed, Failed and
- * FailedValidation end an attempt (kcm forgets FailedValidation; we do not). */
+/* Backup phases: "", New, InProgress and Velero's Finalizing and WaitingForPluginOperations
+ * phases are running; Completed, PartiallyFailed, Failed and FailedValidation end an attempt
+ * (kcm forgets FailedValidation; we do not). Anything else (Deleting, unknown) is neither. */
 bool mb_phase_running(const char *phase);
 bool mb_phase_terminal(const char *phase);
 
-/* After a restore: from backups (array, borrowed), the one the status is rebuilt from: for a
- * schedule the newest "<mb>-<timestamp>" labelled for mb whose time is not after now; else the
- * Backup named like mb. Borrowed reference or NULL. */
+/* True when v can be a label value (at most 63 bytes, alphanumerics with '-', '_', '.' inside).
+ * A selector on any other value selects nothing, so mb_selectors leaves such values out. */
+bool mb_label_value_valid(const char *v);
+
+#define MB_CACHE_LAG_S 10      /* how long a Backup this process created may be missing from the cache */
+#define MB_RESTORE_WAIT_S 180  /* default wait for restored Backups to come back (3 Velero sync periods) */
+#define MB_NOT_STARTED_S 300   /* a Backup still New after this long is reported in status.error */
+
+/* Everything one reconcile of a ManagementBackup decides, computed from what the API server
+ * says (the object and the Backups as listed) and the time; the controller only does the I/O.
+ * The one process-local input is the Backup this process created last (pending), and it counts
+ * only for MB_CACHE_LAG_S: nothing a process remembers outranks the API server for longer. */
+struct mb_input {
+  json_t *mb;               /* the ManagementBackup (borrowed) */
+  json_t *backups;          /* array of the Backups in the system namespace (borrowed) */
+  const char *pending;      /* a Backup this process created for mb, or NULL */
+  time_t pending_time;      /* when it was created */
+  time_t now;
+  int restore_wait_s;       /* 0 = MB_RESTORE_WAIT_S */
+};
+
+struct mb_plan {
+  json_t *status;           /* the status to write (new reference); reflects the create below */
+  bool create;              /* create the Backup create_name */
+  char create_name[MB_NAME_MAX + 1];
+  bool drop_restore_labels; /* remove velero.io/restore-name and velero.io/backup-name */
+  int64_t requeue_s;        /* look again after this many seconds; 0: when something changes */
+  const char *reason;       /* set with status.error: the Warning Event reason */
+};
+
+/* Decide one reconcile (see struct mb_input). *out owns its status; free with mb_plan_free.
+ * KD_ERR_NOMEM only: every problem of the object itself is a status.error in the plan. */
+kd_rc mb_plan_reconcile(const struct mb_input *in, struct mb_plan *out);
+/* Release a plan. */
+void mb_plan_free(struct mb_plan *p);
+
+/* After a restore: from backups (array, borrowed), the one the status is rebuilt from, among
+ * those labelled for mb: for a schedule the newest "<mb>-<timestamp>" whose time is not after
+ * now; else the Backup named like mb. Borrowed reference or NULL. */
 json_t *mb_pick_restored(const char *mb, bool scheduled, json_t *backups, time_t now);
 
 #endif
