@@ -29,6 +29,34 @@ static char *flat(json_t *sels) {
   return kd_buf_steal(&b);
 }
 
+
+/* A label selector evaluator for the tests (Kubernetes semantics for matchLabels and the In
+ * operator): does any selector of sels select obj? */
+static bool selectors_match(json_t *sels, json_t *obj) {
+  json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+  size_t i;
+  json_t *sel;
+  json_array_foreach(sels, i, sel) {
+    bool all = true;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(sel, "matchLabels"), k, v) {
+      if (!kd_streq(json_string_value(json_object_get(labels, k)), json_string_value(v))) all = false;
+    }
+    size_t j, m;
+    json_t *e, *val;
+    json_array_foreach(json_object_get(sel, "matchExpressions"), j, e) {
+      assert_string_equal(json_string_value(json_object_get(e, "operator")), "In");
+      const char *have = json_string_value(json_object_get(labels, json_string_value(json_object_get(e, "key"))));
+      bool in = false;
+      json_array_foreach(json_object_get(e, "values"), m, val) in = in || (have && kd_streq(have, json_string_value(val)));
+      all = all && in;
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
 static void selectors_no_cluster_deployments(void **state) {
   (void)state;
   json_t *cds = json_array(), *cts = json_array();
@@ -109,13 +137,31 @@ static void selectors_200_cluster_deployments(void **state) {
     prev = line;
   }
   free(got);
-  /* the compact form holds exactly the same key=value pairs */
   json_t *c = mb_selectors(cds, cts, true);
   assert_int_equal(json_array_size(c), 5);
-  size_t pairs = 0, i;
-  json_t *sel;
-  json_array_foreach(c, i, sel) pairs += json_array_size(json_object_get(json_array_get(json_object_get(sel, "matchExpressions"), 0), "values"));
-  assert_int_equal(pairs, json_array_size(s));
+  /* both forms select exactly the same objects: objects carrying every selected pair, pairs
+   * no selector names, other keys, and several labels at once */
+  json_t *objs = json_array();
+  const char *keys[] = {"helm.toolkit.fluxcd.io/name", "cluster.x-k8s.io/cluster-name", "cluster.x-k8s.io/provider",
+                        "k0rdent.mirantis.com/component", "controller.cert-manager.io/fao", "app"};
+  const char *vals[] = {"cd-000", "cd-001", "cd-199", "cd-200", "kcm", "true", "false", "infrastructure-aws",
+                        "infrastructure-azure", "infrastructure-gcp", "cluster-api", "x"};
+  for (size_t k = 0; k < KD_ARRAY_LEN(keys); k++)
+    for (size_t v = 0; v < KD_ARRAY_LEN(vals); v++)
+      json_array_append_new(objs, json_pack("{s:{s:{s:s}}}", "metadata", "labels", keys[k], vals[v]));
+  json_array_append_new(objs, json_pack("{s:{s:{s:s,s:s}}}", "metadata", "labels", "app", "x", "cluster.x-k8s.io/provider", "cluster-api"));
+  json_array_append_new(objs, json_pack("{s:{}}", "metadata"));
+  size_t i, selected = 0;
+  json_t *o;
+  json_array_foreach(objs, i, o) {
+    bool a = selectors_match(s, o), b = selectors_match(c, o);
+    assert_int_equal(a, b);
+    selected += a;
+  }
+  /* cd-000, cd-001, cd-199 under both name keys; aws, azure, cluster-api providers; kcm; fao=true;
+   * and the object with two labels: 3 + 3 + 3 + 1 + 1 + 1 */
+  assert_int_equal(selected, 12);
+  json_decref(objs);
   json_decref(c);
   json_decref(s);
   json_decref(cds);
@@ -166,8 +212,20 @@ static void names_and_bounds(void **state) {
   longname[298] = 'b'; /* a different long name gets a different suffix */
   mb_bounded(longname, MB_LABEL_MAX, lbl2);
   assert_string_not_equal(lbl, lbl2);
-  mb_scheduled_name(longname, 1737136812, out);
-  assert_int_equal(strlen(out), MB_NAME_MAX);
+  /* tried: names of 239+ characters used to lose their timestamp to the hash; now the
+   * ManagementBackup's part is cut and the timestamp kept, so restarts and restores parse it */
+  for (size_t len = 230; len <= 253; len++) {
+    char mbname[MB_NAME_MAX + 1];
+    memset(mbname, 'm', len);
+    mbname[len] = '\0';
+    mb_scheduled_name(mbname, 1737136812, out);
+    assert_true(strlen(out) <= MB_NAME_MAX);
+    assert_string_equal(out + strlen(out) - 15, "-20250117180012");
+    assert_true(mb_parse_scheduled_name(mbname, out, &t));
+    assert_int_equal(t, 1737136812);
+    mbname[0] = 'n'; /* another long name does not claim it */
+    assert_false(mb_parse_scheduled_name(mbname, out, &t));
+  }
   char exact[MB_NAME_MAX + 1];
   memset(exact, 'c', MB_NAME_MAX);
   exact[MB_NAME_MAX] = '\0';
@@ -191,12 +249,12 @@ static void phases(void **state) {
 
 static void restored_pick(void **state) {
   (void)state;
-  json_t *bs = json_pack("[{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s}}]",
+  json_t *bs = json_pack("[{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}}]",
                          "metadata", "name", "kcm-20250117120000", "labels", MB_LABEL_BACKUP, "kcm",
                          "metadata", "name", "kcm-20250117180012", "labels", MB_LABEL_BACKUP, "kcm",
                          "metadata", "name", "kcm-29990101000000", "labels", MB_LABEL_BACKUP, "kcm",
                          "metadata", "name", "kcm-20250118000000", "labels", MB_LABEL_BACKUP, "someone-else",
-                         "metadata", "name", "kcm");
+                         "metadata", "name", "kcm", "labels", MB_LABEL_BACKUP, "kcm");
   time_t now = 1893456000; /* 2030-01-01 */
   json_t *b = mb_pick_restored("kcm", true, bs, now);
   assert_non_null(b);
@@ -207,12 +265,295 @@ static void restored_pick(void **state) {
   json_decref(bs);
 }
 
+
+/* ---- the reconcile plan: what one reconcile decides from the object, its Backups and now ---- */
+
+#define NOW 1767225600 /* 2026-01-01T00:00:00Z */
+
+static json_t *mb_obj(const char *name, const char *schedule, const char *created, json_t *status, json_t *labels) {
+  json_t *o = json_pack("{s:{s:s,s:s},s:{}}", "metadata", "name", name, "creationTimestamp", created, "spec");
+  if (schedule) json_object_set_new(json_object_get(o, "spec"), "schedule", json_string(schedule));
+  if (status) json_object_set_new(o, "status", status);
+  if (labels) json_object_set_new(json_object_get(o, "metadata"), "labels", labels);
+  return o;
+}
+
+static json_t *backup(const char *name, const char *owner, const char *phase, const char *created) {
+  json_t *b = json_pack("{s:{s:s,s:s,s:{}}}", "metadata", "name", name, "creationTimestamp", created, "labels");
+  if (owner) json_object_set_new(json_object_get(json_object_get(b, "metadata"), "labels"), MB_LABEL_BACKUP, json_string(owner));
+  if (phase) json_object_set_new(b, "status", json_pack("{s:s}", "phase", phase));
+  return b;
+}
+
+static const char *st_str(struct mb_plan *p, const char *k) { return json_string_value(json_object_get(p->status, k)); }
+
+static void plan(json_t *mb, json_t *backups, const char *pending, time_t pending_time, struct mb_plan *p) {
+  struct mb_input in = {mb, backups, pending, pending_time, NOW, 0};
+  assert_int_equal(mb_plan_reconcile(&in, p), KD_OK);
+}
+
+static void plan_schedule_goes_on_after_latest_backup_deleted(void **state) {
+  (void)state;
+  /* tried (issue 7, item 1): @every 15s made sched-<ts>, it completed and was deleted. The old
+   * controller kept "what we created" forever and counted it as New: the schedule stalled. */
+  json_t *mb = mb_obj("sched", "@every 15s", "2025-12-31T23:00:00Z",
+                      json_pack("{s:s,s:s}", "lastBackupName", "sched-20251231235940", "lastBackupTime", "2025-12-31T23:59:40Z"), NULL);
+  json_t *none = json_array();
+  struct mb_plan p;
+  plan(mb, none, "sched-20251231235940", NOW - 20, &p); /* remembered, but older than the cache lag */
+  assert_true(p.create);
+  assert_string_equal(p.create_name, "sched-20260101000000");
+  assert_string_equal(st_str(&p, "lastBackupName"), "sched-20260101000000");
+  assert_string_equal(st_str(&p, "nextAttempt"), "2026-01-01T00:00:15Z");
+  assert_int_equal(p.requeue_s, 15);
+  assert_null(st_str(&p, "error"));
+  mb_plan_free(&p);
+  /* one this process made 3 s ago and the cache has not shown yet counts as running */
+  plan(mb, none, "sched-20251231235957", NOW - 3, &p);
+  assert_false(p.create);
+  assert_string_equal(st_str(&p, "lastBackupName"), "sched-20251231235957");
+  mb_plan_free(&p);
+  json_decref(none);
+  json_decref(mb);
+}
+
+static void plan_no_backup_while_one_runs_and_one_after_missed_slots(void **state) {
+  (void)state;
+  json_t *mb = mb_obj("tick", "@every 5s", "2025-12-31T00:00:00Z",
+                      json_pack("{s:s,s:s}", "lastBackupName", "tick-20251231235000", "lastBackupTime", "2025-12-31T23:50:00Z"), NULL);
+  const char *running[] = {NULL, "", "New", "InProgress", "Finalizing", "WaitingForPluginOperations"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(running); i++) {
+    json_t *bs = json_pack("[o]", backup("tick-20251231235000", "tick", running[i], "2025-12-31T23:59:00Z"));
+    struct mb_plan p;
+    plan(mb, bs, NULL, 0, &p);
+    assert_false(p.create);
+    assert_string_equal(st_str(&p, "nextAttempt"), "2025-12-31T23:50:05Z");
+    assert_int_equal(p.requeue_s, 0); /* the Backup's next change wakes it */
+    mb_plan_free(&p);
+    json_decref(bs);
+  }
+  /* every terminal phase ends the attempt (FailedValidation too); ten minutes of missed slots
+   * give exactly one backup, and the next slot counts from it */
+  const char *done[] = {"Completed", "PartiallyFailed", "Failed", "FailedValidation", "Deleting", "SomethingUnknown"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(done); i++) {
+    json_t *bs = json_pack("[o]", backup("tick-20251231235000", "tick", done[i], "2025-12-31T23:50:00Z"));
+    struct mb_plan p;
+    plan(mb, bs, NULL, 0, &p);
+    assert_true(p.create);
+    assert_string_equal(st_str(&p, "nextAttempt"), "2026-01-01T00:00:05Z");
+    mb_plan_free(&p);
+    json_decref(bs);
+  }
+  /* another ManagementBackup's running Backup does not block this one */
+  json_t *bs = json_pack("[o]", backup("tick2-20251231235959", "tick2", "InProgress", "2025-12-31T23:59:59Z"));
+  struct mb_plan p;
+  plan(mb, bs, NULL, 0, &p);
+  assert_true(p.create);
+  mb_plan_free(&p);
+  json_decref(bs);
+  json_decref(mb);
+}
+
+static void plan_adopts_newer_backup_and_ignores_future_status(void **state) {
+  (void)state;
+  /* a restart right after creating a Backup, before the status said so: adopt, no duplicate */
+  json_t *mb = mb_obj("dup", "@every 30s", "2025-12-31T00:00:00Z",
+                      json_pack("{s:s,s:s}", "lastBackupName", "dup-20251231235900", "lastBackupTime", "2025-12-31T23:59:00Z"), NULL);
+  json_t *bs = json_pack("[o,o]", backup("dup-20251231235945", "dup", "Completed", "2025-12-31T23:59:45Z"),
+                         backup("dup-20251231235900", "dup", "Completed", "2025-12-31T23:59:00Z"));
+  struct mb_plan p;
+  plan(mb, bs, NULL, 0, &p);
+  assert_false(p.create);
+  assert_string_equal(st_str(&p, "lastBackupName"), "dup-20251231235945");
+  assert_string_equal(st_str(&p, "nextAttempt"), "2026-01-01T00:00:15Z");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(p.status, "lastBackup"), "phase")), "Completed");
+  mb_plan_free(&p);
+  json_decref(mb);
+  /* tried: a status whose lastBackupTime lies in the future (a careless edit) would stall the
+   * schedule until then; it is ignored and the schedule runs from what is listed */
+  mb = mb_obj("dup", "@every 30s", "2025-12-31T00:00:00Z",
+              json_pack("{s:s,s:s}", "lastBackupName", "dup-29990101000000", "lastBackupTime", "2999-01-01T00:00:00Z"), NULL);
+  plan(mb, bs, NULL, 0, &p);
+  assert_false(p.create);
+  assert_string_equal(st_str(&p, "nextAttempt"), "2026-01-01T00:00:15Z");
+  mb_plan_free(&p);
+  json_decref(bs);
+  /* a Backup with this very name made by someone else is never taken for ours */
+  json_decref(mb);
+  mb = mb_obj("dup", "@every 30s", "2025-12-31T00:00:00Z", NULL, NULL);
+  bs = json_pack("[o]", backup("dup-20260101000000", "intruder", "Completed", "2026-01-01T00:00:00Z"));
+  plan(mb, bs, NULL, 0, &p);
+  assert_false(p.create);
+  assert_string_equal(p.reason, "BackupNameTaken");
+  mb_plan_free(&p);
+  json_decref(bs);
+  json_decref(mb);
+}
+
+static void plan_bad_and_impossible_schedules_are_errors(void **state) {
+  (void)state;
+  json_t *none = json_array();
+  const char *bad[] = {"61 * * * *", "* * * *", "@every 1e3s", "CRON_TZ=Nowhere/Nothing 0 0 * * *"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(bad); i++) {
+    print_message("schedule: %s\n", bad[i]);
+    json_t *mb = mb_obj("bad", bad[i], "2025-12-31T00:00:00Z", json_pack("{s:s}", "nextAttempt", "2026-01-01T00:00:00Z"), NULL);
+    struct mb_plan p;
+    plan(mb, none, NULL, 0, &p);
+    assert_false(p.create);
+    assert_string_equal(p.reason, "InvalidSchedule");
+    assert_non_null(strstr(st_str(&p, "error"), bad[i]));
+    assert_null(st_str(&p, "nextAttempt")); /* no stale next attempt shown */
+    mb_plan_free(&p);
+    json_decref(mb);
+  }
+  /* tried (item 6): 30 February never comes; robfig returns the zero time and kcm stays silent */
+  json_t *mb = mb_obj("never", "0 0 30 2 *", "2025-12-31T00:00:00Z", NULL, NULL);
+  struct mb_plan p;
+  plan(mb, none, NULL, 0, &p);
+  assert_false(p.create);
+  assert_string_equal(p.reason, "InvalidSchedule");
+  assert_non_null(strstr(st_str(&p, "error"), "no activation"));
+  mb_plan_free(&p);
+  json_decref(mb);
+  json_decref(none);
+}
+
+static void plan_backup_stuck_in_new_is_reported(void **state) {
+  (void)state;
+  /* no engine runs: the Backup stays New; the schedule waits, but says why */
+  json_t *mb = mb_obj("stuck", "@every 1m", "2025-12-31T00:00:00Z", NULL, NULL);
+  json_t *bs = json_pack("[o]", backup("stuck-20251231234000", "stuck", NULL, "2025-12-31T23:40:00Z"));
+  struct mb_plan p;
+  plan(mb, bs, NULL, 0, &p);
+  assert_false(p.create);
+  assert_string_equal(p.reason, "BackupNotStarted");
+  assert_non_null(strstr(st_str(&p, "error"), "stuck-20251231234000"));
+  mb_plan_free(&p);
+  json_decref(bs);
+  json_decref(mb);
+}
+
+static void plan_on_demand(void **state) {
+  (void)state;
+  json_t *mb = mb_obj("example-backup", NULL, "2025-12-31T00:00:00Z", NULL, NULL);
+  json_t *none = json_array();
+  struct mb_plan p;
+  plan(mb, none, NULL, 0, &p);
+  assert_true(p.create);
+  assert_string_equal(p.create_name, "example-backup");
+  assert_null(st_str(&p, "nextAttempt"));
+  mb_plan_free(&p);
+  /* tried (item 3): a Backup of that name that someone else made is not adopted */
+  json_t *bs = json_pack("[o]", backup("example-backup", NULL, "Completed", "2025-12-31T00:00:00Z"));
+  plan(mb, bs, NULL, 0, &p);
+  assert_false(p.create);
+  assert_string_equal(p.reason, "BackupNameTaken");
+  assert_null(st_str(&p, "lastBackupName"));
+  mb_plan_free(&p);
+  json_decref(bs);
+  /* ours: adopted, its status mirrored */
+  bs = json_pack("[o]", backup("example-backup", "example-backup", "Completed", "2025-12-31T00:00:00Z"));
+  plan(mb, bs, NULL, 0, &p);
+  assert_false(p.create);
+  assert_string_equal(st_str(&p, "lastBackupName"), "example-backup");
+  assert_string_equal(st_str(&p, "lastBackupTime"), "2025-12-31T00:00:00Z");
+  mb_plan_free(&p);
+  json_decref(bs);
+  json_decref(mb);
+  /* made once and deleted since (TTL, `backup delete`): one-shot means no second one */
+  mb = mb_obj("example-backup", NULL, "2025-12-31T00:00:00Z",
+              json_pack("{s:s,s:s}", "lastBackupName", "example-backup", "lastBackupTime", "2025-12-31T00:00:00Z"), NULL);
+  plan(mb, none, NULL, 0, &p);
+  assert_false(p.create);
+  mb_plan_free(&p);
+  json_decref(mb);
+  json_decref(none);
+}
+
+static void plan_restored_waits_for_its_backups(void **state) {
+  (void)state;
+  json_t *none = json_array();
+  for (int scheduled = 0; scheduled < 2; scheduled++) {
+    const char *sched = scheduled ? "@every 1h" : NULL;
+    /* tried (item 5): restored one minute ago, the sync has not brought its Backups back: keep
+     * the labels, create nothing (the name may still be in the bucket), look again later */
+    json_t *mb = mb_obj("kcm", sched, "2025-12-31T23:59:00Z", NULL,
+                        json_pack("{s:s,s:s}", VELERO_LABEL_RESTORE, "r1", VELERO_LABEL_BACKUP, "kcm-20251231000000"));
+    struct mb_plan p;
+    plan(mb, none, NULL, 0, &p);
+    assert_false(p.create);
+    assert_false(p.drop_restore_labels);
+    assert_null(st_str(&p, "error"));
+    assert_int_equal(p.requeue_s, MB_RESTORE_WAIT_S - 60);
+    mb_plan_free(&p);
+    /* the Backups come back: status rebuilt, labels dropped */
+    json_t *bs = json_pack("[o,o]", backup("kcm-20251231000000", "kcm", "Completed", "2025-12-31T00:00:00Z"),
+                           backup("kcm", "kcm", "Completed", "2025-12-30T00:00:00Z"));
+    plan(mb, bs, NULL, 0, &p);
+    assert_false(p.create);
+    assert_true(p.drop_restore_labels);
+    assert_string_equal(st_str(&p, "lastBackupName"), scheduled ? "kcm-20251231000000" : "kcm");
+    mb_plan_free(&p);
+    json_decref(bs);
+    json_decref(mb);
+    /* never back: after the wait, status.error says why; a schedule resumes (its new names
+     * cannot collide), a one-shot never re-creates its name */
+    mb = mb_obj("kcm", sched, "2025-12-31T23:00:00Z", NULL,
+                json_pack("{s:s,s:s}", VELERO_LABEL_RESTORE, "r1", VELERO_LABEL_BACKUP, "kcm-20251231000000"));
+    plan(mb, none, NULL, 0, &p);
+    assert_false(p.create);
+    assert_string_equal(p.reason, "RestoredBackupsMissing");
+    assert_non_null(strstr(st_str(&p, "error"), "kcm-20251231000000"));
+    assert_int_equal(p.drop_restore_labels, scheduled);
+    mb_plan_free(&p);
+    json_decref(mb);
+  }
+  json_decref(none);
+}
+
+static void selectors_skip_values_no_label_can_hold(void **state) {
+  (void)state;
+  /* tried: a hostile tenant's ClusterTemplate status lists providers no label value can be ("a
+   * b", 64 characters, "a\u0000b"), and a ClusterDeployment name of 64+ characters. kcm puts them
+   * in the Backup, which then fails as a whole; a selector on them selects nothing anyway. */
+  char long_name[80];
+  memset(long_name, 'x', 70);
+  long_name[70] = '\0';
+  json_t *provs = json_pack("[s,s,s,s%,s]", "infrastructure-aws", "a b", long_name, "a\0b", (size_t)3, "-lead");
+  json_t *cds = json_pack("[o,o]", cd("ns", "good", "t"), cd("ns", long_name, "t"));
+  json_t *cts = json_pack("[o]", ct("ns", "t", provs));
+  json_t *s = mb_selectors(cds, cts, false);
+  char *got = flat(s);
+  assert_string_equal(got, "cluster.x-k8s.io/cluster-name=good\n"
+                           "cluster.x-k8s.io/provider=cluster-api\n"
+                           "cluster.x-k8s.io/provider=infrastructure-aws\n"
+                           "controller.cert-manager.io/fao=true\n"
+                           "helm.toolkit.fluxcd.io/name=good\n"
+                           "k0rdent.mirantis.com/component=kcm\n");
+  free(got);
+  json_decref(s);
+  json_decref(cds);
+  json_decref(cts);
+  assert_true(mb_label_value_valid("a.b_c-d"));
+  assert_false(mb_label_value_valid(""));
+  assert_false(mb_label_value_valid("a."));
+  assert_false(mb_label_value_valid(NULL));
+}
+
 int test_mgmtbackup(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(selectors_no_cluster_deployments), cmocka_unit_test(selectors_one_cluster_deployment),
       cmocka_unit_test(selectors_200_cluster_deployments), cmocka_unit_test(backup_object),
       cmocka_unit_test(names_and_bounds),                 cmocka_unit_test(phases),
       cmocka_unit_test(restored_pick),
+      cmocka_unit_test(plan_schedule_goes_on_after_latest_backup_deleted),
+      cmocka_unit_test(plan_no_backup_while_one_runs_and_one_after_missed_slots),
+      cmocka_unit_test(plan_adopts_newer_backup_and_ignores_future_status),
+      cmocka_unit_test(plan_bad_and_impossible_schedules_are_errors),
+      cmocka_unit_test(plan_backup_stuck_in_new_is_reported),
+      cmocka_unit_test(plan_on_demand),
+      cmocka_unit_test(plan_restored_waits_for_its_backups),
+      cmocka_unit_test(selectors_skip_values_no_label_can_hold),
   };
   return cmocka_run_group_tests_name("mgmtbackup", tests, NULL, NULL);
 }
