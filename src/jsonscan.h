@@ -25,13 +25,19 @@ struct jscan {
   /* private */
   kd_buf item;            /* bytes of the item being assembled across chunks */
   kd_buf meta;            /* bytes of the top-level "metadata" value */
+  kd_buf key;             /* current top-level key (raw, as written) */
   jscan_item_fn fn;
   void *ud;
   size_t max_item;
-  unsigned long long offset;
-  int state, depth, top_key, in_string, escape, unicode_left;
+  unsigned long long offset; /* bytes fed before the current chunk */
+  int state, depth, top_key;
+  int str_key;            /* the string being scanned is an object key */
+  int key_on, key_long;   /* capturing a top-level key; it outgrew s->key */
+  int items_depth;        /* depth of the open top-level "items" array, 0 when none */
+  int capture, cap_depth; /* capturing an item or the metadata value, which ends at cap_depth */
+  int tok;                /* number or hex-escape state, literal position */
+  const char *lit;        /* literal being matched ("true", "false", "null") */
   unsigned char stack[JSCAN_MAX_DEPTH];
-  kd_buf key;             /* current top-level key */
   kd_rc rc;
   char *cont, *rv;        /* from metadata, after jscan_finish */
   size_t items;

@@ -14,5 +14,6 @@ int test_kubeconfig(void);
 int test_kube(void);
 int test_cron(void);
 int test_mgmtbackup(void);
+int test_jsonscan(void);
 
 #endif
