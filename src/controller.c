@@ -266,6 +266,7 @@ static kd_rc resolve_bsl(struct ctl *x, json_t *mb, char *out, size_t n) {
     return KD_OK;
   }
   json_t *all = informer_list(x->inf[INF_BSL]);
+  if (!all) return kd_fail(KD_ERR_NOMEM, "out of memory listing storage locations");
   const char *best = NULL;
   size_t i;
   json_t *o;
@@ -475,6 +476,7 @@ done:
 static void reconcile_upgrade(struct ctl *x) {
   json_t *mgmts = informer_list(x->inf[INF_MGMT]), *mbs = informer_list(x->inf[INF_MB]);
   size_t i, j;
+  if (!mgmts || !mbs) enqueue(x, UPGRADE_KEY, REQUEUE_ERROR_MS);
   json_t *m, *mb;
   json_array_foreach(mgmts, i, m) {
     const char *want = json_string_value(json_object_get(json_object_get(m, "spec"), "release"));

@@ -64,8 +64,9 @@ kd_rc events_emit(events *e, json_t *obj, const char *type, const char *reason, 
   unsigned char digest[SHA256_DIGEST_LENGTH];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  int full = vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (full >= (int)sizeof msg) msg[kd_utf8_cut(msg, sizeof msg - 1)] = '\0'; /* never half a character */
   const char *ons = meta(obj, "namespace"), *oname = meta(obj, "name"), *uid = meta(obj, "uid");
   const char *ns = ons && ons[0] ? ons : "default"; /* the only namespace the API allows */
   time_t now = time(NULL);

@@ -74,9 +74,17 @@ struct collect_ctx {
   bool nomem; /* a partial list must never replace the cache */
 };
 
+/* An object the cache cannot key is skipped with a log line; it never stops the cache. */
+static bool keyable(informer *inf, json_t *obj) {
+  if (json_is_string(json_object_get(json_object_get(obj, "metadata"), "name"))) return true;
+  kd_log(KD_LOG_WARN, "informer %s: skipping an object without metadata.name", inf->res.resource);
+  return false;
+}
+
 static bool collect(json_t *item, void *ud) {
   struct collect_ctx *cc = ud;
   char key[600];
+  if (!keyable(cc->inf, item)) return true;
   cache_key(item, key, sizeof key);
   if (json_object_set_new(cc->into, key, kept(cc->inf, item)) == 0) return true;
   cc->nomem = true;
@@ -126,7 +134,7 @@ static kd_rc relist(informer *inf, char **rv) {
 static bool on_event(enum kube_event_type t, json_t *raw, void *ud) {
   informer *inf = ud;
   char key[600];
-  if (t == KUBE_BOOKMARK) return true;
+  if (t == KUBE_BOOKMARK || !keyable(inf, raw)) return true;
   json_t *obj = kept(inf, raw);
   cache_key(obj, key, sizeof key);
   pthread_mutex_lock(&inf->lock);
@@ -221,10 +229,18 @@ json_t *informer_list(informer *inf) {
   const char *key;
   json_t *obj;
   if (!arr) return NULL;
+  bool ok = true;
   pthread_mutex_lock(&inf->lock);
-  json_object_foreach(inf->cache, key, obj) json_array_append(arr, obj);
+  json_object_foreach(inf->cache, key, obj) {
+    if (json_array_append(arr, obj)) {
+      ok = false; /* a partial list must never pass for the whole cache */
+      break;
+    }
+  }
   pthread_mutex_unlock(&inf->lock);
-  return arr;
+  if (ok) return arr;
+  json_decref(arr);
+  return NULL;
 }
 
 size_t informer_count(informer *inf) {

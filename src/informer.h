@@ -49,7 +49,8 @@ kd_rc informer_run(informer *inf, volatile const int *stop);
 bool informer_synced(informer *inf);
 /* A new reference to the cached object, or NULL. ns NULL for cluster-scoped. Thread-safe. */
 json_t *informer_get(informer *inf, const char *ns, const char *name);
-/* A new JSON array holding every cached object (new references). Thread-safe. */
+/* A new JSON array holding every cached object (new references); NULL on no memory (never a
+ * partial list). Thread-safe. */
 json_t *informer_list(informer *inf);
 /* Number of cached objects. Thread-safe. */
 size_t informer_count(informer *inf);

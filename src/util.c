@@ -311,6 +311,17 @@ void kd_sleep_ms(int64_t ms, volatile const int *stop) {
 
 char *kd_strdup(const char *s) { return s ? strdup(s) : NULL; }
 
+size_t kd_utf8_cut(const char *s, size_t len) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = len;
+  /* step back over continuation bytes to the last lead byte */
+  while (i > 0 && (u[i - 1] & 0xC0) == 0x80 && len - i < 3) i--;
+  if (i == 0) return len == 0 ? 0 : ((u[0] & 0xC0) == 0x80 ? len : 0);
+  unsigned char lead = u[i - 1];
+  size_t need = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 1;
+  return len - (i - 1) >= need ? len : i - 1;
+}
+
 bool kd_streq(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : "") == 0; }
 
 /* ---- logging ---- */

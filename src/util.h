@@ -97,6 +97,10 @@ int64_t kd_now_ms(void);
 /* Sleep ms milliseconds (restarted after signals unless *stop becomes true). */
 void kd_sleep_ms(int64_t ms, volatile const int *stop);
 
+/* The length of the longest prefix of s[0..len) that ends on a UTF-8 character boundary (a
+ * cut message never ends in half a character). Pure. */
+size_t kd_utf8_cut(const char *s, size_t len);
+
 /* Duplicate a string; NULL in, NULL out; aborts nothing: returns NULL on no memory. */
 char *kd_strdup(const char *s);
 /* Compare two possibly-NULL strings; NULL equals NULL and "". */

@@ -108,8 +108,19 @@ static void read_file_caps(void **state) {
   assert_non_null(strstr(kd_errmsg(), "No such file"));
 }
 
+static void utf8_cut_never_splits_a_character(void **state) {
+  (void)state;
+  /* tried: an Event message cut at 1023 bytes in the middle of "é" (2 bytes), "€" (3) or an
+   * emoji (4) made an invalid UTF-8 string that the API server would not take */
+  const char *s = "ab\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";
+  size_t want[] = {0, 1, 2, 2, 4, 4, 4, 7, 7, 7, 7, 11, 12};
+  for (size_t len = 0; len < KD_ARRAY_LEN(want); len++) assert_int_equal(kd_utf8_cut(s, len), want[len]);
+  assert_int_equal(kd_utf8_cut("\x80\x80", 2), 2); /* not UTF-8 at all: left alone */
+}
+
 int test_util(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(utf8_cut_never_splits_a_character),
       cmocka_unit_test(buf_grows_and_caps), cmocka_unit_test(base64_rfc4648_vectors),
       cmocka_unit_test(time_round_trip),    cmocka_unit_test(errors_wrap),
       cmocka_unit_test(read_file_caps),
