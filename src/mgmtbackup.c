@@ -311,11 +311,11 @@ static kd_rc plan_restored(const struct mb_input *in, struct mb_plan *p, const c
     return KD_OK;
   }
   const char *from = json_string_value(json_object_get(json_object_get(json_object_get(in->mb, "metadata"), "labels"), VELERO_LABEL_BACKUP));
-  char want[MB_NAME_MAX + 40];
-  if (scheduled) snprintf(want, sizeof want, "no Backup named %s-<timestamp>", name);
-  else snprintf(want, sizeof want, "the Backup %s", name);
+  char want[MB_NAME_MAX + 64];
+  if (scheduled) snprintf(want, sizeof want, "none of its Backups %s-<timestamp> has", name);
+  else snprintf(want, sizeof want, "its Backup %s has not", name);
   rc = plan_error(p, "RestoredBackupsMissing",
-                  "restored from backup %s, but %s has come back after %llds: restored Backups return when the "
+                  "restored from backup %s, but %s come back after %llds: restored Backups return when the "
                   "BackupStorageLocation syncing them is Available; %s",
                   from ? from : "?", want, (long long)waited,
                   scheduled ? "the schedule goes on from now" : "no new Backup is made while its name may still be in the bucket");

@@ -24,11 +24,20 @@ CTL_PIDS=()
 start_controller() {
   local log=$1; shift
   local hp; hp=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  "$KCMDR" controller --health-probe-bind-address "127.0.0.1:$hp" "$@" >"$log" 2>&1 &
+  "$KCMDR" controller -v 3 --health-probe-bind-address "127.0.0.1:$hp" "$@" >"$log" 2>&1 &
   CTL_PID=$!; CTL_PIDS+=("$CTL_PID"); CTL_HEALTH=$hp
   wait_until 20 grep -q "caches synced" "$log"
 }
-ctl_stop_all() { for p in "${CTL_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+ctl_stop_all() { for p in "${CTL_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null || true; done; }
+
+# looked_at LOG MB: touch MB and wait until the controller logs a reconcile of it that started
+# after the touch: proof that it saw the current state and decided (instead of "sleep, then
+# check nothing happened")
+looked_at() {
+  local n; n=$(wc -l < "$1")
+  kubectl annotate --overwrite managementbackup "$2" "kcmdr.test/touch=$RANDOM$RANDOM" >/dev/null
+  wait_until 15 sh -c "tail -n +$((n + 1)) '$1' | grep -q 'ManagementBackup $2: reconciled'"
+}
 
 backups() { kubectl -n kcm-system get backups -o json | jq -r '.items[].metadata.name' | sort; }
 mb_status() { kubectl get managementbackup "$1" -o json | jq -c ".status$2"; }
@@ -85,7 +94,7 @@ PY
   assert_eq "$(kubectl -n kcm-system get backup example-backup -o json | jq -c -S .status)" "$(mb_status example-backup .lastBackup | jq -c -S .)" "lastBackup is the Backup's whole status"
   assert_eq '78' "$(mb_status example-backup .lastBackup.progress.itemsBackedUp)" "progress"
   # one backup only, ever
-  sleep 2
+  looked_at ctl.log example-backup
   assert_eq "example-backup" "$(backups)" "exactly one Backup"
   assert_contains "$(kubectl -n default get events -o json | jq -r '.items[].reason')" "BackupCreated" "Event"
 }
@@ -102,7 +111,7 @@ YAML
   # the next 6-hour boundary after creation; no backup before it
   want=$(python3 -c 'import datetime as d; n=d.datetime.utcnow(); h=(n.hour//6+1)*6; t=n.replace(hour=0,minute=0,second=0,microsecond=0)+d.timedelta(hours=h); print(t.strftime("%Y-%m-%dT%H:%M:%SZ"))')
   wait_until 5 sh -c "kubectl get mgmtbackup kcm -o json | jq -e '.status.nextAttempt == \"$want\"'"
-  sleep 1
+  looked_at ctl.log kcm
   assert_eq "" "$(backups)" "no Backup before the first slot"
   assert_contains "$(kubectl get kcmbackup kcm --no-headers)" "$want" "NextBackup column"
 }
@@ -121,9 +130,9 @@ YAML
   first=$(backups)
   [[ $first =~ ^tick-[0-9]{14}$ ]] || fail "scheduled name '$first' is not tick-YYYYMMDDhhmmss"
   # the Backup stays New, then InProgress: no second one while it runs, though slots pass
-  sleep 6
+  wait_until 15 grep -q "ManagementBackup tick: reconciled (nothing to create; next look in 0 ms)" ctl.log
   velero_sets "$first" InProgress
-  sleep 6
+  looked_at ctl.log tick
   assert_eq "$first" "$(backups)" "no new Backup while one is New/InProgress"
   # it completes: the next slot makes one more
   velero_sets "$first" Completed
@@ -147,7 +156,8 @@ YAML
   n=$(backups | wc -l)
   sleep 16
   start_controller ctl2.log
-  sleep 3
+  wait_until 10 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers | wc -l)" -ge '$((n + 1))' ]'
+  looked_at ctl2.log tick
   assert_eq $((n + 1)) "$(backups | wc -l)" "one backup after missed slots"
 }
 
@@ -174,7 +184,14 @@ spec: {storageLocation: missing-bsl}
 apiVersion: k0rdent.mirantis.com/v1beta1
 kind: ManagementBackup
 metadata: {name: nodefault}
+---
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: never}
+spec: {schedule: "0 0 30 2 *", storageLocation: not-default}
 YAML
+  # tried: 30 February never comes -> status.error (kcm: silently never fires)
+  wait_until 5 sh -c "kubectl get mgmtbackup never -o json | jq -e '.status.error | test(\"no activation\")'"
   # tried: a cron minute of 61 -> status.error with robfig's words, a Warning Event, no Backup
   wait_until 5 sh -c "kubectl get mgmtbackup badcron -o json | jq -e '.status.error | test(\"end of range \\\\(61\\\\) above maximum \\\\(59\\\\)\")'"
   # tried: a storage location that does not exist -> error, no Backup
@@ -230,7 +247,7 @@ YAML
   velero_sets "dup-$ts" Completed
   start_controller ctl2.log
   wait_until 10 sh -c "kubectl get mgmtbackup dup -o json | jq -e '.status.lastBackupName == \"dup-$ts\"'"
-  sleep 4
+  looked_at ctl2.log dup
   assert_eq "dup-$ts" "$(backups)" "no second Backup for the adopted slot"
   # killed at random moments over several slots: never two Backups less than a slot apart
   kubectl patch mgmtbackup dup --type=merge -p '{"spec":{"schedule":"@every 3s"}}' >/dev/null
@@ -327,7 +344,7 @@ YAML
   assert_eq '"example-backup"' "$(mb_status example-backup .lastBackupName)" "restored on-demand"
   # the schedule goes on from the restored time (its next slot: the next 29 February)
   assert_eq '"2028-02-29T00:00:00Z"' "$(mb_status kcm .nextAttempt)" "nextAttempt from the restored time"
-  sleep 2
+  looked_at ctl.log kcm; looked_at ctl.log example-backup
   assert_eq 4 "$(backups | wc -l)" "no new Backup for the restored objects"
 }
 
@@ -339,17 +356,27 @@ kind: ManagementBackup
 metadata: {name: kcm}
 spec: {schedule: "@daily", performOnManagementUpgrade: true}
 YAML
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: oneshot}
+spec: {performOnManagementUpgrade: true}
+YAML
   start_controller ctl.log
-  sleep 2
-  assert_eq "kcm" "$(kubectl get mgmtbackup -o name | sed 's#.*/##' | tr '\n' ' ' | xargs)" "no release backup before an upgrade"
+  looked_at ctl.log kcm
+  assert_eq "kcm oneshot" "$(kubectl get mgmtbackup -o name | sed 's#.*/##' | tr '\n' ' ' | xargs)" "no release backup before an upgrade"
   kubectl patch management kcm --type=merge -p '{"spec":{"release":"kcm-1-1-0"}}' >/dev/null
   wait_until 10 kubectl get mgmtbackup kcm-kcm-1-0-0
   assert_eq "kcm-1-0-0" "$(kubectl get mgmtbackup kcm-kcm-1-0-0 -o jsonpath='{.metadata.labels.k0rdent\.mirantis\.com/release-backup}')" "release label"
   wait_until 10 kubectl -n kcm-system get backup kcm-kcm-1-0-0
-  # once: further changes during the same upgrade make no second one
+  # kcm's Event reason on the scheduled ManagementBackup
+  wait_until 10 sh -c "kubectl -n default get events -o json | jq -e '[.items[] | select(.reason==\"CreatedManagementBackup\")] | length > 0'"
+  # once: further changes during the same upgrade make no second one; and like kcm, a one-shot
+  # ManagementBackup with performOnManagementUpgrade makes none (kcm indexes scheduled ones only)
   kubectl patch management kcm --type=merge -p '{"metadata":{"annotations":{"touch":"1"}}}' >/dev/null
-  sleep 2
-  assert_eq 2 "$(kubectl get mgmtbackup --no-headers | wc -l)" "one release backup"
+  looked_at ctl.log kcm-kcm-1-0-0
+  assert_eq 3 "$(kubectl get mgmtbackup --no-headers | wc -l)" "one release backup, none for the one-shot"
+  kubectl get mgmtbackup oneshot-kcm-1-0-0 >/dev/null 2>&1 && fail "a release backup for a one-shot ManagementBackup"
 }
 
 # selected_names FILE-OF-SELECTORS: the objects a Backup's orLabelSelectors pick, as kind/ns/name
@@ -463,4 +490,155 @@ YAML
   wait_until 30 kubectl -n kcm-system get backup early
   wait_until 10 sh -c "kubectl get mgmtbackup early -o json | jq -e '.status.error == null'"
   assert_eq 3 "$(kubectl -n kcm-system get backup early -o json | jq '.spec.orLabelSelectors | length')" "the fixed selectors only"
+}
+
+test_controller_schedule_goes_on_after_its_backup_is_deleted() {
+  ctl_env
+  start_controller ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: sched}
+spec: {schedule: "@every 5s"}
+YAML
+  wait_until 15 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers 2>/dev/null | wc -l)" -ge 1 ]'
+  first=$(backups)
+  velero_sets "$first" Completed
+  # tried (issue 7, item 1): the latest Backup is deleted (TTL, `backup delete`, bucket sync);
+  # kcmdr used to count it as still New forever and never made another
+  kubectl -n kcm-system delete backup "$first" >/dev/null
+  wait_until 20 sh -c "kubectl -n kcm-system get backups -o name | grep -q ."
+  second=$(backups)
+  [ "$second" != "$first" ] || fail "no new Backup after the old one was deleted"
+  next=$(mb_status sched .nextAttempt | tr -d '"')
+  [ "$(date -d "$next" +%s)" -ge $(( $(date +%s) - 1 )) ] || fail "nextAttempt $next stays in the past"
+}
+
+test_controller_nul_annotations_and_hostile_templates_stop_nothing() {
+  ctl_env
+  # tried (item 2): one \u0000 in an annotation of a ClusterDeployment (the API server takes it);
+  # the caches used to fail forever and no ManagementBackup was reconciled again
+  cd=$(kubectl get clusterdeployments -A -o json | jq -r '.items[0].metadata | "\(.namespace) \(.name)"')
+  kubectl -n "${cd% *}" patch clusterdeployment "${cd#* }" --type=merge \
+    -p '{"metadata":{"annotations":{"evil":"a\u0000b","utf8":"Grüße ✓"}}}' >/dev/null
+  # and a tenant's ClusterTemplate whose status names providers no label value can hold
+  ct=$(kubectl get clustertemplates -A -o json | jq -r '.items[0].metadata | "\(.namespace) \(.name)"')
+  kubectl -n "${ct% *}" patch clustertemplate "${ct#* }" --subresource=status --type=merge \
+    -p '{"status":{"providers":["infrastructure-aws","not a label","x\u0000y"]}}' >/dev/null
+  start_controller ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: despite}
+YAML
+  wait_until 10 kubectl -n kcm-system get backup despite
+  sels=$(kubectl -n kcm-system get backup despite -o json | jq -c '[.spec.orLabelSelectors[].matchLabels | to_entries[0].value]')
+  assert_contains "$sels" "\"${cd#* }\"" "the ClusterDeployment with the NUL annotation is still selected"
+  case $sels in *"not a label"*|*'\u0000'*) fail "a value no label can hold went into the Backup: $sels";; esac
+  # the cache keeps working after it: a later change is seen
+  kubectl -n "${cd% *}" annotate --overwrite clusterdeployment "${cd#* }" "later=1" >/dev/null
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: after}
+YAML
+  wait_until 10 kubectl -n kcm-system get backup after
+}
+
+test_controller_foreign_backup_with_our_name_is_not_adopted() {
+  ctl_env
+  # tried (item 3): a Backup named like an on-demand ManagementBackup, made by someone else
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: taken, namespace: kcm-system}
+spec: {storageLocation: aws-s3, includedNamespaces: [secret-stuff]}
+YAML
+  start_controller ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: taken}
+YAML
+  wait_until 10 sh -c "kubectl get mgmtbackup taken -o json | jq -e '.status.error | test(\"already exists and was not made for this ManagementBackup\")'"
+  assert_eq "null" "$(mb_status taken .lastBackupName)" "the foreign Backup is not adopted"
+  assert_contains "$(kubectl -n default get events -o json | jq -r '.items[] | select(.type=="Warning") | .reason')" "BackupNameTaken" "Warning Event"
+  # the name frees up: the ManagementBackup makes its own
+  kubectl -n kcm-system delete backup taken >/dev/null
+  wait_until 10 sh -c "kubectl -n kcm-system get backup taken -o json | jq -e '.metadata.labels[\"k0rdent.mirantis.com/management-backup\"] == \"taken\"'"
+  wait_until 10 sh -c "kubectl get mgmtbackup taken -o json | jq -e '.status.error == null'"
+}
+
+test_controller_stopped_leader_creates_nothing_after_takeover() {
+  ctl_env
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: slot}
+spec: {schedule: "@every 4s"}
+YAML
+  start_controller a.log --leader-elect; A=$CTL_PID
+  wait_until 10 grep -q "is the leader" a.log
+  start_controller b.log --leader-elect; B=$CTL_PID
+  wait_until 15 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers 2>/dev/null | wc -l)" -ge 1 ]'
+  # tried (item 4): the leader freezes (SIGSTOP) for longer than the lease; the standby takes
+  # over and makes backups; then the old leader wakes up (SIGCONT)
+  kill -STOP "$A"
+  for b in $(backups); do velero_sets "$b" Completed; done
+  wait_until 30 grep -q "is the leader" b.log
+  n=$(grep -c "created Backup" b.log || true)
+  wait_until 20 sh -c "[ \$(grep -c 'created Backup' b.log) -gt $n ]"
+  kill -CONT "$A"
+  wait_until 15 grep -q "lost the lease" a.log
+  # it must create nothing from the moment it woke: every Backup from now on is B's
+  a_created=$(grep -c "created Backup" a.log || true)
+  for i in 1 2 3; do
+    for b in $(backups); do velero_sets "$b" Completed; done
+    n=$(grep -c 'created Backup' b.log)
+    wait_until 20 sh -c "[ \$(grep -c 'created Backup' b.log) -gt $n ]"
+  done
+  assert_eq "$a_created" "$(grep -c 'created Backup' a.log || true)" "Backups created by the old leader after it woke"
+  # exactly one Backup per slot: no two names less than 4 s apart
+  prev=0
+  for b in $(backups); do
+    t=$(date -u -d "$(sed -E 's/^slot-(....)(..)(..)(..)(..)(..)$/\1-\2-\3 \4:\5:\6/' <<<"$b")" +%s)
+    [ "$prev" = 0 ] || [ $((t - prev)) -ge 4 ] || fail "Backups $b and the one before are $((t - prev))s apart"
+    prev=$t
+  done
+  kill -0 "$A" || fail "the old leader exited instead of standing by"
+}
+
+test_controller_restored_object_waits_for_its_backups() {
+  ctl_env
+  start_controller ctl.log --restore-wait 6s
+  # tried (item 5): a one-shot ManagementBackup comes back from a restore before the storage
+  # location's sync has brought its Backup back: it must not create a Backup of the same name
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata:
+  name: precious
+  labels: {velero.io/restore-name: r1, velero.io/backup-name: precious, k0rdent.mirantis.com/component: kcm}
+---
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata:
+  name: gone
+  labels: {velero.io/restore-name: r1, velero.io/backup-name: gone, k0rdent.mirantis.com/component: kcm}
+YAML
+  looked_at ctl.log precious
+  assert_eq "" "$(backups)" "no Backup while the restored ones are not back"
+  assert_eq "r1" "$(kubectl get mgmtbackup precious -o jsonpath='{.metadata.labels.velero\.io/restore-name}')" "still restored"
+  # the sync brings it back: status rebuilt, labels dropped, still no new Backup
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: precious, namespace: kcm-system, labels: {k0rdent.mirantis.com/management-backup: precious}}
+spec: {storageLocation: aws-s3}
+YAML
+  velero_sets precious Completed
+  wait_until 10 sh -c "kubectl get mgmtbackup precious -o json | jq -e '.metadata.labels[\"velero.io/restore-name\"] == null and .status.lastBackupName == \"precious\"'"
+  # the other never comes back: after the wait, status.error says why; still nothing created
+  wait_until 20 sh -c "kubectl get mgmtbackup gone -o json | jq -e '.status.error | test(\"come back after\")'"
+  assert_eq "precious" "$(backups)" "nothing created for the one whose Backup never came back"
 }
