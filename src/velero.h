@@ -62,10 +62,14 @@ extern const char *const velero_restore_always_excluded[];
 /* Restore order key for a "resource[.group]" name: the high-priority list first (its index),
  * then every other resource (alphabetically, by the caller's sort on the name), then the
  * low-priority list. Returns the class: 0..H-1 for high priorities, H for "any other", H+1.. for
- * the low ones; compare (class, name). */
+ * the low ones; compare (class, name). group_resource is the tarball folder name (what Velero's
+ * discovery resolves its list to: "customresourcedefinitions.apiextensions.k8s.io",
+ * "clusterroles.rbac.authorization.k8s.io"); Velero's own short spellings match too. */
 int velero_restore_priority(const char *group_resource);
 
-/* Parse a Go duration as Velero's ttl ("720h0m0s", "24h", "90m") into seconds. KD_ERR_INVALID. */
+/* Parse a Go duration as Velero's ttl ("720h0m0s", "24h", "90m") into seconds (fractions cut).
+ * NULL, "" or a zero duration give the 720h default, as Velero's backup controller does.
+ * KD_ERR_INVALID for anything Go's time.ParseDuration rejects. */
 kd_rc velero_parse_ttl(const char *s, int64_t *seconds);
 
 #endif

@@ -15,5 +15,6 @@ int test_kube(void);
 int test_cron(void);
 int test_mgmtbackup(void);
 int test_jsonscan(void);
+int test_velero(void);
 
 #endif
