@@ -349,18 +349,18 @@ static int64_t write_status(struct ctl *x, json_t *mb, json_t *st) {
   return 0;
 }
 
-/* Set (msg non-NULL) status.error; a new error is also a Warning Event and a log line. */
-static void set_error(struct ctl *x, json_t *mb, json_t *st, const char *reason, const char *msg) {
+/* An error that mb's status does not show yet becomes a Warning Event and a log line. */
+static void note_error(struct ctl *x, json_t *mb, const char *reason, const char *msg) {
   const char *old = json_string_value(json_object_get(json_object_get(mb, "status"), "error"));
-  if (!msg) {
-    json_object_del(st, "error");
-    return;
-  }
+  if (kd_streq(old, msg)) return;
+  events_emit(x->ev, mb, "Warning", reason, "%s", msg);
+  kd_log(KD_LOG_WARN, "ManagementBackup %s: %s", meta_str(mb, "name"), msg);
+}
+
+/* Set status.error in st to msg, and note it. */
+static void set_error(struct ctl *x, json_t *mb, json_t *st, const char *reason, const char *msg) {
   json_object_set_new(st, "error", json_string(msg));
-  if (!kd_streq(old, msg)) {
-    events_emit(x->ev, mb, "Warning", reason, "%s", msg);
-    kd_log(KD_LOG_WARN, "ManagementBackup %s: %s", meta_str(mb, "name"), msg);
-  }
+  note_error(x, mb, reason, msg);
 }
 
 /* The plan says create: resolve the storage location and create the Backup. On failure the
@@ -447,7 +447,7 @@ static int64_t reconcile(struct ctl *x, const char *name) {
   }
   if (plan.create && (rq = do_create(x, mb, &plan)) != 0) goto done;
   const char *err = json_string_value(json_object_get(plan.status, "error"));
-  if (err) set_error(x, mb, plan.status, plan.reason, err);
+  if (err) note_error(x, mb, plan.reason, err);
   rq = write_status(x, mb, plan.status);
   if (rq) goto done;
   if (plan.drop_restore_labels) {
