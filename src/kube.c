@@ -1,8 +1,7 @@
-/* kube.c — the Kubernetes API client: transport, auth, retries, rate limit, CRUD, paging,
- * discovery and watch (see kube.h). */
+/* kube.c — the Kubernetes API client: auth, rate limit, CRUD, paging, discovery and watch on
+ * the shared HTTP transport (http.c); see kube.h. */
 #include "kube.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,165 +12,134 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
+#include "http.h"
+
 extern char **environ;
 
-#define POOL_MAX 64
 #define EXEC_MAX_OUTPUT (1u << 20)
 #define EXEC_TIMEOUT_MS 60000
+#define EXEC_EARLY_S 10      /* renew exec credentials this long before they expire */
+#define EXEC_SPACING_MS 2000 /* at most one early renewal attempt per this interval */
 #define TOKEN_REREAD_MS 60000
+#define TOKEN_FILE_MAX (64u * 1024)
 #define DISCOVERY_MAX_GROUPS 512
+#define WATCH_IDLE_S 180     /* a watch that hears nothing (not even a bookmark) this long is dead */
+
+/* One immutable set of credentials. Requests hold a reference while they use it, so a refresh
+ * can swap in a new set at any time without a lock around the request. */
+struct creds {
+  atomic_int refs;
+  char *token;             /* bearer token or NULL */
+  char *cert, *key;        /* exec plugin client certificate (PEM) or NULL */
+  size_t cert_len, key_len;
+  time_t expiry;           /* exec: 0 = never */
+  int64_t read_ms;         /* monotonic time it was obtained */
+};
 
 struct kube_client {
   struct kubecfg *cfg;
   struct kube_client_opts opts;
-  pthread_mutex_t lock; /* guards everything below */
-  CURL *pool[POOL_MAX];
-  int npool;
-  char *token;          /* current bearer token (static, file or exec) */
-  int64_t token_read_ms;
-  time_t token_expiry;  /* exec credentials: 0 = never */
-  char *exec_cert, *exec_key;
-  size_t exec_cert_len, exec_key_len;
-  double tokens;        /* rate limiter bucket */
+  http_pool *pool;
+  struct http_tls tls;     /* from the configuration: CA, static client certificate, proxy */
+  char *base_url;          /* requests go to base_url + path */
+  char *connect_to;        /* tls-server-name: CONNECT_TO line, or NULL */
+  char *basic;             /* "Basic <base64 user:password>" or NULL */
+
+  pthread_mutex_t lock;    /* rate limiter and discovery cache; held only briefly */
+  double tokens;
   int64_t tokens_ms;
-  json_t *discovery;    /* cached kube_discover() result */
-  char *base_url;       /* server URL requests go to (tls-server-name as host when set) */
-  struct curl_slist *connect_to; /* tls-server-name: connect to the real host instead */
-  atomic_long requests;
+  json_t *discovery;
+
+  /* Credentials. cred_lock guards the fields below and is never held while a plugin runs or a
+   * file is read; exec plugins run on the refresher thread, token files are re-read under
+   * file_lock. Other threads keep using the current set while a refresh runs. */
+  pthread_mutex_t cred_lock;
+  pthread_cond_t cred_wake; /* refresher: work to do */
+  pthread_cond_t cred_done; /* waiters: gen changed */
+  struct creds *creds;
+  unsigned long gen;       /* completed exec refreshes */
+  bool pending;            /* an exec refresh is asked for */
+  bool closing;
+  kd_rc err_rc;            /* result of the last exec refresh */
+  char err_msg[512];
+  int64_t last_try_ms;
+  bool has_refresher;
+  pthread_t refresher;
+  atomic_int stop_exec;    /* kube_client_free: kill a running plugin */
+  pthread_mutex_t file_lock;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+/* ---- credentials ---- */
 
-/* ---- construction ---- */
-
-/* With tls-server-name, the URL names that host (so TLS sends it as SNI and verifies the
- * certificate against it) and CONNECT_TO sends the connection to the configured server. */
-static kd_rc tls_server_name_setup(kube_client *c) {
-  kd_rc rc = KD_OK;
-  char *host = NULL, *port = NULL, *scheme = NULL, line[1024];
-  CURLU *u = NULL;
-  if (!c->cfg->tls_server_name) {
-    c->base_url = strdup(c->cfg->server);
-    return c->base_url ? KD_OK : kd_fail(KD_ERR_NOMEM, "out of memory");
-  }
-  if (!(u = curl_url()) || curl_url_set(u, CURLUPART_URL, c->cfg->server, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
-    rc = kd_fail(KD_ERR_CONFIG, "%s: server '%s' is not a valid URL", c->cfg->source, c->cfg->server);
-    goto fail;
-  }
-  snprintf(line, sizeof line, "%s:%s:%s:%s", c->cfg->tls_server_name, port, host, port);
-  c->connect_to = curl_slist_append(NULL, line);
-  snprintf(line, sizeof line, "%s://%s:%s", scheme, c->cfg->tls_server_name, port);
-  c->base_url = strdup(line);
-  if (!c->connect_to || !c->base_url) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
-fail:
-  curl_free(host);
-  curl_free(port);
-  curl_free(scheme);
-  curl_url_cleanup(u);
-  return rc;
+static void creds_put(struct creds *k) {
+  if (!k || atomic_fetch_sub(&k->refs, 1) != 1) return;
+  if (k->token) explicit_bzero(k->token, strlen(k->token));
+  if (k->key) explicit_bzero(k->key, k->key_len);
+  free(k->token);
+  free(k->cert);
+  free(k->key);
+  free(k);
 }
 
-kd_rc kube_client_new(struct kubecfg *cfg, const struct kube_client_opts *opts, kube_client **out) {
-  pthread_once(&curl_once, curl_init_once);
-  kube_client *c = calloc(1, sizeof *c);
-  if (!c) {
-    kubecfg_free(cfg);
-    return kd_fail(KD_ERR_NOMEM, "out of memory");
-  }
-  c->cfg = cfg;
-  if (opts) c->opts = *opts;
-  if (c->opts.qps <= 0) c->opts.qps = 1000;
-  if (c->opts.burst <= 0) c->opts.burst = 2000;
-  if (c->opts.max_retries == 0) c->opts.max_retries = 6;
-  if (c->opts.max_retries < 0) c->opts.max_retries = 0;
-  if (c->opts.timeout_ms <= 0) c->opts.timeout_ms = 60000;
-  if (!c->opts.user_agent) c->opts.user_agent = "kcmdr/" KCMDR_VERSION;
-  c->tokens = c->opts.burst;
-  c->tokens_ms = kd_now_ms();
-  pthread_mutex_init(&c->lock, NULL);
-  kd_rc rc = tls_server_name_setup(c);
-  if (rc != KD_OK) {
-    kube_client_free(c);
-    return rc;
-  }
-  *out = c;
-  return KD_OK;
+static struct creds *creds_ref(struct creds *k) {
+  if (k) atomic_fetch_add(&k->refs, 1);
+  return k;
 }
 
-kd_rc kube_client_from_opts(const struct kubecfg_opts *copts, const struct kube_client_opts *opts, kube_client **out) {
-  struct kubecfg *cfg;
-  kd_rc rc = kubecfg_load(copts, &cfg);
-  if (rc != KD_OK) return rc;
-  return kube_client_new(cfg, opts, out);
+/* The current set with a reference (caller puts it), or NULL. */
+static struct creds *creds_peek(kube_client *c) {
+  pthread_mutex_lock(&c->cred_lock);
+  struct creds *k = creds_ref(c->creds);
+  pthread_mutex_unlock(&c->cred_lock);
+  return k;
 }
 
-void kube_client_free(kube_client *c) {
-  if (!c) return;
-  for (int i = 0; i < c->npool; i++) curl_easy_cleanup(c->pool[i]);
-  kubecfg_free(c->cfg);
-  free(c->token);
-  free(c->exec_cert);
-  free(c->exec_key);
-  json_decref(c->discovery);
-  free(c->base_url);
-  curl_slist_free_all(c->connect_to);
-  pthread_mutex_destroy(&c->lock);
-  free(c);
+/* Install k (its reference moves to the client). */
+static void creds_install(kube_client *c, struct creds *k) {
+  pthread_mutex_lock(&c->cred_lock);
+  struct creds *old = c->creds;
+  c->creds = k;
+  pthread_mutex_unlock(&c->cred_lock);
+  creds_put(old);
 }
 
-const char *kube_client_namespace(const kube_client *c) { return c->cfg->namespace; }
-const struct kubecfg *kube_client_config(const kube_client *c) { return c->cfg; }
-long kube_client_requests(const kube_client *c) { return atomic_load(&((kube_client *)c)->requests); }
-
-/* ---- rate limit and backoff ---- */
-
-static void rate_limit(kube_client *c) {
-  for (;;) {
-    int64_t wait = 0;
-    pthread_mutex_lock(&c->lock);
-    int64_t now = kd_now_ms();
-    c->tokens += (double)(now - c->tokens_ms) * c->opts.qps / 1000.0;
-    if (c->tokens > c->opts.burst) c->tokens = c->opts.burst;
-    c->tokens_ms = now;
-    if (c->tokens >= 1) c->tokens -= 1;
-    else wait = (int64_t)((1 - c->tokens) * 1000.0 / c->opts.qps) + 1;
-    pthread_mutex_unlock(&c->lock);
-    if (!wait) return;
-    kd_sleep_ms(wait, NULL);
-  }
+/* Can authenticate right now (possibly due for renewal). */
+static bool creds_usable(const struct creds *k) {
+  return k && (k->token || k->cert) && !(k->expiry && time(NULL) >= k->expiry);
 }
 
-int64_t kube_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, unsigned jitter_seed) {
-  int64_t d = base_ms;
-  for (int i = 0; i < attempt && d < cap_ms; i++) d *= 2;
-  if (d > cap_ms) d = cap_ms;
-  /* take off up to half: spreads clients that failed together */
-  unsigned x = jitter_seed * 2654435761u + (unsigned)attempt * 40503u;
-  x ^= x >> 13;
-  int64_t off = (int64_t)(x % 1000u) * (d / 2) / 1000;
-  return d - off;
+/* Usable and not yet due for renewal. */
+static bool creds_fresh(const kube_client *c, const struct creds *k) {
+  if (!creds_usable(k)) return false;
+  if (c->cfg->exec) return !(k->expiry && time(NULL) + EXEC_EARLY_S >= k->expiry);
+  if (c->cfg->token_file) return kd_now_ms() - k->read_ms < TOKEN_REREAD_MS;
+  return true;
 }
 
-/* ---- auth ---- */
+static struct creds *creds_new(void) {
+  struct creds *k = calloc(1, sizeof *k);
+  if (k) atomic_init(&k->refs, 1);
+  return k;
+}
 
-/* Run the exec credential plugin; update the cached token or client certificate. Lock held. */
-static kd_rc run_exec(kube_client *c) {
+/* Run the exec credential plugin into a new set *out. No lock held. */
+static kd_rc run_exec(kube_client *c, struct creds **out) {
   kd_rc rc = KD_OK;
   struct kubecfg_exec *e = c->cfg->exec;
   char info[512];
   char *envp[4096];
   size_t ne = 0;
-  int out[2] = {-1, -1};
+  int pfd_out[2] = {-1, -1};
   pid_t pid = -1;
   kd_buf buf = KD_BUF_INIT(EXEC_MAX_OUTPUT);
   json_t *cred = NULL;
+  struct creds *k = NULL;
   posix_spawn_file_actions_t fa;
   bool fa_ok = false;
 
@@ -187,13 +155,13 @@ static kd_rc run_exec(kube_client *c) {
   for (char **p = e->args; *p; p++) argv[na++] = *p;
   argv[na] = NULL;
 
-  if (pipe2(out, O_CLOEXEC) != 0) {
+  if (pipe2(pfd_out, O_CLOEXEC) != 0) {
     rc = kd_fail(KD_ERR_IO, "exec plugin %s: pipe: %s", e->command, strerror(errno));
     goto fail;
   }
   posix_spawn_file_actions_init(&fa);
   fa_ok = true;
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, pfd_out[1], 1);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   int err = posix_spawnp(&pid, e->command, &fa, NULL, argv, envp);
   if (err != 0) {
@@ -201,24 +169,27 @@ static kd_rc run_exec(kube_client *c) {
     rc = kd_fail(KD_ERR_CONFIG, "exec plugin %s: cannot start: %s", e->command, strerror(err));
     goto fail;
   }
-  close(out[1]);
-  out[1] = -1;
+  close(pfd_out[1]);
+  pfd_out[1] = -1;
   int64_t deadline = kd_now_ms() + EXEC_TIMEOUT_MS;
   for (;;) {
     int64_t left = deadline - kd_now_ms();
+    if (atomic_load(&c->stop_exec)) {
+      rc = kd_fail(KD_ERR_CANCELLED, "exec plugin %s: stopped", e->command);
+      goto fail;
+    }
     if (left <= 0) {
       rc = kd_fail(KD_ERR_TIMEOUT, "exec plugin %s: no answer within %d s", e->command, EXEC_TIMEOUT_MS / 1000);
       goto fail;
     }
-    struct pollfd pfd = {out[0], POLLIN, 0};
-    int pr = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
-    if (pr < 0 && errno == EINTR) continue;
+    struct pollfd pfd = {pfd_out[0], POLLIN, 0};
+    int pr = poll(&pfd, 1, (int)(left > 200 ? 200 : left));
     if (pr <= 0) continue;
     char chunk[4096];
-    ssize_t n = read(out[0], chunk, sizeof chunk);
+    ssize_t n = read(pfd_out[0], chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    if ((rc = kd_buf_add(&buf, chunk, (size_t)n)) != KD_OK) {
+    if (kd_buf_add(&buf, chunk, (size_t)n) != KD_OK) {
       rc = kd_fail(KD_ERR_TOOBIG, "exec plugin %s: output larger than %u bytes", e->command, EXEC_MAX_OUTPUT);
       goto fail;
     }
@@ -254,211 +225,461 @@ static kd_rc run_exec(kube_client *c) {
     rc = kd_fail(KD_ERR_PARSE, "exec plugin %s: bad expirationTimestamp '%s'", e->command, exp);
     goto fail;
   }
-  free(c->token);
-  c->token = tok ? strdup(tok) : NULL;
-  free(c->exec_cert);
-  free(c->exec_key);
-  c->exec_cert = cert ? strdup(cert) : NULL;
-  c->exec_key = key ? strdup(key) : NULL;
-  c->exec_cert_len = cert ? strlen(cert) : 0;
-  c->exec_key_len = key ? strlen(key) : 0;
-  c->token_expiry = expiry;
-  c->token_read_ms = kd_now_ms();
-  if ((tok && !c->token) || (cert && (!c->exec_cert || !c->exec_key))) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+  if (!(k = creds_new())) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  k->token = kd_strdup(tok);
+  if (cert && key) {
+    k->cert = kd_strdup(cert);
+    k->key = kd_strdup(key);
+    k->cert_len = strlen(cert);
+    k->key_len = strlen(key);
+  }
+  k->expiry = expiry;
+  k->read_ms = kd_now_ms();
+  if ((tok && !k->token) || (cert && key && (!k->cert || !k->key))) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  *out = k;
+  k = NULL;
 fail:
   if (pid > 0) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
   }
   if (fa_ok) posix_spawn_file_actions_destroy(&fa);
-  if (out[0] >= 0) close(out[0]);
-  if (out[1] >= 0) close(out[1]);
+  if (pfd_out[0] >= 0) close(pfd_out[0]);
+  if (pfd_out[1] >= 0) close(pfd_out[1]);
+  if (buf.data) explicit_bzero(buf.data, buf.len);
   kd_buf_free(&buf);
   json_decref(cred);
+  creds_put(k);
   return rc;
 }
 
-/* Make sure c->token is current. force: the server said 401, so get a fresh one. Lock held. */
-static kd_rc refresh_credentials(kube_client *c, bool force) {
-  struct kubecfg *cfg = c->cfg;
-  int64_t now = kd_now_ms();
-  if (cfg->exec) {
-    bool stale = !c->token && !c->exec_cert;
-    if (c->token_expiry && time(NULL) + 10 >= c->token_expiry) stale = true;
-    if (force || stale) return run_exec(c);
-    return KD_OK;
-  }
-  if (cfg->token_file) {
-    if (!force && c->token && now - c->token_read_ms < TOKEN_REREAD_MS) return KD_OK;
-    char *t;
-    kd_rc rc = kd_read_file(cfg->token_file, 64 * 1024, &t, NULL);
-    if (rc != KD_OK) {
-      if (c->token) return KD_OK; /* keep the last good token; the server will tell */
-      return kd_fail(KD_ERR_CONFIG, "token file: %s", kd_errmsg());
+/* The refresher thread: runs the exec plugin whenever asked, never under cred_lock. */
+static void *refresher_main(void *arg) {
+  kube_client *c = arg;
+  pthread_mutex_lock(&c->cred_lock);
+  for (;;) {
+    while (!c->pending && !c->closing) pthread_cond_wait(&c->cred_wake, &c->cred_lock);
+    if (c->closing) break;
+    c->pending = false;
+    c->last_try_ms = kd_now_ms();
+    pthread_mutex_unlock(&c->cred_lock);
+    struct creds *k = NULL;
+    kd_rc rc = run_exec(c, &k);
+    pthread_mutex_lock(&c->cred_lock);
+    c->err_rc = rc;
+    snprintf(c->err_msg, sizeof c->err_msg, "%s", rc == KD_OK ? "" : kd_errmsg());
+    if (rc == KD_OK) {
+      creds_put(c->creds);
+      c->creds = k;
+    } else {
+      kd_log(KD_LOG_WARN, "credentials: %s", c->err_msg);
     }
+    c->gen++;
+    pthread_cond_broadcast(&c->cred_done);
+  }
+  pthread_mutex_unlock(&c->cred_lock);
+  return NULL;
+}
+
+/* Wait on cond (cred_lock held) until woken, the deadline passes or *cancel is set; wakes at least
+ * every 200 ms to look at *cancel. */
+static void cond_wait_slice(pthread_cond_t *cond, pthread_mutex_t *m, int64_t deadline_ms) {
+  int64_t left = deadline_ms - kd_now_ms();
+  if (left > 200) left = 200;
+  if (left <= 0) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_nsec += (long)(left % 1000) * 1000000L;
+  ts.tv_sec += left / 1000 + ts.tv_nsec / 1000000000L;
+  ts.tv_nsec %= 1000000000L;
+  pthread_cond_timedwait(cond, m, &ts);
+}
+
+/* Exec credentials: current ones when fresh; when due for renewal, ask the refresher and go on
+ * with the current ones; when none are usable (or force), wait for a new run until the
+ * deadline. seen: the set a request was refused with (force), or NULL. */
+static kd_rc creds_exec(kube_client *c, bool force, const struct creds *seen, int64_t deadline_ms,
+                        volatile const int *cancel, struct creds **out) {
+  kd_rc rc = KD_OK;
+  pthread_mutex_lock(&c->cred_lock);
+  struct creds *cur = c->creds;
+  if (!force && creds_fresh(c, cur)) goto done;
+  if (!force && creds_usable(cur)) { /* due soon: renew in the background */
+    if (!c->pending && kd_now_ms() - c->last_try_ms >= EXEC_SPACING_MS) {
+      c->pending = true;
+      pthread_cond_signal(&c->cred_wake);
+    }
+    goto done;
+  }
+  if (force && seen && cur != seen && creds_usable(cur)) goto done; /* renewed since that request */
+  unsigned long gen = c->gen;
+  c->pending = true;
+  pthread_cond_signal(&c->cred_wake);
+  while (c->gen == gen) {
+    if (cancel && *cancel) {
+      rc = kd_fail(KD_ERR_CANCELLED, "stopped while waiting for the exec plugin %s", c->cfg->exec->command);
+      goto unlock;
+    }
+    if (kd_now_ms() >= deadline_ms) {
+      rc = kd_fail(KD_ERR_TIMEOUT, "no credentials yet from the exec plugin %s (it is still running)",
+                   c->cfg->exec->command);
+      goto unlock;
+    }
+    cond_wait_slice(&c->cred_done, &c->cred_lock, deadline_ms);
+  }
+  if (c->err_rc != KD_OK) {
+    rc = kd_fail(c->err_rc, "%s", c->err_msg);
+    goto unlock;
+  }
+  cur = c->creds;
+done:
+  *out = creds_ref(cur);
+unlock:
+  pthread_mutex_unlock(&c->cred_lock);
+  return rc;
+}
+
+/* Token file credentials: re-read at most once a minute, or at once when forced; a failed read
+ * keeps the last good token (the server will say if it is no longer accepted). */
+static kd_rc creds_token_file(kube_client *c, bool force, const struct creds *seen, struct creds **out) {
+  kd_rc rc = KD_OK;
+  struct creds *cur = creds_peek(c), *k = NULL;
+  char *t = NULL;
+  if (!force && creds_fresh(c, cur)) goto done;
+  if (!force && creds_usable(cur)) {
+    if (pthread_mutex_trylock(&c->file_lock) != 0) goto done; /* another thread re-reads it */
+  } else {
+    pthread_mutex_lock(&c->file_lock);
+    struct creds *now = creds_peek(c);
+    const struct creds *base = seen ? seen : cur;
+    if (now != base && creds_fresh(c, now)) { /* someone re-read it meanwhile */
+      pthread_mutex_unlock(&c->file_lock);
+      creds_put(cur);
+      cur = now;
+      goto done;
+    }
+    creds_put(now);
+  }
+  rc = kd_read_file(c->cfg->token_file, TOKEN_FILE_MAX, &t, NULL);
+  if (rc == KD_OK) {
     t[strcspn(t, "\r\n")] = '\0';
-    free(c->token);
-    c->token = t;
-    c->token_read_ms = now;
-    return KD_OK;
+    if (!(k = creds_new())) {
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    } else {
+      k->token = t;
+      t = NULL;
+      k->read_ms = kd_now_ms();
+      creds_install(c, creds_ref(k));
+      creds_put(cur);
+      cur = k;
+    }
+  } else if (cur && cur->token) {
+    kd_log(KD_LOG_WARN, "token file: %s; going on with the token read before", kd_errmsg());
+    rc = KD_OK;
+  } else {
+    rc = kd_fail(KD_ERR_CONFIG, "token file: %s", kd_errmsg());
   }
-  if (cfg->token && !c->token) {
-    c->token = strdup(cfg->token);
-    if (!c->token) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  pthread_mutex_unlock(&c->file_lock);
+  free(t);
+done:
+  if (rc != KD_OK) {
+    creds_put(cur);
+    return rc;
   }
+  *out = cur;
+  return KD_OK;
+}
+
+/* The credentials to send now (a reference, or NULL when none), refreshed as needed. */
+static kd_rc creds_get(kube_client *c, bool force, const struct creds *seen, int64_t deadline_ms,
+                       volatile const int *cancel, struct creds **out) {
+  *out = NULL;
+  if (c->cfg->exec) return creds_exec(c, force, seen, deadline_ms, cancel, out);
+  if (c->cfg->token_file) return creds_token_file(c, force, seen, out);
+  *out = creds_peek(c); /* static token or none */
   return KD_OK;
 }
 
 kd_rc kube_client_token(kube_client *c, bool force, char **out) {
-  pthread_mutex_lock(&c->lock);
-  kd_rc rc = refresh_credentials(c, force);
+  struct creds *k = NULL;
   *out = NULL;
-  if (rc == KD_OK && c->token && !(*out = strdup(c->token))) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
-  pthread_mutex_unlock(&c->lock);
+  kd_rc rc = creds_get(c, force, NULL, kd_now_ms() + EXEC_TIMEOUT_MS + 5000, NULL, &k);
+  if (rc == KD_OK && k && k->token && !(*out = strdup(k->token))) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+  creds_put(k);
   return rc;
 }
 
-/* ---- handles ---- */
+/* ---- construction ---- */
 
-static CURL *borrow_handle(kube_client *c) {
-  CURL *h = NULL;
-  pthread_mutex_lock(&c->lock);
-  if (c->npool > 0) h = c->pool[--c->npool];
-  pthread_mutex_unlock(&c->lock);
-  if (!h) h = curl_easy_init();
-  return h;
-}
-
-static void return_handle(kube_client *c, CURL *h) {
-  if (!h) return;
-  pthread_mutex_lock(&c->lock);
-  if (c->npool < POOL_MAX) {
-    c->pool[c->npool++] = h;
-    h = NULL;
+/* With tls-server-name, the URL names that host (so TLS sends it as SNI and verifies the
+ * certificate against it) and CONNECT_TO sends the connection to the configured server. */
+static kd_rc tls_server_name_setup(kube_client *c) {
+  kd_rc rc = KD_OK;
+  char *host = NULL, *port = NULL, *scheme = NULL;
+  CURLU *u = NULL;
+  kd_buf b = KD_BUF_INIT(8192);
+  if (!c->cfg->tls_server_name) {
+    c->base_url = strdup(c->cfg->server);
+    return c->base_url ? KD_OK : kd_fail(KD_ERR_NOMEM, "out of memory");
   }
-  pthread_mutex_unlock(&c->lock);
-  if (h) curl_easy_cleanup(h);
+  if (!(u = curl_url()) || curl_url_set(u, CURLUPART_URL, c->cfg->server, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+    rc = kd_fail(KD_ERR_CONFIG, "%s: server '%s' is not a valid URL", c->cfg->source, c->cfg->server);
+    goto fail;
+  }
+  if ((rc = kd_buf_addf(&b, "%s:%s:%s:%s", c->cfg->tls_server_name, port, host, port)) != KD_OK) goto fail;
+  c->connect_to = kd_buf_steal(&b);
+  if ((rc = kd_buf_addf(&b, "%s://%s:%s", scheme, c->cfg->tls_server_name, port)) != KD_OK) goto fail;
+  c->base_url = kd_buf_steal(&b);
+  if (!c->connect_to || !c->base_url) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+fail:
+  if (rc == KD_ERR_TOOBIG) rc = kd_fail(KD_ERR_CONFIG, "%s: tls-server-name or server is too long", c->cfg->source);
+  kd_buf_free(&b);
+  curl_free(host);
+  curl_free(port);
+  curl_free(scheme);
+  curl_url_cleanup(u);
+  return rc;
 }
 
-struct xfer {
-  CURL *h;
-  kd_buf body;
-  struct kube_watch_splitter *splitter; /* streaming watch instead of buffering */
-  volatile const int *stop;
-  int64_t retry_after_ms;
+/* "Basic base64(user:password)" for basic auth, built once. */
+static kd_rc basic_setup(kube_client *c) {
+  const struct kubecfg *cfg = c->cfg;
+  if (!cfg->username || !cfg->password) return KD_OK;
+  size_t ul = strlen(cfg->username), pl = strlen(cfg->password);
+  char *pair = malloc(ul + pl + 2);
+  if (!pair) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  memcpy(pair, cfg->username, ul);
+  pair[ul] = ':';
+  memcpy(pair + ul + 1, cfg->password, pl + 1);
+  char *b64 = kd_base64_encode((const unsigned char *)pair, ul + pl + 1);
+  explicit_bzero(pair, ul + pl + 1);
+  free(pair);
+  if (!b64) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  size_t bl = strlen(b64);
+  c->basic = malloc(bl + 7);
+  if (c->basic) memcpy(c->basic, "Basic ", 6), memcpy(c->basic + 6, b64, bl + 1);
+  explicit_bzero(b64, bl);
+  free(b64);
+  return c->basic ? KD_OK : kd_fail(KD_ERR_NOMEM, "out of memory");
+}
+
+kd_rc kube_client_new(struct kubecfg *cfg, const struct kube_client_opts *opts, kube_client **out) {
+  kd_rc rc = KD_OK;
+  *out = NULL;
+  kube_client *c = calloc(1, sizeof *c);
+  if (!c) {
+    kubecfg_free(cfg);
+    return kd_fail(KD_ERR_NOMEM, "out of memory");
+  }
+  c->cfg = cfg;
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_mutex_init(&c->cred_lock, NULL);
+  pthread_mutex_init(&c->file_lock, NULL);
+  pthread_cond_init(&c->cred_wake, NULL);
+  pthread_cond_init(&c->cred_done, NULL);
+  if (opts) c->opts = *opts;
+  if (c->opts.qps <= 0) c->opts.qps = 1000;
+  if (c->opts.burst <= 0) c->opts.burst = 2000;
+  if (c->opts.max_retries == 0) c->opts.max_retries = HTTP_DEFAULT_RETRIES;
+  if (c->opts.max_retries < 0) c->opts.max_retries = 0;
+  if (c->opts.timeout_ms <= 0) c->opts.timeout_ms = 60000;
+  c->tokens = c->opts.burst;
+  c->tokens_ms = kd_now_ms();
+  if ((rc = kubecfg_check(cfg)) != KD_OK) goto fail;
+  struct http_pool_opts po = {c->opts.user_agent, 0};
+  if ((rc = http_pool_new(&po, &c->pool)) != KD_OK || (rc = tls_server_name_setup(c)) != KD_OK ||
+      (rc = basic_setup(c)) != KD_OK)
+    goto fail;
+  c->tls = (struct http_tls){cfg->ca_pem, cfg->ca_pem_len, cfg->cert_pem, cfg->cert_pem_len, cfg->key_pem,
+                             cfg->key_pem_len, cfg->insecure, cfg->proxy_url, c->connect_to};
+  if (cfg->token && !cfg->exec && !cfg->token_file) { /* a static token: one set for the client's life */
+    struct creds *k = creds_new();
+    if (!k || !(k->token = strdup(cfg->token))) {
+      creds_put(k);
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+    c->creds = k;
+  }
+  if (cfg->exec) {
+    if (pthread_create(&c->refresher, NULL, refresher_main, c) != 0) {
+      rc = kd_fail(KD_ERR_NOMEM, "cannot start the credential refresher thread");
+      goto fail;
+    }
+    c->has_refresher = true;
+  }
+  *out = c;
+  return KD_OK;
+fail:
+  kube_client_free(c);
+  return rc;
+}
+
+kd_rc kube_client_from_opts(const struct kubecfg_opts *copts, const struct kube_client_opts *opts, kube_client **out) {
+  struct kubecfg *cfg;
+  kd_rc rc = kubecfg_load(copts, &cfg);
+  if (rc != KD_OK) return rc;
+  return kube_client_new(cfg, opts, out);
+}
+
+void kube_client_free(kube_client *c) {
+  if (!c) return;
+  if (c->has_refresher) {
+    atomic_store(&c->stop_exec, 1);
+    pthread_mutex_lock(&c->cred_lock);
+    c->closing = true;
+    pthread_cond_broadcast(&c->cred_wake);
+    pthread_mutex_unlock(&c->cred_lock);
+    pthread_join(c->refresher, NULL);
+  }
+  http_pool_free(c->pool);
+  creds_put(c->creds);
+  kubecfg_free(c->cfg);
+  json_decref(c->discovery);
+  free(c->base_url);
+  free(c->connect_to);
+  if (c->basic) explicit_bzero(c->basic, strlen(c->basic));
+  free(c->basic);
+  pthread_mutex_destroy(&c->lock);
+  pthread_mutex_destroy(&c->cred_lock);
+  pthread_mutex_destroy(&c->file_lock);
+  pthread_cond_destroy(&c->cred_wake);
+  pthread_cond_destroy(&c->cred_done);
+  free(c);
+}
+
+const char *kube_client_namespace(const kube_client *c) { return c->cfg->namespace; }
+const struct kubecfg *kube_client_config(const kube_client *c) { return c->cfg; }
+long kube_client_requests(const kube_client *c) { return http_pool_requests(c->pool); }
+
+/* ---- rate limit and backoff ---- */
+
+static void rate_limit(kube_client *c, volatile const int *cancel) {
+  for (;;) {
+    int64_t wait = 0;
+    pthread_mutex_lock(&c->lock);
+    int64_t now = kd_now_ms();
+    c->tokens += (double)(now - c->tokens_ms) * c->opts.qps / 1000.0;
+    if (c->tokens > c->opts.burst) c->tokens = c->opts.burst;
+    c->tokens_ms = now;
+    if (c->tokens >= 1) c->tokens -= 1;
+    else wait = (int64_t)((1 - c->tokens) * 1000.0 / c->opts.qps) + 1;
+    pthread_mutex_unlock(&c->lock);
+    if (!wait || (cancel && *cancel)) return;
+    kd_sleep_ms(wait, cancel);
+  }
+}
+
+int64_t kube_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, unsigned jitter_seed) {
+  return http_backoff_ms(attempt, base_ms, cap_ms, 0, jitter_seed);
+}
+
+/* ---- requests ---- */
+
+/* One request's state across its attempts (the prepare hook's argument). */
+struct kreq {
+  kube_client *c;
+  const char *content_type;
+  struct creds *cr;        /* the set the current attempt sends (a reference) */
+  struct http_tls tls;     /* c->tls with an exec client certificate */
+  int64_t deadline_ms;     /* for waiting on credentials */
+  volatile const int *cancel;
 };
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  struct xfer *x = ud;
-  size_t len = size * n;
-  long code = 0;
-  if (x->splitter) curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
-  if (x->splitter && code >= 200 && code < 300) { /* error answers are buffered like any other */
-    if (kube_watch_splitter_feed(x->splitter, p, len) != KD_OK || x->splitter->stopped) return 0;
-    return len;
+static kd_rc prepare(struct http_hdrs *h, const struct http_tls **tls, int attempt, void *ud) {
+  struct kreq *q = ud;
+  kube_client *c = q->c;
+  kd_rc rc;
+  if (attempt > 0) { /* a retry after a backoff: the token may have been renewed meanwhile */
+    struct creds *k = NULL;
+    if ((rc = creds_get(c, false, NULL, q->deadline_ms, q->cancel, &k)) != KD_OK) return rc;
+    creds_put(q->cr);
+    q->cr = k;
   }
-  return kd_buf_add(&x->body, p, len) == KD_OK ? len : 0;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-  struct xfer *x = ud;
-  size_t len = size * n;
-  if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-    long secs = strtol(p + 12, NULL, 10);
-    if (secs > 0 && secs < 3600) x->retry_after_ms = secs * 1000;
+  if ((rc = http_hdrs_add(h, "Accept", "application/json")) != KD_OK) return rc;
+  if (q->content_type && (rc = http_hdrs_add(h, "Content-Type", q->content_type)) != KD_OK) return rc;
+  if (q->cr && q->cr->token) rc = http_hdrs_add2(h, "Authorization", "Bearer ", q->cr->token);
+  else if (c->basic) rc = http_hdrs_add(h, "Authorization", c->basic);
+  if (rc != KD_OK) return kd_fail_wrap(rc, "%s: the credentials cannot be sent", c->cfg->source);
+  *tls = &c->tls;
+  if (q->cr && q->cr->cert) {
+    q->tls = c->tls;
+    q->tls.cert_pem = q->cr->cert;
+    q->tls.cert_pem_len = q->cr->cert_len;
+    q->tls.key_pem = q->cr->key;
+    q->tls.key_pem_len = q->cr->key_len;
+    *tls = &q->tls;
   }
-  return len;
-}
-
-static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
-  (void)dt, (void)dn, (void)ut, (void)un;
-  struct xfer *x = ud;
-  return x->stop && *x->stop ? 1 : 0;
-}
-
-/* Configure h for one request. Lock not held; reads credentials under the lock. */
-static kd_rc setup_handle(kube_client *c, CURL *h, const char *method, const char *url, struct curl_slist **hdrs,
-                          const char *content_type, const char *body, size_t body_len, struct xfer *x, bool watch) {
-  struct kubecfg *cfg = c->cfg;
-  char line[8192];
-  curl_easy_reset(h);
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, c->opts.user_agent);
-  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 15L);
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 5L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
-  if (watch) {
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    /* a watch that hears nothing (not even a bookmark) for 3 minutes is dead */
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 180L);
-  } else {
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
-  }
-  if (strcmp(method, "GET") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-  if (body) {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-  }
-  /* TLS */
-  if (cfg->insecure) {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-  } else if (cfg->ca_pem) {
-    struct curl_blob blob = {cfg->ca_pem, cfg->ca_pem_len, CURL_BLOB_COPY};
-    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
-  }
-  if (cfg->proxy_url) curl_easy_setopt(h, CURLOPT_PROXY, cfg->proxy_url);
-  if (c->connect_to) curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
-  *hdrs = NULL;
-  struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
-  if (content_type) {
-    snprintf(line, sizeof line, "Content-Type: %s", content_type);
-    l = l ? curl_slist_append(l, line) : NULL;
-  }
-  pthread_mutex_lock(&c->lock);
-  const char *cert = c->exec_cert ? c->exec_cert : cfg->cert_pem;
-  const char *key = c->exec_cert ? c->exec_key : cfg->key_pem;
-  size_t cert_len = c->exec_cert ? c->exec_cert_len : cfg->cert_pem_len;
-  size_t key_len = c->exec_cert ? c->exec_key_len : cfg->key_pem_len;
-  if (cert && key) {
-    struct curl_blob cb = {(void *)cert, cert_len, CURL_BLOB_COPY}, kb = {(void *)key, key_len, CURL_BLOB_COPY};
-    curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
-    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-    curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
-    curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-  }
-  if (c->token && l) {
-    snprintf(line, sizeof line, "Authorization: Bearer %s", c->token);
-    l = curl_slist_append(l, line);
-  }
-  pthread_mutex_unlock(&c->lock);
-  if (!c->token && cfg->username && cfg->password) {
-    curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(h, CURLOPT_USERNAME, cfg->username);
-    curl_easy_setopt(h, CURLOPT_PASSWORD, cfg->password);
-  }
-  explicit_bzero(line, sizeof line);
-  if (!l) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
-  *hdrs = l;
   return KD_OK;
+}
+
+/* Send one request (with retries and one re-authentication after a 401 when credentials can be
+ * renewed). KD_OK when a response arrived: resp (caller frees) holds its status and body. */
+static kd_rc send_req(kube_client *c, const char *method, const char *path, const char *content_type,
+                      const char *body, size_t body_len, const struct kube_req_opts *ro, http_sink_fn sink,
+                      void *sink_ud, bool watch, struct http_resp *resp) {
+  kd_rc rc = KD_OK;
+  kd_buf url = KD_BUF_INIT(KUBE_MAX_PATH + 8192);
+  long timeout = ro && ro->timeout_ms > 0 ? ro->timeout_ms : c->opts.timeout_ms;
+  int retries = c->opts.max_retries;
+  if (ro && ro->max_retries) retries = ro->max_retries < 0 ? 0 : ro->max_retries;
+  struct kreq q = {c, content_type, NULL, {0}, kd_now_ms() + (watch ? 60000 : timeout), ro ? ro->cancel : NULL};
+  memset(resp, 0, sizeof *resp);
+  if ((rc = kd_buf_adds(&url, c->base_url)) != KD_OK || (rc = kd_buf_adds(&url, path)) != KD_OK) {
+    rc = kd_fail(rc, "%s %s: request path too long", method, path);
+    goto fail;
+  }
+  struct http_req req = {
+      .method = method,
+      .url = url.data,
+      .prepare = prepare,
+      .prepare_ud = &q,
+      .tls = &c->tls,
+      .body = body,
+      .body_len = body_len,
+      .sink = sink,
+      .sink_ud = sink_ud,
+      .body_max = KUBE_MAX_BODY,
+      .timeout_ms = watch ? -1 : timeout,
+      .low_speed_bytes = watch ? 1 : 0,
+      .low_speed_secs = watch ? WATCH_IDLE_S : 0,
+      .cancel = q.cancel,
+      .max_retries = retries,
+  };
+  bool can_reauth = c->cfg->exec || c->cfg->token_file;
+  if ((rc = creds_get(c, false, NULL, q.deadline_ms, q.cancel, &q.cr)) != KD_OK) goto fail;
+  for (;;) {
+    if (!(ro && ro->priority)) rate_limit(c, q.cancel);
+    http_resp_free(resp);
+    if ((rc = http_do(c->pool, &req, resp)) != KD_OK) goto fail;
+    if (resp->status != 401 || !can_reauth) break;
+    /* the credentials may have rotated: get fresh ones, once (creds_get knows which set was refused) */
+    can_reauth = false;
+    struct creds *refused = q.cr;
+    q.cr = NULL;
+    rc = creds_get(c, true, refused, q.deadline_ms, q.cancel, &q.cr);
+    creds_put(refused);
+    if (rc != KD_OK) goto fail;
+  }
+fail:
+  creds_put(q.cr);
+  kd_buf_free(&url);
+  return rc;
 }
 
 /* Turn a non-2xx answer into a code and a message with the server's Status. */
 static kd_rc status_error(long code, const char *method, const char *path, const char *body, size_t len) {
   json_error_t jerr;
-  json_t *st = body && len ? json_loadb(body, len, 0, &jerr) : NULL;
+  json_t *st = body && len ? json_loadb(body, len, JSON_ALLOW_NUL, &jerr) : NULL;
   const char *msg = json_string_value(json_object_get(st, "message"));
   const char *reason = json_string_value(json_object_get(st, "reason"));
   char snippet[200] = "";
@@ -486,107 +707,35 @@ static kd_rc status_error(long code, const char *method, const char *path, const
   return rc;
 }
 
-/* One request with retries; watch requests stream into x->splitter. */
-static kd_rc do_request(kube_client *c, const char *method, const char *path, const char *content_type,
-                        const char *body, size_t body_len, struct xfer *x, long *http_code, bool watch) {
-  kd_rc rc = KD_OK;
-  char url[KUBE_MAX_PATH + 512];
-  const char *server = c->cfg->server;
-  if (snprintf(url, sizeof url, "%s%s", c->base_url, path) >= (int)sizeof url)
-    return kd_fail(KD_ERR_TOOBIG, "request path too long");
-  bool auth_retried = false;
-  for (int attempt = 0;; attempt++) {
-    pthread_mutex_lock(&c->lock);
-    rc = refresh_credentials(c, false);
-    pthread_mutex_unlock(&c->lock);
-    if (rc != KD_OK) return rc;
-    rate_limit(c);
-    CURL *h = borrow_handle(c);
-    struct curl_slist *hdrs = NULL;
-    if (!h) return kd_fail(KD_ERR_NOMEM, "cannot create a curl handle");
-    kd_buf_reset(&x->body);
-    x->retry_after_ms = 0;
-    x->h = h;
-    if ((rc = setup_handle(c, h, method, url, &hdrs, content_type, body, body_len, x, watch)) != KD_OK) {
-      return_handle(c, h);
-      return rc;
-    }
-    atomic_fetch_add(&c->requests, 1);
-    CURLcode cc = curl_easy_perform(h);
-    long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_slist_free_all(hdrs);
-    bool retry = false;
-    if (cc != CURLE_OK) {
-      if (x->splitter && (x->splitter->stopped || x->splitter->rc != KD_OK)) {
-        return_handle(c, h);
-        *http_code = code;
-        return x->splitter->rc; /* stopped by the handler, or a bad event */
-      }
-      if (cc == CURLE_ABORTED_BY_CALLBACK) {
-        return_handle(c, h);
-        return kd_fail(KD_ERR_CANCELLED, "%s %s: stopped", method, path);
-      }
-      if (cc == CURLE_WRITE_ERROR) {
-        return_handle(c, h);
-        return kd_fail(KD_ERR_TOOBIG, "%s %s: response larger than %u bytes", method, path, KUBE_MAX_BODY);
-      }
-      rc = kd_fail(cc == CURLE_OPERATION_TIMEDOUT ? KD_ERR_TIMEOUT : KD_ERR_TRANSPORT, "%s %s%s: %s", method, server,
-                   path, curl_easy_strerror(cc));
-      /* a POST is retried only when it surely never reached the server */
-      retry = strcmp(method, "POST") != 0 || cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST;
-      if (watch) retry = false; /* the watch loop resumes by itself */
-      /* drop the connection: it may be half-dead */
-      curl_easy_cleanup(h);
-      h = NULL;
-    } else if (code == 401 && !auth_retried && (c->cfg->exec || c->cfg->token_file)) {
-      /* credentials may have rotated: fetch fresh ones once */
-      auth_retried = true;
-      pthread_mutex_lock(&c->lock);
-      rc = refresh_credentials(c, true);
-      pthread_mutex_unlock(&c->lock);
-      return_handle(c, h);
-      if (rc != KD_OK) return rc;
-      attempt--;
-      continue;
-    } else if (code == 429 || (code >= 500 && code != 501)) {
-      rc = status_error(code, method, path, x->body.data, x->body.len);
-      retry = true;
-    } else {
-      return_handle(c, h);
-      *http_code = code;
-      if (code >= 200 && code < 300) return KD_OK;
-      return status_error(code, method, path, x->body.data, x->body.len);
-    }
-    return_handle(c, h);
-    if (!retry || attempt >= c->opts.max_retries) return rc;
-    int64_t delay = kube_backoff_ms(attempt, 200, 10000, (unsigned)kd_now_ms());
-    if (x->retry_after_ms > delay) delay = x->retry_after_ms;
-    kd_log(KD_LOG_DEBUG, "retrying in %lld ms: %s", (long long)delay, kd_errmsg());
-    kd_sleep_ms(delay, x->stop);
-    if (x->stop && *x->stop) return kd_fail(KD_ERR_CANCELLED, "%s %s: stopped", method, path);
+kd_rc kube_request_ex(kube_client *c, const char *method, const char *path, const char *content_type,
+                      const char *body, size_t body_len, const struct kube_req_opts *ro, json_t **out) {
+  struct http_resp resp;
+  if (out) *out = NULL;
+  kd_rc rc = send_req(c, method, path, content_type, body, body_len, ro, NULL, NULL, false, &resp);
+  if (rc != KD_OK) goto fail;
+  if (!http_ok(resp.status)) {
+    rc = status_error(resp.status, method, path, resp.body.data, resp.body.len);
+    goto fail;
   }
+  if (out) {
+    if (resp.body.len == 0) {
+      *out = json_null();
+    } else {
+      json_error_t jerr;
+      /* server data: any byte a Kubernetes string holds, \u0000 included, is data */
+      *out = json_loadb(resp.body.data, resp.body.len, JSON_ALLOW_NUL, &jerr);
+      if (!*out) rc = kd_fail(KD_ERR_PARSE, "%s %s: the server's answer is not JSON: %s", method, path, jerr.text);
+    }
+  }
+fail:
+  http_resp_free(&resp);
+  return rc;
 }
 
 kd_rc kube_request(kube_client *c, const char *method, const char *path, const char *content_type,
                    const char *body, size_t body_len, json_t **out) {
-  struct xfer x = {NULL, KD_BUF_INIT(KUBE_MAX_BODY), NULL, NULL, 0};
-  long code = 0;
-  if (out) *out = NULL;
-  kd_rc rc = do_request(c, method, path, content_type, body, body_len, &x, &code, false);
-  if (rc == KD_OK && out) {
-    if (x.body.len == 0) {
-      *out = json_null();
-    } else {
-      json_error_t jerr;
-      *out = json_loadb(x.body.data, x.body.len, 0, &jerr);
-      if (!*out) rc = kd_fail(KD_ERR_PARSE, "%s %s: the server's answer is not JSON: %s", method, path, jerr.text);
-    }
-  }
-  kd_buf_free(&x.body);
-  return rc;
+  return kube_request_ex(c, method, path, content_type, body, body_len, NULL, out);
 }
-
 /* ---- paths ---- */
 
 kd_rc kube_query_escape(const char *s, char *out, size_t n) {
@@ -637,41 +786,57 @@ kd_rc kube_path(const struct kube_res *res, const char *ns, const char *name, co
 /* ---- CRUD ---- */
 
 static kd_rc send_json(kube_client *c, const char *method, const char *path, const char *ctype, json_t *obj,
-                       json_t **out) {
+                       const struct kube_req_opts *ro, json_t **out) {
+  /* json_dumps writes a string holding NUL as \u0000, so every byte read goes back as it came */
   char *body = json_dumps(obj, JSON_COMPACT);
   if (!body) return kd_fail(KD_ERR_NOMEM, "cannot serialise the request body");
-  kd_rc rc = kube_request(c, method, path, ctype, body, strlen(body), out);
+  kd_rc rc = kube_request_ex(c, method, path, ctype, body, strlen(body), ro, out);
   free(body);
   return rc;
 }
 
-kd_rc kube_get(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t **out) {
+kd_rc kube_get_ex(kube_client *c, const struct kube_res *res, const char *ns, const char *name,
+                  const struct kube_req_opts *ro, json_t **out) {
   char path[KUBE_MAX_PATH];
   kd_rc rc = kube_path(res, ns, name, NULL, NULL, path);
-  return rc ? rc : kube_request(c, "GET", path, NULL, NULL, 0, out);
+  return rc ? rc : kube_request_ex(c, "GET", path, NULL, NULL, 0, ro, out);
+}
+
+kd_rc kube_get(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t **out) {
+  return kube_get_ex(c, res, ns, name, NULL, out);
+}
+
+kd_rc kube_create_ex(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj,
+                     const struct kube_req_opts *ro, json_t **out) {
+  char path[KUBE_MAX_PATH];
+  kd_rc rc = kube_path(res, ns, NULL, NULL, NULL, path);
+  return rc ? rc : send_json(c, "POST", path, "application/json", obj, ro, out);
 }
 
 kd_rc kube_create(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, json_t **out) {
-  char path[KUBE_MAX_PATH];
-  kd_rc rc = kube_path(res, ns, NULL, NULL, NULL, path);
-  return rc ? rc : send_json(c, "POST", path, "application/json", obj, out);
+  return kube_create_ex(c, res, ns, obj, NULL, out);
 }
 
 static kd_rc update(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, const char *sub,
-                    json_t **out) {
+                    const struct kube_req_opts *ro, json_t **out) {
   char path[KUBE_MAX_PATH];
   const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
   if (!name) return kd_fail(KD_ERR_INVALID, "update: the object has no metadata.name");
   kd_rc rc = kube_path(res, ns, name, sub, NULL, path);
-  return rc ? rc : send_json(c, "PUT", path, "application/json", obj, out);
+  return rc ? rc : send_json(c, "PUT", path, "application/json", obj, ro, out);
+}
+
+kd_rc kube_update_ex(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj,
+                     const struct kube_req_opts *ro, json_t **out) {
+  return update(c, res, ns, obj, NULL, ro, out);
 }
 
 kd_rc kube_update(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, json_t **out) {
-  return update(c, res, ns, obj, NULL, out);
+  return update(c, res, ns, obj, NULL, NULL, out);
 }
 
 kd_rc kube_update_status(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, json_t **out) {
-  return update(c, res, ns, obj, "status", out);
+  return update(c, res, ns, obj, "status", NULL, out);
 }
 
 kd_rc kube_patch(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t *patch,
@@ -689,7 +854,7 @@ kd_rc kube_patch(kube_client *c, const struct kube_res *res, const char *ns, con
     snprintf(query, sizeof query, "fieldManager=%s%s", fm, opts->force ? "&force=true" : "");
   }
   kd_rc rc = kube_path(res, ns, name, opts ? opts->subresource : NULL, query, path);
-  return rc ? rc : send_json(c, "PATCH", path, ctype, patch, out);
+  return rc ? rc : send_json(c, "PATCH", path, ctype, patch, NULL, out);
 }
 
 kd_rc kube_delete(kube_client *c, const struct kube_res *res, const char *ns, const char *name,
@@ -700,7 +865,7 @@ kd_rc kube_delete(kube_client *c, const struct kube_res *res, const char *ns, co
   if (!propagation) return kube_request(c, "DELETE", path, NULL, NULL, 0, out);
   json_t *opts = json_pack("{s:s,s:s,s:s}", "kind", "DeleteOptions", "apiVersion", "v1", "propagationPolicy", propagation);
   if (!opts) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  rc = send_json(c, "DELETE", path, "application/json", opts, out);
+  rc = send_json(c, "DELETE", path, "application/json", opts, NULL, out);
   json_decref(opts);
   return rc;
 }
@@ -941,7 +1106,7 @@ static kd_rc handle_line(struct kube_watch_splitter *s, const char *line, size_t
   while (len && (line[len - 1] == '\r' || line[len - 1] == ' ')) len--;
   if (len == 0) return KD_OK;
   json_error_t jerr;
-  json_t *ev = json_loadb(line, len, 0, &jerr);
+  json_t *ev = json_loadb(line, len, JSON_ALLOW_NUL, &jerr); /* \u0000 in a string is data */
   kd_rc rc = KD_OK;
   const char *type = json_string_value(json_object_get(ev, "type"));
   json_t *obj = json_object_get(ev, "object");
@@ -1003,11 +1168,21 @@ kd_rc kube_watch_splitter_feed(struct kube_watch_splitter *s, const char *data, 
   return s->rc;
 }
 
+/* The watch's response sink: every chunk of a 2xx answer goes through the splitter. */
+static kd_rc watch_sink(const char *p, size_t n, void *ud) {
+  struct kube_watch_splitter *s = ud;
+  kd_rc rc = kube_watch_splitter_feed(s, p, n);
+  if (rc != KD_OK) return rc;
+  return s->stopped ? kd_fail(KD_ERR_CANCELLED, "watch: the handler stopped") : KD_OK;
+}
+
 kd_rc kube_watch(kube_client *c, const struct kube_res *res, const char *ns, const struct kube_watch_opts *opts,
                  kube_event_fn fn, void *ud, char **last_rv) {
   kd_rc rc;
   char q[KUBE_MAX_PATH / 2] = "", path[KUBE_MAX_PATH], tmo[32];
   struct kube_watch_splitter s;
+  struct http_resp resp;
+  if (last_rv) *last_rv = NULL;
   snprintf(tmo, sizeof tmo, "%ld", opts && opts->timeout_seconds > 0 ? opts->timeout_seconds : 300L);
   if ((rc = add_query(q, sizeof q, "watch", "1")) || (rc = add_query(q, sizeof q, "allowWatchBookmarks", "true")) ||
       (rc = add_query(q, sizeof q, "timeoutSeconds", tmo)) ||
@@ -1017,15 +1192,16 @@ kd_rc kube_watch(kube_client *c, const struct kube_res *res, const char *ns, con
       (rc = kube_path(res, ns, NULL, NULL, q, path)))
     return rc;
   kube_watch_splitter_init(&s, fn, ud);
-  struct xfer x = {NULL, KD_BUF_INIT(64 * 1024), &s, opts ? opts->stop : NULL, 0};
-  long code = 0;
-  rc = do_request(c, "GET", path, NULL, NULL, 0, &x, &code, true);
-  if (rc == KD_OK && s.rc != KD_OK) rc = s.rc;
+  struct kube_req_opts ro = {0, 0, opts ? opts->stop : NULL, false};
+  rc = send_req(c, "GET", path, NULL, NULL, 0, &ro, watch_sink, &s, true, &resp);
+  if (s.stopped) rc = KD_OK; /* the handler ended it */
+  else if (s.rc != KD_OK) rc = s.rc;
+  else if (rc == KD_OK && !http_ok(resp.status)) rc = status_error(resp.status, "GET", path, resp.body.data, resp.body.len);
   if (last_rv) {
     *last_rv = s.last_rv;
     s.last_rv = NULL;
   }
   kube_watch_splitter_free(&s);
-  kd_buf_free(&x.body);
+  http_resp_free(&resp);
   return rc;
 }

@@ -1,8 +1,15 @@
-/* kube.h — a small Kubernetes API client on libcurl and jansson: requests with auth, retries and
- * a client-side rate limit, CRUD on any resource, paging, discovery and streaming watches.
+/* kube.h — a small Kubernetes API client on the shared HTTP transport (http.h) and jansson:
+ * requests with auth, retries and a client-side rate limit, CRUD on any resource, paging,
+ * discovery and streaming watches.
  *
  * A kube_client is safe to share between threads: each request borrows a curl handle from the
- * client's pool (connections and TLS sessions are reused, HTTP/2 where the server offers it). */
+ * client's pool (connections and TLS sessions are reused, HTTP/2 where the server offers it).
+ * Credentials are immutable sets swapped under a lock of their own: an exec plugin runs on the
+ * client's refresher thread, never under a lock a request takes, and requests go on with the
+ * current token while a renewal runs (they wait only when no usable credential exists).
+ *
+ * Server data is data: every JSON answer and watch event is parsed with NUL allowed, and
+ * objects are written back byte-exact (jansson escapes NUL as \u0000 when serialising). */
 #ifndef KCMDR_KUBE_H
 #define KCMDR_KUBE_H
 
@@ -21,13 +28,14 @@ typedef struct kube_client kube_client;
 struct kube_client_opts {
   double qps;           /* client-side rate limit; 0 = default (1000) */
   int burst;            /* 0 = default (2000) */
-  int max_retries;      /* retries of 429/5xx/connection errors; 0 = default (6), -1 = none */
+  int max_retries;      /* retries (as http.h's rule allows); 0 = default (6), -1 = none */
   long timeout_ms;      /* per request, not watches; 0 = default (60 s) */
   const char *user_agent;
 };
 
 /* Build a client for cfg (the client takes ownership of cfg, also on failure).
- * KD_ERR_NOMEM, KD_ERR_CONFIG. */
+ * KD_ERR_NOMEM, KD_ERR_CONFIG (also for what kubecfg_check refuses: credentials for an
+ * http:// server, insecure-skip-tls-verify with a CA). */
 kd_rc kube_client_new(struct kubecfg *cfg, const struct kube_client_opts *opts, kube_client **out);
 /* Load the configuration (see kubecfg_load) and build a client. */
 kd_rc kube_client_from_opts(const struct kubecfg_opts *copts, const struct kube_client_opts *opts, kube_client **out);
@@ -38,8 +46,9 @@ const char *kube_client_namespace(const kube_client *c);
 /* The resolved configuration (owned by the client). */
 const struct kubecfg *kube_client_config(const kube_client *c);
 /* The bearer token the next request would send (refreshed first: re-read file, exec plugin
- * when expired, or always when force). *out is a copy (caller frees) or NULL when the client
- * authenticates otherwise. Fails as the plugin or file read fails. */
+ * when expired, or always when force; waits for a running plugin up to its 60 s limit). *out is
+ * a copy (caller frees) or NULL when the client authenticates otherwise. Fails as the plugin or
+ * file read fails. */
 kd_rc kube_client_token(kube_client *c, bool force, char **out);
 /* Number of HTTP requests sent so far (retries included), for metrics and tests. */
 long kube_client_requests(const kube_client *c);
@@ -68,19 +77,43 @@ kd_rc kube_path(const struct kube_res *res, const char *ns, const char *name, co
 /* Percent-encode s for a URL query value into out (size n). KD_ERR_TOOBIG if it does not fit. */
 kd_rc kube_query_escape(const char *s, char *out, size_t n);
 
+/* Per-request options; a zeroed struct (or NULL) means the client's defaults. */
+struct kube_req_opts {
+  long timeout_ms;             /* this request's timeout per attempt; 0 = the client's */
+  int max_retries;             /* 0 = the client's; -1 = no retry at all */
+  volatile const int *cancel;  /* non-zero: stop within about a second (KD_ERR_CANCELLED) */
+  bool priority;               /* skip the client-side rate limit (leader election) */
+};
+
 /* One request. path starts with '/'; body may be NULL. On 2xx *out (may be NULL) gets the
- * parsed JSON body (null when empty). Non-2xx answers map to KD_ERR_NOTFOUND, _CONFLICT, _GONE,
- * _UNAUTHORIZED, _FORBIDDEN, _INVALIDOBJ or _HTTP with the server's Status message; transport
- * failures to KD_ERR_TRANSPORT. 429, 5xx and connection failures are retried with capped
- * exponential backoff and jitter (POST only when the request was never sent). */
+ * parsed JSON body (null when empty; NUL in strings kept). Non-2xx answers map to
+ * KD_ERR_NOTFOUND, _CONFLICT, _GONE, _UNAUTHORIZED, _FORBIDDEN, _INVALIDOBJ or _HTTP with the
+ * server's Status message; transport failures to KD_ERR_TRANSPORT or KD_ERR_TIMEOUT.
+ * Retries (capped exponential backoff with jitter, Retry-After honoured) follow http.h's rule:
+ * GET, PUT and DELETE on transport failures, 429 and 5xx; POST and PATCH only when the request
+ * surely never reached the server (resolve/connect failure) or the answer was 429 — never after
+ * a 5xx or a reset, since the server may have applied it. A 401 with renewable credentials
+ * (exec plugin, token file) is sent once more with fresh ones. */
 kd_rc kube_request(kube_client *c, const char *method, const char *path, const char *content_type,
                    const char *body, size_t body_len, json_t **out);
+/* kube_request with per-request options (ro may be NULL). */
+kd_rc kube_request_ex(kube_client *c, const char *method, const char *path, const char *content_type,
+                      const char *body, size_t body_len, const struct kube_req_opts *ro, json_t **out);
 
-/* Typed helpers; ns NULL means cluster-scoped (or all namespaces for list). */
+/* Typed helpers; ns NULL means cluster-scoped (or all namespaces for list). The _ex forms take
+ * per-request options (e.g. a Lease renewal: short timeout, no retries, no rate limit). */
 kd_rc kube_get(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t **out);
+kd_rc kube_get_ex(kube_client *c, const struct kube_res *res, const char *ns, const char *name,
+                  const struct kube_req_opts *ro, json_t **out);
+/* POST obj: never re-sent after it may have reached the server (a 5xx or a reset is returned). */
 kd_rc kube_create(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, json_t **out);
-/* PUT obj (its metadata.resourceVersion guards against lost updates; 409 on a stale one). */
+kd_rc kube_create_ex(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj,
+                     const struct kube_req_opts *ro, json_t **out);
+/* PUT obj (its metadata.resourceVersion guards against lost updates; 409 on a stale one, which
+ * also happens when a retried PUT had in fact been applied: re-read and compare). */
 kd_rc kube_update(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, json_t **out);
+kd_rc kube_update_ex(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj,
+                     const struct kube_req_opts *ro, json_t **out);
 kd_rc kube_update_status(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj, json_t **out);
 
 enum kube_patch_type { KUBE_PATCH_MERGE, KUBE_PATCH_JSON, KUBE_PATCH_APPLY };
@@ -90,6 +123,7 @@ struct kube_patch_opts {
   bool force;                /* apply: take ownership of conflicting fields */
   const char *subresource;   /* e.g. "status" */
 };
+/* PATCH: like POST, never re-sent after it may have reached the server. */
 kd_rc kube_patch(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t *patch,
                  const struct kube_patch_opts *opts, json_t **out);
 /* propagation: NULL (server default), "Foreground", "Background" or "Orphan". */
@@ -155,7 +189,7 @@ kd_rc kube_watch(kube_client *c, const struct kube_res *res, const char *ns, con
                  kube_event_fn fn, void *ud, char **last_rv);
 
 /* Delay before retry number attempt (0-based): min(cap, base * 2^attempt) with up to 50% jitter
- * taken off; jitter_seed (any value) varies it. Always in [base/2, cap]. */
+ * taken off; jitter_seed (any value) varies it. Always in [base/2, cap]. (http_backoff_ms.) */
 int64_t kube_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, unsigned jitter_seed);
 
 #endif

@@ -50,6 +50,32 @@ static kd_rc dupstr(char **dst, const char *src) {
   return *dst ? KD_OK : kd_fail(KD_ERR_NOMEM, "out of memory");
 }
 
+/* Take server (from a file, --server or the environment) as the API's URL: https:// or http://,
+ * trailing '/' dropped, never truncated. what/where name it in messages. */
+static kd_rc set_server(struct kubecfg *c, const char *server, const char *where, const char *what) {
+  if (!server || !server[0]) return kd_fail(KD_ERR_CONFIG, "%s: %s: key server is missing", where, what);
+  if (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0)
+    return kd_fail(KD_ERR_CONFIG, "%s: %s: server '%s' must start with https:// or http://", where, what, server);
+  kd_rc rc = dupstr(&c->server, server);
+  if (rc) return rc;
+  size_t sl = strlen(c->server);
+  while (sl > 0 && c->server[sl - 1] == '/') c->server[--sl] = '\0';
+  return KD_OK;
+}
+
+kd_rc kubecfg_check(const struct kubecfg *c) {
+  if (c->insecure && c->ca_pem)
+    return kd_fail(KD_ERR_CONFIG, "%s: specifying a root certificates file with the insecure flag is not allowed "
+                                  "(remove certificate-authority or insecure-skip-tls-verify)",
+                   c->source ? c->source : "kubeconfig");
+  if (c->server && strncmp(c->server, "http://", 7) == 0 &&
+      (c->token || c->token_file || c->username || c->password || c->exec))
+    return kd_fail(KD_ERR_CONFIG, "%s: refusing to send credentials (%s) to %s in clear text: use an https:// server",
+                   c->source ? c->source : "kubeconfig",
+                   c->exec ? "exec plugin" : c->token || c->token_file ? "bearer token" : "basic auth", c->server);
+  return KD_OK;
+}
+
 /* path relative to the kubeconfig's directory, as kubectl resolves it; caller frees */
 static char *resolve_path(const char *dir, const char *p) {
   if (!p) return NULL;
@@ -188,12 +214,7 @@ static kd_rc resolve(struct merged *m, const struct kubecfg_opts *opts, struct k
   snprintf(c->source, slen, "%s, context %s", cfile, ctxname);
 
   const char *server = opts && opts->server ? opts->server : json_string_value(json_object_get(cl, "server"));
-  if (!server || !server[0]) return kd_fail(KD_ERR_CONFIG, "%s: %s: key server is missing", clfile, what);
-  if (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0)
-    return kd_fail(KD_ERR_CONFIG, "%s: %s: server '%s' must start with https:// or http://", clfile, what, server);
-  if ((rc = dupstr(&c->server, server))) return rc;
-  size_t sl = strlen(c->server);
-  while (sl > 0 && c->server[sl - 1] == '/') c->server[--sl] = '\0';
+  if ((rc = set_server(c, server, opts && opts->server ? "--server" : clfile, what))) return rc;
   c->insecure = json_is_true(json_object_get(cl, "insecure-skip-tls-verify"));
   if ((rc = dupstr(&c->tls_server_name, json_string_value(json_object_get(cl, "tls-server-name")))) ||
       (rc = dupstr(&c->proxy_url, json_string_value(json_object_get(cl, "proxy-url")))))
@@ -224,7 +245,8 @@ static kd_rc resolve(struct merged *m, const struct kubecfg_opts *opts, struct k
       return kd_fail(KD_ERR_CONFIG, "%s: %s: auth-provider plugins were removed from Kubernetes; use exec", ufile, what);
   }
   const char *ns = opts && opts->namespace ? opts->namespace : json_string_value(json_object_get(ctx, "namespace"));
-  return dupstr(&c->namespace, ns && ns[0] ? ns : "default");
+  if ((rc = dupstr(&c->namespace, ns && ns[0] ? ns : "default"))) return rc;
+  return kubecfg_check(c);
 }
 
 static kd_rc load_docs(json_t **docs, const char *const *names, const char *const *dirs, size_t n,
@@ -295,17 +317,23 @@ static kd_rc load_in_cluster(const struct kubecfg_opts *opts, struct kubecfg **o
   struct kubecfg *c = calloc(1, sizeof *c);
   if (!c) return kd_fail(KD_ERR_NOMEM, "out of memory");
   c->in_cluster = true;
-  size_t n = strlen(host) + (port ? strlen(port) : 3) + 16;
-  if (!(c->server = malloc(n)) || !(c->source = strdup("in-cluster service account"))) {
+  if (!(c->source = strdup("in-cluster service account"))) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto fail;
   }
-  if (opts && opts->server)
-    snprintf(c->server, n, "%s", opts->server);
-  else if (strchr(host, ':'))
-    snprintf(c->server, n, "https://[%s]:%s", host, port ? port : "443");
-  else
-    snprintf(c->server, n, "https://%s:%s", host, port ? port : "443");
+  if (opts && opts->server) {
+    if ((rc = set_server(c, opts->server, "--server", "in-cluster"))) goto fail;
+  } else {
+    kd_buf b = KD_BUF_INIT(8192);
+    if (strchr(host, ':')) rc = kd_buf_addf(&b, "https://[%s]:%s", host, port ? port : "443");
+    else rc = kd_buf_addf(&b, "https://%s:%s", host, port ? port : "443");
+    if (rc == KD_OK && !(c->server = kd_buf_steal(&b))) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    kd_buf_free(&b);
+    if (rc) {
+      rc = kd_fail(KD_ERR_CONFIG, "in-cluster: KUBERNETES_SERVICE_HOST/PORT are too long");
+      goto fail;
+    }
+  }
   snprintf(path, sizeof path, "%s/token", dir);
   if (access(path, R_OK) != 0) {
     rc = kd_fail(KD_ERR_CONFIG, "in-cluster: cannot read the service-account token %s", path);
@@ -327,7 +355,7 @@ static kd_rc load_in_cluster(const struct kubecfg_opts *opts, struct kubecfg **o
   } else {
     rc = dupstr(&c->namespace, "default");
   }
-  if (rc) goto fail;
+  if (rc || (rc = kubecfg_check(c))) goto fail;
   *out = c;
   return KD_OK;
 fail:

@@ -59,6 +59,12 @@ kd_rc kubecfg_load(const struct kubecfg_opts *opts, struct kubecfg **out);
 kd_rc kubecfg_load_texts(const char *const *texts, const char *const *names, const char *const *base_dirs,
                          size_t n, const struct kubecfg_opts *opts, struct kubecfg **out);
 
+/* Refuse what kubectl refuses or what would leak credentials: insecure-skip-tls-verify together
+ * with a CA ("specifying a root certificates file with the insecure flag is not allowed"), and a
+ * bearer token, token file, basic auth or exec plugin with an http:// server (the message names
+ * the server). KD_OK or KD_ERR_CONFIG; kubecfg_load and kube_client_new both apply it. */
+kd_rc kubecfg_check(const struct kubecfg *c);
+
 /* Release everything cfg owns, and cfg. NULL is fine. */
 void kubecfg_free(struct kubecfg *cfg);
 

@@ -47,7 +47,7 @@ static const char *A =
 static const char *B =
     "apiVersion: v1\nkind: Config\ncurrent-context: b\n"
     "clusters:\n- name: c1\n  cluster: {server: https://shadowed.example}\n"
-    "- name: c2\n  cluster: {server: http://two.example, insecure-skip-tls-verify: true, certificate-authority: ca.pem}\n"
+    "- name: c2\n  cluster: {server: https://two.example, certificate-authority: ca.pem}\n"
     "users:\n- name: u1\n  user: {token: shadowed}\n- name: u2\n  user: {tokenFile: tok.txt, username: x, password: y}\n"
     "contexts:\n- name: b\n  context: {cluster: c2, user: u2}\n";
 
@@ -69,8 +69,8 @@ static void merge_first_file_wins(void **state) {
   write_file("ca.pem", "PEM", 0644);
   struct kubecfg_opts o = {.context = "b", .namespace = "override"};
   assert_int_equal(kubecfg_load_texts(texts, names, dirs, 2, &o, &c), KD_OK);
-  assert_string_equal(c->server, "http://two.example");
-  assert_true(c->insecure);
+  assert_string_equal(c->server, "https://two.example");
+  assert_false(c->insecure);
   assert_memory_equal(c->ca_pem, "PEM", 3);
   assert_string_equal(c->namespace, "override");
   char want[128];
@@ -96,7 +96,7 @@ static void kubeconfig_env_list(void **state) {
   setenv("KUBECONFIG", env, 1);
   struct kubecfg *c = NULL;
   assert_int_equal(kubecfg_load(NULL, &c), KD_OK);
-  assert_string_equal(c->server, "http://two.example"); /* b first now: its current-context wins */
+  assert_string_equal(c->server, "https://two.example"); /* b first now: its current-context wins */
   assert_non_null(strstr(c->source, "b.yaml"));
   kubecfg_free(c);
   struct kubecfg_opts o = {.kubeconfig = "/nonexistent/kubeconfig"};
@@ -281,11 +281,116 @@ static void in_cluster(void **state) {
   free(home);
 }
 
+/* One-context kubeconfig text with the given cluster and user mappings (flow style). */
+static void one_ctx(char *out, size_t n, const char *cluster, const char *user) {
+  snprintf(out, n,
+           "current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nclusters:\n- name: c\n"
+           "  cluster: %s\nusers:\n- name: u\n  user: %s\n",
+           cluster, user);
+}
+
+static void insecure_with_ca_is_refused(void **state) {
+  (void)state;
+  char cfg[1024];
+  const char *texts[] = {cfg}, *names[] = {"ins.yaml"}, *dirs[] = {dir};
+  struct kubecfg *c = NULL;
+  /* tried: a careless kubeconfig that both pins a CA and turns verification off; kubectl refuses it */
+  one_ctx(cfg, sizeof cfg, "{server: 'https://x', insecure-skip-tls-verify: true, certificate-authority-data: Q0E=}", "{}");
+  assert_int_equal(kubecfg_load_texts(texts, names, dirs, 1, NULL, &c), KD_ERR_CONFIG);
+  assert_non_null(strstr(kd_errmsg(), "specifying a root certificates file with the insecure flag is not allowed"));
+  assert_non_null(strstr(kd_errmsg(), "ins.yaml"));
+  /* each alone is fine */
+  one_ctx(cfg, sizeof cfg, "{server: 'https://x', insecure-skip-tls-verify: true}", "{}");
+  assert_int_equal(kubecfg_load_texts(texts, names, dirs, 1, NULL, &c), KD_OK);
+  assert_true(c->insecure);
+  kubecfg_free(c);
+  one_ctx(cfg, sizeof cfg, "{server: 'https://x', certificate-authority-data: Q0E=}", "{}");
+  assert_int_equal(kubecfg_load_texts(texts, names, dirs, 1, NULL, &c), KD_OK);
+  kubecfg_free(c);
+}
+
+static void credentials_never_sent_over_http(void **state) {
+  (void)state;
+  char cfg[1024];
+  const char *texts[] = {cfg}, *names[] = {"plain.yaml"}, *dirs[] = {dir};
+  struct kubecfg *c = NULL;
+  write_file("tok.txt", "t\n", 0600);
+  /* tried: every kind of secret credential with a clear-text server */
+  const char *users[] = {"{token: secret}", "{tokenFile: tok.txt}", "{username: u, password: p}",
+                         "{exec: {command: /bin/true, apiVersion: client.authentication.k8s.io/v1}}"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(users); i++) {
+    one_ctx(cfg, sizeof cfg, "{server: 'http://api.example:8080'}", users[i]);
+    assert_int_equal(kubecfg_load_texts(texts, names, dirs, 1, NULL, &c), KD_ERR_CONFIG);
+    if (!strstr(kd_errmsg(), "http://api.example:8080") || !strstr(kd_errmsg(), "refusing to send credentials"))
+      fail_msg("user %s: message '%s'", users[i], kd_errmsg());
+    assert_null(strstr(kd_errmsg(), "secret")); /* never the token itself */
+  }
+  /* http:// without credentials (kubectl proxy) is fine */
+  one_ctx(cfg, sizeof cfg, "{server: 'http://127.0.0.1:8001'}", "{}");
+  assert_int_equal(kubecfg_load_texts(texts, names, dirs, 1, NULL, &c), KD_OK);
+  kubecfg_free(c);
+  /* tried: --server pointing an https cluster with a token at an http:// URL */
+  one_ctx(cfg, sizeof cfg, "{server: 'https://api.example'}", "{token: secret}");
+  struct kubecfg_opts o = {.server = "http://evil.example"};
+  assert_int_equal(kubecfg_load_texts(texts, names, dirs, 1, &o, &c), KD_ERR_CONFIG);
+  assert_non_null(strstr(kd_errmsg(), "http://evil.example"));
+  /* tried: a configuration built by hand and changed after loading: the client refuses it too */
+  assert_int_equal(kubecfg_load_texts(texts, names, dirs, 1, NULL, &c), KD_OK);
+  free(c->server);
+  c->server = strdup("http://api.example");
+  kube_client *k = NULL;
+  assert_int_equal(kube_client_new(c, NULL, &k), KD_ERR_CONFIG);
+  assert_null(k);
+  assert_non_null(strstr(kd_errmsg(), "http://api.example"));
+}
+
+static void in_cluster_server_never_truncated(void **state) {
+  (void)state;
+  char sa[128], big[3000];
+  snprintf(sa, sizeof sa, "%s/sa2", dir);
+  mkdir(sa, 0700);
+  write_file("sa2/token", "sa-token\n", 0600);
+  write_file("sa2/ca.crt", "CA", 0600);
+  setenv("KCMDR_SERVICEACCOUNT_DIR", sa, 1);
+  setenv("KUBERNETES_SERVICE_HOST", "h", 1);
+  unsetenv("KUBERNETES_SERVICE_PORT");
+  char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+  setenv("HOME", dir, 1);
+  unsetenv("KUBECONFIG");
+  /* tried: a --server far longer than the service host and port it used to be sized from */
+  int n = snprintf(big, sizeof big, "https://api.");
+  memset(big + n, 'a', sizeof big - (size_t)n - 20);
+  snprintf(big + sizeof big - 20, 20, ".example:6443/");
+  struct kubecfg_opts o = {.server = big};
+  struct kubecfg *c = NULL;
+  assert_int_equal(kubecfg_load(&o, &c), KD_OK);
+  assert_int_equal(strlen(c->server), strlen(big) - 1); /* only the trailing '/' goes */
+  assert_memory_equal(c->server, big, strlen(big) - 1);
+  kubecfg_free(c);
+  /* tried: a --server without a scheme, and an http:// one with the service-account token */
+  o.server = "api.example:6443";
+  assert_int_equal(kubecfg_load(&o, &c), KD_ERR_CONFIG);
+  assert_non_null(strstr(kd_errmsg(), "must start with https://"));
+  o.server = "http://api.example";
+  assert_int_equal(kubecfg_load(&o, &c), KD_ERR_CONFIG);
+  assert_non_null(strstr(kd_errmsg(), "refusing to send credentials"));
+  /* without --server: the service address */
+  assert_int_equal(kubecfg_load(NULL, &c), KD_OK);
+  assert_string_equal(c->server, "https://h:443");
+  kubecfg_free(c);
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  unsetenv("KCMDR_SERVICEACCOUNT_DIR");
+  if (home) setenv("HOME", home, 1);
+  free(home);
+}
+
 int test_kubeconfig(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(merge_first_file_wins), cmocka_unit_test(kubeconfig_env_list),
       cmocka_unit_test(errors_name_file_and_key), cmocka_unit_test(exec_plugin),
       cmocka_unit_test(token_file_is_reread), cmocka_unit_test(in_cluster),
+      cmocka_unit_test(insecure_with_ca_is_refused), cmocka_unit_test(credentials_never_sent_over_http),
+      cmocka_unit_test(in_cluster_server_never_truncated),
   };
   return cmocka_run_group_tests_name("kubeconfig", tests, setup, teardown);
 }
