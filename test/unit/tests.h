@@ -16,5 +16,6 @@ int test_cron(void);
 int test_mgmtbackup(void);
 int test_jsonscan(void);
 int test_velero(void);
+int test_sigv4(void);
 
 #endif
