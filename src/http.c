@@ -192,7 +192,7 @@ int64_t http_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, int64_t re
   unsigned x = jitter_seed * 2654435761u + (unsigned)attempt * 40503u;
   x ^= x >> 13;
   d -= (int64_t)(x % 1000u) * (d / 2) / 1000;
-  if (retry_after_ms > 6 * cap_ms) retry_after_ms = 6 * cap_ms;
+  if (retry_after_ms > HTTP_MAX_RETRY_AFTER_MS) retry_after_ms = HTTP_MAX_RETRY_AFTER_MS;
   return retry_after_ms > d ? retry_after_ms : d;
 }
 
@@ -368,7 +368,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 
 /* Set every option of one attempt on h (just reset). hdrs and cto must outlive the transfer. */
 static void setup(http_pool *p, CURL *h, const struct http_req *req, const struct http_tls *tls,
-                  struct curl_slist *hdrs, struct curl_slist *cto, struct xfer *x, char *errbuf) {
+                  struct curl_slist *hdrs, struct curl_slist *cto, struct xfer *x, char *errbuf, bool idem) {
   curl_easy_setopt(h, CURLOPT_SHARE, p->share);
   curl_easy_setopt(h, CURLOPT_URL, req->url);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -379,6 +379,9 @@ static void setup(http_pool *p, CURL *h, const struct http_req *req, const struc
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 15L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 5L);
+  /* curl silently re-sends a request whose reused connection gave nothing back; the server may
+   * have acted on it, so a non-idempotent request always gets a connection of its own */
+  if (!idem) curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
   if (req->timeout_ms >= 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 60000L);
   if (req->low_speed_secs > 0) {
@@ -506,7 +509,7 @@ kd_rc http_do(http_pool *pool, const struct http_req *req, struct http_resp *res
     }
     curl_easy_reset(h);
     errbuf[0] = '\0';
-    setup(pool, h, req, tls, hd.list, cto, &x, errbuf);
+    setup(pool, h, req, tls, hd.list, cto, &x, errbuf, idem);
     atomic_fetch_add(&pool->requests, 1);
     CURLcode cc = curl_easy_perform(h);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);

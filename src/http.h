@@ -9,7 +9,9 @@
  * HTTP_IDEM_NO) only when it certainly never reached the server (name resolution or connect
  * failed) or the server said it did not process it (429). Failures retrying cannot fix (bad
  * URL, certificate verification) are never retried. A request whose streamed body cannot be
- * rewound, or whose response sink already took bytes, is not retried after that point.
+ * rewound, or whose response sink already took bytes, is not retried after that point. A
+ * non-idempotent request goes out on a new connection: on a reused one, curl itself would
+ * silently re-send it when the connection gives nothing back, and the server may have acted.
  * Delays: capped exponential backoff with jitter, at least the server's Retry-After.
  *
  * http_do returns KD_OK whenever an HTTP response arrived, whatever its status: the caller maps
@@ -28,6 +30,7 @@
 #define HTTP_MAX_ERROR_BODY (64u << 10)   /* bytes of a non-2xx body kept; the rest is dropped */
 #define HTTP_DEFAULT_BODY_MAX (256u << 20) /* in-memory 2xx body cap when req.body_max is 0 */
 #define HTTP_DEFAULT_RETRIES 6
+#define HTTP_MAX_RETRY_AFTER_MS 60000 /* a longer Retry-After is cut to this */
 
 typedef struct http_pool http_pool;
 
@@ -133,7 +136,7 @@ struct http_req {
   /* retries */
   int max_retries;              /* retries after the first attempt; 0 = none (see HTTP_DEFAULT_RETRIES) */
   long backoff_base_ms;         /* 0 = 200 */
-  long backoff_cap_ms;          /* 0 = 10000; also the cap on an honoured Retry-After (x 6) */
+  long backoff_cap_ms;          /* 0 = 10000 */
 };
 
 struct http_resp {
@@ -174,8 +177,8 @@ bool http_retryable(bool idempotent, enum http_outcome outcome, long status);
 /* The effective idempotency of method under idem. */
 bool http_idempotent(const char *method, enum http_idem idem);
 /* Delay before retry number attempt (0-based): min(cap, base * 2^attempt) with up to half of
- * it taken off by jitter_seed (any value); at least retry_after_ms (itself capped at 6 x cap).
- * Pure. */
+ * it taken off by jitter_seed (any value); at least retry_after_ms (itself cut to
+ * HTTP_MAX_RETRY_AFTER_MS). Pure. */
 int64_t http_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, int64_t retry_after_ms, unsigned jitter_seed);
 
 #endif

@@ -12,6 +12,7 @@ int test_util(void);
 int test_yamljson(void);
 int test_kubeconfig(void);
 int test_kube(void);
+int test_http(void);
 int test_cron(void);
 int test_mgmtbackup(void);
 int test_jsonscan(void);
