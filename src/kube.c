@@ -65,6 +65,7 @@ struct kube_client {
   struct creds *creds;
   unsigned long gen;       /* completed exec refreshes */
   bool pending;            /* an exec refresh is asked for */
+  bool pending_force;      /* ... because the server refused the current set */
   bool closing;
   kd_rc err_rc;            /* result of the last exec refresh */
   char err_msg[512];
@@ -266,7 +267,14 @@ static void *refresher_main(void *arg) {
   for (;;) {
     while (!c->pending && !c->closing) pthread_cond_wait(&c->cred_wake, &c->cred_lock);
     if (c->closing) break;
-    c->pending = false;
+    bool force = c->pending_force;
+    c->pending = c->pending_force = false;
+    if (!force && creds_fresh(c, c->creds)) { /* renewed by a run asked for earlier */
+      c->err_rc = KD_OK;
+      c->gen++;
+      pthread_cond_broadcast(&c->cred_done);
+      continue;
+    }
     c->last_try_ms = kd_now_ms();
     pthread_mutex_unlock(&c->cred_lock);
     struct creds *k = NULL;
@@ -320,6 +328,7 @@ static kd_rc creds_exec(kube_client *c, bool force, const struct creds *seen, in
   if (force && seen && cur != seen && creds_usable(cur)) goto done; /* renewed since that request */
   unsigned long gen = c->gen;
   c->pending = true;
+  if (force) c->pending_force = true;
   pthread_cond_signal(&c->cred_wake);
   while (c->gen == gen) {
     if (cancel && *cancel) {
