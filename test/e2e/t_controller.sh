@@ -28,7 +28,7 @@ start_controller() {
   CTL_PID=$!; CTL_PIDS+=("$CTL_PID"); CTL_HEALTH=$hp
   wait_until 20 grep -q "caches synced" "$log"
 }
-ctl_stop_all() { for p in "${CTL_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null || true; done; }
+ctl_stop_all() { for p in "${CTL_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done; }
 
 # looked_at LOG MB: touch MB and wait until the controller logs a reconcile of it that started
 # after the touch: proof that it saw the current state and decided (instead of "sleep, then
