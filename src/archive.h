@@ -43,8 +43,8 @@ void archive_writer_abort(archive_writer *w);
 
 /* Build an object's path into out (size n): preferred_version NULL gives the plain path,
  * otherwise the "<version>-preferredversion" one. Segments (gr, version, ns, name) must be
- * non-empty, not "." or "..", and free of '/' and NUL: else KD_ERR_INVALID. KD_ERR_TOOBIG when
- * it does not fit. Pure. */
+ * non-empty, not "." or "..", free of '/' and NUL, and short enough for struct archive_path's
+ * fields: else KD_ERR_INVALID. KD_ERR_TOOBIG when it does not fit in out. Pure. */
 kd_rc archive_object_path(const char *gr, const char *preferred_version, const char *ns, const char *name, char *out,
                           size_t n);
 
@@ -62,8 +62,10 @@ struct archive_path {
   char name[256];
 };
 /* Parse path. KD_ERR_INVALID (with the path in the message) for an absolute path, a ".."
- * segment, an empty segment or a NUL; a resources/ path of the wrong shape is
- * ARCHIVE_PATH_OTHER. Pure. */
+ * segment, an empty segment, a path over ARCHIVE_PATH_MAX, or an object path whose parts do not
+ * fit the fields below; "." segments are dropped ("./metadata/version" is the version file, as
+ * Go's filepath.Join makes it). A resources/ path of the wrong shape (or an object named "." or
+ * "..") is ARCHIVE_PATH_OTHER. Pure. */
 kd_rc archive_parse_path(const char *path, struct archive_path *out);
 
 typedef struct archive_reader archive_reader;
@@ -81,9 +83,11 @@ struct archive_item {
  * larger than max_entry (0 = ARCHIVE_MAX_ENTRY) are rejected from their header, before they are
  * read. */
 kd_rc archive_reader_open_fd(int fd, size_t max_entry, archive_reader **out);
-/* The next regular file into *it; *eof true at the end (then *it is unset). KD_ERR_PARSE for a
- * corrupt or truncated archive, KD_ERR_INVALID for a hostile entry (path, link, device,
- * directory traversal), KD_ERR_TOOBIG over the cap; the message names the entry. */
+/* The next regular file into *it; *eof true at the end (then *it is unset; the whole gzip stream,
+ * CRC and length included, has been checked). Directory entries are skipped after their path is
+ * checked. KD_ERR_PARSE for a corrupt or truncated archive, KD_ERR_INVALID for a hostile entry
+ * (path, link, device, fifo, directory traversal), KD_ERR_TOOBIG over the cap; the message names
+ * the entry. After a failure every later call fails. */
 kd_rc archive_reader_next(archive_reader *r, struct archive_item *it, bool *eof);
 /* Free the reader. NULL is fine. */
 void archive_reader_free(archive_reader *r);

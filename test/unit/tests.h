@@ -17,6 +17,7 @@ int test_cron(void);
 int test_mgmtbackup(void);
 int test_jsonscan(void);
 int test_velero(void);
+int test_archive(void);
 int test_sigv4(void);
 
 #endif
