@@ -87,4 +87,19 @@ kd_rc objstore_list(objstore *s, const char *prefix, char delimiter, objstore_li
  * from names they did not choose. */
 bool objstore_key_valid(const char *key);
 
+/* The keys of one profile of an AWS shared-credentials file. */
+struct objstore_creds {
+  char *access_key;    /* aws_access_key_id */
+  char *secret_key;    /* aws_secret_access_key */
+  char *session_token; /* aws_session_token, or NULL */
+};
+/* Parse an AWS shared-credentials file (text[0..len)) for profile ("default" when NULL or ""):
+ * sections "[name]" or "[profile name]", "key = value" lines (spaces around '=', keys in any
+ * case), comments starting with '#' or ';', CRLF line ends, a UTF-8 BOM. *out owned by the
+ * caller (objstore_creds_free) on KD_OK. KD_ERR_CONFIG naming the missing profile or key; no
+ * message ever holds a value from the file. */
+kd_rc objstore_parse_credentials(const char *text, size_t len, const char *profile, struct objstore_creds *out);
+/* Wipe and free what out holds. NULL is fine. */
+void objstore_creds_free(struct objstore_creds *c);
+
 #endif

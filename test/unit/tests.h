@@ -19,5 +19,6 @@ int test_jsonscan(void);
 int test_velero(void);
 int test_archive(void);
 int test_sigv4(void);
+int test_objstore(void);
 
 #endif

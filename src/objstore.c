@@ -1,0 +1,474 @@
+/* objstore.c — one object-store interface over S3 (s3.c) and a directory (fsstore.c): reading a
+ * BackupStorageLocation, AWS shared-credentials files, key rules, the location prefix. */
+#include "objstore.h"
+
+#include <ctype.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fsstore.h"
+#include "s3.h"
+
+#define OBJSTORE_MAX_KEY 1024 /* S3's limit on a whole key (prefix included), in bytes */
+
+struct objstore {
+  s3_client *s3;  /* exactly one of s3, fs */
+  fsstore *fs;
+  char *prefix;   /* "" or "<prefix>/" */
+  char *describe;
+};
+
+struct objstore_writer {
+  objstore *s;
+  s3_writer *s3;
+  fsstore_writer *fs;
+};
+
+bool objstore_key_valid(const char *key) {
+  if (!key || !*key) return false;
+  for (const char *seg = key;;) {
+    const char *e = strchr(seg, '/');
+    size_t n = e ? (size_t)(e - seg) : strlen(seg);
+    if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.')) return false;
+    if (!e) return true;
+    seg = e + 1;
+  }
+}
+
+/* ---- AWS shared-credentials files ---- */
+
+static void oc_trim(const char **s, const char **e) {
+  while (*s < *e && (**s == ' ' || **s == '\t')) (*s)++;
+  while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r')) (*e)--;
+}
+
+static bool oc_eq(const char *s, const char *e, const char *word) {
+  size_t n = strlen(word);
+  return (size_t)(e - s) == n && strncasecmp(s, word, n) == 0;
+}
+
+static kd_rc oc_set(char **dst, const char *s, const char *e) {
+  free(*dst);
+  if (!(*dst = strndup(s, (size_t)(e - s)))) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return KD_OK;
+}
+
+void objstore_creds_free(struct objstore_creds *c) {
+  if (!c) return;
+  char **f[] = {&c->access_key, &c->secret_key, &c->session_token};
+  for (size_t i = 0; i < KD_ARRAY_LEN(f); i++) {
+    if (*f[i]) explicit_bzero(*f[i], strlen(*f[i]));
+    free(*f[i]);
+    *f[i] = NULL;
+  }
+}
+
+kd_rc objstore_parse_credentials(const char *text, size_t len, const char *profile, struct objstore_creds *out) {
+  kd_rc rc = KD_OK;
+  memset(out, 0, sizeof *out);
+  if (!profile || !*profile) profile = "default";
+  const char *p = text, *end = text + len;
+  if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) p += 3; /* a UTF-8 byte-order mark from an editor */
+  if (memchr(text, '\0', len)) return kd_fail(KD_ERR_CONFIG, "the credentials file holds a NUL byte");
+  bool in = false, seen = false;
+  int line = 0;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *s = p, *e = nl ? nl : end;
+    p = nl ? nl + 1 : end;
+    line++;
+    oc_trim(&s, &e);
+    if (s == e || *s == '#' || *s == ';') continue;
+    if (*s == '[') {
+      if (e[-1] != ']') {
+        rc = kd_fail(KD_ERR_CONFIG, "credentials line %d: a section header without ']'", line);
+        goto fail;
+      }
+      const char *ns = s + 1, *ne = e - 1;
+      oc_trim(&ns, &ne);
+      /* "[profile name]" is the config-file spelling; both are accepted */
+      if (ne - ns > 8 && strncmp(ns, "profile", 7) == 0 && (ns[7] == ' ' || ns[7] == '\t')) {
+        ns += 8;
+        oc_trim(&ns, &ne);
+      }
+      in = (size_t)(ne - ns) == strlen(profile) && strncmp(ns, profile, (size_t)(ne - ns)) == 0;
+      seen = seen || in;
+      continue;
+    }
+    const char *eq = memchr(s, '=', (size_t)(e - s));
+    if (!eq) {
+      /* a continuation or junk line; never echo it (it may be a secret) */
+      if (in) {
+        rc = kd_fail(KD_ERR_CONFIG, "credentials line %d (profile '%s'): expected 'name = value'", line, profile);
+        goto fail;
+      }
+      continue;
+    }
+    if (!in) continue;
+    const char *ks = s, *ke = eq, *vs = eq + 1, *ve = e;
+    oc_trim(&ks, &ke);
+    oc_trim(&vs, &ve);
+    if (oc_eq(ks, ke, "aws_access_key_id")) rc = oc_set(&out->access_key, vs, ve);
+    else if (oc_eq(ks, ke, "aws_secret_access_key")) rc = oc_set(&out->secret_key, vs, ve);
+    else if (oc_eq(ks, ke, "aws_session_token") || oc_eq(ks, ke, "aws_security_token")) rc = oc_set(&out->session_token, vs, ve);
+    if (rc != KD_OK) goto fail;
+  }
+  if (!seen) {
+    rc = kd_fail(KD_ERR_CONFIG, "the credentials file has no [%s] profile", profile);
+    goto fail;
+  }
+  if (!out->access_key || !*out->access_key) {
+    rc = kd_fail(KD_ERR_CONFIG, "profile '%s' of the credentials file has no aws_access_key_id", profile);
+    goto fail;
+  }
+  if (!out->secret_key || !*out->secret_key) {
+    rc = kd_fail(KD_ERR_CONFIG, "profile '%s' of the credentials file has no aws_secret_access_key", profile);
+    goto fail;
+  }
+  if (out->session_token && !*out->session_token) {
+    free(out->session_token);
+    out->session_token = NULL;
+  }
+  return KD_OK;
+fail:
+  objstore_creds_free(out);
+  return rc;
+}
+
+/* ---- the BSL ---- */
+
+/* A config value (Velero's config is map[string]string); NULL when absent or empty.
+ * KD_ERR_CONFIG when present but not a string. */
+static kd_rc ob_config_str(json_t *config, const char *name, const char **out) {
+  *out = NULL;
+  json_t *v = json_object_get(config, name);
+  if (!v || json_is_null(v)) return KD_OK;
+  if (!json_is_string(v)) return kd_fail(KD_ERR_CONFIG, "config.%s must be a string", name);
+  *out = json_string_value(v);
+  if (strlen(*out) != json_string_length(v)) return kd_fail(KD_ERR_CONFIG, "config.%s holds a NUL byte", name);
+  if (!**out) *out = NULL;
+  return KD_OK;
+}
+
+/* Go's strconv.ParseBool, which Velero's AWS plugin uses for its boolean config keys. */
+static kd_rc ob_config_bool(json_t *config, const char *name, bool *out) {
+  const char *s;
+  *out = false;
+  kd_rc rc = ob_config_str(config, name, &s);
+  if (rc != KD_OK || !s) return rc;
+  static const char *yes[] = {"1", "t", "T", "TRUE", "true", "True"}, *no[] = {"0", "f", "F", "FALSE", "false", "False"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(yes); i++) {
+    if (strcmp(s, yes[i]) == 0) return *out = true, KD_OK;
+    if (strcmp(s, no[i]) == 0) return KD_OK;
+  }
+  return kd_fail(KD_ERR_CONFIG, "config.%s '%s' is not a boolean (true or false)", name, s);
+}
+
+/* Decode objectStorage.caCert (base64 of PEM) and check it holds at least one certificate. */
+static kd_rc ob_ca_cert(const char *b64, char **pem, size_t *pem_len) {
+  unsigned char *d = NULL;
+  size_t n = 0;
+  *pem = NULL;
+  if (kd_base64_decode(b64, strlen(b64), &d, &n) != KD_OK)
+    return kd_fail(KD_ERR_CONFIG, "objectStorage.caCert is not base64 (it must be the base64 of PEM certificates)");
+  BIO *bio = BIO_new_mem_buf(d, (int)n);
+  X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+  bool ok = x != NULL;
+  X509_free(x);
+  BIO_free(bio);
+  if (!ok) {
+    free(d);
+    return kd_fail(KD_ERR_CONFIG, "objectStorage.caCert does not decode to a PEM certificate");
+  }
+  *pem = (char *)d;
+  *pem_len = n;
+  return KD_OK;
+}
+
+static kd_rc ob_obj_str(json_t *obj, const char *where, const char *name, const char **out) {
+  *out = NULL;
+  json_t *v = json_object_get(obj, name);
+  if (!v || json_is_null(v)) return KD_OK;
+  if (!json_is_string(v)) return kd_fail(KD_ERR_CONFIG, "%s.%s must be a string", where, name);
+  *out = json_string_value(v);
+  if (strlen(*out) != json_string_length(v)) return kd_fail(KD_ERR_CONFIG, "%s.%s holds a NUL byte", where, name);
+  return KD_OK;
+}
+
+kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore **out) {
+  kd_rc rc = KD_OK;
+  struct objstore_creds creds = {0};
+  char *ca = NULL;
+  size_t ca_len = 0;
+  *out = NULL;
+  objstore *s = calloc(1, sizeof *s);
+  if (!s) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  json_t *spec = json_object_get(bsl, "spec");
+  if (!json_is_object(spec)) {
+    rc = kd_fail(KD_ERR_CONFIG, "the BackupStorageLocation has no spec");
+    goto fail;
+  }
+  json_t *os = json_object_get(spec, "objectStorage"), *config = json_object_get(spec, "config");
+  if (config && !json_is_null(config) && !json_is_object(config)) {
+    rc = kd_fail(KD_ERR_CONFIG, "spec.config must be a map of strings");
+    goto fail;
+  }
+  if (os && !json_is_null(os) && !json_is_object(os)) {
+    rc = kd_fail(KD_ERR_CONFIG, "spec.objectStorage must be an object");
+    goto fail;
+  }
+  const char *provider, *bucket = NULL, *prefix = NULL, *cacert = NULL;
+  if ((rc = ob_obj_str(spec, "spec", "provider", &provider)) != KD_OK) goto fail;
+  if (os && ((rc = ob_obj_str(os, "objectStorage", "bucket", &bucket)) != KD_OK ||
+             (rc = ob_obj_str(os, "objectStorage", "prefix", &prefix)) != KD_OK ||
+             (rc = ob_obj_str(os, "objectStorage", "caCert", &cacert)) != KD_OK))
+    goto fail;
+
+  /* the prefix, trimmed of '/', is a key prefix "<prefix>/" */
+  const char *ps = prefix ? prefix : "", *pe = ps + strlen(ps);
+  while (*ps == '/') ps++;
+  while (pe > ps && pe[-1] == '/') pe--;
+  size_t pl = (size_t)(pe - ps);
+  if (!(s->prefix = malloc(pl + 2))) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  memcpy(s->prefix, ps, pl);
+  if (pl) s->prefix[pl++] = '/';
+  s->prefix[pl] = '\0';
+  if (pl) {
+    s->prefix[pl - 1] = '\0';
+    bool ok = objstore_key_valid(s->prefix) && pl < OBJSTORE_MAX_KEY;
+    s->prefix[pl - 1] = '/';
+    if (!ok) {
+      rc = kd_fail(KD_ERR_CONFIG, "objectStorage.prefix '%.300s' has an empty, '.' or '..' segment or is too long", prefix);
+      goto fail;
+    }
+  }
+
+  if (provider && strcmp(provider, "filesystem") == 0) {
+    const char *path;
+    if ((rc = ob_config_str(config, "path", &path)) != KD_OK) goto fail;
+    if (!path) {
+      rc = kd_fail(KD_ERR_CONFIG, "provider filesystem needs config.path (a directory)");
+      goto fail;
+    }
+    if ((rc = fsstore_new(path, &s->fs)) != KD_OK) goto fail;
+    size_t n = strlen("file://") + strlen(fsstore_root(s->fs)) + 1 + strlen(s->prefix) + 1;
+    if (!(s->describe = malloc(n))) {
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+    snprintf(s->describe, n, "file://%s%s%.*s", fsstore_root(s->fs), pl ? "/" : "", pl ? (int)pl - 1 : 0, s->prefix);
+  } else if (provider && (strcmp(provider, "aws") == 0 || strcmp(provider, "velero.io/aws") == 0)) {
+    const char *region, *s3url, *public_url, *profile;
+    bool path_style, insecure;
+    if ((rc = ob_config_str(config, "region", &region)) != KD_OK || (rc = ob_config_str(config, "s3Url", &s3url)) != KD_OK ||
+        (rc = ob_config_str(config, "publicUrl", &public_url)) != KD_OK ||
+        (rc = ob_config_str(config, "profile", &profile)) != KD_OK ||
+        (rc = ob_config_bool(config, "s3ForcePathStyle", &path_style)) != KD_OK ||
+        (rc = ob_config_bool(config, "insecureSkipTLSVerify", &insecure)) != KD_OK)
+      goto fail;
+    if (!bucket || !*bucket) {
+      rc = kd_fail(KD_ERR_CONFIG, "provider %s needs objectStorage.bucket", provider);
+      goto fail;
+    }
+    if (public_url && strncmp(public_url, "http://", 7) != 0 && strncmp(public_url, "https://", 8) != 0) {
+      rc = kd_fail(KD_ERR_CONFIG, "config.publicUrl '%.300s' is not an http:// or https:// URL", public_url);
+      goto fail;
+    }
+    if (cacert && (rc = ob_ca_cert(cacert, &ca, &ca_len)) != KD_OK) goto fail;
+    if (!cred) {
+      rc = kd_fail(KD_ERR_CONFIG, "no credentials: the BackupStorageLocation names no spec.credential Secret key");
+      goto fail;
+    }
+    if ((rc = objstore_parse_credentials(cred, cred_len, profile, &creds)) != KD_OK) goto fail;
+    struct s3_config sc = {s3url, bucket, region, path_style, insecure, ca, ca_len,
+                           creds.access_key, creds.secret_key, creds.session_token};
+    if ((rc = s3_new(&sc, &s->s3)) != KD_OK) goto fail;
+    size_t n = strlen(bucket) + strlen(s->prefix) + strlen(s3_endpoint(s->s3)) + 32;
+    if (!(s->describe = malloc(n))) {
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+    snprintf(s->describe, n, "s3://%s%s%.*s at %s", bucket, pl ? "/" : "", pl ? (int)pl - 1 : 0, s->prefix,
+             s3_endpoint(s->s3));
+  } else {
+    rc = kd_fail(KD_ERR_CONFIG, "spec.provider '%.100s' is not supported (use aws, velero.io/aws or filesystem)",
+                 provider ? provider : "");
+    goto fail;
+  }
+  objstore_creds_free(&creds);
+  free(ca);
+  *out = s;
+  return KD_OK;
+fail:
+  objstore_creds_free(&creds);
+  free(ca);
+  objstore_free(s);
+  return rc;
+}
+
+void objstore_free(objstore *s) {
+  if (!s) return;
+  s3_free(s->s3);
+  fsstore_free(s->fs);
+  free(s->prefix);
+  free(s->describe);
+  free(s);
+}
+
+void objstore_set_cancel(objstore *s, volatile const int *cancel) {
+  if (s->s3) s3_set_cancel(s->s3, cancel);
+  else fsstore_set_cancel(s->fs, cancel);
+}
+
+const char *objstore_describe(const objstore *s) { return s->describe; }
+
+/* The full key "<prefix>/<key>" (caller frees); KD_ERR_INVALID for a bad or too long key. */
+static kd_rc ob_full_key(const objstore *s, const char *key, char **out) {
+  *out = NULL;
+  if (!objstore_key_valid(key))
+    return kd_fail(KD_ERR_INVALID, "'%.200s' is not a valid key (empty, absolute, or with an empty, '.' or '..' segment)",
+                   key ? key : "");
+  size_t n = strlen(s->prefix) + strlen(key);
+  if (n > OBJSTORE_MAX_KEY) return kd_fail(KD_ERR_INVALID, "key '%.200s...' is longer than %d bytes", key, OBJSTORE_MAX_KEY);
+  if (!(*out = malloc(n + 1))) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  snprintf(*out, n + 1, "%s%s", s->prefix, key);
+  return KD_OK;
+}
+
+kd_rc objstore_check(objstore *s) {
+  kd_rc rc = s->s3 ? s3_check(s->s3, s->prefix) : fsstore_check(s->fs);
+  if (rc != KD_OK && rc != KD_ERR_CANCELLED) kd_fail_wrap(rc, "storage %s", s->describe);
+  return rc;
+}
+
+kd_rc objstore_writer_open(objstore *s, const char *key, objstore_writer **out) {
+  char *full = NULL;
+  *out = NULL;
+  kd_rc rc = ob_full_key(s, key, &full);
+  if (rc != KD_OK) return rc;
+  objstore_writer *w = calloc(1, sizeof *w);
+  if (!w) {
+    free(full);
+    return kd_fail(KD_ERR_NOMEM, "out of memory");
+  }
+  w->s = s;
+  rc = s->s3 ? s3_writer_open(s->s3, full, &w->s3) : fsstore_writer_open(s->fs, full, &w->fs);
+  free(full);
+  if (rc != KD_OK) {
+    free(w);
+    return rc;
+  }
+  *out = w;
+  return KD_OK;
+}
+
+kd_rc objstore_writer_write(objstore_writer *w, const void *p, size_t n) {
+  return w->s3 ? s3_writer_write(w->s3, p, n) : fsstore_writer_write(w->fs, p, n);
+}
+
+uint64_t objstore_writer_size(const objstore_writer *w) {
+  return w->s3 ? s3_writer_size(w->s3) : fsstore_writer_size(w->fs);
+}
+
+kd_rc objstore_writer_commit(objstore_writer *w) {
+  kd_rc rc = w->s3 ? s3_writer_commit(w->s3) : fsstore_writer_commit(w->fs);
+  free(w);
+  return rc;
+}
+
+void objstore_writer_abort(objstore_writer *w) {
+  if (!w) return;
+  if (w->s3) s3_writer_abort(w->s3);
+  else fsstore_writer_abort(w->fs);
+  free(w);
+}
+
+kd_rc objstore_put(objstore *s, const char *key, const void *p, size_t n) {
+  char *full;
+  kd_rc rc = ob_full_key(s, key, &full);
+  if (rc != KD_OK) return rc;
+  rc = s->s3 ? s3_put(s->s3, full, p, n) : fsstore_put(s->fs, full, p, n);
+  free(full);
+  return rc;
+}
+
+kd_rc objstore_get(objstore *s, const char *key, objstore_sink_fn fn, void *ud) {
+  char *full;
+  kd_rc rc = ob_full_key(s, key, &full);
+  if (rc != KD_OK) return rc;
+  rc = s->s3 ? s3_get(s->s3, full, fn, ud) : fsstore_get(s->fs, full, fn, ud);
+  free(full);
+  return rc;
+}
+
+static kd_rc ob_collect(const char *p, size_t n, void *ud) { return kd_buf_add(ud, p, n); }
+
+kd_rc objstore_get_all(objstore *s, const char *key, size_t max, char **out, size_t *len) {
+  kd_buf b = KD_BUF_INIT(max);
+  *out = NULL;
+  kd_rc rc = objstore_get(s, key, ob_collect, &b);
+  if (rc == KD_ERR_TOOBIG) rc = kd_fail(KD_ERR_TOOBIG, "object %s is larger than %zu bytes", key, max);
+  if (rc == KD_OK && !b.data) rc = kd_buf_add(&b, "", 0);
+  if (rc != KD_OK) {
+    kd_buf_free(&b);
+    return rc;
+  }
+  if (len) *len = b.len;
+  *out = b.data;
+  return KD_OK;
+}
+
+kd_rc objstore_head(objstore *s, const char *key, uint64_t *size) {
+  char *full;
+  uint64_t dummy;
+  kd_rc rc = ob_full_key(s, key, &full);
+  if (rc != KD_OK) return rc;
+  rc = s->s3 ? s3_head(s->s3, full, size ? size : &dummy) : fsstore_head(s->fs, full, size ? size : &dummy);
+  free(full);
+  return rc;
+}
+
+kd_rc objstore_delete(objstore *s, const char *key) {
+  char *full;
+  kd_rc rc = ob_full_key(s, key, &full);
+  if (rc != KD_OK) return rc;
+  rc = s->s3 ? s3_delete(s->s3, full) : fsstore_delete(s->fs, full);
+  free(full);
+  return rc;
+}
+
+struct ob_list {
+  const objstore *s;
+  size_t plen;
+  objstore_list_fn fn;
+  void *ud;
+};
+
+static kd_rc ob_list_cb(const char *key, bool is_prefix, uint64_t size, void *ud) {
+  struct ob_list *l = ud;
+  /* the store answers full keys; callers see keys relative to the location */
+  if (strncmp(key, l->s->prefix, l->plen) != 0 || !key[l->plen]) return KD_OK;
+  return l->fn(key + l->plen, is_prefix, size, l->ud);
+}
+
+kd_rc objstore_list(objstore *s, const char *prefix, char delimiter, objstore_list_fn fn, void *ud) {
+  if (delimiter != '\0' && delimiter != '/')
+    return kd_fail(KD_ERR_INVALID, "objstore_list: delimiter must be '/' or none, not '%c'", delimiter);
+  size_t n = strlen(s->prefix) + (prefix ? strlen(prefix) : 0);
+  if (n > OBJSTORE_MAX_KEY) return kd_fail(KD_ERR_INVALID, "listing prefix longer than %d bytes", OBJSTORE_MAX_KEY);
+  char *full = malloc(n + 1);
+  if (!full) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  snprintf(full, n + 1, "%s%s", s->prefix, prefix ? prefix : "");
+  struct ob_list l = {s, strlen(s->prefix), fn, ud};
+  kd_rc rc = s->s3 ? s3_list(s->s3, full, delimiter, ob_list_cb, &l) : fsstore_list(s->fs, full, delimiter, ob_list_cb, &l);
+  free(full);
+  return rc;
+}

@@ -1,0 +1,111 @@
+/* s3.h — the S3 object store (BSL providers "aws" and "velero.io/aws") on the project's HTTP
+ * transport (http.h) and SigV4 signer (sigv4.h). objstore.c is its only caller; keys here are
+ * full keys (the location prefix included).
+ *
+ * Addressing: path-style (http://host/bucket/key) when asked (s3ForcePathStyle), when the
+ * endpoint's host is an IP address, or when the bucket name is not a DNS label that TLS could
+ * match; virtual-hosted (https://bucket.host/key) otherwise. Requests are signed afresh for every
+ * attempt; payloads are hashed (x-amz-content-sha256) except streamed GETs, which have none.
+ * Retries: GET/HEAD/PUT/DELETE and parts as idempotent; CreateMultipartUpload and
+ * CompleteMultipartUpload too (a repeated Complete that finds NoSuchUpload checks the object).
+ * Writers: the first 8 MiB stay in memory; an object that fits is one PUT, a larger one a
+ * multipart upload (parts of 8 MiB, larger after 1,000 parts), aborted on any failure.
+ * Errors name the operation and the object and say what S3 said: "SignatureDoesNotMatch: the
+ * secret key is wrong", "NoSuchBucket: bucket X does not exist", connection refused, TLS; the
+ * secret key and session token never appear in a message or a log line. */
+#ifndef KCMDR_S3_H
+#define KCMDR_S3_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "objstore.h"
+#include "sigv4.h"
+#include "util.h"
+
+#define S3_PART_SIZE (8u << 20)       /* multipart part size (S3's minimum is 5 MiB) */
+#define S3_MAX_PARTS 10000
+#define S3_MAX_LIST_BODY (32u << 20)  /* one ListObjectsV2 page */
+#define S3_MAX_PAGE_ENTRIES 100000    /* entries of one page (S3 sends at most 1,000) */
+#define S3_MAX_XML_TEXT (64u << 10)   /* decoded text of one XML element */
+
+typedef struct s3_client s3_client;
+typedef struct s3_writer s3_writer;
+
+struct s3_config {
+  const char *endpoint;      /* "https://host[:port][/path]"; NULL or "" = AWS for the region */
+  const char *bucket;
+  const char *region;        /* NULL or "" = us-east-1 */
+  bool path_style;           /* s3ForcePathStyle */
+  bool insecure;             /* insecureSkipTLSVerify */
+  const char *ca_pem;        /* extra CA bundle (PEM), or NULL */
+  size_t ca_pem_len;
+  const char *access_key;
+  const char *secret_key;
+  const char *session_token; /* NULL when none */
+};
+
+/* A client for one bucket (everything in cfg copied). KD_ERR_CONFIG naming the field for a bad
+ * endpoint URL, bucket or region; KD_ERR_NOMEM. */
+kd_rc s3_new(const struct s3_config *cfg, s3_client **out);
+/* Release the client (no request may be running). NULL is fine. */
+void s3_free(s3_client *c);
+/* Watch *cancel (see objstore_set_cancel). */
+void s3_set_cancel(s3_client *c, volatile const int *cancel);
+/* "scheme://host[:port]" of the endpoint (owned by the client). */
+const char *s3_endpoint(const s3_client *c);
+/* The URL of key ("" = the bucket) with query q, as requests use it (for tests). */
+kd_rc s3_url(const s3_client *c, const char *key, const sigv4_kv *q, size_t nq, kd_buf *url);
+
+/* ListObjectsV2 with max-keys=1 under prefix: the bucket exists and these credentials may list. */
+kd_rc s3_check(s3_client *c, const char *prefix);
+kd_rc s3_put(s3_client *c, const char *key, const void *p, size_t n);
+/* Streamed GET; a connection lost midway is resumed with a Range request pinned by ETag. */
+kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud);
+kd_rc s3_head(s3_client *c, const char *key, uint64_t *size);
+kd_rc s3_delete(s3_client *c, const char *key);
+/* Every key under prefix in byte order, all pages, delimiter '/' or '\0' (none). */
+kd_rc s3_list(s3_client *c, const char *prefix, char delimiter, objstore_list_fn fn, void *ud);
+
+/* Writers: see objstore_writer_*; same contracts. */
+kd_rc s3_writer_open(s3_client *c, const char *key, s3_writer **out);
+kd_rc s3_writer_write(s3_writer *w, const void *p, size_t n);
+uint64_t s3_writer_size(const s3_writer *w);
+kd_rc s3_writer_commit(s3_writer *w);
+void s3_writer_abort(s3_writer *w);
+/* Size of part number n (1-based): 8 MiB, doubled every 1,000 parts. */
+size_t s3_part_size(int n);
+
+/* ---- response parsers (pure; fuzzed by test/fuzz/fuzz_s3list.c) ---- */
+
+struct s3_entry {
+  char *key; /* decoded */
+  bool is_prefix;
+  uint64_t size;
+};
+struct s3_page {
+  struct s3_entry *entries; /* in document order */
+  size_t n;
+  bool truncated;
+  char *next_token;         /* NextContinuationToken or NULL */
+};
+/* Parse one ListObjectsV2 answer: Contents/Key+Size, CommonPrefixes/Prefix, IsTruncated,
+ * NextContinuationToken; keys URL-decoded when the answer says EncodingType url. Entities
+ * &amp; &lt; &gt; &quot; &apos; &#N; &#xN; decoded; no DTDs. Caps: S3_MAX_XML_TEXT per element,
+ * S3_MAX_PAGE_ENTRIES entries, 16 levels. KD_ERR_PARSE (the message says where), KD_ERR_TOOBIG,
+ * KD_ERR_NOMEM; *page emptied first and owned by the caller (s3_page_free) in every case. */
+kd_rc s3_parse_list(const char *xml, size_t len, struct s3_page *page);
+void s3_page_free(struct s3_page *page);
+/* Parse an S3 <Error> document: Code, Message, Region (each "" when absent). KD_ERR_NOTFOUND
+ * when the root element is not Error; KD_ERR_PARSE for malformed XML. */
+struct s3_error {
+  char code[64];
+  char message[512];
+  char region[64];
+};
+kd_rc s3_parse_error(const char *xml, size_t len, struct s3_error *err);
+/* The text of the element at path ("InitiateMultipartUploadResult/UploadId") into out (reset
+ * first). KD_ERR_NOTFOUND when absent, KD_ERR_PARSE. */
+kd_rc s3_parse_field(const char *xml, size_t len, const char *path, kd_buf *out);
+
+#endif
