@@ -139,7 +139,6 @@ struct archive_writer {
   void *ud;
   kd_rc rc;      /* the output callback's failure */
   bool aborting; /* never call out again */
-  time_t now;
   char msg[512];  /* what the first failure said */
 };
 
@@ -176,7 +175,7 @@ static kd_rc ar_write_entry(archive_writer *w, const char *path, const void *dat
   archive_entry_set_filetype(w->e, AE_IFREG);
   archive_entry_set_perm(w->e, AR_ENTRY_MODE);
   archive_entry_set_size(w->e, (la_int64_t)len);
-  archive_entry_set_mtime(w->e, w->now, 0);
+  archive_entry_set_mtime(w->e, time(NULL), 0); /* as Velero: time.Now() for each entry */
   if (archive_write_header(w->a, w->e) < ARCHIVE_WARN || w->rc != KD_OK) return ar_write_err(w, path);
   const char *p = data;
   while (len) {
@@ -196,7 +195,6 @@ kd_rc archive_writer_open(archive_out_fn out, void *ud, int gzip_level, archive_
   if (!w) return kd_fail(KD_ERR_NOMEM, "out of memory starting an archive");
   w->out = out;
   w->ud = ud;
-  w->now = time(NULL);
   if (gzip_level < 0 || gzip_level > 9) {
     rc = kd_fail(KD_ERR_INVALID, "gzip level %d is not 1..9", gzip_level);
     goto fail;

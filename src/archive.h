@@ -71,7 +71,7 @@ kd_rc archive_parse_path(const char *path, struct archive_path *out);
 typedef struct archive_reader archive_reader;
 
 /* One entry as read: the parsed path and the whole content (owned by the reader, valid until
- * the next call). */
+ * the next call; data[len] is '\0', so a JSON parser may take it as a string too). */
 struct archive_item {
   const char *path;
   struct archive_path where;
