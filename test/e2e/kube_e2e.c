@@ -7,6 +7,7 @@
  *   kube-e2e informer NS DUMPFILE    cache ConfigMaps of NS; on SIGUSR1 dump cache + stats; stop on TERM
  *   kube-e2e lease NS NAME ID        campaign; print "leading ID" when leading; stop on TERM
  *   kube-e2e events NS               the same event 3 times -> one Event with count 3
+ *   kube-e2e nul NS                  an annotation with \u0000 and UTF-8 through create/get/update/list/watch
  */
 #include <pthread.h>
 #include <signal.h>
@@ -212,27 +213,33 @@ static int cmd_paging(const char *ns, int n) {
   return 0;
 }
 
+struct conflict_job {
+  const char *ns;
+  pthread_barrier_t *both_read; /* the first round: both writers hold the same version */
+  long mutations;               /* read-modify rounds; each beyond the 40 writes was a 409 */
+  long conflicts_seen;
+};
+
 static kd_rc increment(json_t *obj, void *ud) {
-  (void)ud;
+  struct conflict_job *j = ud;
   json_t *data = json_object_get(obj, "data");
   long v = strtol(json_string_value(json_object_get(data, "n")), NULL, 10);
   json_object_set_new(data, "n", json_sprintf("%ld", v + 1));
+  /* the first round of each writer waits for the other's read: one of the two writes must then
+   * meet a stale resourceVersion, so the conflict path surely runs */
+  if (j->mutations++ == 0) pthread_barrier_wait(j->both_read);
   return KD_OK;
 }
-
-struct conflict_job {
-  const char *ns;
-  long conflicts_seen;
-};
 
 static void *conflict_worker(void *arg) {
   struct conflict_job *j = arg;
   kube_client *c = connect_or_die(); /* a client of its own: two independent writers */
   for (int i = 0; i < 40; i++) {
     json_t *out = NULL;
-    CHECK(kube_update_retry(c, &cm_res, j->ns, "counter", false, increment, NULL, &out) == KD_OK, "update_retry");
+    CHECK(kube_update_retry(c, &cm_res, j->ns, "counter", false, increment, j, &out) == KD_OK, "update_retry");
     json_decref(out);
   }
+  j->conflicts_seen = j->mutations - 40;
   kube_client_free(c);
   return NULL;
 }
@@ -245,19 +252,85 @@ static int cmd_conflict(const char *ns) {
                          "counter", "data", "n", "0"), *out = NULL;
   CHECK(kube_create(c, &cm_res, ns, cm, &out) == KD_OK, "create counter");
   json_decref(out);
+  pthread_barrier_t both;
+  pthread_barrier_init(&both, NULL, 2);
   pthread_t a, b;
-  struct conflict_job ja = {ns, 0}, jb = {ns, 0};
+  struct conflict_job ja = {ns, &both, 0, 0}, jb = {ns, &both, 0, 0};
   pthread_create(&a, NULL, conflict_worker, &ja);
   pthread_create(&b, NULL, conflict_worker, &jb);
   pthread_join(a, NULL);
   pthread_join(b, NULL);
+  pthread_barrier_destroy(&both);
   CHECK(kube_get(c, &cm_res, ns, "counter", &out) == KD_OK, "get counter");
   const char *n = json_string_value(json_object_get(json_object_get(out, "data"), "n"));
   CHECK(kd_streq(n, "80"), "counter is %s, expected 80: an update was lost", n ? n : "?");
-  printf("conflict: 80 of 80 updates applied\n");
+  long conflicts = ja.conflicts_seen + jb.conflicts_seen;
+  CHECK(conflicts >= 1, "no 409 was met: the conflict path did not run");
+  printf("conflict: 80 of 80 updates applied, %ld conflicts met and retried\n", conflicts);
   json_decref(out);
   json_decref(cm);
   kube_client_free(c);
+  return 0;
+}
+
+/* ---- server strings with NUL and non-ASCII ---- */
+
+/* The annotation value "a", NUL, "b" and a UTF-8 "é". */
+static bool nul_annotation_ok(json_t *obj) {
+  json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
+  json_t *evil = json_object_get(ann, "evil");
+  const char *u = json_string_value(json_object_get(ann, "utf8"));
+  return json_string_length(evil) == 3 && memcmp(json_string_value(evil), "a\0b", 3) == 0 && kd_streq(u, "\xc3\xa9");
+}
+
+static bool nul_watch_fn(enum kube_event_type t, json_t *obj, void *ud) {
+  (void)t;
+  int *seen = ud;
+  const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+  if (kd_streq(name, "nul") && nul_annotation_ok(obj)) *seen = 1;
+  return !*seen;
+}
+
+static bool nul_list_fn(json_t *item, void *ud) {
+  int *seen = ud;
+  const char *name = json_string_value(json_object_get(json_object_get(item, "metadata"), "name"));
+  if (kd_streq(name, "nul")) *seen = nul_annotation_ok(item) ? 1 : -1;
+  return true;
+}
+
+/* Create, read, list, update and watch an object whose annotation holds \u0000: every path
+ * keeps the bytes, and what we write back is what the server sent. */
+static int cmd_nul(const char *ns) {
+  kube_client *c = connect_or_die();
+  ensure_ns(c, ns);
+  kube_delete(c, &cm_res, ns, "nul", NULL, NULL);
+  json_t *cm = json_pack("{s:s,s:s,s:{s:s,s:{s:s%,s:s}},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
+                         "name", "nul", "annotations", "evil", "a\0b", (size_t)3, "utf8", "\xc3\xa9", "data", "k", "v"),
+         *out = NULL;
+  CHECK(cm != NULL, "pack");
+  CHECK(kube_create(c, &cm_res, ns, cm, &out) == KD_OK, "create with NUL");
+  CHECK(nul_annotation_ok(out), "create answer lost the NUL");
+  json_decref(out);
+  CHECK(kube_get(c, &cm_res, ns, "nul", &out) == KD_OK, "get");
+  CHECK(nul_annotation_ok(out), "get lost the NUL");
+  /* write back what we read (a PUT of the object as parsed): the bytes survive the round trip */
+  json_object_set_new(json_object_get(out, "data"), "k", json_string("v2"));
+  json_t *out2 = NULL;
+  CHECK(kube_update(c, &cm_res, ns, out, &out2) == KD_OK, "update");
+  CHECK(nul_annotation_ok(out2), "update answer lost the NUL");
+  json_decref(out);
+  json_decref(out2);
+  int seen = 0;
+  struct kube_list_opts lo = {NULL, NULL, 1, NULL};
+  CHECK(kube_list(c, &cm_res, ns, &lo, nul_list_fn, &seen, NULL) == KD_OK, "list");
+  CHECK(seen == 1, "list: the object was %s", seen ? "changed" : "missing");
+  seen = 0;
+  struct kube_watch_opts wo = {NULL, "metadata.name=nul", "0", 10, &stop_flag};
+  CHECK(kube_watch(c, &cm_res, ns, &wo, nul_watch_fn, &seen, NULL) == KD_OK, "watch");
+  CHECK(seen == 1, "watch did not deliver the object intact");
+  json_decref(cm);
+  kube_client_free(c);
+  printf("nul: create, get, update, list and watch keep \\u0000 and UTF-8\n");
   return 0;
 }
 
@@ -421,6 +494,7 @@ int main(int argc, char **argv) {
   if (argc >= 4 && strcmp(argv[1], "informer") == 0) return cmd_informer(argv[2], argv[3]);
   if (argc >= 5 && strcmp(argv[1], "lease") == 0) return cmd_lease(argv[2], argv[3], argv[4]);
   if (argc >= 3 && strcmp(argv[1], "events") == 0) return cmd_events(argv[2]);
-  fprintf(stderr, "usage: kube-e2e crud | paging NS N | conflict NS | informer NS DUMP | lease NS NAME ID | events NS\n");
+  if (argc >= 3 && strcmp(argv[1], "nul") == 0) return cmd_nul(argv[2]);
+  fprintf(stderr, "usage: kube-e2e crud | paging NS N | conflict NS | informer NS DUMP | lease NS NAME ID | events NS | nul NS\n");
   return 2;
 }

@@ -34,7 +34,33 @@ test_client_paging_returns_each_object_once() {
 }
 
 test_client_conflicting_updates_all_apply() {
-  "$KUBE_E2E" conflict conflict-e2e
+  out=$("$KUBE_E2E" conflict conflict-e2e)
+  echo "$out"
+  assert_contains "$out" "80 of 80 updates applied" "no update lost"
+}
+
+test_client_keeps_nul_and_utf8_in_server_strings() {
+  # tried: an annotation holding \u0000 (the API server accepts it, kubectl patch can set it)
+  "$KUBE_E2E" nul nul-e2e
+  # what the client wrote back (a PUT of the object as it parsed it) is what the server holds
+  assert_eq '"a\u0000b"' "$(kubectl -n nul-e2e get configmap nul -o json | jq -c .metadata.annotations.evil)" "NUL kept"
+  assert_eq '"é"' "$(kubectl -n nul-e2e get configmap nul -o json | jq -c .metadata.annotations.utf8)" "UTF-8 kept"
+  assert_eq "v2" "$(kubectl -n nul-e2e get configmap nul -o jsonpath='{.data.k}')" "update applied"
+  # and the CLI reads it too
+  assert_eq '"a\u0000b"' "$("$KCMDR" -n nul-e2e get configmaps nul | jq -c .metadata.annotations.evil)" "CLI"
+}
+
+test_client_refuses_unsafe_kubeconfigs() {
+  # tried: a CA together with insecure-skip-tls-verify: kubectl's refusal, and no request is made
+  sed 's#^\(    certificate-authority: .*\)#\1\n    insecure-skip-tls-verify: true#' "$KUBECONFIG" > both.kubeconfig
+  expect_exit 1 "$KCMDR" --kubeconfig both.kubeconfig get namespaces
+  assert_contains "$OUT" "specifying a root certificates file with the insecure flag is not allowed" "insecure with CA"
+  # tried: the bearer token sent to a clear-text http:// server (here: --server pointing at it)
+  expect_exit 1 "$KCMDR" --server http://127.0.0.1:1 get namespaces
+  assert_contains "$OUT" "refusing to send credentials" "token over http"
+  assert_contains "$OUT" "http://127.0.0.1:1" "names the server"
+  token=$(sed -n 's/^    token: //p' "$KUBECONFIG")
+  case $OUT in *"$token"*) fail "the token is in the message";; esac
 }
 
 test_client_events_aggregate_repeats() {
