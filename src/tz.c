@@ -1,9 +1,11 @@
 /* tz.c — TZif reader, POSIX TZ footer rules and Go-compatible civil time (see tz.h). */
 #include "tz.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define TZ_MAX_TIMES 4096
 #define TZ_MAX_TYPES 256
@@ -71,7 +73,7 @@ static const char *tzset_name(const char *s, char *name, size_t n) {
   if (*s == '<') {
     s++;
     while (s[i] && s[i] != '>') i++;
-    if (!s[i] || i == 0 || i >= n) return NULL;
+    if (!s[i] || i >= n) return NULL; /* Go accepts "<>" */
     memcpy(name, s, i);
     name[i] = '\0';
     return s + i + 1;
@@ -219,6 +221,7 @@ static int64_t be(const unsigned char *p, int n) {
 
 kd_rc tz_parse(const unsigned char *data, size_t len, const char *name, tz_zone **out) {
   kd_rc rc = KD_OK;
+  *out = NULL;
   tz_zone *z = calloc(1, sizeof *z);
   if (!z) return kd_fail(KD_ERR_NOMEM, "out of memory");
   snprintf(z->name, sizeof z->name, "%s", name);
@@ -308,25 +311,28 @@ fail:
 
 kd_rc tz_load(const char *name, tz_zone **out) {
   *out = NULL;
-  if (!name || !name[0] || strcmp(name, "UTC") == 0) {
+  /* Go's LoadLocation: "" and "UTC" are UTC; "Local" is the process's zone, which for kcm's
+   * pods (no TZ, no /etc/localtime in the image) and for us is UTC */
+  if (!name || !name[0] || strcmp(name, "UTC") == 0 || strcmp(name, "Local") == 0) {
     tz_zone *z = calloc(1, sizeof *z);
     if (!z) return kd_fail(KD_ERR_NOMEM, "out of memory");
     snprintf(z->name, sizeof z->name, "UTC");
     *out = z;
     return KD_OK;
   }
-  if (name[0] == '/' || strstr(name, "..") || strlen(name) > 100)
-    return kd_fail(KD_ERR_INVALID, "invalid time zone name '%s'", name);
-  for (const char *p = name; *p; p++)
-    if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("/_-+", *p)))
-      return kd_fail(KD_ERR_INVALID, "invalid time zone name '%s'", name);
+  /* the same names Go refuses; any other name is a path below the zoneinfo directory, as in Go */
+  if (strstr(name, "..") || name[0] == '/' || name[0] == '\\')
+    return kd_fail(KD_ERR_INVALID, "time: invalid location name");
   const char *dir = getenv("KCMDR_ZONEINFO");
   char path[512];
-  snprintf(path, sizeof path, "%s/%s", dir && dir[0] ? dir : "/usr/share/zoneinfo", name);
+  if (snprintf(path, sizeof path, "%s/%s", dir && dir[0] ? dir : "/usr/share/zoneinfo", name) >= (int)sizeof path)
+    return kd_fail(KD_ERR_NOTFOUND, "unknown time zone %s", name);
   char *data;
   size_t len;
+  struct stat st;
+  if (stat(path, &st) != 0 && errno == ENOENT) return kd_fail(KD_ERR_NOTFOUND, "unknown time zone %s", name);
   kd_rc rc = kd_read_file(path, TZ_MAX_FILE, &data, &len);
-  if (rc == KD_ERR_IO) return kd_fail(KD_ERR_NOTFOUND, "unknown time zone '%s'", name);
+  if (rc == KD_ERR_IO || rc == KD_ERR_TOOBIG) return kd_fail_wrap(KD_ERR_NOTFOUND, "time zone %s", name);
   if (rc) return rc;
   rc = tz_parse((unsigned char *)data, len, name, out);
   free(data);
@@ -404,15 +410,15 @@ int64_t tz_date(const tz_zone *z, int64_t year, int64_t month, int64_t day, int6
   int64_t m0 = month - 1;
   year += floordiv(m0, 12);
   m0 -= floordiv(m0, 12) * 12;
-  int64_t unix = days_from_civil(year, m0 + 1, 1) * SECS_PER_DAY + (day - 1) * SECS_PER_DAY + hour * 3600 +
-                 minute * 60 + second;
+  int64_t u = days_from_civil(year, m0 + 1, 1) * SECS_PER_DAY + (day - 1) * SECS_PER_DAY + hour * 3600 +
+              minute * 60 + second;
   /* as Go: look the offset up at the local time taken as UTC, then again if that was wrong */
   int64_t s, e;
-  int off = tz_lookup(z, unix, &s, &e);
+  int off = tz_lookup(z, u, &s, &e);
   if (off != 0) {
-    int64_t utc = unix - off;
+    int64_t utc = u - off;
     if (utc < s || utc >= e) off = tz_lookup(z, utc, NULL, NULL);
-    unix -= off;
+    u -= off;
   }
-  return unix;
+  return u;
 }

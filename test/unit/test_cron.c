@@ -1,9 +1,13 @@
 /* test_cron.c — cron with robfig/cron/v3 semantics, checked against robfig's own published test
  * tables (spec_test.go TestNext/TestActivation, parser_test.go; 6-field specs whose seconds are 0
- * written as the 5-field standard form), DST in two zones, and the TZif reader. */
+ * written as the 5-field standard form), DST in two zones, and the TZif reader. The tables for
+ * overflow, Go durations and parser quirks hold what robfig v3.0.1 and Go's time.ParseDuration
+ * answered for the same input (test/diff/t_robfig.sh compares thousands more against them). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cron.h"
 #include "tests.h"
@@ -177,9 +181,9 @@ static void parse_errors(void **state) {
       {"@every 5x", "failed to parse duration @every 5x"},
       {"@every ", "failed to parse duration"},
       {"", "empty spec string"},
-      {"CRON_TZ=Mars/Olympus 0 * * * *", "provided bad location Mars/Olympus"},
-      {"TZ=../../etc/passwd 0 * * * *", "invalid time zone name"},
-      {"TZ=/etc/localtime 0 * * * *", "invalid time zone name"},
+      {"CRON_TZ=Mars/Olympus 0 * * * *", "provided bad location Mars/Olympus: unknown time zone Mars/Olympus"},
+      {"TZ=../../etc/passwd 0 * * * *", "provided bad location ../../etc/passwd: time: invalid location name"},
+      {"TZ=/etc/localtime 0 * * * *", "provided bad location /etc/localtime: time: invalid location name"},
       {"CRON_TZ=UTC", "provided bad location"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -237,9 +241,32 @@ static void tzif_reader(void **state) {
   char *data;
   size_t len;
   assert_int_equal(kd_read_file("/usr/share/zoneinfo/Europe/Berlin", TZ_MAX_FILE, &data, &len), KD_OK);
-  for (size_t cut = 0; cut < len; cut += 97) {
-    if (tz_parse((unsigned char *)data, cut, "cut", &z) == KD_OK) tz_free(z); /* must not crash or leak */
+  /* tried: the file cut at every length. Before the footer ("\nCET-1CEST,...\n") starts, the
+   * 64-bit data is incomplete and the parse must fail as PARSE; from there on the data is whole
+   * and the zone must answer as the full file does up to its last transition. */
+  tz_zone *full = NULL;
+  assert_int_equal(tz_parse((unsigned char *)data, len, "full", &full), KD_OK);
+  assert_true(len > 2 && data[len - 1] == '\n');
+  size_t footer = (size_t)((char *)memrchr(data, '\n', len - 1) - data);
+  size_t parsed = 0;
+  for (size_t cut = 0; cut < len; cut++) {
+    z = NULL;
+    kd_rc rc = tz_parse((unsigned char *)data, cut, "cut", &z);
+    if (cut < footer) {
+      if (rc != KD_ERR_PARSE) fail_msg("TZif cut at %zu of %zu: %s, want a parse error", cut, len, kd_rc_name(rc));
+      assert_null(z);
+      continue;
+    }
+    if (rc != KD_OK) fail_msg("TZif cut at %zu (footer at %zu): %s", cut, footer, kd_errmsg());
+    int64_t when[] = {T("1900-01-01T00:00:00Z"), T("1945-05-24T12:00:00Z"), T("2012-07-01T00:00:00Z"),
+                      T("2025-10-26T00:59:59Z"), T("2025-10-26T01:00:00Z")};
+    for (size_t i = 0; i < KD_ARRAY_LEN(when); i++)
+      assert_int_equal(tz_lookup(z, when[i], NULL, NULL), tz_lookup(full, when[i], NULL, NULL));
+    tz_free(z);
+    parsed++;
   }
+  assert_int_equal(parsed, len - footer);
+  tz_free(full);
   data[4] = '2';
   data[33] = 0x7f; /* absurd transition count */
   assert_int_equal(tz_parse((unsigned char *)data, len, "bad", &z), KD_ERR_PARSE);
@@ -247,12 +274,258 @@ static void tzif_reader(void **state) {
   assert_int_equal(tz_load("Nowhere/Atlantis", &z), KD_ERR_NOTFOUND);
 }
 
+
+/* Parse spec (len bytes) and expect failure with exactly robfig's message, or success when want
+ * is NULL. */
+static void expect_parse(const char *spec, size_t len, const char *want) {
+  cron_schedule *s = NULL;
+  kd_rc rc = cron_parse_n(spec, len, &s);
+  if (!want) {
+    if (rc != KD_OK) fail_msg("'%s' rejected: %s; robfig accepts it", spec, kd_errmsg());
+    cron_free(s);
+    return;
+  }
+  if (rc == KD_OK) fail_msg("'%s' accepted; robfig says: %s", spec, want);
+  assert_null(s);
+  if (strcmp(kd_errmsg(), want) != 0) fail_msg("'%s':\n got  %s\n want %s", spec, kd_errmsg(), want);
+}
+
+#define P(lit, want) expect_parse(lit, sizeof(lit) - 1, want)
+
+/* Issue 7 item 6: steps and numbers anywhere in int64 are Go ints. Tried: a step past INT_MAX
+ * that overflowed a C int (UBSan abort, and wrong times without it), steps that only fit 64
+ * bits, numbers that do not fit, and the messages robfig gives for them. */
+static void huge_steps_and_numbers(void **state) {
+  (void)state;
+  expect_next("2025-01-01T00:00:00Z", "59/2147483647 * * * *", "2025-01-01T00:59:00Z");
+  expect_next("2025-01-01T00:59:00Z", "59/2147483647 * * * *", "2025-01-01T01:59:00Z");
+  expect_next("2025-01-01T00:30:00Z", "0/9223372036854775807 0/4294967296 * * *", "2025-01-02T00:00:00Z");
+  expect_next("2025-01-01T00:00:00Z", "44-55/2147483647 1 * 8 WED", "2025-08-06T01:44:00Z");
+  expect_next("2025-01-01T00:00:00Z", "*/4294967296 * * * *", "2025-01-01T01:00:00Z");
+  expect_next("2025-01-01T00:00:00Z", "5/000000000000000000030 * * * *", "2025-01-01T00:05:00Z");
+  P("5-10/18446744073709551615 * * * *", "failed to parse int from 18446744073709551615: strconv.Atoi: parsing "
+                                         "\"18446744073709551615\": value out of range");
+  P("9223372036854775808 * * * *",
+    "failed to parse int from 9223372036854775808: strconv.Atoi: parsing \"9223372036854775808\": value out of range");
+  P("9223372036854775807 * * * *", "end of range (9223372036854775807) above maximum (59): 9223372036854775807");
+  P("-9223372036854775808 * * * *", "failed to parse int from : strconv.Atoi: parsing \"\": invalid syntax");
+  P("* * * * */-5", "negative number (-5) not allowed: -5");
+  P("* * * * */-9223372036854775808",
+    "negative number (-9223372036854775808) not allowed: -9223372036854775808");
+  P("* * 1/99999999999999999999x * *", "failed to parse int from 99999999999999999999x: strconv.Atoi: parsing "
+                                       "\"99999999999999999999x\": value out of range");
+  P("* * 1/1844674407370955161x * *",
+    "failed to parse int from 1844674407370955161x: strconv.Atoi: parsing \"1844674407370955161x\": invalid syntax");
+}
+
+/* Issue 7 item 6: "@every" takes exactly what Go's time.ParseDuration takes. Tried: C's strtod
+ * syntax that Go refuses (exponents, hex), signs, bare dots, every unit spelling, int64
+ * overflow by one nanosecond either way, fractions past 19 digits, and stray bytes. */
+static void go_duration_table(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    int64_t ns;
+    const char *err; /* NULL: valid */
+  } cases[] = {
+      {"1e3s", 0, "time: unknown unit \"e\" in duration \"1e3s\""},
+      {"0x10s", 0, "time: unknown unit \"x\" in duration \"0x10s\""},
+      {"1h-1m", 0, "time: unknown unit \"h-\" in duration \"1h-1m\""},
+      {"1.5h", 5400000000000, NULL},
+      {".5s", 500000000, NULL},
+      {"5.s", 5000000000, NULL},
+      {"-1s", -1000000000, NULL},
+      {"+1s", 1000000000, NULL},
+      {"-.5s", -500000000, NULL},
+      {"0", 0, NULL},
+      {"-0", 0, NULL},
+      {"+0", 0, NULL},
+      {"1ns", 1, NULL},
+      {"1us", 1000, NULL},
+      {"1\xc2\xb5s", 1000, NULL}, /* U+00B5 micro sign */
+      {"1\xce\xbcs", 1000, NULL}, /* U+03BC Greek mu */
+      {"1ms", 1000000, NULL},
+      {"1s", 1000000000, NULL},
+      {"1m", 60000000000, NULL},
+      {"1h", 3600000000000, NULL},
+      {"9223372036854775807ns", INT64_MAX, NULL},
+      {"9223372036854775808ns", 0, "time: invalid duration \"9223372036854775808ns\""},
+      {"-9223372036854775808ns", INT64_MIN, NULL},
+      {"-9223372036854775809ns", 0, "time: invalid duration \"-9223372036854775809ns\""},
+      {"2562047h47m16.854775807s", INT64_MAX, NULL},
+      {"2562047h47m16.854775808s", 0, "time: invalid duration \"2562047h47m16.854775808s\""},
+      {"2562048h", 0, "time: invalid duration \"2562048h\""},
+      {"15552000000000000000000ns", 0, "time: invalid duration \"15552000000000000000000ns\""},
+      {"1.00000000000000000000001s", 1000000000, NULL},
+      {"0.0000000000000000000001h", 0, NULL},
+      {"1.9999999999999999999999999999h", 7200000000000, NULL},
+      {"0.3333333333333333333h", 1200000000000, NULL},
+      {"59.9999999999s", 59999999999, NULL},
+      {"0.1ns", 0, NULL},
+      {"", 0, "time: invalid duration \"\""},
+      {"-", 0, "time: invalid duration \"-\""},
+      {" 5s", 0, "time: invalid duration \" 5s\""},
+      {"5s ", 0, "time: unknown unit \"s \" in duration \"5s \""},
+      {".s", 0, "time: invalid duration \".s\""},
+      {"1_000s", 0, "time: unknown unit \"_\" in duration \"1_000s\""},
+      {"00", 0, "time: missing unit in duration \"00\""},
+      {"5", 0, "time: missing unit in duration \"5\""},
+      {"1.2.3s", 0, "time: missing unit in duration \"1.2.3s\""},
+      {"1h 30m", 0, "time: unknown unit \"h \" in duration \"1h 30m\""},
+      {"1d", 0, "time: unknown unit \"d\" in duration \"1d\""},
+      {"1H", 0, "time: unknown unit \"H\" in duration \"1H\""},
+      {"1\xc2\xb5", 0, "time: unknown unit \"\\xc2\\xb5\" in duration \"1\\xc2\\xb5\""},
+      {"\xd9\xa1s", 0, "time: invalid duration \"\\xd9\\xa1s\""}, /* an Arabic-Indic digit */
+  };
+  for (size_t i = 0; i < KD_ARRAY_LEN(cases); i++) {
+    int64_t ns = -42;
+    kd_rc rc = cron_parse_go_duration(cases[i].in, &ns);
+    if (!cases[i].err) {
+      if (rc != KD_OK) fail_msg("duration '%s': %s; Go accepts it", cases[i].in, kd_errmsg());
+      if (ns != cases[i].ns) fail_msg("duration '%s': %lld ns, Go says %lld", cases[i].in, (long long)ns, (long long)cases[i].ns);
+    } else {
+      if (rc != KD_ERR_INVALID) fail_msg("duration '%s' accepted (%lld ns); Go: %s", cases[i].in, (long long)ns, cases[i].err);
+      if (strcmp(kd_errmsg(), cases[i].err) != 0) fail_msg("duration '%s':\n got  %s\n want %s", cases[i].in, kd_errmsg(), cases[i].err);
+    }
+  }
+  /* through the parser: robfig's wrapping, and Every's rounding (at least 1 s, whole seconds) */
+  P("@every 1e3s", "failed to parse duration @every 1e3s: time: unknown unit \"e\" in duration \"1e3s\"");
+  P("@every 0x10s", "failed to parse duration @every 0x10s: time: unknown unit \"x\" in duration \"0x10s\"");
+  P("@every  5m", "failed to parse duration @every  5m: time: invalid duration \" 5m\"");
+  P("@every 5s\0", "failed to parse duration @every 5s\\x00: time: unknown unit \"s\\x00\" in duration \"5s\\x00\"");
+  expect_next("2025-01-17T18:00:12Z", "@every -1s", "2025-01-17T18:00:13Z");
+  expect_next("2025-01-17T18:00:12Z", "@every 1.999999999s", "2025-01-17T18:00:13Z");
+  expect_next("2025-01-17T18:00:12Z", "@every .5h", "2025-01-17T18:30:12Z");
+  expect_next("2025-01-17T18:00:12Z", "@every 2562047h47m16.854775807s", "2317-04-29T17:47:28Z");
+}
+
+/* What robfig accepts and refuses beyond its own tables, byte for byte. Tried: text after a '-'
+ * following '*' (Go ignores it), the order in which Go reports a bad range, Unicode white space
+ * between fields, Go's Unicode lower-casing of names, zone names Go takes as paths, NUL bytes
+ * (a Kubernetes string may hold one), and robfig's panic on a zone without a following space. */
+static void robfig_parser_quirks(void **state) {
+  (void)state;
+  P("*-5 * * * *", NULL);
+  P("*-x-y * * * *", NULL);
+  P("?-3/2 * * * *", NULL);
+  expect_next("2025-01-01T00:00:30Z", "*-5 * * * *", "2025-01-01T00:01:00Z");
+  P("x-1-2 * * * *", "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax");
+  P("1-x-3 * * * *", "too many hyphens: 1-x-3");
+  P("x/1/2 * * * *", "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax");
+  P("1-2-3/4/5 * * * *", "too many hyphens: 1-2-3/4/5");
+  P("// * * * *", "failed to parse int from : strconv.Atoi: parsing \"\": invalid syntax");
+  P("*/ * * * *", "failed to parse int from : strconv.Atoi: parsing \"\": invalid syntax");
+  P("0x1 * * * *", "failed to parse int from 0x1: strconv.Atoi: parsing \"0x1\": invalid syntax");
+  P("007 +5 * * *", NULL);
+  P("1,,2 * * * *", NULL);
+  /* U+00A0, U+3000, U+2003 and a tab separate fields; U+200B is not white space in Go */
+  P("*\xc2\xa0*\xe3\x80\x80*\xe2\x80\x83*\t*", NULL);
+  P("\xc2\xa0" "0 0 * * *", NULL);
+  P("* * * *\xe2\x80\x8b *", "failed to parse int from *\xe2\x80\x8b: strconv.Atoi: parsing \"*\\u200b\": invalid syntax");
+  P("\xd9\xa3 * * * *", "failed to parse int from \xd9\xa3: strconv.Atoi: parsing \"\xd9\xa3\": invalid syntax");
+  P("a  b\tc", "expected exactly 5 fields, found 3: [a b c]");
+  P("0 0 * * * *", "expected exactly 5 fields, found 6: [0 0 * * * *]");
+  /* strings.ToLower maps U+0130 to 'i': robfig reads FR<U+0130> as Friday; U+0131 is not 'i' */
+  expect_next("2025-01-01T00:00:00Z", "0 0 * * FR\xc4\xb0", "2025-01-03T00:00:00Z");
+  P("0 0 * * fr\xc4\xb1", "failed to parse int from fr\xc4\xb1: strconv.Atoi: parsing \"fr\xc4\xb1\": invalid syntax");
+  P("@daily ", "unrecognized descriptor: @daily ");
+  P("@daily\0", "unrecognized descriptor: @daily\\x00");
+  P("5\0 * * * *", "failed to parse int from 5\\x00: strconv.Atoi: parsing \"5\\x00\": invalid syntax");
+  /* zones: Go's LoadLocation rules */
+  expect_next("2025-01-01T00:00:00Z", "TZ=Local 0 1 * * *", "2025-01-01T01:00:00Z");
+  expect_next("2025-07-01T00:00:00Z", "TZ=Europe/./London 0 1 * * *", "2025-07-02T00:00:00Z");
+  expect_next("2025-01-01T00:00:00Z", "TZ=  0 1 * * *", "2025-01-01T01:00:00Z");
+  P("TZ=\\UTC 0 0 * * *", "provided bad location \\UTC: time: invalid location name");
+  P("TZ=.. * * * * *", "provided bad location ..: time: invalid location name");
+  P("TZ=Mars/Olympus 0 0 * * *", "provided bad location Mars/Olympus: unknown time zone Mars/Olympus");
+  P("TZ=utc 0 0 * * *", "provided bad location utc: unknown time zone utc");
+  /* robfig panics here (no ASCII space after the zone: it slices with -1); we refuse */
+  cron_schedule *s = NULL;
+  assert_int_equal(cron_parse("TZ=UTC\t*\t*\t*\t*\t*", &s), KD_ERR_INVALID);
+  assert_null(s);
+  /* the zone ends at the first ASCII space, tab or not */
+  P("TZ=UTC\t* * * * *", "provided bad location UTC\t*: unknown time zone UTC\t*");
+}
+
+/* Issue 7 item 6: a schedule that never fires gives 0 (robfig's zero time), so the controller
+ * can say so in status.error, and gives it fast. Tried: days that no month has, a leap day with
+ * no leap year within robfig's five years (2100 is not one), and empty lists, for which robfig
+ * walks five years minute by minute (3.5 s per call in a zone past 2037; 0.36 s here before). */
+static void impossible_schedules_are_fast(void **state) {
+  (void)state;
+  static const char *never[][2] = {
+      {"2025-01-01T00:00:00Z", "0 0 30 2 *"},
+      {"2025-01-01T00:00:00Z", "0 0 31 4,6,9,11 *"},
+      {"2025-01-01T00:00:00Z", "TZ=Australia/Lord_Howe 0 0 30 2 *"},
+      {"2096-03-01T00:00:00Z", "0 0 29 2 *"},
+      {"2038-10-30T00:00:00Z", ", * * * *"},
+      {"2038-10-30T00:00:00Z", "TZ=Antarctica/Troll , * * * *"},
+      {"2038-10-30T00:00:00Z", "TZ=America/New_York 0 , * * *"},
+      {"2038-10-30T00:00:00Z", "* * , * *"},
+      {"2038-10-30T00:00:00Z", "* * * , *"},
+      {"2038-10-30T00:00:00Z", "* * * * ,"},
+      {"2038-10-30T00:00:00Z", "* * ,, * ,"},
+  };
+  for (size_t i = 0; i < KD_ARRAY_LEN(never); i++) {
+    cron_schedule *s = NULL;
+    if (cron_parse(never[i][1], &s) != KD_OK) fail_msg("parse '%s': %s", never[i][1], kd_errmsg());
+    int64_t t0 = kd_now_ms(), got = cron_next(s, T(never[i][0])), ms = kd_now_ms() - t0;
+    if (got != 0) fail_msg("'%s' from %s: %lld, robfig gives the zero time", never[i][1], never[i][0], (long long)got);
+    if (ms > 50) fail_msg("'%s' from %s: %lld ms to find nothing", never[i][1], never[i][0], (long long)ms);
+    cron_free(s);
+  }
+  /* the same leap day is found from a year that has one within reach */
+  expect_next("2095-03-01T00:00:00Z", "0 0 29 2 *", "2096-02-29T00:00:00Z");
+  /* OR rule: a weekday list makes an impossible day of month possible; an empty one does not */
+  expect_next("2025-01-01T00:00:00Z", "0 0 30 2 MON", "2025-02-03T00:00:00Z");
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+  static const char msg[] = "test_cron: cron_next did not return (a day that does not exist)\n";
+  if (write(2, msg, sizeof msg - 1) < 0) _exit(3);
+  _exit(3);
+}
+
+/* A day that does not exist: Pacific/Apia went from -10 to +14 and had no 2011-12-30. Go's
+ * time.Date gives back 2011-12-29 for it, and robfig's day loop (and ours, before) spins there
+ * forever: one such schedule would hang a controller thread. Tried: schedules whose search walks
+ * over the missing day; each must end, on the next day that exists. An alarm turns a hang into
+ * a failure. */
+static void skipped_day_terminates(void **state) {
+  (void)state;
+  signal(SIGALRM, on_alarm);
+  alarm(60);
+  expect_next("2011-12-01T00:00:00Z", "CRON_TZ=Pacific/Apia 0 0 31 12 *", "2011-12-31T00:00:00+14:00");
+  expect_next("2011-12-28T00:00:00Z", "CRON_TZ=Pacific/Apia 0 0 30,31 * *", "2011-12-31T00:00:00+14:00");
+  expect_next("2011-12-01T00:00:00Z", "CRON_TZ=Pacific/Apia 0 12 * * FRI,SAT", "2011-12-02T12:00:00-10:00");
+  expect_next("2011-12-29T12:00:00-10:00", "CRON_TZ=Pacific/Apia 0 12 * * FRI,SAT", "2011-12-31T12:00:00+14:00");
+  expect_next("1994-12-25T00:00:00Z", "CRON_TZ=Pacific/Kiritimati 0 0 1 1 *", "1995-01-01T00:00:00+14:00");
+  /* robfig's own answers after the gap are unchanged */
+  expect_next("2012-01-05T00:00:00Z", "CRON_TZ=Pacific/Apia 0 0 31 12 *", "2012-12-30T10:00:00Z");
+  alarm(0);
+  signal(SIGALRM, SIG_DFL);
+}
+
+/* DST with a 30-minute shift and a one-off 15-minute change, as robfig answers (checked against
+ * robfig v3.0.1). Tried: a wall time that does not exist that day, one that happens twice, and a
+ * midnight that was skipped. */
+static void odd_offsets(void **state) {
+  (void)state;
+  expect_next("2025-10-04T12:00:00Z", "CRON_TZ=Australia/Lord_Howe 15 2 * * *", "2025-10-05T15:15:00Z");
+  expect_next("2025-04-05T12:00:00Z", "CRON_TZ=Australia/Lord_Howe 45 1 * * *", "2025-04-05T14:45:00Z");
+  expect_next("1985-12-31T00:00:00Z", "CRON_TZ=Asia/Kathmandu 0 0 * * *", "1986-01-01T18:15:00Z");
+}
+
 int test_cron(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(robfig_next_table), cmocka_unit_test(robfig_activation_table),
       cmocka_unit_test(dst_europe_berlin), cmocka_unit_test(the_seed_schedule),
       cmocka_unit_test(parse_errors),      cmocka_unit_test(go_durations),
-      cmocka_unit_test(tzif_reader),
+      cmocka_unit_test(tzif_reader),       cmocka_unit_test(huge_steps_and_numbers),
+      cmocka_unit_test(go_duration_table), cmocka_unit_test(robfig_parser_quirks),
+      cmocka_unit_test(impossible_schedules_are_fast), cmocka_unit_test(skipped_day_terminates),
+      cmocka_unit_test(odd_offsets),
   };
   return cmocka_run_group_tests_name("cron", tests, NULL, NULL);
 }
