@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "jsonscan.h"
 
 extern char **environ;
 
@@ -631,17 +632,24 @@ static kd_rc prepare(struct http_hdrs *h, const struct http_tls **tls, int attem
   return KD_OK;
 }
 
+/* How long a request may take: a total timeout, or (streams) only a floor on progress. */
+enum req_kind {
+  REQ_PLAIN,  /* the request's timeout for the whole answer */
+  REQ_STREAM, /* a streamed list: no total, but at least 1 byte/s over the request's timeout */
+  REQ_WATCH,  /* a watch: no total, at least 1 byte (a bookmark) per WATCH_IDLE_S */
+};
+
 /* Send one request (with retries and one re-authentication after a 401 when credentials can be
  * renewed). KD_OK when a response arrived: resp (caller frees) holds its status and body. */
 static kd_rc send_req(kube_client *c, const char *method, const char *path, const char *content_type,
                       const char *body, size_t body_len, const struct kube_req_opts *ro, http_sink_fn sink,
-                      void *sink_ud, bool watch, struct http_resp *resp) {
+                      void *sink_ud, enum req_kind kind, struct http_resp *resp) {
   kd_rc rc = KD_OK;
   kd_buf url = KD_BUF_INIT(KUBE_MAX_PATH + 8192);
   long timeout = ro && ro->timeout_ms > 0 ? ro->timeout_ms : c->opts.timeout_ms;
   int retries = c->opts.max_retries;
   if (ro && ro->max_retries) retries = ro->max_retries < 0 ? 0 : ro->max_retries;
-  struct kreq q = {c, content_type, NULL, {0}, kd_now_ms() + (watch ? 60000 : timeout), ro ? ro->cancel : NULL};
+  struct kreq q = {c, content_type, NULL, {0}, kd_now_ms() + timeout, ro ? ro->cancel : NULL};
   memset(resp, 0, sizeof *resp);
   if ((rc = kd_buf_adds(&url, c->base_url)) != KD_OK || (rc = kd_buf_adds(&url, path)) != KD_OK) {
     rc = kd_fail(rc, "%s %s: request path too long", method, path);
@@ -658,9 +666,9 @@ static kd_rc send_req(kube_client *c, const char *method, const char *path, cons
       .sink = sink,
       .sink_ud = sink_ud,
       .body_max = KUBE_MAX_BODY,
-      .timeout_ms = watch ? -1 : timeout,
-      .low_speed_bytes = watch ? 1 : 0,
-      .low_speed_secs = watch ? WATCH_IDLE_S : 0,
+      .timeout_ms = kind == REQ_PLAIN ? timeout : -1,
+      .low_speed_bytes = 1,
+      .low_speed_secs = kind == REQ_WATCH ? WATCH_IDLE_S : kind == REQ_STREAM ? (timeout + 999) / 1000 : 0,
       .cancel = q.cancel,
       .max_retries = retries,
   };
@@ -720,7 +728,7 @@ kd_rc kube_request_ex(kube_client *c, const char *method, const char *path, cons
                       const char *body, size_t body_len, const struct kube_req_opts *ro, json_t **out) {
   struct http_resp resp;
   if (out) *out = NULL;
-  kd_rc rc = send_req(c, method, path, content_type, body, body_len, ro, NULL, NULL, false, &resp);
+  kd_rc rc = send_req(c, method, path, content_type, body, body_len, ro, NULL, NULL, REQ_PLAIN, &resp);
   if (rc != KD_OK) goto fail;
   if (!http_ok(resp.status)) {
     rc = status_error(resp.status, method, path, resp.body.data, resp.body.len);
@@ -929,6 +937,62 @@ kd_rc kube_list(kube_client *c, const struct kube_res *res, const char *ns, cons
   }
 fail:
   json_decref(page);
+  free(cont);
+  return rc;
+}
+
+/* The streamed list's response sink: the body goes straight through the scanner. */
+static kd_rc scan_sink(const char *p, size_t n, void *ud) { return jscan_feed(ud, p, n); }
+
+kd_rc kube_list_stream(kube_client *c, const struct kube_res *res, const char *ns, const struct kube_list_opts *opts,
+                       jscan_item_fn fn, void *ud, char **rv) {
+  kd_rc rc = KD_OK;
+  char *cont = NULL, path[KUBE_MAX_PATH], limit[32];
+  struct jscan s;
+  struct http_resp resp = {0};
+  bool scanning = false;
+  if (rv) *rv = NULL;
+  snprintf(limit, sizeof limit, "%ld", opts && opts->limit > 0 ? opts->limit : 500L);
+  for (;;) {
+    char q[KUBE_MAX_PATH / 2] = "";
+    if ((rc = add_query(q, sizeof q, "labelSelector", opts ? opts->label_selector : NULL)) ||
+        (rc = add_query(q, sizeof q, "fieldSelector", opts ? opts->field_selector : NULL)) ||
+        (rc = add_query(q, sizeof q, "limit", limit)) || (rc = add_query(q, sizeof q, "continue", cont)) ||
+        (rc = add_query(q, sizeof q, "resourceVersion", !cont && opts ? opts->resource_version : NULL)) ||
+        (rc = kube_path(res, ns, NULL, NULL, q, path)))
+      goto fail;
+    jscan_init(&s, 0, fn, ud);
+    scanning = true;
+    http_resp_free(&resp);
+    if ((rc = send_req(c, "GET", path, NULL, NULL, 0, NULL, scan_sink, &s, REQ_STREAM, &resp)) != KD_OK) {
+      if (rc != s.rc) rc = kd_fail_wrap(rc, "listing %s", path); /* the scanner's and fn's messages stand */
+      goto fail;
+    }
+    if (!http_ok(resp.status)) { /* 410 here: the continue token expired */
+      rc = status_error(resp.status, "GET", path, resp.body.data, resp.body.len);
+      goto fail;
+    }
+    if ((rc = jscan_finish(&s)) != KD_OK) {
+      rc = kd_fail_wrap(rc, "GET %s", path);
+      goto fail;
+    }
+    free(cont);
+    cont = kd_strdup(jscan_continue(&s));
+    if (jscan_continue(&s) && !cont) {
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+    if (!cont) { /* the last page */
+      if (rv && jscan_resource_version(&s) && !(*rv = strdup(jscan_resource_version(&s))))
+        rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+    jscan_free(&s);
+    scanning = false;
+  }
+fail:
+  if (scanning) jscan_free(&s);
+  http_resp_free(&resp);
   free(cont);
   return rc;
 }
@@ -1202,7 +1266,7 @@ kd_rc kube_watch(kube_client *c, const struct kube_res *res, const char *ns, con
     return rc;
   kube_watch_splitter_init(&s, fn, ud);
   struct kube_req_opts ro = {0, 0, opts ? opts->stop : NULL, false};
-  rc = send_req(c, "GET", path, NULL, NULL, 0, &ro, watch_sink, &s, true, &resp);
+  rc = send_req(c, "GET", path, NULL, NULL, 0, &ro, watch_sink, &s, REQ_WATCH, &resp);
   if (s.stopped) rc = KD_OK; /* the handler ended it */
   else if (s.rc != KD_OK) rc = s.rc;
   else if (rc == KD_OK && !http_ok(resp.status)) rc = status_error(resp.status, "GET", path, resp.body.data, resp.body.len);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "jsonscan.h"
 #include "kubeconfig.h"
 #include "util.h"
 
@@ -143,6 +144,17 @@ typedef bool (*kube_item_fn)(json_t *item, void *ud);
  * KD_ERR_GONE: the caller decides whether to start over. */
 kd_rc kube_list(kube_client *c, const struct kube_res *res, const char *ns, const struct kube_list_opts *opts,
                 kube_item_fn fn, void *ud, char **rv);
+
+/* List every item page by page (limit/continue) like kube_list, but stream each page's body
+ * straight through a jsonscan scanner: no tree of the page is built, and fn gets each item's
+ * exact bytes as the server sent them (NUL escapes, non-ASCII and numbers as written; not
+ * NUL-terminated), often pointing into the receive buffer: memory stays at about one object.
+ * fn's non-KD_OK stops the listing and is returned with its message. *rv (may be NULL) gets the
+ * list's resourceVersion (caller frees). An expired continue token (410) is KD_ERR_GONE. A page
+ * is not retried once items of it were handed out (a failure mid-page is returned); no total
+ * timeout, but a page fails when under 1 byte/s for the client's timeout. */
+kd_rc kube_list_stream(kube_client *c, const struct kube_res *res, const char *ns, const struct kube_list_opts *opts,
+                       jscan_item_fn fn, void *ud, char **rv);
 
 /* Re-read and re-apply: get the object, call mutate (return KD_OK to write, anything else to
  * stop with that code), update; on 409 start again, up to 10 times. *out gets the result. */

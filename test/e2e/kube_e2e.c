@@ -8,6 +8,7 @@
  *   kube-e2e lease NS NAME ID        campaign; print "leading ID" when leading; stop on TERM
  *   kube-e2e events NS               the same event 3 times -> one Event with count 3
  *   kube-e2e nul NS                  an annotation with \u0000 and UTF-8 through create/get/update/list/watch
+ *   kube-e2e liststream NS RAW N     kube_list_stream 2 a page: N items, each byte-exact in RAW (kubectl's list)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -334,6 +335,56 @@ static int cmd_nul(const char *ns) {
   return 0;
 }
 
+/* ---- streamed list: the server's bytes, item by item ---- */
+
+struct stream_check {
+  const char *raw; /* the whole list as the server sent it (kubectl get --raw) */
+  size_t raw_len;
+  long items, with_nul, bytes;
+};
+
+static kd_rc check_item(const char *item, size_t len, void *ud) {
+  struct stream_check *k = ud;
+  k->items++;
+  k->bytes += (long)len;
+  /* every byte handed out appears, in the same order, in what the server sent */
+  if (!memmem(k->raw, k->raw_len, item, len))
+    return kd_fail(KD_ERR_PARSE, "item %ld (%zu bytes) is not a byte-exact part of the server's list", k->items, len);
+  static const char nul[] = "\"evil\":\"a\\u0000b\"";
+  if (memmem(item, len, nul, sizeof nul - 1)) {
+    static const char utf8[] = "\"utf8\":\"\xc3\xa9 \xc3\xbc \xe6\x97\xa5\xe6\x9c\xac\"";
+    if (!memmem(item, len, utf8, sizeof utf8 - 1)) return kd_fail(KD_ERR_PARSE, "the NUL item lost its UTF-8 annotation");
+    k->with_nul++;
+  }
+  return KD_OK;
+}
+
+/* List NS's ConfigMaps 2 a page with kube_list_stream and compare with RAWFILE, the same list
+ * fetched whole by kubectl: WANT items, each byte-exact, the \u0000 one among them. */
+static int cmd_liststream(const char *ns, const char *rawfile, long want) {
+  kube_client *c = connect_or_die();
+  struct stream_check k = {NULL, 0, 0, 0, 0};
+  char *raw = NULL, *rv = NULL;
+  size_t raw_len = 0;
+  CHECK(kd_read_file(rawfile, 64u << 20, &raw, &raw_len) == KD_OK, "read %s", rawfile);
+  k.raw = raw;
+  k.raw_len = raw_len;
+  long before = kube_client_requests(c);
+  struct kube_list_opts lo = {NULL, NULL, 2, NULL};
+  CHECK(kube_list_stream(c, &cm_res, ns, &lo, check_item, &k, &rv) == KD_OK, "list_stream");
+  long pages = kube_client_requests(c) - before;
+  CHECK(k.items == want, "%ld items streamed, the server listed %ld", k.items, want);
+  CHECK(k.with_nul == 1, "%ld items with the NUL annotation, expected 1", k.with_nul);
+  CHECK(pages >= (want + 1) / 2, "%ld page requests for %ld items 2 a page", pages, want);
+  CHECK(rv && rv[0], "no resourceVersion");
+  printf("liststream: %ld items (%ld bytes) in %ld pages, each byte-exact, resourceVersion %s\n", k.items, k.bytes,
+         pages, rv);
+  free(rv);
+  free(raw);
+  kube_client_free(c);
+  return 0;
+}
+
 /* ---- informer ---- */
 
 struct inf_state {
@@ -495,6 +546,7 @@ int main(int argc, char **argv) {
   if (argc >= 5 && strcmp(argv[1], "lease") == 0) return cmd_lease(argv[2], argv[3], argv[4]);
   if (argc >= 3 && strcmp(argv[1], "events") == 0) return cmd_events(argv[2]);
   if (argc >= 3 && strcmp(argv[1], "nul") == 0) return cmd_nul(argv[2]);
-  fprintf(stderr, "usage: kube-e2e crud | paging NS N | conflict NS | informer NS DUMP | lease NS NAME ID | events NS | nul NS\n");
+  if (argc >= 5 && strcmp(argv[1], "liststream") == 0) return cmd_liststream(argv[2], argv[3], atol(argv[4]));
+  fprintf(stderr, "usage: kube-e2e crud | paging NS N | conflict NS | informer NS DUMP | lease NS NAME ID | events NS | nul NS | liststream NS RAWFILE N\n");
   return 2;
 }

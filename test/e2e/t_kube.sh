@@ -50,6 +50,19 @@ test_client_keeps_nul_and_utf8_in_server_strings() {
   assert_eq '"a\u0000b"' "$("$KCMDR" -n nul-e2e get configmaps nul | jq -c .metadata.annotations.evil)" "CLI"
 }
 
+test_client_list_stream_hands_out_server_bytes() {
+  local ns=liststream-e2e
+  kubectl create namespace "$ns" >/dev/null
+  for i in 1 2 3 4; do kubectl -n "$ns" create configmap "cm$i" --from-literal=v="$i" >/dev/null; done
+  head -c 300000 /dev/zero | tr '\0' x > big.txt  # an item spanning many receive chunks
+  kubectl -n "$ns" create configmap big --from-file=v=big.txt >/dev/null
+  # tried: what the issue did to stop every backup: a \u0000 (and non-ASCII) in an annotation
+  kubectl -n "$ns" create configmap evil --from-literal=v=1 >/dev/null
+  kubectl -n "$ns" patch configmap evil -p '{"metadata":{"annotations":{"evil":"a\u0000b","utf8":"é ü 日本"}}}' >/dev/null
+  kubectl get --raw "/api/v1/namespaces/$ns/configmaps" > raw.json
+  "$KUBE_E2E" liststream "$ns" raw.json "$(jq '.items | length' raw.json)"
+}
+
 test_client_refuses_unsafe_kubeconfigs() {
   # tried: a CA together with insecure-skip-tls-verify: kubectl's refusal, and no request is made
   sed 's#^\(    certificate-authority: .*\)#\1\n    insecure-skip-tls-verify: true#' "$KUBECONFIG" > both.kubeconfig

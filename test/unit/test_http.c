@@ -25,7 +25,7 @@
 struct route {
   char path[512];
   struct tsrv_route r;
-  char *body;
+  char *body, *later_body;
   int hits;
 };
 
@@ -119,9 +119,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(s->routes[i].path, url) == 0) rt = &s->routes[i];
   struct tsrv_route r = rt ? rt->r : (struct tsrv_route){0};
   int hit = rt ? ++rt->hits : 0;
+  bool later = rt && r.fail_n && hit > r.fail_n;
+  const char *src = later && rt->later_body ? rt->later_body : rt ? rt->body : NULL;
+  size_t blen = later && rt->later_body ? r.later_body_len : rt ? r.body_len : 0;
   char *body = NULL;
-  size_t blen = rt ? r.body_len : 0;
-  if (rt && rt->body && (body = malloc(blen ? blen : 1))) memcpy(body, rt->body, blen);
+  if (src && (body = malloc(blen ? blen : 1))) memcpy(body, src, blen);
   pthread_mutex_unlock(&s->lock);
   enum MHD_Result ret;
   char msg[256];
@@ -139,8 +141,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                        r.status);
       ret = reply(conn, r.status, msg, (size_t)n, &r);
     }
+  } else if (r.later_status && (r.later_status < 200 || r.later_status > 299)) {
+    int n = snprintf(msg, sizeof msg, "{\"kind\":\"Status\",\"code\":%d,\"message\":\"scripted %d\"}",
+                     r.later_status, r.later_status);
+    ret = reply(conn, r.later_status, msg, (size_t)n, &r);
   } else {
-    ret = reply(conn, 200, body ? body : "", blen, &r);
+    ret = reply(conn, r.later_status ? r.later_status : 200, body ? body : "", blen, &r);
   }
   free(body);
   return ret;
@@ -184,7 +190,7 @@ struct tsrv *tsrv_start(bool tls) {
 void tsrv_stop(struct tsrv *s) {
   if (!s) return;
   MHD_stop_daemon(s->d);
-  for (int i = 0; i < s->nroutes; i++) free(s->routes[i].body);
+  for (int i = 0; i < s->nroutes; i++) free(s->routes[i].body), free(s->routes[i].later_body);
   pthread_mutex_destroy(&s->lock);
   free(s);
 }
@@ -199,12 +205,15 @@ void tsrv_add(struct tsrv *s, const char *path, const struct tsrv_route *r) {
   if (!rt && s->nroutes < TSRV_ROUTES) rt = &s->routes[s->nroutes++];
   if (rt) {
     free(rt->body);
+    free(rt->later_body);
     snprintf(rt->path, sizeof rt->path, "%s", path);
     rt->r = *r;
     rt->hits = 0;
-    rt->body = NULL;
+    rt->body = rt->later_body = NULL;
     if (r->body && (rt->body = malloc(r->body_len ? r->body_len : 1))) memcpy(rt->body, r->body, r->body_len);
-    rt->r.body = NULL;
+    if (r->later_body && (rt->later_body = malloc(r->later_body_len ? r->later_body_len : 1)))
+      memcpy(rt->later_body, r->later_body, r->later_body_len);
+    rt->r.body = rt->r.later_body = NULL;
     rt->r.etag = r->etag; /* string literals in the tests */
   }
   pthread_mutex_unlock(&s->lock);

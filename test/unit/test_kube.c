@@ -457,6 +457,69 @@ static void exec_plugin_never_blocks_requests(void **state) {
   kube_client_free(k);
 }
 
+struct raw_items {
+  kd_buf all;   /* every item's bytes, each followed by '\n' */
+  int n, fail_at;
+};
+
+static kd_rc keep_raw(const char *item, size_t len, void *ud) {
+  struct raw_items *r = ud;
+  if (++r->n == r->fail_at) return kd_fail(KD_ERR_IO, "consumer gave up at item %d", r->n);
+  kd_rc rc = kd_buf_add(&r->all, item, len);
+  return rc ? rc : kd_buf_add(&r->all, "\n", 1);
+}
+
+static void list_stream_hands_out_server_bytes(void **state) {
+  (void)state;
+  kube_client *k = client_for("{token: t}", NULL);
+  /* the server's bytes, NUL escape, non-ASCII and number spellings included; two pages */
+  static const char item_a[] = "{\"metadata\":{\"name\":\"a\",\"annotations\":{\"evil\":\"a\\u0000b\",\"utf8\":\"\xc3\xa9\xe6\x97\xa5\"}},\"n\":1.50e+3}";
+  static const char item_b[] = "{\"metadata\":{\"name\":\"b\"},\"s\":\"\\\"]}\\\\\"}";
+  static const char item_c[] = "{\"metadata\":{\"name\":\"c\"},\"x\":[1,{\"y\":null}]}";
+  char p1[512], p2[512], want[1024];
+  int n1 = snprintf(p1, sizeof p1,
+                    "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"5\",\"continue\":\"tok\"},"
+                    "\"items\":[%s,\n  %s]}\n", item_a, item_b);
+  int n2 = snprintf(p2, sizeof p2, "{\"kind\":\"ConfigMapList\",\"metadata\":{\"resourceVersion\":\"5\"},\"items\":[%s]}", item_c);
+  snprintf(want, sizeof want, "%s\n%s\n%s\n", item_a, item_b, item_c);
+  tsrv_add(ksrv, CM_LIST, &(struct tsrv_route){.status = 200, .fail_n = 1, .body = p1, .body_len = (size_t)n1,
+                                                .later_body = p2, .later_body_len = (size_t)n2});
+  struct raw_items r = {KD_BUF_INIT(1 << 20), 0, 0};
+  char *rv = NULL;
+  struct kube_list_opts lo = {NULL, NULL, 2, NULL};
+  assert_int_equal(kube_list_stream(k, &cm, "ns", &lo, keep_raw, &r, &rv), KD_OK);
+  assert_int_equal(tsrv_hits(ksrv, CM_LIST), 2);
+  assert_int_equal(r.n, 3);
+  assert_int_equal(r.all.len, strlen(want));
+  assert_memory_equal(r.all.data, want, strlen(want)); /* exactly the server's bytes */
+  assert_string_equal(rv, "5");
+  free(rv);
+  rv = NULL;
+  /* tried: the continue token expired between pages -> KD_ERR_GONE for the caller to start over */
+  tsrv_add(ksrv, CM_LIST, &(struct tsrv_route){.status = 200, .fail_n = 1, .body = p1, .body_len = (size_t)n1,
+                                                .later_status = 410});
+  kd_buf_reset(&r.all);
+  r.n = 0;
+  assert_int_equal(kube_list_stream(k, &cm, "ns", &lo, keep_raw, &r, &rv), KD_ERR_GONE);
+  assert_null(rv);
+  /* tried: the consumer fails: its code and message come back, no page is fetched again */
+  tsrv_add(ksrv, CM_LIST, &(struct tsrv_route){.status = 200, .fail_n = 1, .body = p1, .body_len = (size_t)n1,
+                                                .later_body = p2, .later_body_len = (size_t)n2});
+  r.n = 0;
+  r.fail_at = 2;
+  assert_int_equal(kube_list_stream(k, &cm, "ns", &lo, keep_raw, &r, &rv), KD_ERR_IO);
+  assert_string_equal(kd_errmsg(), "consumer gave up at item 2");
+  assert_int_equal(tsrv_hits(ksrv, CM_LIST), 1);
+  /* tried: a page cut short, and one that is not JSON */
+  r.fail_at = 0;
+  tsrv_add(ksrv, CM_LIST, &(struct tsrv_route){.status = 200, .body = p1, .body_len = (size_t)n1 - 5});
+  assert_int_equal(kube_list_stream(k, &cm, "ns", &lo, keep_raw, &r, &rv), KD_ERR_PARSE);
+  tsrv_add(ksrv, CM_LIST, &(struct tsrv_route){.status = 200, .body = "<html>", .body_len = 6});
+  assert_int_equal(kube_list_stream(k, &cm, "ns", &lo, keep_raw, &r, &rv), KD_ERR_PARSE);
+  kd_buf_free(&r.all);
+  kube_client_free(k);
+}
+
 int test_kube(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(paths),
@@ -470,6 +533,7 @@ int test_kube(void) {
       cmocka_unit_test(long_tokens_sent_whole),
       cmocka_unit_test(list_and_watch_keep_nul),
       cmocka_unit_test(exec_plugin_never_blocks_requests),
+      cmocka_unit_test(list_stream_hands_out_server_bytes),
   };
   return cmocka_run_group_tests_name("kube", tests, kube_setup, kube_teardown);
 }

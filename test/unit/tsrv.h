@@ -12,7 +12,7 @@ struct tsrv;
 /* How a path answers. The first fail_n hits (every hit when fail_n is 0) get the scripted
  * behaviour: sleep sleep_ms, then hang up without an answer (hangup), or answer status (a 2xx
  * with body, anything else with a Kubernetes Status naming the code, Retry-After on 429 when
- * retry_after_s). Later hits get 200 with body. */
+ * retry_after_s). Later hits get later_status (0 = 200) with later_body (NULL = body). */
 struct tsrv_route {
   int status;
   int fail_n;
@@ -23,6 +23,9 @@ struct tsrv_route {
   int sleep_ms;
   const char *etag;  /* borrowed: a literal */
   const char *ctype; /* borrowed; NULL = application/json */
+  int later_status;
+  const char *later_body; /* copied */
+  size_t later_body_len;
 };
 
 /* What the last request carried. */
