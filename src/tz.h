@@ -14,12 +14,16 @@
 
 typedef struct tz_zone tz_zone;
 
-/* Load zone name ("Europe/Berlin", "UTC") from $KCMDR_ZONEINFO or /usr/share/zoneinfo.
- * "UTC" and "" need no file. KD_ERR_INVALID for names with "..", a leading '/' or other
- * characters a zone name cannot have; KD_ERR_NOTFOUND for an unknown zone; KD_ERR_PARSE for a
- * file that is not TZif. Caller frees with tz_free. */
+/* Load zone name ("Europe/Berlin", "UTC") from $KCMDR_ZONEINFO or /usr/share/zoneinfo, with
+ * the names Go's time.LoadLocation takes: "", "UTC" and "Local" are UTC without a file (Local is
+ * UTC for kcm's pods and for us); any other name is a path below the directory ("Europe/./Berlin"
+ * works, as in Go). KD_ERR_INVALID "time: invalid location name" for a name Go refuses (one
+ * holding "..", or starting with '/' or '\'); KD_ERR_NOTFOUND "unknown time zone NAME" when
+ * there is no such file, or with the reason when it cannot be read (a directory); KD_ERR_PARSE
+ * for a file that is not TZif. *out is set only on success; caller frees it with tz_free. */
 kd_rc tz_load(const char *name, tz_zone **out);
-/* Parse TZif bytes (versions 1-4). Same failures as tz_load. */
+/* Parse TZif bytes (versions 1-4). KD_ERR_PARSE for anything truncated or inconsistent,
+ * KD_ERR_NOMEM; *out is NULL on failure. */
 kd_rc tz_parse(const unsigned char *data, size_t len, const char *name, tz_zone **out);
 /* Free a zone. NULL is fine. */
 void tz_free(tz_zone *z);
