@@ -171,16 +171,21 @@ static const char *time_quote(span s, char out[QBUF]) {
   return out;
 }
 
-/* unicode.IsPrint for runes above ASCII, as far as cron input can reach it: C1 controls, the
- * soft hyphen, spaces other than U+0020, format characters, private use and non-characters are
- * not printable; every other rune is taken as printable (unassigned code points are the known
- * difference, which only changes how an error message quotes them). */
+/* unicode.IsPrint for runes above ASCII: C1 controls, the soft hyphen, spaces other than
+ * U+0020, the format characters (category Cf), private use and non-characters are not printable;
+ * every other rune is taken as printable. Checked against Go for every code point: the only
+ * difference left is unassigned code points (which depend on Go's Unicode version anyway), and
+ * it only changes how an error message quotes them, never what is accepted. */
 static bool go_print(uint32_t r) {
-  if (r < 0xa0 || r == 0xad || go_space(r)) return false;
-  if (r == 0x061c || r == 0x06dd || r == 0x070f || r == 0x180e || (r >= 0x200b && r <= 0x200f) ||
-      (r >= 0x202a && r <= 0x202e) || (r >= 0x2060 && r <= 0x206f) || r == 0xfeff || (r >= 0xfff9 && r <= 0xfffb) ||
-      (r >= 0xe000 && r <= 0xf8ff) || (r & 0xfffe) == 0xfffe || r >= 0xf0000 || (r >= 0xe0000 && r <= 0xe007f))
-    return false;
+  static const uint32_t not_print[][2] = {
+      {0x0600, 0x0605},   {0x061c, 0x061c},   {0x06dd, 0x06dd},   {0x070f, 0x070f},   {0x08e2, 0x08e2},
+      {0x180e, 0x180e},   {0x200b, 0x200f},   {0x202a, 0x202e},   {0x2060, 0x206f},   {0xe000, 0xf8ff},
+      {0xfeff, 0xfeff},   {0xfff9, 0xfffb},   {0x110bd, 0x110bd}, {0x110cd, 0x110cd}, {0x13430, 0x1343f},
+      {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0000, 0xe007f}, {0xf0000, 0x10ffff},
+  };
+  if (r < 0xa0 || r == 0xad || go_space(r) || (r & 0xfffe) == 0xfffe) return false;
+  for (size_t i = 0; i < KD_ARRAY_LEN(not_print); i++)
+    if (r >= not_print[i][0] && r <= not_print[i][1]) return false;
   return true;
 }
 
