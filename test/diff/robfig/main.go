@@ -29,14 +29,14 @@ import (
 )
 
 var (
-	driver = flag.String("driver", "", "the C driver binary")
-	seed   = flag.Int64("seed", 20250117, "generator seed")
-	count  = flag.Int("n", 5000, "expressions")
-	starts = flag.Int("starts", 6, "start times per expression")
-	nexts  = flag.Int("nexts", 3, "successive Next calls per start time")
-	show   = flag.Int("show", 25, "differences to print")
-	dump   = flag.Bool("dump", false, "print every expression with the Go result")
-	every  = flag.Bool("allzones", false, "draw zones from every file under /usr/share/zoneinfo (slow; for exploring)")
+	driver   = flag.String("driver", "", "the C driver binary")
+	seed     = flag.Int64("seed", 20250117, "generator seed")
+	count    = flag.Int("n", 5000, "expressions")
+	starts   = flag.Int("starts", 6, "start times per expression")
+	nexts    = flag.Int("nexts", 3, "successive Next calls per start time")
+	show     = flag.Int("show", 25, "differences to print")
+	dump     = flag.Bool("dump", false, "print every expression with the Go result")
+	allZones = flag.Bool("allzones", false, "draw zones from every file under /usr/share/zoneinfo (slow; for exploring)")
 )
 
 // Zones robfig can load, chosen for their DST rules: US and EU rules, a 30-minute DST shift
@@ -504,7 +504,7 @@ func watchdog(spec string, startList []int64) (string, bool) {
 func main() {
 	flag.Parse()
 	g := gen{rand.New(rand.NewSource(*seed)), new(bool)}
-	if *every {
+	if *allZones {
 		filepath.WalkDir("/usr/share/zoneinfo", func(path string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
 				name := strings.TrimPrefix(path, "/usr/share/zoneinfo/")
