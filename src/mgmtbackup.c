@@ -350,11 +350,14 @@ static kd_rc plan_on_demand(const struct mb_input *in, struct mb_plan *p, const 
 }
 
 static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const char *name, const char *label,
-                            const char *sched) {
+                            json_t *sched_json) {
+  const char *sched = json_string_value(sched_json);
   cron_schedule *cs = NULL;
   kd_rc rc = KD_OK;
   json_object_del(p->status, "nextAttempt");
-  if (cron_parse(sched, &cs) != KD_OK) return plan_error(p, "InvalidSchedule", "invalid schedule \"%s\": %s", sched, kd_errmsg());
+  /* the whole string, as robfig sees it: a NUL inside is part of the spec, not its end */
+  if (cron_parse_n(sched, json_string_length(sched_json), &cs) != KD_OK)
+    return plan_error(p, "InvalidSchedule", "invalid schedule \"%s\": %s", sched, kd_errmsg());
   /* the last backup: the newest of the status (not in the future), our listed Backups, and
    * the one this process just created (only while the cache may lag) */
   const char *last = NULL;
@@ -436,7 +439,8 @@ kd_rc mb_plan_reconcile(const struct mb_input *in, struct mb_plan *out) {
   json_object_del(out->status, "error");
   const char *name = meta_str(in->mb, "name");
   json_t *labels = json_object_get(json_object_get(in->mb, "metadata"), "labels");
-  const char *sched = json_string_value(json_object_get(json_object_get(in->mb, "spec"), "schedule"));
+  json_t *sched_json = json_object_get(json_object_get(in->mb, "spec"), "schedule");
+  const char *sched = json_string_value(sched_json);
   char label[MB_LABEL_MAX + 1];
   kd_rc rc;
   if (!name) {
@@ -447,7 +451,7 @@ kd_rc mb_plan_reconcile(const struct mb_input *in, struct mb_plan *out) {
   if (json_object_get(labels, VELERO_LABEL_RESTORE) && json_object_get(labels, VELERO_LABEL_BACKUP))
     rc = plan_restored(in, out, name, sched);
   else if (sched && sched[0])
-    rc = plan_scheduled(in, out, name, label, sched);
+    rc = plan_scheduled(in, out, name, label, sched_json);
   else
     rc = plan_on_demand(in, out, name, label);
   if (rc == KD_OK) return KD_OK;

@@ -406,6 +406,16 @@ static void plan_bad_and_impossible_schedules_are_errors(void **state) {
     mb_plan_free(&p);
     json_decref(mb);
   }
+  /* tried (item 2): a NUL inside the schedule string ends nothing early: "@daily\u0000x" is
+   * what robfig sees, and refuses */
+  json_t *nul = mb_obj("nul", "x", "2025-12-31T00:00:00Z", NULL, NULL);
+  json_object_set_new(json_object_get(nul, "spec"), "schedule", json_stringn("@daily\0x", 8));
+  struct mb_plan pn;
+  plan(nul, none, NULL, 0, &pn);
+  assert_false(pn.create);
+  assert_string_equal(pn.reason, "InvalidSchedule");
+  mb_plan_free(&pn);
+  json_decref(nul);
   /* tried (item 6): 30 February never comes; robfig returns the zero time and kcm stays silent */
   json_t *mb = mb_obj("never", "0 0 30 2 *", "2025-12-31T00:00:00Z", NULL, NULL);
   struct mb_plan p;
