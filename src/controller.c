@@ -257,7 +257,10 @@ static void on_velero_synced(void *ud) {
 /* ---- reconcile ---- */
 
 static kd_rc resolve_bsl(struct ctl *x, json_t *mb, char *out, size_t n) {
-  const char *want = json_string_value(json_object_get(json_object_get(mb, "spec"), "storageLocation"));
+  json_t *wj = json_object_get(json_object_get(mb, "spec"), "storageLocation");
+  const char *want = json_string_value(wj);
+  if (want && strlen(want) != json_string_length(wj))
+    return kd_fail(KD_ERR_NOTFOUND, "storageLocation holds a NUL character: no BackupStorageLocation has such a name");
   if (want && want[0]) {
     json_t *b = informer_get(x->inf[INF_BSL], x->ns, want);
     if (!b) return kd_fail(KD_ERR_NOTFOUND, "BackupStorageLocation \"%s\" not found in namespace %s", want, x->ns);
@@ -304,7 +307,17 @@ static kd_rc create_backup(struct ctl *x, json_t *mb, const char *bname, const c
     rc = kd_fail(KD_ERR_NOMEM, "out of memory building the Backup");
     goto done;
   }
-  rc = kube_create(x->c, &res_backup, x->ns, obj, &out);
+  /* a leader sends only while its lease is surely valid, and gives up when it might not be */
+  struct kube_req_opts ro = {0, 0, NULL, false};
+  if (x->leader_elect) {
+    int64_t left = atomic_load(&x->lease_valid_until_ms) - kd_now_ms();
+    if (left <= 0) {
+      rc = kd_fail(KD_ERR_CANCELLED, "this process's leadership may have lapsed; not creating %s", bname);
+      goto done;
+    }
+    ro.timeout_ms = left, ro.max_retries = -1;
+  }
+  rc = kube_create_ex(x->c, &res_backup, x->ns, obj, &ro, &out);
   if (rc == KD_ERR_CONFLICT) { /* ours from before (a retry, a restart), or someone else's */
     json_decref(out);
     out = NULL;
@@ -376,13 +389,19 @@ static int64_t do_create(struct ctl *x, json_t *mb, struct mb_plan *plan) {
     snprintf(msg, sizeof msg, "%s", kd_errmsg());
     reason = "StorageLocationNotFound";
     wait = 30000;
-  } else if ((rc = create_backup(x, mb, plan->create_name, bsl)) == KD_OK) {
+  } else if ((rc = create_backup(x, mb, plan->create_name, bsl)) == KD_OK || rc == KD_ERR_HTTP ||
+             rc == KD_ERR_TIMEOUT || rc == KD_ERR_TRANSPORT) {
+    /* created, or perhaps created (the server may have committed it before failing): either
+     * way it counts as this slot's Backup until the cache says otherwise */
     time_t now = time(NULL);
-    json_object_set_new(x->created, name, json_pack("{s:s,s:I}", "backup", plan->create_name, "time", (json_int_t)now));
-    return 0;
+    if (json_object_set_new(x->created, name, json_pack("{s:s,s:I}", "backup", plan->create_name, "time", (json_int_t)now)))
+      kd_log(KD_LOG_WARN, "ManagementBackup %s: out of memory remembering Backup %s", name, plan->create_name);
+    if (rc == KD_OK) return 0;
+    snprintf(msg, sizeof msg, "creating a Velero Backup for this ManagementBackup: %s", kd_errmsg());
   } else {
-    snprintf(msg, sizeof msg, "creating Velero Backup %s: %s", plan->create_name, kd_errmsg());
+    snprintf(msg, sizeof msg, "creating a Velero Backup for this ManagementBackup: %s", kd_errmsg());
     if (rc == KD_ERR_CONFLICT) reason = "BackupNameTaken";
+    if (rc == KD_ERR_CANCELLED) return REQUEUE_ERROR_MS; /* not leading: nothing to report */
   }
   json_t *st = json_deep_copy(json_object_get(mb, "status"));
   if (!st) st = json_object();
@@ -401,20 +420,31 @@ static int64_t reconcile(struct ctl *x, const char *name) {
     return 0;
   }
   int64_t rq = 0;
+  if (!may_create(x)) { /* a deposed leader writes nothing, status included */
+    rq = REQUEUE_ERROR_MS;
+    goto done;
+  }
   /* like kcm: ManagementBackups carry the kcm component label, so backups include them */
   if (!kd_streq(label(mb, MB_LABEL_COMPONENT), MB_LABEL_COMPONENT_VALUE)) {
     json_t *patch = json_pack("{s:{s:{s:s}}}", "metadata", "labels", MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE), *out = NULL;
     kd_rc rc = kube_patch(x->c, &res_mb, NULL, name, patch, NULL, &out);
     json_decref(patch);
-    if (rc != KD_OK) {
+    if (rc == KD_ERR_NOTFOUND) {
       json_decref(out);
-      if (rc != KD_ERR_NOTFOUND) rq = REQUEUE_ERROR_MS;
       goto done;
     }
-    json_decref(mb); /* go on with the patched object: no round trip through the watch */
-    mb = strip_managed_fields(out);
-    json_decref(out);
-    if (!mb) goto done;
+    if (rc == KD_OK) {
+      json_decref(mb); /* go on with the patched object: no round trip through the watch */
+      mb = strip_managed_fields(out);
+      json_decref(out);
+      if (!mb) goto done;
+    } else { /* best effort: the schedule must not stop over a label */
+      json_decref(out);
+      char msg[1200];
+      snprintf(msg, sizeof msg, "cannot add the label %s=%s (backups will not include this object): %s",
+               MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE, kd_errmsg());
+      note_error(x, mb, "LabelFailed", msg);
+    }
   }
   if (!x->velero_ok) {
     json_t *st = json_deep_copy(json_object_get(mb, "status"));
@@ -433,7 +463,14 @@ static int64_t reconcile(struct ctl *x, const char *name) {
   /* what this process created counts only until the cache shows it, and never past the lag */
   json_t *mine = json_object_get(x->created, name);
   struct mb_input in = {mb, backups, json_string_value(json_object_get(mine, "backup")),
-                        (time_t)json_integer_value(json_object_get(mine, "time")), time(NULL), x->restore_wait_s};
+                        (time_t)json_integer_value(json_object_get(mine, "time")), time(NULL), x->restore_wait_s, 0};
+  char bsl_name[256];
+  if (resolve_bsl(x, mb, bsl_name, sizeof bsl_name) == KD_OK) { /* when it last synced, for restored objects */
+    json_t *bsl = informer_get(x->inf[INF_BSL], x->ns, bsl_name);
+    const char *ls = json_string_value(json_object_get(json_object_get(bsl, "status"), "lastSyncedTime"));
+    if (ls) kd_time_parse(ls, &in.bsl_synced);
+    json_decref(bsl);
+  }
   json_t *seen = mine ? informer_get(x->inf[INF_BACKUP], x->ns, in.pending) : NULL;
   if (mine && (seen || in.now - in.pending_time > MB_CACHE_LAG_S)) {
     json_object_del(x->created, name);

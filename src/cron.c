@@ -140,6 +140,7 @@ static const char *raw(span s, char out[QBUF]) {
       out[o++] = s.p[i];
     }
   }
+  o = kd_utf8_cut(out, o); /* a cut message never ends in half a character */
   out[o] = '\0';
   return out;
 }

@@ -131,6 +131,8 @@ void mb_bounded(const char *in, size_t max, char *out) {
   unsigned char d[SHA256_DIGEST_LENGTH];
   SHA256((const unsigned char *)in, len, d);
   size_t keep = max - 9;
+  /* "a.-hash" is no valid name: what is kept ends with a letter or digit */
+  while (keep > 0 && (in[keep - 1] == '.' || in[keep - 1] == '-' || in[keep - 1] == '_')) keep--;
   memcpy(out, in, keep);
   snprintf(out + keep, 10, "-%02x%02x%02x%02x", d[0], d[1], d[2], d[3]);
 }
@@ -258,8 +260,9 @@ static kd_rc plan_error(struct mb_plan *p, const char *reason, const char *fmt, 
   char msg[1500];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  int full = vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (full >= (int)sizeof msg) msg[kd_utf8_cut(msg, sizeof msg - 1)] = '\0'; /* never half a character */
   p->reason = reason;
   if (json_object_set_new(p->status, "error", json_string(msg))) return kd_fail(KD_ERR_NOMEM, "out of memory");
   return KD_OK;
@@ -296,18 +299,21 @@ static kd_rc plan_restored(const struct mb_input *in, struct mb_plan *p, const c
   bool scheduled = sched && sched[0];
   json_t *b = mb_pick_restored(name, scheduled, in->backups, in->now);
   kd_rc rc;
+  int wait = in->restore_wait_s > 0 ? in->restore_wait_s : MB_RESTORE_WAIT_S;
+  time_t created = in->now;
+  time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &created);
+  int64_t waited = (int64_t)(in->now - created);
+  /* Backups come back in any order: pick only once a whole sync has run since the restore (or
+   * the wait is over), so the newest is among them */
+  if (b && in->bsl_synced <= created && waited < wait) b = NULL;
   if (b) {
     if ((rc = set_last(p, meta_str(b, "name"), backup_time(name, b))) || (rc = mirror_last(p, in->backups))) return rc;
     p->drop_restore_labels = true;
     return KD_OK;
   }
   /* its Backups come back with the storage location's sync: wait for them, never re-create */
-  int wait = in->restore_wait_s > 0 ? in->restore_wait_s : MB_RESTORE_WAIT_S;
-  time_t created = in->now;
-  time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &created);
-  int64_t waited = (int64_t)(in->now - created);
   if (waited < wait) {
-    p->requeue_s = wait - waited;
+    p->requeue_s = wait - waited < 10 ? wait - waited : 10;
     return KD_OK;
   }
   const char *from = json_string_value(json_object_get(json_object_get(json_object_get(in->mb, "metadata"), "labels"), VELERO_LABEL_BACKUP));
@@ -315,9 +321,9 @@ static kd_rc plan_restored(const struct mb_input *in, struct mb_plan *p, const c
   if (scheduled) snprintf(want, sizeof want, "none of its Backups %s-<timestamp> has", name);
   else snprintf(want, sizeof want, "its Backup %s has not", name);
   rc = plan_error(p, "RestoredBackupsMissing",
-                  "restored from backup %s, but %s come back after %llds: restored Backups return when the "
+                  "restored from backup %s, but %s come back within %ds: restored Backups return when the "
                   "BackupStorageLocation syncing them is Available; %s",
-                  from ? from : "?", want, (long long)waited,
+                  from ? from : "?", want, wait,
                   scheduled ? "the schedule goes on from now" : "no new Backup is made while its name may still be in the bucket");
   if (rc) return rc;
   if (scheduled) p->drop_restore_labels = true; /* new names cannot collide: the schedule resumes */
@@ -360,14 +366,16 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
     return plan_error(p, "InvalidSchedule", "invalid schedule \"%s\": %s", sched, kd_errmsg());
   /* the last backup: the newest of the status (not in the future), our listed Backups, and
    * the one this process just created (only while the cache may lag) */
-  const char *last = NULL;
+  char last[MB_NAME_MAX + 1] = "";
   time_t last_t = 0, t;
-  if (time_field(p->status, "lastBackupTime", &t) && t <= in->now) {
-    last = json_string_value(json_object_get(p->status, "lastBackupName"));
+  const char *st_last = json_string_value(json_object_get(p->status, "lastBackupName"));
+  if (time_field(p->status, "lastBackupTime", &t) && t <= in->now && st_last) {
+    snprintf(last, sizeof last, "%s", st_last);
     last_t = t;
   }
   bool running = false;
   const char *stuck = NULL;
+  int64_t wake = 60; /* a running Backup is looked at again at least this often (s) */
   size_t i;
   json_t *b;
   json_array_foreach(in->backups, i, b) {
@@ -376,22 +384,27 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
     if (mb_phase_running(phase)) {
       running = true;
       time_t c;
-      if ((!phase || !phase[0] || strcmp(phase, "New") == 0) &&
-          time_field(json_object_get(b, "metadata"), "creationTimestamp", &c) && in->now - c > MB_NOT_STARTED_S)
-        stuck = meta_str(b, "name");
+      if ((!phase || !phase[0] || strcmp(phase, "New") == 0) && time_field(json_object_get(b, "metadata"), "creationTimestamp", &c)) {
+        if (in->now - c > MB_NOT_STARTED_S) stuck = meta_str(b, "name");
+        else if (c + MB_NOT_STARTED_S + 1 - in->now < wake) wake = c + MB_NOT_STARTED_S + 1 - in->now;
+      }
     }
-    if (mb_parse_scheduled_name(name, meta_str(b, "name"), &t) && t <= in->now && (!last || t > last_t)) {
-      last = meta_str(b, "name");
+    if (mb_parse_scheduled_name(name, meta_str(b, "name"), &t) && t <= in->now && (!last[0] || t > last_t)) {
+      snprintf(last, sizeof last, "%s", meta_str(b, "name"));
       last_t = t;
     }
   }
   if (pending_fresh(in)) {
     running = true;
-    if (!last || in->pending_time >= last_t) last = in->pending, last_t = in->pending_time;
+    if (in->pending_time + MB_CACHE_LAG_S + 1 - in->now < wake) wake = in->pending_time + MB_CACHE_LAG_S + 1 - in->now;
+    if (!last[0] || in->pending_time >= last_t) {
+      snprintf(last, sizeof last, "%s", in->pending);
+      last_t = in->pending_time;
+    }
   }
-  time_t base = last ? last_t : in->now;
-  if (!last) time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &base);
-  if (last && (rc = set_last(p, last, last_t))) goto done;
+  time_t base = last[0] ? last_t : in->now;
+  if (!last[0]) time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &base);
+  if (last[0] && (rc = set_last(p, last, last_t))) goto done;
   int64_t next = cron_next(cs, base);
   if (next && in->now >= next && !running) {
     mb_scheduled_name(name, in->now, p->create_name);
@@ -409,7 +422,7 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
   }
   if (!next) {
     rc = plan_error(p, "InvalidSchedule", "schedule \"%s\" has no activation in the next five years after %s", sched,
-                    last ? json_string_value(json_object_get(p->status, "lastBackupTime")) : "its creation");
+                    last[0] ? json_string_value(json_object_get(p->status, "lastBackupTime")) : "its creation");
     goto done;
   }
   if (set_time(p->status, "nextAttempt", (time_t)next)) {
@@ -422,7 +435,9 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
                     "kcmdr's builtin engine running?",
                     stuck, MB_NOT_STARTED_S / 60);
     p->requeue_s = 60;
-  } else if (!(in->now >= next && running)) {
+  } else if (in->now >= next && running) {
+    p->requeue_s = wake > 0 ? wake : 1; /* the clocks above end the wait even if nothing changes */
+  } else {
     p->requeue_s = next - in->now;
   }
   if (rc == KD_OK) rc = mirror_last(p, in->backups);
@@ -449,8 +464,8 @@ kd_rc mb_plan_reconcile(const struct mb_input *in, struct mb_plan *out) {
   }
   mb_bounded(name, MB_LABEL_MAX, label);
   if (json_object_get(labels, VELERO_LABEL_RESTORE) && json_object_get(labels, VELERO_LABEL_BACKUP))
-    rc = plan_restored(in, out, name, sched);
-  else if (sched && sched[0])
+    rc = plan_restored(in, out, name, json_string_length(sched_json) > 0 ? (sched && sched[0] ? sched : "?") : NULL);
+  else if (json_string_length(sched_json) > 0) /* "\u0000@daily" is a (bad) schedule, not on demand */
     rc = plan_scheduled(in, out, name, label, sched_json);
   else
     rc = plan_on_demand(in, out, name, label);

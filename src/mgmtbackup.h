@@ -34,8 +34,8 @@ json_t *mb_selectors(json_t *cluster_deployments, json_t *cluster_templates, boo
  * ["clusters.cluster.x-k8s.io"], ttl 720h0m0s, storageLocation bsl, orLabelSelectors selectors. */
 json_t *mb_backup_object(const char *name, const char *ns, const char *mb_name, const char *bsl, json_t *selectors);
 
-/* in, or when longer than max: its first max-9 bytes + "-" + 8 hex digits of its SHA-256. out
- * must hold max+1 bytes. */
+/* in, or when longer than max (which must be at least 10): its first max-9 bytes, without
+ * trailing '.', '-' or '_', + "-" + 8 hex digits of its SHA-256. out must hold max+1 bytes. */
 void mb_bounded(const char *in, size_t max, char *out);
 /* "<mb>-YYYYMMDDhhmmss" (UTC). When that would pass MB_NAME_MAX, the ManagementBackup's part is
  * bounded (mb_bounded) and the timestamp kept, so the name still parses. out: MB_NAME_MAX+1. */
@@ -68,6 +68,8 @@ struct mb_input {
   time_t pending_time;      /* when it was created */
   time_t now;
   int restore_wait_s;       /* 0 = MB_RESTORE_WAIT_S */
+  time_t bsl_synced;        /* status.lastSyncedTime of mb's storage location (0: unknown): a
+                             * restored object picks its Backup only after a sync since then */
 };
 
 struct mb_plan {
