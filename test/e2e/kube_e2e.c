@@ -9,9 +9,11 @@
  *   kube-e2e events NS               the same event 3 times -> one Event with count 3
  *   kube-e2e nul NS                  an annotation with \u0000 and UTF-8 through create/get/update/list/watch
  *   kube-e2e liststream NS RAW N     kube_list_stream 2 a page: N items, each byte-exact in RAW (kubectl's list)
+ *   kube-e2e listbench NS            time kube_list against kube_list_stream (a measurement, not a test)
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,6 +387,44 @@ static int cmd_liststream(const char *ns, const char *rawfile, long want) {
   return 0;
 }
 
+static bool count_only(json_t *item, void *ud) {
+  (void)item;
+  ++*(long *)ud;
+  return true;
+}
+
+static kd_rc count_raw(const char *item, size_t len, void *ud) {
+  (void)item;
+  ((long *)ud)[0]++;
+  ((long *)ud)[1] += (long)len;
+  return KD_OK;
+}
+
+/* Measure: list NS's ConfigMaps (500 a page) with kube_list (a tree per page) and with
+ * kube_list_stream (raw items), best of 3 each. Prints the times; fails only on errors. */
+static int cmd_listbench(const char *ns) {
+  kube_client *c = connect_or_die();
+  struct kube_list_opts lo = {NULL, NULL, 500, NULL};
+  int64_t best_tree = INT64_MAX, best_stream = INT64_MAX;
+  long n_tree = 0, raw[2] = {0, 0};
+  for (int i = 0; i < 3; i++) {
+    n_tree = 0;
+    int64_t t0 = kd_now_ms();
+    CHECK(kube_list(c, &cm_res, ns, &lo, count_only, &n_tree, NULL) == KD_OK, "list");
+    int64_t t1 = kd_now_ms();
+    raw[0] = raw[1] = 0;
+    CHECK(kube_list_stream(c, &cm_res, ns, &lo, count_raw, raw, NULL) == KD_OK, "list_stream");
+    int64_t t2 = kd_now_ms();
+    if (t1 - t0 < best_tree) best_tree = t1 - t0;
+    if (t2 - t1 < best_stream) best_stream = t2 - t1;
+  }
+  CHECK(n_tree == raw[0], "kube_list saw %ld items, kube_list_stream %ld", n_tree, raw[0]);
+  printf("listbench: %ld items, %ld bytes: kube_list %lld ms, kube_list_stream %lld ms\n", n_tree, raw[1],
+         (long long)best_tree, (long long)best_stream);
+  kube_client_free(c);
+  return 0;
+}
+
 /* ---- informer ---- */
 
 struct inf_state {
@@ -546,7 +586,8 @@ int main(int argc, char **argv) {
   if (argc >= 5 && strcmp(argv[1], "lease") == 0) return cmd_lease(argv[2], argv[3], argv[4]);
   if (argc >= 3 && strcmp(argv[1], "events") == 0) return cmd_events(argv[2]);
   if (argc >= 3 && strcmp(argv[1], "nul") == 0) return cmd_nul(argv[2]);
+  if (argc >= 3 && strcmp(argv[1], "listbench") == 0) return cmd_listbench(argv[2]);
   if (argc >= 5 && strcmp(argv[1], "liststream") == 0) return cmd_liststream(argv[2], argv[3], atol(argv[4]));
-  fprintf(stderr, "usage: kube-e2e crud | paging NS N | conflict NS | informer NS DUMP | lease NS NAME ID | events NS | nul NS | liststream NS RAWFILE N\n");
+  fprintf(stderr, "usage: kube-e2e crud | paging NS N | conflict NS | informer NS DUMP | lease NS NAME ID | events NS | nul NS | liststream NS RAWFILE N | listbench NS\n");
   return 2;
 }
