@@ -501,7 +501,7 @@ static int64_t reconcile(struct ctl *x, const char *name) {
   }
   rq = plan.requeue_s > 0 ? plan.requeue_s * 1000 + 50 : 0;
   kd_log(KD_LOG_DEBUG, "ManagementBackup %s: reconciled (%s; next look in %lld ms)", name,
-         plan.create ? "created a Backup" : "nothing to create", (long long)rq);
+         plan.create ? "created a Backup" : plan.waiting ? "slot due while a Backup runs" : "nothing to create", (long long)rq);
 done:
   mb_plan_free(&plan);
   json_decref(backups);

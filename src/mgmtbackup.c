@@ -436,6 +436,7 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
                     stuck, MB_NOT_STARTED_S / 60);
     p->requeue_s = 60;
   } else if (in->now >= next && running) {
+    p->waiting = true;
     p->requeue_s = wake > 0 ? wake : 1; /* the clocks above end the wait even if nothing changes */
   } else {
     p->requeue_s = next - in->now;

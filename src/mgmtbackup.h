@@ -77,6 +77,7 @@ struct mb_plan {
   bool create;              /* create the Backup create_name */
   char create_name[MB_NAME_MAX + 1];
   bool drop_restore_labels; /* remove velero.io/restore-name and velero.io/backup-name */
+  bool waiting;             /* a slot is due but one of its Backups still runs */
   int64_t requeue_s;        /* look again after this many seconds; 0: when something changes */
   const char *reason;       /* set with status.error: the Warning Event reason */
 };

@@ -136,7 +136,7 @@ YAML
   first=$(backups)
   [[ $first =~ ^tick-[0-9]{14}$ ]] || fail "scheduled name '$first' is not tick-YYYYMMDDhhmmss"
   # the Backup stays New, then InProgress: no second one while it runs, though slots pass
-  wait_until 15 grep -q "ManagementBackup tick: reconciled (nothing to create; next look in 0 ms)" ctl.log
+  wait_until 15 grep -q "ManagementBackup tick: reconciled (slot due while a Backup runs" ctl.log
   velero_sets "$first" InProgress
   looked_at ctl.log tick
   assert_eq "$first" "$(backups)" "no new Backup while one is New/InProgress"

@@ -350,6 +350,7 @@ static void plan_no_backup_while_one_runs_and_one_after_missed_slots(void **stat
     assert_string_equal(st_str(&p, "nextAttempt"), "2025-12-31T23:50:05Z");
     /* the Backup's next change wakes it, and a clock too: a New one is reported once stuck */
     assert_true(p.requeue_s > 0 && p.requeue_s <= 60);
+    assert_true(p.waiting);
     mb_plan_free(&p);
     json_decref(bs);
   }
