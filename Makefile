@@ -19,6 +19,7 @@ TSRCS   := $(wildcard test/unit/*.c)
 TOBJS   := $(TSRCS:test/unit/%.c=$(BUILD)/test/%.o)
 UNIT    := $(BUILD)/unit-tests
 KUBE_E2E := $(BUILD)/kube-e2e
+OBJSTORE_E2E := $(BUILD)/objstore-e2e
 
 .PHONY: all test test-unit test-e2e test-diff asan valgrind fuzz fuzz-build bench clean demo deps
 
@@ -51,6 +52,9 @@ $(UNIT): $(TOBJS) $(OBJS)
 $(KUBE_E2E): test/e2e/kube_e2e.c $(OBJS)
 	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
+$(OBJSTORE_E2E): test/e2e/objstore_e2e.c $(OBJS)
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
 $(BUILD)/bench-controller: bench/bench_controller.c $(OBJS)
 	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
@@ -64,8 +68,8 @@ deps:
 test-unit: $(UNIT)
 	KCMDR_TEST_DATA=$(CURDIR)/test/data $(UNIT)
 
-test-e2e: $(BIN) $(KUBE_E2E)
-	KCMDR_BIN=$(CURDIR)/$(BIN) KUBE_E2E=$(CURDIR)/$(KUBE_E2E) test/e2e/run
+test-e2e: $(BIN) $(KUBE_E2E) $(OBJSTORE_E2E)
+	KCMDR_BIN=$(CURDIR)/$(BIN) KUBE_E2E=$(CURDIR)/$(KUBE_E2E) OBJSTORE_E2E=$(CURDIR)/$(OBJSTORE_E2E) test/e2e/run
 
 # Differential tests against the Go libraries the Go side uses (test/diff/t_*.sh).
 test-diff: $(BIN) $(UNIT)
@@ -109,4 +113,4 @@ demo: $(BIN)
 clean:
 	rm -rf build bin
 
--include $(OBJS:.o=.d) $(TOBJS:.o=.d) $(BUILD)/main.d $(KUBE_E2E).d
+-include $(OBJS:.o=.d) $(TOBJS:.o=.d) $(BUILD)/main.d $(KUBE_E2E).d $(OBJSTORE_E2E).d

@@ -344,9 +344,8 @@ static kd_rc ob_full_key(const objstore *s, const char *key, char **out) {
 }
 
 kd_rc objstore_check(objstore *s) {
-  kd_rc rc = s->s3 ? s3_check(s->s3, s->prefix) : fsstore_check(s->fs);
-  if (rc != KD_OK && rc != KD_ERR_CANCELLED) kd_fail_wrap(rc, "storage %s", s->describe);
-  return rc;
+  /* both stores' messages already name the bucket and endpoint, or the directory */
+  return s->s3 ? s3_check(s->s3, s->prefix) : fsstore_check(s->fs);
 }
 
 kd_rc objstore_writer_open(objstore *s, const char *key, objstore_writer **out) {

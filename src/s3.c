@@ -617,6 +617,7 @@ kd_rc s3_url(const s3_client *c, const char *key, const sigv4_kv *q, size_t nq, 
 
 struct s3_call {
   s3_client *c;
+  const char *op;           /* the S3 operation, for messages: "PutObject" */
   const char *method;
   const char *key;          /* "" for the bucket */
   const sigv4_kv *query;
@@ -625,6 +626,7 @@ struct s3_call {
   const char *const *headers; /* extra unsigned "Name: value" lines, NULL-terminated */
   kd_buf path, host;
   char bucket_region[64];   /* x-amz-bucket-region of the answer */
+  bool content_range;       /* the answer has a Content-Range (a partial object) */
 };
 
 static kd_rc s3_prepare(struct http_hdrs *h, const struct http_tls **tls, int attempt, void *ud) {
@@ -652,12 +654,14 @@ static kd_rc s3_prepare(struct http_hdrs *h, const struct http_tls **tls, int at
 static void s3_on_header(const char *name, const char *value, void *ud) {
   struct s3_call *k = ud;
   if (strcasecmp(name, "x-amz-bucket-region") == 0) snprintf(k->bucket_region, sizeof k->bucket_region, "%s", value);
+  else if (strcasecmp(name, "Content-Range") == 0) k->content_range = true;
 }
 
-static kd_rc s3_call_init(struct s3_call *k, s3_client *c, const char *method, const char *key, const sigv4_kv *q,
-                          size_t nq) {
+static kd_rc s3_call_init(struct s3_call *k, s3_client *c, const char *op, const char *method, const char *key,
+                          const sigv4_kv *q, size_t nq) {
   memset(k, 0, sizeof *k);
   k->c = c;
+  k->op = op;
   k->method = method;
   k->key = key;
   k->query = q;
@@ -724,11 +728,16 @@ static kd_rc s3_status_fail(struct s3_call *k, const struct http_resp *r) {
     memset(&e, 0, sizeof e);
     /* HEAD answers have no body: name the usual causes by status */
     if (r->status == 404) snprintf(e.code, sizeof e.code, "%s", k->key[0] ? "NoSuchKey" : "NoSuchBucket");
+    else if (r->status == 403 && strcmp(k->method, "HEAD") == 0)
+      snprintf(hint, sizeof hint, "access denied, or a wrong access key or secret key (a HEAD answer carries no reason)");
     else if (r->status == 403) snprintf(e.code, sizeof e.code, "AccessDenied");
     else if (r->status == 301) snprintf(e.code, sizeof e.code, "PermanentRedirect");
   }
   if (k->bucket_region[0] && !e.region[0]) snprintf(e.region, sizeof e.region, "%s", k->bucket_region);
+  char given[256];
+  snprintf(given, sizeof given, "%s", hint);
   kd_rc rc = s3_error_rc(c, e.code, r->status, hint, sizeof hint);
+  if (given[0]) snprintf(hint, sizeof hint, "%s", given);
   if (rc == KD_ERR_CONFIG && e.region[0])
     snprintf(hint, sizeof hint, "bucket %s is in region %s, not %s: set config.region to %s", c->bucket, e.region,
              c->region, e.region);
@@ -736,7 +745,10 @@ static kd_rc s3_status_fail(struct s3_call *k, const struct http_resp *r) {
     snprintf(hint, sizeof hint, "no object %s in bucket %s", k->key, c->bucket);
   char body[160] = "";
   if (!parsed && !e.code[0] && r->body.len) s3x_copy(body, sizeof body, r->body.data, r->body.len);
-  return kd_fail(rc, "%s s3://%s/%s at %s: HTTP %ld%s%s%s%s%s%s%s%s", k->method, c->bucket, k->key, c->origin, r->status,
+  const char *obj = k->key;
+  for (size_t i = 0; !obj[0] && i < k->nquery; i++) /* a listing: name its prefix */
+    if (strcmp(k->query[i].name, "prefix") == 0 && k->query[i].value) obj = k->query[i].value;
+  return kd_fail(rc, "%s s3://%s/%s at %s: HTTP %ld%s%s%s%s%s%s%s%s", k->op, c->bucket, obj, c->origin, r->status,
                  e.code[0] ? ", " : "", e.code, hint[0] ? ": " : "", hint, e.message[0] && !hint[0] ? ": " : "",
                  hint[0] ? "" : e.message, body[0] ? ": " : "", body);
 }
@@ -803,7 +815,7 @@ kd_rc s3_check(s3_client *c, const char *prefix) {
   struct s3_call k;
   struct http_resp r = {0};
   sigv4_kv q[] = {{"list-type", "2"}, {"max-keys", "1"}, {"prefix", prefix ? prefix : ""}, {"encoding-type", "url"}};
-  kd_rc rc = s3_call_init(&k, c, "GET", "", q, KD_ARRAY_LEN(q));
+  kd_rc rc = s3_call_init(&k, c, "ListObjectsV2", "GET", "", q, KD_ARRAY_LEN(q));
   struct s3_opts o = {.retries = 2};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   if (rc == KD_OK) { /* a 2xx that is not a listing (a web server, not S3) is not usable */
@@ -822,7 +834,7 @@ kd_rc s3_put(s3_client *c, const char *key, const void *p, size_t n) {
   struct http_resp r = {0};
   char hash[65];
   sigv4_sha256_hex(p, n, hash);
-  kd_rc rc = s3_call_init(&k, c, "PUT", key, NULL, 0);
+  kd_rc rc = s3_call_init(&k, c, "PutObject", "PUT", key, NULL, 0);
   k.payload_hash = hash;
   struct s3_opts o = {.body = p ? p : "", .body_len = n, .streaming = n > S3_SMALL_BODY};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
@@ -835,17 +847,23 @@ struct s3_get_state {
   objstore_sink_fn fn;
   void *ud;
   uint64_t got;
+  bool resuming;        /* this attempt asked for a Range */
+  struct s3_call *call; /* this attempt's request */
 };
 
 static kd_rc s3_get_sink(const char *p, size_t n, void *ud) {
   struct s3_get_state *g = ud;
+  /* a server that ignores the Range sends the object from its first byte: never splice that */
+  if (g->resuming && !g->call->content_range)
+    return kd_fail(KD_ERR_HTTP, "GetObject s3://%s/%s: the server ignored the Range of a resumed download",
+                   g->call->c->bucket, g->call->key);
   g->got += n;
   return g->fn(p, n, g->ud);
 }
 
 kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) {
   kd_rc rc = KD_OK;
-  struct s3_get_state g = {fn, ud, 0};
+  struct s3_get_state g = {fn, ud, 0, false, NULL};
   char *etag = NULL;
   for (int attempt = 0;; attempt++) {
     struct s3_call k;
@@ -860,17 +878,17 @@ kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) {
         hdrs[1] = ifmatch;
       }
     }
-    rc = s3_call_init(&k, c, "GET", key, NULL, 0);
+    rc = s3_call_init(&k, c, "GetObject", "GET", key, NULL, 0);
     k.headers = hdrs;
+    g.resuming = g.got > 0;
+    g.call = &k;
     struct s3_opts o = {.sink = s3_get_sink, .sink_ud = &g, .streaming = true};
     uint64_t before = g.got;
     if (rc == KD_OK) rc = s3_do(&k, &o, &r);
     if (!etag && r.etag && strlen(r.etag) < 256) etag = kd_strdup(r.etag);
     bool resumable = (rc == KD_ERR_TRANSPORT || rc == KD_ERR_TIMEOUT) && g.got > before && attempt < S3_GET_RESUMES;
-    if (rc == KD_OK && g.got && r.status == 200 && before) {
-      /* asked for a range, got the whole object again: cannot splice */
-      rc = kd_fail(KD_ERR_HTTP, "GET s3://%s/%s: the server ignored the Range of a resumed download", c->bucket, key);
-    }
+    if (rc == KD_OK && g.resuming && r.status != 206)
+      rc = kd_fail(KD_ERR_HTTP, "GetObject s3://%s/%s: HTTP %ld to a resumed download", c->bucket, key, r.status);
     http_resp_free(&r);
     s3_call_free(&k);
     if (!resumable) break;
@@ -884,7 +902,7 @@ kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) {
 kd_rc s3_head(s3_client *c, const char *key, uint64_t *size) {
   struct s3_call k;
   struct http_resp r = {0};
-  kd_rc rc = s3_call_init(&k, c, "HEAD", key, NULL, 0);
+  kd_rc rc = s3_call_init(&k, c, "HeadObject", "HEAD", key, NULL, 0);
   struct s3_opts o = {0};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   if (rc == KD_OK && size) {
@@ -899,7 +917,7 @@ kd_rc s3_head(s3_client *c, const char *key, uint64_t *size) {
 kd_rc s3_delete(s3_client *c, const char *key) {
   struct s3_call k;
   struct http_resp r = {0};
-  kd_rc rc = s3_call_init(&k, c, "DELETE", key, NULL, 0);
+  kd_rc rc = s3_call_init(&k, c, "DeleteObject", "DELETE", key, NULL, 0);
   struct s3_opts o = {0};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   /* a missing key is fine (S3 says 204 anyway; some gateways say NoSuchKey) */
@@ -931,7 +949,7 @@ kd_rc s3_list(s3_client *c, const char *prefix, char delimiter, objstore_list_fn
     size_t nq = 3;
     if (delimiter) q[nq++] = (sigv4_kv){"delimiter", delim};
     if (token) q[nq++] = (sigv4_kv){"continuation-token", token};
-    rc = s3_call_init(&k, c, "GET", "", q, nq);
+    rc = s3_call_init(&k, c, "ListObjectsV2", "GET", "", q, nq);
     struct s3_opts o = {.body_max = S3_MAX_LIST_BODY};
     if (rc == KD_OK) rc = s3_do(&k, &o, &r);
     if (rc == KD_OK) rc = s3_parse_list(r.body.data ? r.body.data : "", r.body.len, &pg);
@@ -1003,7 +1021,7 @@ static kd_rc s3_initiate(s3_writer *w) {
   struct http_resp r = {0};
   kd_buf id = KD_BUF_INIT(4096);
   sigv4_kv q[] = {{"uploads", NULL}};
-  kd_rc rc = s3_call_init(&k, w->c, "POST", w->key, q, 1);
+  kd_rc rc = s3_call_init(&k, w->c, "CreateMultipartUpload", "POST", w->key, q, 1);
   /* repeated after a failure it may leave an empty upload behind, never a visible object */
   struct s3_opts o = {.body = "", .body_len = 0, .idem = HTTP_IDEM_YES};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
@@ -1031,7 +1049,7 @@ static kd_rc s3_upload_part(s3_writer *w) {
   snprintf(num, sizeof num, "%d", w->nparts + 1);
   sigv4_sha256_hex(w->buf ? w->buf : "", w->len, hash);
   sigv4_kv q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
-  kd_rc rc = s3_call_init(&k, w->c, "PUT", w->key, q, 2);
+  kd_rc rc = s3_call_init(&k, w->c, "UploadPart", "PUT", w->key, q, 2);
   k.payload_hash = hash;
   struct s3_opts o = {.body = w->buf ? w->buf : "", .body_len = w->len, .streaming = true, .idem = HTTP_IDEM_YES};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
@@ -1078,7 +1096,7 @@ static void s3_abort_upload(s3_writer *w) {
   sigv4_kv q[] = {{"uploadId", w->upload_id}};
   char saved[1024];
   snprintf(saved, sizeof saved, "%s", kd_errmsg()); /* the failure that led here stays the message */
-  kd_rc rc = s3_call_init(&k, w->c, "DELETE", w->key, q, 1);
+  kd_rc rc = s3_call_init(&k, w->c, "AbortMultipartUpload", "DELETE", w->key, q, 1);
   struct s3_opts o = {0};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   if (rc != KD_OK && rc != KD_ERR_NOTFOUND)
@@ -1113,7 +1131,7 @@ static kd_rc s3_complete(s3_writer *w) {
     if (rc == KD_OK) rc = kd_buf_adds(&body, "</ETag></Part>");
   }
   if (rc == KD_OK) rc = kd_buf_adds(&body, "</CompleteMultipartUpload>");
-  if (rc == KD_OK) rc = s3_call_init(&k, w->c, "POST", w->key, q, 1);
+  if (rc == KD_OK) rc = s3_call_init(&k, w->c, "CompleteMultipartUpload", "POST", w->key, q, 1);
   else memset(&k, 0, sizeof k);
   sigv4_sha256_hex(body.data, body.len, hash);
   k.payload_hash = hash;
