@@ -4,7 +4,26 @@
  * list, results and checksums, and velero-backup.json LAST, keeping the Backup's status current.
  *
  * The engine (engine.c) owns scheduling: which Backup runs when, on which worker, the storage
- * location object and its store, cancellation. This module owns one execution. */
+ * location object and its store, cancellation. This module owns one execution.
+ *
+ * Files of backup b (keys from velero_backup_key), in the order they are written:
+ *   backups/b/b.tar.gz                 the objects, streamed while they are listed
+ *   backups/b/b-resource-list.json.gz  {"<apiVersion>/<Kind>": ["ns/name" | "name", ...]} (sorted)
+ *   backups/b/b-results.gz             {"errors":R,"warnings":R},
+ *                                      R = {"velero":[..],"cluster":[..],"namespaces":{"ns":[..]}}
+ *   backups/b/b-logs.gz                gzip text, one logrus-style line per event
+ *   backups/b/b-checksums.json         {"files":{"<key>":{"sha256":"<64 hex>","size":<bytes>},...}}
+ *                                      for each of the four files above (keys relative to the
+ *                                      location, as velero_backup_key builds them)
+ *   backups/b/velero-backup.json       the Backup (apiVersion, kind, final status), LAST
+ *
+ * Where kcmdr differs from Velero on purpose (each is noted in backup.c): a name already present
+ * in the location is FailedValidation (Velero: Failed); a failed backup leaves no files (Velero
+ * uploads a velero-backup.json with phase Failed); a namespace is never added only because an
+ * object in an excluded namespace was listed (Velero issue #9180); a Backup without any resource
+ * filter gets the full-cluster treatment with VolumeSnapshot(Content)s excluded, as Velero 1.16
+ * did. Objects keep the bytes the API server sent (Velero re-encodes them with sorted keys);
+ * bound PersistentVolumeClaims are re-encoded (jansson) because Velero's PVC action edits them. */
 #ifndef KCMDR_BACKUP_H
 #define KCMDR_BACKUP_H
 
@@ -43,11 +62,99 @@ struct backup_result {
  * and write nothing to the location. A failure while running (API server or store gone,
  * cancelled) ends as Failed with the reason in the status and the log; velero-backup.json is
  * then never written and the partial files are removed. Returns KD_OK when the outcome was
- * recorded in the Backup's status (whatever the phase), or the error that prevented even that. */
+ * recorded in the Backup's status (whatever the phase), or the error that prevented even that
+ * (KD_ERR_CONFLICT: the Backup is not New, or changed since it was read: re-read and retry). */
 kd_rc backup_execute(const struct backup_job *job, struct backup_result *res);
 
 /* Mark a Backup this engine left InProgress (a crash, a kill, lost leadership) Failed with
- * reason, and remove its partial files from store (may be NULL). */
+ * reason, and remove its partial files from store (may be NULL). One exception: when
+ * backups/<b>/velero-backup.json exists, every file was written and only the last status update
+ * was lost; the Backup then gets the status recorded in that file (Completed or
+ * PartiallyFailed) and nothing is removed. (Velero marks such Backups Failed and never touches
+ * the bucket, because it uploads only at the end.) Returns KD_OK when the status was written. */
 kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objstore *store, const char *reason);
+
+/* ---- the pure parts, exposed for unit tests ---- */
+
+/* A compiled metav1.LabelSelector. */
+typedef struct backup_selector backup_selector;
+/* Compile sel: matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist), refused as
+ * Kubernetes' LabelSelectorAsSelector refuses them (KD_ERR_INVALID naming the bad key, value or
+ * operator). An empty object selects everything; JSON null selects nothing. KD_ERR_NOMEM. */
+kd_rc backup_selector_new(json_t *sel, backup_selector **out);
+/* Does an object with these labels (a JSON object of strings, or NULL for none) match? */
+bool backup_selector_matches(const backup_selector *s, json_t *labels);
+/* Append the selector in the API's string syntax ("a=b,c in (d,e),!f") to out. */
+kd_rc backup_selector_string(const backup_selector *s, kd_buf *out);
+/* Number of requirements (0: everything or nothing). */
+size_t backup_selector_size(const backup_selector *s);
+void backup_selector_free(backup_selector *s);
+
+/* Velero's resource and namespace include/exclude rules for one Backup spec
+ * (pkg/util/collections/includes_excludes.go, pkg/controller/backup_controller.go). */
+typedef struct backup_filter backup_filter;
+/* Build the rules of spec over discovery (kube_discover's array, borrowed: it must outlive the
+ * filter). extra_excluded_ns (array of names, may be NULL) is added to excludedNamespaces, as
+ * Velero adds namespaces labelled velero.io/exclude-from-backup=true. What Velero's validation
+ * refuses is appended to errors (a JSON array, Velero's messages); the filter is built anyway.
+ * KD_ERR_NOMEM. */
+kd_rc backup_filter_new(json_t *spec, json_t *discovery, json_t *extra_excluded_ns, json_t *errors, backup_filter **out);
+/* NamespaceIncludesExcludes.ShouldInclude(ns) / IncludeEverything(). */
+bool backup_filter_namespace(const backup_filter *f, const char *ns);
+bool backup_filter_all_namespaces(const backup_filter *f);
+/* ResourceIncludesExcludes.ShouldInclude(gr) / ShouldExclude(gr); gr is "resource[.group]" as
+ * discovery names it ("configmaps", "deployments.apps"). */
+bool backup_filter_includes(const backup_filter *f, const char *gr);
+bool backup_filter_excludes(const backup_filter *f, const char *gr);
+/* Resolve a user's resource name ("deploy", "Deployment", "deployments.apps", "crds") to
+ * "resource[.group]" into out[n] as Velero's discovery helper does; false when not served. */
+bool backup_filter_resolve(const backup_filter *f, const char *name, char *out, size_t n);
+void backup_filter_free(backup_filter *f);
+
+/* Velero's glob match (gobwas/glob without separators: * ? [abc] [!a-z] \x). */
+bool backup_glob(const char *pattern, const char *s);
+
+/* What the engine reads from one object's raw JSON without building its tree. */
+struct backup_meta {
+  char name[512];             /* "" when absent */
+  char ns[256];               /* "" when absent (cluster-scoped) */
+  const char *labels;         /* raw bytes of metadata.labels, or NULL */
+  size_t labels_len;
+  bool has_api_version, has_kind;
+  bool deleting;              /* metadata.deletionTimestamp set */
+};
+/* Scan item (one JSON object) for the fields above. KD_ERR_PARSE for something that is not a
+ * JSON object, KD_ERR_INVALID for a name or namespace that is too long or holds NUL. Pure. */
+kd_rc backup_meta_scan(const char *item, size_t len, struct backup_meta *m);
+/* Copy item to out, inserting "apiVersion":api_version and/or "kind":kind right after the
+ * opening '{' (the ones asked for); every other byte unchanged. Pure. */
+kd_rc backup_add_type(const char *item, size_t len, const char *api_version, const char *kind, bool need_api_version,
+                      bool need_kind, kd_buf *out);
+
+/* Receives output bytes; anything but KD_OK stops the writer with that code. */
+typedef kd_rc (*backup_write_fn)(const void *p, size_t n, void *ud);
+
+/* The resource list: entries per "<apiVersion>/<Kind>", written sorted. Memory is about the
+ * entries' bytes plus 4 bytes each. */
+typedef struct backup_reslist backup_reslist;
+kd_rc backup_reslist_new(backup_reslist **out);
+/* Add "ns/name" (or "name" when ns is NULL or "") under type. KD_ERR_NOMEM, KD_ERR_TOOBIG. */
+kd_rc backup_reslist_add(backup_reslist *l, const char *type, const char *ns, const char *name);
+/* Write the JSON object (types and entries sorted bytewise, as Go sorts them). */
+kd_rc backup_reslist_write(backup_reslist *l, backup_write_fn fn, void *ud);
+size_t backup_reslist_count(const backup_reslist *l);
+void backup_reslist_free(backup_reslist *l);
+
+/* Warnings and errors of one execution, as Velero's results file holds them. At most
+ * BACKUP_RESULTS_MAX messages are kept per kind; later ones are only counted. */
+#define BACKUP_RESULTS_MAX 1000
+typedef struct backup_results backup_results;
+kd_rc backup_results_new(backup_results **out);
+/* ns: NULL for Velero's own messages, "" for cluster-scoped objects, else the namespace. */
+kd_rc backup_results_add(backup_results *r, bool error, const char *ns, const char *msg);
+long backup_results_count(const backup_results *r, bool error);
+/* {"errors":R,"warnings":R} with R = {"velero":[],"cluster":[],"namespaces":{}} into out. */
+kd_rc backup_results_json(const backup_results *r, kd_buf *out);
+void backup_results_free(backup_results *r);
 
 #endif

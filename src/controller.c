@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "cron.h"
+#include "engine.h"
 #include "events.h"
 #include "informer.h"
 #include "kube.h"
@@ -53,6 +54,7 @@ struct ctl {
   volatile int leading;
   _Atomic int64_t lease_valid_until_ms; /* leader election: may create Backups until then */
   kube_client *lease_c;                 /* the Lease's own client: short timeouts, no retries */
+  engine *eng;                          /* the builtin engine, or NULL when Velero executes */
   int restore_wait_s;
   volatile int velero_ok; /* the Velero CRDs are served and cached */
   volatile int missing[INF_COUNT]; /* the resource is not served (kcm only partly installed) */
@@ -599,6 +601,15 @@ static void *informer_thread(void *arg) {
   return NULL;
 }
 
+static void *engine_thread(void *arg) {
+  struct ctl *x = arg;
+  if (engine_run(x->eng, &g_stop) != KD_OK && !g_stop) {
+    kd_log(KD_LOG_ERROR, "builtin engine stopped: %s; exiting", kd_errmsg());
+    g_stop = 1;
+  }
+  return NULL;
+}
+
 static void *worker_thread(void *arg) {
   struct ctl *x = arg;
   while (!g_stop && !all_synced(x)) kd_sleep_ms(50, &g_stop);
@@ -663,7 +674,10 @@ static const char usage[] =
     "\n"
     "Flags:\n"
     "  --namespace NS                  system namespace for Backups and storage locations (default kcm-system)\n"
-    "  --engine velero|builtin         who executes Backups: a Velero server in the cluster (default velero)\n"
+    "  --engine auto|builtin|velero    who executes Velero Backups: kcmdr's builtin engine, or a Velero\n"
+    "                                  server in the namespace; auto (default) picks velero when a Velero\n"
+    "                                  Deployment runs there, else builtin. builtin refuses to start next\n"
+    "                                  to a running Velero server\n"
     "  --compact-selectors             one `In` selector per label key instead of one per value\n"
     "  --leader-elect                  run as one of several replicas; only the Lease holder works\n"
     "  --restore-wait DURATION         how long a restored ManagementBackup waits for its Backups to come\n"
@@ -681,7 +695,7 @@ int controller_main(int argc, char **argv) {
   if (ret >= 0) return ret;
   struct ctl x = {0};
   mallopt(M_ARENA_MAX, 2); /* a long-running daemon with several threads: keep RSS flat */
-  const char *engine = "velero", *metrics_addr = "0", *health_addr = "0", *restore_wait = NULL;
+  const char *engine = "auto", *metrics_addr = "0", *health_addr = "0", *restore_wait = NULL;
   static const char *const value_flags[] = {"--engine", "--metrics-bind-address", "--health-probe-bind-address",
                                             "--restore-wait"};
   const char **targets[] = {&engine, &metrics_addr, &health_addr, &restore_wait};
@@ -705,14 +719,9 @@ int controller_main(int argc, char **argv) {
       return CLI_USAGE;
     }
   }
-  if (strcmp(engine, "velero") != 0 && strcmp(engine, "builtin") != 0) {
-    fprintf(stderr, "kcmdr controller: --engine is velero or builtin, not '%s'\n", engine);
+  if (strcmp(engine, "velero") != 0 && strcmp(engine, "builtin") != 0 && strcmp(engine, "auto") != 0) {
+    fprintf(stderr, "kcmdr controller: --engine is auto, builtin or velero, not '%s'\n", engine);
     return CLI_USAGE;
-  }
-  if (strcmp(engine, "builtin") == 0) {
-    fprintf(stderr, "kcmdr controller: --engine=builtin is not available in this version yet; run a Velero server "
-                    "in the cluster and use --engine=velero\n");
-    return CLI_FAIL;
   }
   if (restore_wait) {
     int64_t ns;
@@ -734,7 +743,7 @@ int controller_main(int argc, char **argv) {
 
   ret = CLI_FAIL;
   httpserv *hs_metrics = NULL, *hs_health = NULL;
-  pthread_t th[INF_COUNT + 2];
+  pthread_t th[INF_COUNT + 3];
   struct inf_thread it[INF_COUNT];
   int nth = 0;
   struct lease_arg la = {&x, KD_OK};
@@ -764,6 +773,30 @@ int controller_main(int argc, char **argv) {
     goto done;
   }
   json_decref(probe);
+  if (strcmp(engine, "velero") != 0) {
+    /* two executors must never race on one Backup */
+    bool velero = false;
+    char which[256];
+    if (engine_velero_running(x.c, x.ns, &velero, which, sizeof which) != KD_OK) {
+      fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
+      goto done;
+    }
+    if (velero && strcmp(engine, "builtin") == 0) {
+      fprintf(stderr, "kcmdr controller: a Velero server (Deployment %s/%s) runs in this namespace; the builtin engine "
+                      "would race it on every Backup. Use --engine=velero (or auto), or scale the Velero Deployment to 0.\n",
+              x.ns, which);
+      goto done;
+    }
+    engine = velero ? "velero" : "builtin";
+    if (velero) kd_log(KD_LOG_INFO, "a Velero server (Deployment %s/%s) runs here: it executes the Backups", x.ns, which);
+  }
+  if (strcmp(engine, "builtin") == 0) {
+    struct engine_opts eo = {x.ns, 0, x.leader_elect ? &x.lease_valid_until_ms : NULL, x.leader_elect ? &x.leading : NULL};
+    if (engine_new(x.c, &eo, &x.eng) != KD_OK) {
+      fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
+      goto done;
+    }
+  }
   x.velero_ok = 1; /* until the Backup informer says otherwise */
   struct informer_handlers hmb = {on_mb, on_mb_update, on_mb, NULL, &x};
   struct informer_handlers hbk = {on_backup, on_backup_update, on_backup, on_velero_synced, &x};
@@ -792,6 +825,7 @@ int controller_main(int argc, char **argv) {
     pthread_create(&th[nth++], NULL, informer_thread, &it[i]);
   }
   pthread_create(&th[nth++], NULL, worker_thread, &x);
+  if (x.eng) pthread_create(&th[nth++], NULL, engine_thread, &x);
   if (x.leader_elect) pthread_create(&th[nth++], NULL, lease_thread, &la);
   kd_log(KD_LOG_INFO, "kcmdr controller %s: namespace %s, engine %s, %s selectors%s", KCMDR_VERSION, x.ns, engine,
          x.compact ? "compact" : "kcm", x.leader_elect ? ", leader election on" : "");
@@ -806,6 +840,7 @@ done:
   httpserv_stop(hs_metrics);
   httpserv_stop(hs_health);
   for (int i = 0; i < INF_COUNT; i++) informer_free(x.inf[i]);
+  engine_free(x.eng);
   events_free(x.ev);
   metrics_free(x.m);
   kube_client_free(x.c);

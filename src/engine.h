@@ -1,0 +1,47 @@
+/* engine.h — the builtin engine: executes velero.io/v1 Backups (backup.c) on workers of its own,
+ * keeps BackupStorageLocation status (validation), syncs backups found in a location into the
+ * cluster, expires backups and serves DeleteBackupRequests, as the Velero server does for
+ * Kubernetes resources. Runs inside `kcmdr controller --engine=builtin` (or auto). */
+#ifndef KCMDR_ENGINE_H
+#define KCMDR_ENGINE_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kube.h"
+#include "objstore.h"
+#include "util.h"
+
+#define ENGINE_CRED_MAX (64u << 10) /* largest credentials file accepted from a Secret */
+
+typedef struct engine engine;
+
+struct engine_opts {
+  const char *ns;                  /* the namespace of Backups, BSLs and DeleteBackupRequests */
+  int workers;                     /* Backups executed at once; 0 = 2 */
+  _Atomic int64_t *valid_until_ms; /* leader election: act only while kd_now_ms() is below it; NULL = always */
+  volatile const int *leading;     /* leader election: 0 while standing by; NULL = always leading */
+};
+
+/* Create the engine (c borrowed, must outlive it). KD_ERR_NOMEM. */
+kd_rc engine_new(kube_client *c, const struct engine_opts *opts, engine **out);
+/* Run until *stop: informers on Backups, storage locations and DeleteBackupRequests, a loop that
+ * starts due Backups on workers, validates locations, syncs and collects garbage. Running
+ * Backups are cancelled (and end Failed) when *stop is set or leadership is lost. Returns KD_OK
+ * after a stop, or a fatal error (the Velero CRDs are not served, no memory). */
+kd_rc engine_run(engine *e, volatile const int *stop);
+/* Free the engine after engine_run returned. NULL is fine. */
+void engine_free(engine *e);
+
+/* Is a Velero server Deployment running in ns (spec.replicas > 0; named "velero" or labelled
+ * component=velero or app.kubernetes.io/name=velero)? *which gets its name. Fails as the API
+ * does (KD_ERR_FORBIDDEN when we may not list Deployments). */
+kd_rc engine_velero_running(kube_client *c, const char *ns, bool *running, char *which, size_t n);
+
+/* Open the store bsl describes, reading the Secret key its spec.credential names from ns.
+ * KD_ERR_CONFIG / KD_ERR_NOTFOUND with a message naming the Secret and key; never logs secrets. */
+kd_rc engine_open_store(kube_client *c, const char *ns, json_t *bsl, objstore **out);
+
+#endif
