@@ -121,7 +121,7 @@ static void split_everywhere(void **state) {
     const struct doc *d = &docs[k];
     size_t len = d->len ? d->len : strlen(d->json);
     char *want = expect(d), *cont, *rv;
-    struct got g;
+    struct got g = {0}; /* stop_at 0: never stop */
     assert_int_equal(scan_whole(d->json, len, &g, &cont, &rv), KD_OK);
     assert_string_equal(g.b.data ? g.b.data : "", want);
     check_meta(d, cont, rv);
@@ -176,7 +176,7 @@ static void realistic_page_matches_jansson(void **state) {
       if (at >= doc.len) break;
       cuts[nc++] = at;
     }
-    struct got g;
+    struct got g = {0}; /* stop_at 0: never stop */
     char *rv;
     assert_int_equal(scan_cut(doc.data, doc.len, cuts, nc, 0, &g, NULL, &rv), KD_OK);
     assert_string_equal(rv, "777");
@@ -234,7 +234,7 @@ static void malformed_documents(void **state) {
       {"{\"items\":[{}],\"metadata\":{\"continue\":\"\\u0000\"", KD_ERR_PARSE, "document ends early"},
   };
   for (size_t k = 0; k < KD_ARRAY_LEN(bad); k++) {
-    struct got g;
+    struct got g = {0}; /* stop_at 0: never stop */
     size_t len = strlen(bad[k].json);
     kd_rc rc = scan_whole(bad[k].json, len, &g, NULL, NULL);
     if (rc != bad[k].rc || !strstr(kd_errmsg(), bad[k].msg))
@@ -257,7 +257,7 @@ static void depth_bomb(void **state) {
   kd_buf b = KD_BUF_INIT(1 << 20);
   kd_buf_adds(&b, "{\"items\":[");
   for (int i = 0; i < 10000; i++) kd_buf_adds(&b, "[");
-  struct got g;
+  struct got g = {0}; /* stop_at 0: never stop */
   assert_int_equal(scan_whole(b.data, b.len, &g, NULL, NULL), KD_ERR_PARSE);
   assert_non_null(strstr(kd_errmsg(), "nesting deeper than 512 levels at byte 520"));
   kd_buf_free(&g.b);
@@ -279,7 +279,7 @@ static void item_over_cap(void **state) {
   (void)state;
   const char *doc = "{\"items\":[{\"a\":\"0123456789\"},{\"a\":\"01234567890\"}]}";
   size_t len = strlen(doc), item = strlen("{\"a\":\"0123456789\"}");
-  struct got g;
+  struct got g = {0}; /* stop_at 0: never stop */
   assert_int_equal(scan_cut(doc, len, NULL, 0, item, &g, NULL, NULL), KD_ERR_TOOBIG);
   assert_int_equal(g.n, 1);
   assert_non_null(strstr(kd_errmsg(), "list item 2 is larger than 18 bytes"));
