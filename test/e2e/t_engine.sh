@@ -184,7 +184,7 @@ test_engine_refuses_to_race_a_velero_server() {
   expect_exit 1 timeout 30 "$KCMDR" controller --engine=builtin
   assert_contains "$OUT" "Velero server" "refusal"
   # auto picks velero there: the Backup is left to Velero (stays without a phase)
-  start_controller ctl.log
+  start_controller ctl.log --engine=auto
   grep -q "it executes the Backups" ctl.log || fail "auto did not choose velero: $(head -3 ctl.log)"
   expect_exit 2 "$KCMDR" controller --engine=nonsense
 }
