@@ -93,7 +93,9 @@ struct kube_req_opts {
  * Retries (capped exponential backoff with jitter, Retry-After honoured) follow http.h's rule:
  * GET, PUT and DELETE on transport failures, 429 and 5xx; POST and PATCH only when the request
  * surely never reached the server (resolve/connect failure) or the answer was 429 — never after
- * a 5xx or a reset, since the server may have applied it. A 401 with renewable credentials
+ * a 5xx or a reset, since the server may have applied it; they also go out on a new connection
+ * (curl would silently re-send them when a kept-alive one turns out dead), which costs about
+ * 2-3 ms per POST/PATCH on loopback TLS. A 401 with renewable credentials
  * (exec plugin, token file) is sent once more with fresh ones. */
 kd_rc kube_request(kube_client *c, const char *method, const char *path, const char *content_type,
                    const char *body, size_t body_len, json_t **out);
