@@ -20,8 +20,9 @@ TOBJS   := $(TSRCS:test/unit/%.c=$(BUILD)/test/%.o)
 UNIT    := $(BUILD)/unit-tests
 KUBE_E2E := $(BUILD)/kube-e2e
 OBJSTORE_E2E := $(BUILD)/objstore-e2e
+ENGINE_E2E := $(BUILD)/engine-e2e
 
-.PHONY: all test test-unit test-e2e test-diff asan valgrind fuzz fuzz-build bench clean demo deps
+.PHONY: all test test-unit test-e2e test-diff asan valgrind fuzz fuzz-build bench bench-backup clean demo deps
 
 all: $(BIN)
 
@@ -55,6 +56,12 @@ $(KUBE_E2E): test/e2e/kube_e2e.c $(OBJS)
 $(OBJSTORE_E2E): test/e2e/objstore_e2e.c $(OBJS)
 	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
+$(ENGINE_E2E): test/e2e/engine_e2e.c $(OBJS)
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+$(BUILD)/bench-backup: bench/bench_backup.c $(OBJS)
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
 $(BUILD)/bench-controller: bench/bench_controller.c $(OBJS)
 	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
@@ -62,14 +69,19 @@ $(BUILD)/bench-controller: bench/bench_controller.c $(OBJS)
 bench: all $(BUILD)/bench-controller
 	bench/controller
 
+# The backup benchmark: N objects (default 10000; N=100000 for the big run), LIST vs backup.
+N ?= 10000
+bench-backup: all $(BUILD)/bench-backup
+	bench/backup $(N)
+
 deps:
 	scripts/deps
 
 test-unit: $(UNIT)
 	KCMDR_TEST_DATA=$(CURDIR)/test/data $(UNIT)
 
-test-e2e: $(BIN) $(KUBE_E2E) $(OBJSTORE_E2E)
-	KCMDR_BIN=$(CURDIR)/$(BIN) KUBE_E2E=$(CURDIR)/$(KUBE_E2E) OBJSTORE_E2E=$(CURDIR)/$(OBJSTORE_E2E) test/e2e/run
+test-e2e: $(BIN) $(KUBE_E2E) $(OBJSTORE_E2E) $(ENGINE_E2E) $(BUILD)/bench-backup
+	KCMDR_BIN=$(CURDIR)/$(BIN) KUBE_E2E=$(CURDIR)/$(KUBE_E2E) OBJSTORE_E2E=$(CURDIR)/$(OBJSTORE_E2E) ENGINE_E2E=$(CURDIR)/$(ENGINE_E2E) BENCH_BACKUP=$(CURDIR)/$(BUILD)/bench-backup test/e2e/run
 
 # Differential tests against the Go libraries the Go side uses (test/diff/t_*.sh).
 test-diff: $(BIN) $(UNIT)
@@ -90,7 +102,7 @@ valgrind: $(UNIT)
 
 # libFuzzer targets (clang-14): each runs FUZZ_SECONDS (default 60) from its seed corpus.
 FUZZ_SECONDS ?= 60
-FUZZERS := kubeconfig watch cron jsonscan sigv4 tarpath archive s3list awscreds
+FUZZERS := kubeconfig watch cron jsonscan sigv4 tarpath archive s3list awscreds backupmeta
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang-14 \
 	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" fuzz-build
@@ -113,4 +125,4 @@ demo: $(BIN)
 clean:
 	rm -rf build bin
 
--include $(OBJS:.o=.d) $(TOBJS:.o=.d) $(BUILD)/main.d $(KUBE_E2E).d $(OBJSTORE_E2E).d
+-include $(OBJS:.o=.d) $(TOBJS:.o=.d) $(BUILD)/main.d $(KUBE_E2E).d $(OBJSTORE_E2E).d $(ENGINE_E2E).d $(BUILD)/bench-backup.d

@@ -1331,10 +1331,16 @@ struct bk {
   char sums[F_COUNT][65];
   uint64_t sizes[F_COUNT];
 
+  int64_t t0_ms; /* for the debug timings */
   pthread_t prog;
   bool prog_started;
   volatile int prog_stop;
 };
+
+/* a debug line with the time since the execution began */
+static void bk_mark(const struct bk *b, const char *what) {
+  kd_log(KD_LOG_DEBUG, "backup %s/%s: %s at %lld ms", b->ns, b->name, what, (long long)(kd_now_ms() - b->t0_ms));
+}
 
 static bool bk_cancelled(const struct bk *b) { return b->job->cancel && *b->job->cancel; }
 static bool bk_stopped(struct bk *b) { return bk_cancelled(b) || atomic_load(&b->fatal); }
@@ -1804,8 +1810,13 @@ static kd_rc bk_on_item(const char *raw, size_t len, void *ud) {
   if (x->skip && strcmp(key, x->skip) <= 0) return KD_OK;
   memcpy(x->last, key, sizeof key);
   if (t->res.namespaced && !backup_filter_namespace(b->filter, m.ns)) return KD_OK;
-  bool bad;
-  json_t *labels = bk_labels(&m, &bad);
+  bool bad = false;
+  json_t *labels = NULL;
+  /* without selectors the labels matter only for velero.io/exclude-from-backup: skip parsing
+   * them when that key cannot be there (no escape can spell it either) */
+  if (b->nsels || (m.labels && (memmem(m.labels, m.labels_len, "exclude-from-backup", 19) ||
+                                memchr(m.labels, '\\', m.labels_len))))
+    labels = bk_labels(&m, &bad);
   kd_rc rc = KD_OK;
   if (bad) {
     bk_note(b, L_ERROR, m.ns[0] ? m.ns : "", "%s %s: its labels cannot be read; skipped", t->gr, key);
@@ -2266,6 +2277,7 @@ static kd_rc bk_prepare(struct bk *b, json_t *errors) {
     rc = kd_fail_wrap(rc, "discovering the API server's resources");
     goto fail;
   }
+  bk_mark(b, "discovered");
   struct bk_ns_pass p = {b, excluded, KD_OK};
   if ((rc = bk_list(b, &bk_ns_res, NULL, NULL, NULL, bk_on_ns_first, &p))) {
     rc = kd_fail_wrap(rc, "listing namespaces");
@@ -2569,6 +2581,7 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
   if (want && !nth) bk_worker(b); /* no thread could start: list here */
   for (size_t i = 0; i < nth; i++) pthread_join(th[i], NULL);
   if (bk_stopped(b)) goto fail;
+  bk_mark(b, "lists done");
   bk_sa_related(b);
   bk_do_related(b, &done);
   if (bk_stopped(b)) goto fail;
@@ -2583,9 +2596,11 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
       }
     bk_do_related(b, &done);
   }
+  bk_mark(b, "related objects done");
   bk_namespaces(b);
   if (bk_stopped(b)) goto fail;
 
+  bk_mark(b, "namespaces done");
   rc = archive_writer_close(b->aw);
   b->aw = NULL;
   if (rc) {
@@ -2614,6 +2629,7 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
     bk_set_fatal(b, KD_ERR_NOMEM, "out of memory");
     goto fail;
   }
+  bk_mark(b, "tarball committed");
   if ((rc = bk_write_files(b, *final_status))) {
     bk_set_fatal(b, rc, "%s", kd_errmsg());
     json_decref(*final_status);
@@ -2658,6 +2674,7 @@ kd_rc backup_execute(const struct backup_job *job, struct backup_result *res) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto out;
   }
+  b->t0_ms = kd_now_ms();
   if ((rc = bk_setup(b, job))) goto out;
   const char *phase = bk_cstr(json_object_get(json_object_get(job->backup, "status"), "phase"));
   if (phase && phase[0] && strcmp(phase, VELERO_PHASE_NEW) != 0) {
@@ -2670,7 +2687,9 @@ kd_rc backup_execute(const struct backup_job *job, struct backup_result *res) {
     rc = bk_refuse(b, VELERO_PHASE_FAILED_VALIDATION, NULL, errors, res);
     goto out;
   }
+  bk_mark(b, "validated");
   if ((rc = bk_prepare(b, errors)) == KD_OK && !json_array_size(errors)) rc = bk_check_absent(b, errors);
+  bk_mark(b, "prepared");
   if (rc) {
     if (rc == KD_ERR_NOMEM) goto out;
     char reason[1200];
@@ -2694,7 +2713,9 @@ kd_rc backup_execute(const struct backup_job *job, struct backup_result *res) {
   json_decref(ip);
   if (rc) goto out;
   kd_log(KD_LOG_INFO, "backup %s/%s: InProgress", b->ns, b->name);
+  bk_mark(b, "InProgress recorded");
   if (bk_run(b, &status) == KD_OK) {
+    bk_mark(b, "files written");
     const char *ph = json_string_value(json_object_get(status, "phase"));
     rc = bk_patch_status(b->c, b->ns, b->name, status, true);
     bk_result(b, res, ph);

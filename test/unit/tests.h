@@ -20,5 +20,6 @@ int test_velero(void);
 int test_archive(void);
 int test_sigv4(void);
 int test_objstore(void);
+int test_backup(void);
 
 #endif
