@@ -898,6 +898,19 @@ static kd_rc add_query(char *q, size_t n, const char *key, const char *value) {
   return KD_OK;
 }
 
+/* The path of one list page: selectors, page size, continue token (or the starting version). */
+static kd_rc list_page_path(const struct kube_res *res, const char *ns, const struct kube_list_opts *opts,
+                            const char *limit, const char *cont, char path[KUBE_MAX_PATH]) {
+  char q[KUBE_MAX_PATH / 2] = "";
+  kd_rc rc;
+  if ((rc = add_query(q, sizeof q, "labelSelector", opts ? opts->label_selector : NULL)) ||
+      (rc = add_query(q, sizeof q, "fieldSelector", opts ? opts->field_selector : NULL)) ||
+      (rc = add_query(q, sizeof q, "limit", limit)) || (rc = add_query(q, sizeof q, "continue", cont)) ||
+      (rc = add_query(q, sizeof q, "resourceVersion", !cont && opts ? opts->resource_version : NULL)))
+    return rc;
+  return kube_path(res, ns, NULL, NULL, q, path);
+}
+
 kd_rc kube_list(kube_client *c, const struct kube_res *res, const char *ns, const struct kube_list_opts *opts,
                 kube_item_fn fn, void *ud, char **rv) {
   kd_rc rc = KD_OK;
@@ -906,13 +919,7 @@ kd_rc kube_list(kube_client *c, const struct kube_res *res, const char *ns, cons
   if (rv) *rv = NULL;
   snprintf(limit, sizeof limit, "%ld", opts && opts->limit > 0 ? opts->limit : 500L);
   for (;;) {
-    char q[KUBE_MAX_PATH / 2] = "";
-    if ((rc = add_query(q, sizeof q, "labelSelector", opts ? opts->label_selector : NULL)) ||
-        (rc = add_query(q, sizeof q, "fieldSelector", opts ? opts->field_selector : NULL)) ||
-        (rc = add_query(q, sizeof q, "limit", limit)) || (rc = add_query(q, sizeof q, "continue", cont)) ||
-        (rc = add_query(q, sizeof q, "resourceVersion", !cont && opts ? opts->resource_version : NULL)) ||
-        (rc = kube_path(res, ns, NULL, NULL, q, path)))
-      goto fail;
+    if ((rc = list_page_path(res, ns, opts, limit, cont, path)) != KD_OK) goto fail;
     if ((rc = kube_request(c, "GET", path, NULL, NULL, 0, &page)) != KD_OK) goto fail;
     json_t *items = json_object_get(page, "items");
     if (!json_is_array(items) && !json_is_null(items) && items) {
@@ -926,8 +933,13 @@ kd_rc kube_list(kube_client *c, const struct kube_res *res, const char *ns, cons
       if (!(more = fn(item, ud))) break;
     }
     json_t *meta = json_object_get(page, "metadata");
+    const char *next = json_string_value(json_object_get(meta, "continue"));
     free(cont);
-    cont = more ? kd_strdup(json_string_value(json_object_get(meta, "continue"))) : NULL;
+    cont = more ? kd_strdup(next) : NULL;
+    if (more && next && next[0] && !cont) { /* never a partial list passing for the whole */
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory paging %s", path);
+      goto fail;
+    }
     if (!cont || !cont[0]) { /* the last page, or the caller stopped */
       if (rv) *rv = kd_strdup(json_string_value(json_object_get(meta, "resourceVersion")));
       break;
@@ -954,13 +966,7 @@ kd_rc kube_list_stream(kube_client *c, const struct kube_res *res, const char *n
   if (rv) *rv = NULL;
   snprintf(limit, sizeof limit, "%ld", opts && opts->limit > 0 ? opts->limit : 500L);
   for (;;) {
-    char q[KUBE_MAX_PATH / 2] = "";
-    if ((rc = add_query(q, sizeof q, "labelSelector", opts ? opts->label_selector : NULL)) ||
-        (rc = add_query(q, sizeof q, "fieldSelector", opts ? opts->field_selector : NULL)) ||
-        (rc = add_query(q, sizeof q, "limit", limit)) || (rc = add_query(q, sizeof q, "continue", cont)) ||
-        (rc = add_query(q, sizeof q, "resourceVersion", !cont && opts ? opts->resource_version : NULL)) ||
-        (rc = kube_path(res, ns, NULL, NULL, q, path)))
-      goto fail;
+    if ((rc = list_page_path(res, ns, opts, limit, cont, path)) != KD_OK) goto fail;
     jscan_init(&s, 0, fn, ud);
     scanning = true;
     http_resp_free(&resp);
