@@ -550,7 +550,8 @@ static void *run_backup(void *arg) {
   objstore *st = NULL;
   char store_error[1200] = "";
   if (bsl && engine_open_store(e->c, e->o.ns, bsl, &st) != KD_OK) snprintf(store_error, sizeof store_error, "%s", kd_errmsg());
-  if (st) objstore_set_cancel(st, &e->cancel);
+  /* no cancel flag on the store: the backup checks job.cancel at every object, and a cancelled
+   * store could not remove the partial files afterwards */
   struct backup_job job = {e->c, e->o.ns, sl->backup, bsl, st, store_error[0] ? store_error : NULL, &e->cancel, 0, 0};
   struct backup_result res = {0};
   int64_t t0 = kd_now_ms();
@@ -637,7 +638,8 @@ static void fail_abandoned(engine *e) {
     if (backup_fail_abandoned(e->c, e->o.ns, b, st,
                               "the engine that ran this backup stopped before it finished (restart, kill or lost "
                               "leadership); its partial files were removed") == KD_OK)
-      kd_log(KD_LOG_WARN, "Backup %s: left InProgress by a stopped engine; marked Failed", name);
+      kd_log(KD_LOG_WARN, "Backup %s: left InProgress by a stopped engine; Failed, or Completed when its "
+                          "velero-backup.json was already written", name);
     else
       kd_log(KD_LOG_WARN, "Backup %s: marking it Failed: %s", name, kd_errmsg());
     objstore_free(st);
