@@ -181,9 +181,13 @@ static kd_rc note_toplevel(const char *key, bool is_prefix, uint64_t size, void 
   char folder[VELERO_KEY_MAX];
   snprintf(folder, sizeof folder, "%s", key);
   size_t n = strlen(folder);
-  if (is_prefix && n && folder[n - 1] == '/') folder[n - 1] = '\0';
-  if (!is_prefix || !velero_toplevel_allowed(folder)) {
-    if (kd_buf_addf(&t->bad, "%s%s", t->bad.len ? ", " : "", folder) != KD_OK) return KD_ERR_TOOBIG;
+  if (!is_prefix) return KD_OK; /* as Velero: only folders count, a stray file is harmless */
+  if (n && folder[n - 1] == '/') folder[n - 1] = '\0';
+  if (!velero_toplevel_allowed(folder) && kd_buf_addf(&t->bad, "%s%s", t->bad.len ? ", " : "", folder) != KD_OK &&
+      !strstr(t->bad.data ? t->bad.data : "", ", ...")) {
+    t->bad.len = kd_utf8_cut(t->bad.data, t->bad.len > 4000 ? 4000 : t->bad.len); /* the message stays bounded */
+    t->bad.data[t->bad.len] = '\0';
+    kd_buf_adds(&t->bad, ", ...");
   }
   return KD_OK;
 }
@@ -380,8 +384,6 @@ static void storage_locations(engine *e) {
     if (!lv || now - json_integer_value(lv) >= period_ms(bsl, "validationFrequency")) {
       validate_bsl(e, bsl);
       json_object_set_new(e->last_validated, name, json_integer(kd_now_ms()));
-      json_t *fresh = informer_get(e->inf[INF_BSLS], e->o.ns, name); /* see our own status soon */
-      json_decref(fresh);
     }
     if (*e->stop) break;
     json_t *cur = informer_get(e->inf[INF_BSLS], e->o.ns, name);

@@ -73,6 +73,17 @@ YAML
   # the objects count twice in the tarball (plain and preferred-version path), plus metadata/version
   assert_eq $((2 * n + 1)) "$(tar -tzf $d/fs-backup.tar.gz | grep -vc '/$')" "tarball entries"
   assert_eq "Available" "$(kubectl -n kcm-system get bsl local -o jsonpath='{.status.phase}')" "BSL validated"
+  # tried: a stray top-level file is harmless (Velero checks folders only); a foreign top-level
+  # folder makes the location Unavailable, naming it
+  echo "notes" > store/README
+  t0=$(kubectl -n kcm-system get bsl local -o jsonpath='{.status.lastValidationTime}')
+  sleep 1 # lastValidationTime has whole seconds: the next validation is then surely newer
+  wait_until 15 sh -c "[ \"\$(kubectl -n kcm-system get bsl local -o jsonpath='{.status.lastValidationTime}')\" \> '$t0' ]"
+  assert_eq "Available" "$(kubectl -n kcm-system get bsl local -o jsonpath='{.status.phase}')" "a stray file"
+  mkdir -p store/junk && echo x > store/junk/x
+  wait_until 15 sh -c "kubectl -n kcm-system get bsl local -o json | jq -e '.status.phase == \"Unavailable\" and (.status.message | test(\"junk\"))'"
+  rm -rf store/junk store/README
+  wait_until 15 sh -c "kubectl -n kcm-system get bsl local -o json | jq -e '.status.phase == \"Available\"'"
   # tried: a second Backup with the same name in the bucket (its object deleted, files kept) is
   # refused, and the first one's files stay as they were
   sum=$(sha256sum $d/fs-backup.tar.gz)
