@@ -20,7 +20,8 @@ export GO111MODULE=off GOPATH=${GOPATH:-$work/gopath} GOCACHE=${GOCACHE:-$HOME/.
 objs=()
 for o in "$BUILD"/*.o; do [ "$(basename "$o")" = main.o ] || objs+=("$o"); done
 san=()
-if nm "$BUILD/archive.o" 2>/dev/null | grep -q __asan; then san=(-fsanitize=address,undefined); fi
+# not grep -q: under pipefail its early exit kills nm by SIGPIPE and the test reads "no sanitizer"
+if nm "$BUILD/archive.o" 2>/dev/null | grep __asan > /dev/null; then san=(-fsanitize=address,undefined); fi
 pkgs="libcurl openssl jansson yaml-0.1 libarchive zlib libmicrohttpd"
 # shellcheck disable=SC2046
 ${CC:-gcc} -std=c17 -O1 -g -D_GNU_SOURCE -pthread "${san[@]}" -I"$REPO/src" $(pkg-config --cflags $pkgs) \

@@ -27,7 +27,7 @@ export GOCACHE=${GOCACHE:-$HOME/.cache/kcmdr/go-build}
 go build -o "$work/robfig-diff" "$here/robfig/main.go"
 # the objects may come from a sanitizer build (make asan): link the driver the same way
 san=
-if nm "$BUILD/cron.o" | grep -q '__asan_\|__ubsan_'; then san="-fsanitize=address,undefined"; fi
+if nm "$BUILD/cron.o" | grep '__asan_\|__ubsan_' > /dev/null; then san="-fsanitize=address,undefined"; fi
 ${CC:-gcc} -std=c17 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE $san -I"$REPO/src" -o "$work/driver" \
   "$here/robfig/driver.c" "$BUILD/cron.o" "$BUILD/tz.o" "$BUILD/util.o" -pthread -lm
 "$work/robfig-diff" -driver "$work/driver" -seed "${ROBFIG_SEED:-20250117}" -n "${ROBFIG_N:-5000}" -starts 6 -nexts 3

@@ -128,7 +128,7 @@ bk_check_files() {
   zcat "$d/$b-results.gz" | jq -e '(.errors|keys) == ["cluster","namespaces","velero"] and (.warnings|keys) == ["cluster","namespaces","velero"]
       and .errors.velero == [] and .errors.cluster == [] and .errors.namespaces == {}' >/dev/null \
     || fail "results: $(zcat "$d/$b-results.gz")"
-  zcat "$d/$b-logs.gz" | grep -q "level=info msg=\"Backed up a total of" || fail "the log has no summary line"
+  zcat "$d/$b-logs.gz" | grep "level=info msg=\"Backed up a total of" > /dev/null || fail "the log has no summary line"
   # the resource list names exactly the archive's objects, by the apiVersion/kind each file holds
   mkdir -p "$d/x" && tar xzf "$d/$b.tar.gz" -C "$d/x"
   (cd "$d/x" && find resources -path '*-preferredversion*' -prune -o -name '*.json' -print0 | xargs -0 jq -r \
