@@ -35,6 +35,7 @@ const char *kd_rc_name(kd_rc rc) {
   case KD_ERR_TIMEOUT: return "timeout";
   case KD_ERR_CANCELLED: return "cancelled";
   case KD_ERR_UNSUPPORTED: return "unsupported";
+  case KD_ERR_INTEGRITY: return "integrity check failed";
   }
   return "unknown error";
 }

@@ -33,6 +33,7 @@ typedef enum kd_rc {
   KD_ERR_TIMEOUT,      /* a deadline passed */
   KD_ERR_CANCELLED,    /* stopped on request (signal, lost lease) */
   KD_ERR_UNSUPPORTED,  /* a feature this build or peer does not have */
+  KD_ERR_INTEGRITY,    /* stored data does not match its recorded checksum or size */
 } kd_rc;
 
 /* Short stable name of a code ("not found"); never NULL. */
