@@ -21,5 +21,6 @@ int test_archive(void);
 int test_sigv4(void);
 int test_objstore(void);
 int test_backup(void);
+int test_verify(void);
 
 #endif
