@@ -524,3 +524,33 @@ void archive_reader_free(archive_reader *r) {
   kd_buf_free(&r->data);
   free(r);
 }
+
+kd_rc archive_gzip(const void *p, size_t n, kd_buf *out) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return kd_fail(KD_ERR_NOMEM, "gzip: cannot start a stream");
+  kd_rc rc = KD_OK;
+  const unsigned char *in = p;
+  int zr;
+  do {
+    size_t k = n > (1u << 30) ? (1u << 30) : n; /* avail_in is 32 bits */
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)k;
+    in += k, n -= k;
+    do {
+      unsigned char chunk[16384];
+      z.next_out = chunk;
+      z.avail_out = sizeof chunk;
+      zr = deflate(&z, n ? Z_NO_FLUSH : Z_FINISH);
+      if (zr == Z_STREAM_ERROR) {
+        rc = kd_fail(KD_ERR_INVALID, "gzip: stream error");
+        goto fail;
+      }
+      if ((rc = kd_buf_add(out, chunk, sizeof chunk - z.avail_out))) goto fail;
+    } while (z.avail_out == 0 || (n == 0 && zr != Z_STREAM_END));
+  } while (n > 0);
+fail:
+  deflateEnd(&z);
+  return rc;
+}

@@ -92,4 +92,8 @@ kd_rc archive_reader_next(archive_reader *r, struct archive_item *it, bool *eof)
 /* Free the reader. NULL is fine. */
 void archive_reader_free(archive_reader *r);
 
+/* Gzip n bytes at p in one go and append the stream to out (its cap applies: KD_ERR_TOOBIG).
+ * For small files written whole (logs, results). KD_ERR_NOMEM. */
+kd_rc archive_gzip(const void *p, size_t n, kd_buf *out);
+
 #endif

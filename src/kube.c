@@ -671,6 +671,7 @@ static kd_rc send_req(kube_client *c, const char *method, const char *path, cons
       .low_speed_secs = kind == REQ_WATCH ? WATCH_IDLE_S : kind == REQ_STREAM ? (timeout + 999) / 1000 : 0,
       .cancel = q.cancel,
       .max_retries = retries,
+      .idem = ro && ro->idempotent ? HTTP_IDEM_YES : HTTP_IDEM_AUTO,
   };
   bool can_reauth = c->cfg->exec || c->cfg->token_file;
   if ((rc = creds_get(c, false, NULL, q.deadline_ms, q.cancel, &q.cr)) != KD_OK) goto fail;

@@ -84,6 +84,9 @@ struct kube_req_opts {
   int max_retries;             /* 0 = the client's; -1 = no retry at all */
   volatile const int *cancel;  /* non-zero: stop within about a second (KD_ERR_CANCELLED) */
   bool priority;               /* skip the client-side rate limit (leader election) */
+  bool idempotent;             /* a POST/PATCH the caller knows is safe to repeat (a create whose
+                                  repeat can only meet 409 AlreadyExists, which the caller
+                                  resolves): retried like a GET and sent on pooled connections */
 };
 
 /* One request. path starts with '/'; body may be NULL. On 2xx *out (may be NULL) gets the

@@ -1,0 +1,85 @@
+/* restore.h — execute one velero.io/v1 Restore with the builtin engine (DESIGN.md §2, "Restore"):
+ * validate it, stage the backup's tarball and check it against the backup's checksums BEFORE
+ * anything is created, read every entry (a hostile or damaged archive fails here, with nothing
+ * created), then create the selected objects in Velero's order (CRDs first and Established
+ * before their objects; namespaces; the high-priority list; everything else; the low-priority
+ * list), objects of one priority class concurrently. Status, logs and results as Velero keeps
+ * them: restores/<r>/restore-<r>-logs.gz and -results.gz in the backup's location.
+ *
+ * Per object, as Velero's restoreItem: server-set metadata (and managedFields, see restore.c)
+ * and status stripped (status restored through the status subresource for restoreStatus
+ * resources); Velero's built-in actions (Service clusterIP(s) and nodePorts, Pod nodeName and
+ * token volumes, Job controller-uid labels); spec.resourceModifier rules; namespaceMapping;
+ * labels velero.io/backup-name and velero.io/restore-name; missing namespaces created. An
+ * existing object equal after stripping is skipped; a different one is a warning under policy
+ * none, merge-patched under update (ServiceAccounts are merged as Velero merges them). A failed
+ * object is an error in the results, never the end of the restore (then PartiallyFailed). */
+#ifndef KCMDR_RESTORE_H
+#define KCMDR_RESTORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "kube.h"
+#include "objstore.h"
+#include "util.h"
+
+#define RESTORE_MAX_ARCHIVE (16ull << 30) /* default cap on a staged tarball */
+#define RESTORE_MAX_OBJECT (8u << 20)     /* one object in the archive; the API server takes ~1.5 MiB */
+
+struct restore_job {
+  kube_client *client;        /* borrowed */
+  const char *ns;             /* the system namespace the Restore lives in */
+  json_t *restore;            /* the Restore as listed (borrowed) */
+  json_t *backup;             /* the Backup spec.backupName names, or NULL when there is none */
+  json_t *bsl;                /* the Backup's location, or NULL when it does not exist */
+  objstore *store;            /* its opened store, or NULL when it could not be opened */
+  const char *store_error;    /* why store is NULL */
+  volatile const int *cancel; /* set: stop soon, mark Failed */
+  const char *stage_dir;      /* where the tarball is staged; NULL = $TMPDIR or /tmp */
+  int concurrency;            /* objects created at once within one priority class; 0 = 16 */
+  uint64_t max_archive;       /* 0 = RESTORE_MAX_ARCHIVE */
+  int crd_wait_s;             /* how long a restored CRD may take to be Established; 0 = 60 */
+};
+
+struct restore_result {
+  char phase[32];             /* Completed, PartiallyFailed, Failed or FailedValidation */
+  long total;                 /* objects selected from the backup */
+  long created, updated, skipped, failed;
+  long errors, warnings;
+};
+
+/* Run job to the end and record the outcome in the Restore's status. Validation failures
+ * (no backup named, backup missing or not Completed/PartiallyFailed, its location missing or
+ * Unavailable, existingResourcePolicy other than none/update, non-restorable resources
+ * included, labelSelector with orLabelSelectors, an unusable resourceModifier) end as
+ * FailedValidation with validationErrors and create nothing. An archive that fails its
+ * checksums, or is damaged or hostile, ends Failed with a clear failureReason and creates
+ * nothing. The API server gone or a cancel mid-restore ends Failed. Returns KD_OK when the
+ * outcome was recorded (whatever the phase), else the error that prevented even that
+ * (KD_ERR_CONFLICT: the Restore is not New any more). */
+kd_rc restore_execute(const struct restore_job *job, struct restore_result *res);
+
+/* Mark a Restore this engine left InProgress (crash, kill, lost leadership) Failed with
+ * reason. Objects it created stay (as with Velero); running the Restore again under policy
+ * update finishes the job. Returns KD_OK when the status was written. */
+kd_rc restore_fail_abandoned(kube_client *c, const char *ns, json_t *restore, const char *reason);
+
+/* ---- pure parts, exposed for unit tests ---- */
+
+/* Strip what Velero's resetMetadataAndStatus strips (generateName, selfLink, uid,
+ * resourceVersion, generation, creationTimestamp, deletionTimestamp,
+ * deletionGracePeriodSeconds, ownerReferences, and status) plus managedFields, in place. */
+void restore_strip(json_t *obj);
+/* Velero's built-in restore item actions for group_resource ("services", "pods",
+ * "jobs.batch"), in place. preserve_node_ports: spec.preserveNodePorts. */
+void restore_builtin_actions(json_t *obj, const char *group_resource, bool preserve_node_ports);
+/* Velero's isCompleted (a Pod Succeeded/Failed, a Job with completionTime), mirror Pods, and
+ * auto-registered APIServices: objects a restore skips. */
+bool restore_skipped_kind(json_t *obj, const char *group_resource, const char **why);
+/* mergeServiceAccounts: into a copy of from_cluster, the backup's secrets and
+ * imagePullSecrets (by name) and labels and annotations (missing keys only). New reference, or
+ * NULL on no memory. */
+json_t *restore_merge_service_accounts(json_t *from_cluster, json_t *from_backup);
+
+#endif
