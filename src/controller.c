@@ -310,7 +310,7 @@ static kd_rc create_backup(struct ctl *x, json_t *mb, const char *bname, const c
     goto done;
   }
   /* a leader sends only while its lease is surely valid, and gives up when it might not be */
-  struct kube_req_opts ro = {0, 0, NULL, false};
+  struct kube_req_opts ro = {0};
   if (x->leader_elect) {
     int64_t left = atomic_load(&x->lease_valid_until_ms) - kd_now_ms();
     if (left <= 0) {

@@ -1272,7 +1272,7 @@ kd_rc kube_watch(kube_client *c, const struct kube_res *res, const char *ns, con
       (rc = kube_path(res, ns, NULL, NULL, q, path)))
     return rc;
   kube_watch_splitter_init(&s, fn, ud);
-  struct kube_req_opts ro = {0, 0, opts ? opts->stop : NULL, false};
+  struct kube_req_opts ro = {.cancel = opts ? opts->stop : NULL};
   rc = send_req(c, "GET", path, NULL, NULL, 0, &ro, watch_sink, &s, REQ_WATCH, &resp);
   if (s.stopped) rc = KD_OK; /* the handler ended it */
   else if (s.rc != KD_OK) rc = s.rc;
