@@ -1,11 +1,20 @@
-/* cli.c — global flags shared by every verb, and the small verbs: version, get. */
+/* cli.c — global flags shared by every verb, the small verbs (version, get, install), and what
+ * the backup and restore verbs share: output formats, flags, tables, waiting, progress, storage. */
 #include "cli.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+#include <zlib.h>
+
+#include "cron.h"
+#include "engine.h"
 
 static const char *const value_flags[] = {"--kubeconfig", "--context", "--namespace", "-n", "--server", "-v",
                                           "--log-format"};
@@ -306,4 +315,644 @@ int cli_install(int argc, char **argv) {
   fputs("---\n", stdout);
   print_substituted(manifest_controller, ns, image);
   return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
+}
+
+/* ---- what the backup and restore verbs share ---- */
+
+const struct kube_res cli_res_backup = {"velero.io", "v1", "backups", "Backup", true};
+const struct kube_res cli_res_restore = {"velero.io", "v1", "restores", "Restore", true};
+const struct kube_res cli_res_bsl = {"velero.io", "v1", "backupstoragelocations", "BackupStorageLocation", true};
+const struct kube_res cli_res_dbr = {"velero.io", "v1", "deletebackuprequests", "DeleteBackupRequest", true};
+const struct kube_res cli_res_mb = {"k0rdent.mirantis.com", "v1beta1", "managementbackups", "ManagementBackup", false};
+const struct kube_res cli_res_configmap = {"", "v1", "configmaps", "ConfigMap", true};
+
+const char *cli_system_namespace(const struct cli_globals *g) {
+  return g->namespace && g->namespace[0] ? g->namespace : CLI_SYSTEM_NAMESPACE;
+}
+
+static bool alnum_lower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+bool cli_name_valid(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > 253 || !alnum_lower(s[0]) || !alnum_lower(s[n - 1])) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!alnum_lower(s[i]) && s[i] != '-' && s[i] != '.') return false;
+  return true;
+}
+
+bool cli_output_parse(const char *s, enum cli_output *out) {
+  if (!s || !s[0]) *out = CLI_OUT_TABLE;
+  else if (strcmp(s, "json") == 0) *out = CLI_OUT_JSON;
+  else if (strcmp(s, "yaml") == 0) *out = CLI_OUT_YAML;
+  else if (strcmp(s, "wide") == 0) *out = CLI_OUT_WIDE;
+  else return false;
+  return true;
+}
+
+/* A plain YAML scalar that a YAML 1.1 reader (libyaml, Go's yaml.v2, kubectl) would take for
+ * another type, or that plain style cannot hold: such strings are quoted. */
+static bool yaml_needs_quotes(const char *s, size_t n) {
+  static const char *const words[] = {"null", "~", "true", "false", "yes", "no", "on", "off", "y", "n"};
+  if (n == 0) return true;
+  for (size_t i = 0; i < KD_ARRAY_LEN(words); i++)
+    if (strlen(words[i]) == n && strncasecmp(s, words[i], n) == 0) return true;
+  /* anything that starts like a number, a date or a special float (.inf, .nan) */
+  if ((s[0] >= '0' && s[0] <= '9') || s[0] == '+' || s[0] == '-' || s[0] == '.') return true;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return true;
+  return false;
+}
+
+static kd_rc yaml_emit(yaml_emitter_t *e, yaml_event_t *ev) {
+  if (!yaml_emitter_emit(e, ev))
+    return kd_fail(e->error == YAML_MEMORY_ERROR ? KD_ERR_NOMEM : KD_ERR_IO, "writing YAML: %s",
+                   e->problem ? e->problem : "output failed");
+  return KD_OK;
+}
+
+static kd_rc yaml_scalar(yaml_emitter_t *e, const char *s, size_t n, bool is_string) {
+  yaml_event_t ev;
+  yaml_scalar_style_t style = YAML_ANY_SCALAR_STYLE;
+  if (is_string && yaml_needs_quotes(s, n)) style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
+  /* libyaml picks double quotes (with escapes) itself where single quotes cannot hold s */
+  if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)n, 1, 1, style))
+    return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return yaml_emit(e, &ev);
+}
+
+static kd_rc yaml_value(yaml_emitter_t *e, json_t *v, int depth) {
+  yaml_event_t ev;
+  kd_rc rc = KD_OK;
+  if (depth > 200) return kd_fail(KD_ERR_TOOBIG, "object nested too deeply to print");
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: {
+    const char *k;
+    json_t *x;
+    bool empty = json_object_size(v) == 0;
+    if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, empty ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE))
+      return kd_fail(KD_ERR_NOMEM, "out of memory");
+    if ((rc = yaml_emit(e, &ev))) return rc;
+    json_object_foreach(v, k, x) {
+      if ((rc = yaml_scalar(e, k, strlen(k), true)) || (rc = yaml_value(e, x, depth + 1))) return rc;
+    }
+    yaml_mapping_end_event_initialize(&ev);
+    return yaml_emit(e, &ev);
+  }
+  case JSON_ARRAY: {
+    size_t i;
+    json_t *x;
+    bool empty = json_array_size(v) == 0;
+    if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, empty ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE))
+      return kd_fail(KD_ERR_NOMEM, "out of memory");
+    if ((rc = yaml_emit(e, &ev))) return rc;
+    json_array_foreach(v, i, x) {
+      if ((rc = yaml_value(e, x, depth + 1))) return rc;
+    }
+    yaml_sequence_end_event_initialize(&ev);
+    return yaml_emit(e, &ev);
+  }
+  case JSON_STRING:
+    return yaml_scalar(e, json_string_value(v), json_string_length(v), true);
+  case JSON_TRUE:
+    return yaml_scalar(e, "true", 4, false);
+  case JSON_FALSE:
+    return yaml_scalar(e, "false", 5, false);
+  case JSON_NULL:
+    return yaml_scalar(e, "null", 4, false);
+  default: {
+    char *num = json_dumps(v, JSON_ENCODE_ANY);
+    if (!num) return kd_fail(KD_ERR_NOMEM, "out of memory");
+    rc = yaml_scalar(e, num, strlen(num), false);
+    free(num);
+    return rc;
+  }
+  }
+}
+
+/* obj without metadata.managedFields (also in the items of a List), as kubectl prints objects:
+ * a new reference (obj itself when there is nothing to drop), NULL on no memory. */
+static json_t *without_managed_fields(json_t *obj) {
+  json_t *items = json_object_get(obj, "items"), *copy;
+  bool has = json_object_get(json_object_get(obj, "metadata"), "managedFields") != NULL;
+  size_t i;
+  json_t *it;
+  json_array_foreach(items, i, it) has = has || json_object_get(json_object_get(it, "metadata"), "managedFields");
+  if (!has) return json_incref(obj);
+  if (!(copy = json_deep_copy(obj))) return NULL;
+  json_object_del(json_object_get(copy, "metadata"), "managedFields");
+  json_array_foreach(json_object_get(copy, "items"), i, it) json_object_del(json_object_get(it, "metadata"), "managedFields");
+  return copy;
+}
+
+kd_rc cli_print_object(FILE *f, json_t *in, enum cli_output fmt) {
+  kd_rc rc = KD_OK;
+  json_t *obj = without_managed_fields(in);
+  if (!obj) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  if (fmt != CLI_OUT_YAML) {
+    if (json_dumpf(obj, f, JSON_INDENT(2)) != 0 || fputc('\n', f) == EOF) rc = kd_fail(KD_ERR_IO, "writing JSON failed");
+    json_decref(obj);
+    return rc;
+  }
+  yaml_emitter_t e;
+  yaml_event_t ev;
+  if (!yaml_emitter_initialize(&e)) {
+    json_decref(obj);
+    return kd_fail(KD_ERR_NOMEM, "out of memory");
+  }
+  yaml_emitter_set_output_file(&e, f);
+  yaml_emitter_set_unicode(&e, 1);
+  yaml_emitter_set_width(&e, -1);
+  yaml_emitter_set_indent(&e, 2);
+  if (!yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) || (rc = yaml_emit(&e, &ev))) goto fail;
+  if (!yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) || (rc = yaml_emit(&e, &ev))) goto fail;
+  if ((rc = yaml_value(&e, obj, 0))) goto fail;
+  if (!yaml_document_end_event_initialize(&ev, 1) || (rc = yaml_emit(&e, &ev))) goto fail;
+  if (!yaml_stream_end_event_initialize(&ev) || (rc = yaml_emit(&e, &ev))) goto fail;
+  if (!yaml_emitter_flush(&e)) rc = kd_fail(KD_ERR_IO, "writing YAML failed");
+fail:
+  if (rc == KD_OK && e.error != YAML_NO_ERROR) rc = kd_fail(KD_ERR_NOMEM, "writing YAML failed");
+  yaml_emitter_delete(&e);
+  json_decref(obj);
+  return rc;
+}
+
+static bool opt_is(const char *arg, const char *flag, const char **val) {
+  size_t n = strlen(flag);
+  *val = NULL;
+  if (strncmp(arg, flag, n) != 0) return false;
+  if (arg[n] == '\0') return true;
+  if (arg[n] == '=') {
+    *val = arg + n + 1;
+    return true;
+  }
+  /* a one-letter alias takes its value attached: -ojson */
+  if (flag[0] == '-' && flag[1] && flag[1] != '-' && !flag[2]) {
+    *val = arg + n;
+    return true;
+  }
+  return false;
+}
+
+static int list_add(json_t **dst, const char *v) {
+  if (!*dst && !(*dst = json_array())) return CLI_FAIL;
+  for (const char *p = v;;) {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n && json_array_append_new(*dst, json_stringn(p, n))) return CLI_FAIL;
+    if (!end) break;
+    p = end + 1;
+  }
+  return -1;
+}
+
+int cli_parse_opts(int argc, char **argv, const char *verb, const struct cli_opt *opts, size_t nopts,
+                   const char **pos, int max_pos, int *npos) {
+  bool flags_done = false;
+  *npos = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!flags_done && strcmp(a, "--") == 0) {
+      flags_done = true;
+      continue;
+    }
+    if (flags_done || a[0] != '-' || a[1] == '\0') {
+      if (*npos >= max_pos) {
+        fprintf(stderr, "kcmdr %s: unexpected argument '%s'; see kcmdr %s --help\n", verb, a, verb);
+        return CLI_USAGE;
+      }
+      pos[(*npos)++] = a;
+      continue;
+    }
+    const struct cli_opt *o = NULL;
+    const char *val = NULL;
+    for (size_t k = 0; k < nopts && !o; k++) {
+      if (opt_is(a, opts[k].name, &val) || (opts[k].alias && opt_is(a, opts[k].alias, &val))) o = &opts[k];
+    }
+    if (!o) {
+      fprintf(stderr, "kcmdr %s: unknown flag '%s'; see kcmdr %s --help\n", verb, a, verb);
+      return CLI_USAGE;
+    }
+    if (o->kind == CLI_OPT_BOOL) {
+      bool *b = o->dst;
+      if (!val || strcmp(val, "true") == 0) *b = true;
+      else if (strcmp(val, "false") == 0) *b = false;
+      else {
+        fprintf(stderr, "kcmdr %s: %s takes true or false, not '%s'\n", verb, o->name, val);
+        return CLI_USAGE;
+      }
+      continue;
+    }
+    if (!val) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "kcmdr %s: %s needs a value; see kcmdr %s --help\n", verb, o->name, verb);
+        return CLI_USAGE;
+      }
+      val = argv[++i];
+    }
+    if (o->kind == CLI_OPT_STRING) {
+      *(const char **)o->dst = val;
+    } else if (list_add(o->dst, val) != -1) {
+      fprintf(stderr, "kcmdr %s: out of memory\n", verb);
+      return CLI_FAIL;
+    }
+  }
+  return -1;
+}
+
+bool cli_parse_timeout(const char *s, int64_t *ms) {
+  int64_t ns;
+  if (!s || cron_parse_go_duration(s, &ns) != KD_OK || ns < 0) return false;
+  *ms = ns / 1000000 + (ns % 1000000 ? 1 : 0);
+  return true;
+}
+
+/* ---- tables ---- */
+
+struct cli_table {
+  size_t ncols;
+  const char *const *headers;
+  json_t *rows; /* array of arrays of strings */
+};
+
+cli_table *cli_table_new(size_t ncols, const char *const *headers) {
+  cli_table *t = calloc(1, sizeof *t);
+  if (!t || !(t->rows = json_array())) {
+    free(t);
+    return NULL;
+  }
+  t->ncols = ncols;
+  t->headers = headers;
+  return t;
+}
+
+kd_rc cli_table_add(cli_table *t, const char *const *cells) {
+  json_t *row = json_array();
+  for (size_t i = 0; row && i < t->ncols; i++) {
+    if (json_array_append_new(row, json_string(cells[i] ? cells[i] : ""))) {
+      /* not UTF-8 (never from the API server): shown with '?' for each byte that is not */
+      char *copy = kd_strdup(cells[i]);
+      for (char *p = copy; p && *p; p++)
+        if ((unsigned char)*p >= 0x80) *p = '?';
+      if (!copy || json_array_append_new(row, json_string(copy))) {
+        free(copy);
+        json_decref(row);
+        return kd_fail(KD_ERR_NOMEM, "out of memory");
+      }
+      free(copy);
+    }
+  }
+  if (!row || json_array_append_new(t->rows, row)) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return KD_OK;
+}
+
+size_t cli_table_rows(const cli_table *t) { return json_array_size(t->rows); }
+
+static size_t text_width(const char *s) {
+  size_t w = 0;
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xc0) != 0x80) w++;
+  return w;
+}
+
+static void put_cell(FILE *f, const char *s, size_t width, bool last) {
+  for (const char *p = s; *p; p++) fputc((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+  if (last) return;
+  for (size_t w = text_width(s); w < width + 3; w++) fputc(' ', f);
+}
+
+void cli_table_print(const cli_table *t, FILE *f) {
+  size_t *w = calloc(t->ncols, sizeof *w);
+  if (!w) return;
+  for (size_t c = 0; c < t->ncols; c++) w[c] = text_width(t->headers[c]);
+  size_t i;
+  json_t *row;
+  json_array_foreach(t->rows, i, row) {
+    for (size_t c = 0; c < t->ncols; c++) {
+      size_t cw = text_width(json_string_value(json_array_get(row, c)));
+      if (cw > w[c]) w[c] = cw;
+    }
+  }
+  for (size_t c = 0; c < t->ncols; c++) put_cell(f, t->headers[c], w[c], c + 1 == t->ncols);
+  fputc('\n', f);
+  json_array_foreach(t->rows, i, row) {
+    for (size_t c = 0; c < t->ncols; c++)
+      put_cell(f, json_string_value(json_array_get(row, c)), w[c], c + 1 == t->ncols);
+    fputc('\n', f);
+  }
+  free(w);
+}
+
+void cli_table_free(cli_table *t) {
+  if (!t) return;
+  json_decref(t->rows);
+  free(t);
+}
+
+/* ---- times and sizes ---- */
+
+void cli_time_text(const char *rfc3339, char *out, size_t n) {
+  time_t t;
+  struct tm tm;
+  if (!rfc3339 || !rfc3339[0]) snprintf(out, n, "<none>");
+  else if (kd_time_parse(rfc3339, &t) != KD_OK || !gmtime_r(&t, &tm)) snprintf(out, n, "%s", rfc3339);
+  else strftime(out, n, "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
+}
+
+void cli_time_span(const char *rfc3339, time_t now, char *out, size_t n) {
+  time_t t;
+  if (!rfc3339 || !rfc3339[0] || kd_time_parse(rfc3339, &t) != KD_OK) {
+    snprintf(out, n, "<none>");
+    return;
+  }
+  long long d = t > now ? (long long)(t - now) : (long long)(now - t);
+  if (d >= 2 * 86400) snprintf(out, n, "%lldd", d / 86400);
+  else if (d >= 2 * 3600) snprintf(out, n, "%lldh", d / 3600);
+  else if (d >= 2 * 60) snprintf(out, n, "%lldm", d / 60);
+  else snprintf(out, n, "%llds", d);
+}
+
+void cli_size_text(uint64_t bytes, char *out, size_t n) {
+  static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024) {
+    snprintf(out, n, "%llu B", (unsigned long long)bytes);
+    return;
+  }
+  double v = (double)bytes / 1024;
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < KD_ARRAY_LEN(units)) v /= 1024, u++;
+  snprintf(out, n, "%.1f %s", v, units[u]);
+}
+
+/* ---- confirmation ---- */
+
+bool cli_confirm(const char *question, bool *no_tty) {
+  char line[64];
+  *no_tty = !isatty(STDIN_FILENO);
+  if (*no_tty) return false;
+  fprintf(stderr, "%s [y/N]: ", question);
+  fflush(stderr);
+  if (!fgets(line, sizeof line, stdin)) return false;
+  line[strcspn(line, "\r\n")] = '\0';
+  return strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
+}
+
+/* ---- following one object ---- */
+
+struct wait_ctx {
+  const char *name;
+  cli_wait_fn fn;
+  void *ud;
+  bool seen, done;
+};
+
+static const char *obj_name(json_t *o) {
+  return json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
+}
+
+static bool wait_item(json_t *item, void *ud) {
+  struct wait_ctx *w = ud;
+  if (!kd_streq(obj_name(item), w->name)) return true;
+  w->seen = true;
+  if (w->fn(item, w->ud)) w->done = true;
+  return !w->done;
+}
+
+static bool wait_event(enum kube_event_type type, json_t *obj, void *ud) {
+  struct wait_ctx *w = ud;
+  if (type == KUBE_BOOKMARK || !kd_streq(obj_name(obj), w->name)) return true;
+  if (w->fn(type == KUBE_DELETED ? NULL : obj, w->ud)) w->done = true;
+  return !w->done;
+}
+
+kd_rc cli_wait(kube_client *c, const struct kube_res *res, const char *ns, const char *name, int64_t timeout_ms,
+               cli_wait_fn fn, void *ud) {
+  char fs[600], *rv = NULL;
+  struct wait_ctx w = {name, fn, ud, false, false};
+  int64_t deadline = timeout_ms > 0 ? kd_now_ms() + timeout_ms : 0;
+  int failures = 0;
+  kd_rc rc = KD_OK;
+  if (snprintf(fs, sizeof fs, "metadata.name=%s", name) >= (int)sizeof fs)
+    return kd_fail(KD_ERR_INVALID, "name too long: %.80s...", name);
+  for (;;) {
+    if (!rv) {
+      struct kube_list_opts lo = {NULL, fs, 0, NULL};
+      w.seen = false;
+      if ((rc = kube_list(c, res, ns, &lo, wait_item, &w, &rv)) != KD_OK) goto fail;
+      if (w.done || (!w.seen && fn(NULL, ud))) goto fail; /* rc is KD_OK */
+    }
+    long secs = 60;
+    if (deadline) {
+      int64_t left = deadline - kd_now_ms();
+      if (left <= 0) {
+        rc = kd_fail(KD_ERR_TIMEOUT, "gave up waiting after %lld s", (long long)(timeout_ms / 1000));
+        goto fail;
+      }
+      if (left / 1000 + 1 < secs) secs = (long)(left / 1000 + 1);
+    }
+    struct kube_watch_opts wo = {NULL, fs, rv, secs, NULL};
+    char *last = NULL;
+    rc = kube_watch(c, res, ns, &wo, wait_event, &w, &last);
+    if (last) {
+      free(rv);
+      rv = last;
+    }
+    if (w.done) {
+      rc = KD_OK;
+      goto fail;
+    }
+    if (rc == KD_ERR_GONE) { /* history compacted: start over from a fresh list */
+      free(rv);
+      rv = NULL;
+      continue;
+    }
+    if (rc == KD_OK) {
+      failures = 0;
+      continue;
+    }
+    if ((rc != KD_ERR_TRANSPORT && rc != KD_ERR_TIMEOUT && rc != KD_ERR_HTTP) || ++failures > 5) goto fail;
+    kd_sleep_ms(kube_backoff_ms(failures - 1, 500, 8000, (unsigned)kd_now_ms()), NULL);
+    free(rv); /* the object may have changed meanwhile: list again */
+    rv = NULL;
+  }
+fail:
+  free(rv);
+  if (rc != KD_OK && rc != KD_ERR_TIMEOUT) kd_fail_wrap(rc, "following %s %s", res->kind, name);
+  return rc;
+}
+
+/* ---- progress ---- */
+
+void cli_progress_init(struct cli_progress *p, FILE *f, const char *what, const char *verb) {
+  memset(p, 0, sizeof *p);
+  p->f = f;
+  p->tty = isatty(fileno(f));
+  p->done = p->total = -1;
+  snprintf(p->what, sizeof p->what, "%s", what);
+  snprintf(p->verb, sizeof p->verb, "%s", verb);
+}
+
+static void progress_draw(struct cli_progress *p) {
+  enum { BAR = 30 };
+  long long done = p->done < 0 ? 0 : p->done, total = p->total < 0 ? 0 : p->total;
+  if (p->tty) {
+    int fill = total > 0 ? (int)(done * BAR / total) : 0;
+    if (fill > BAR) fill = BAR;
+    fprintf(p->f, "\r[");
+    for (int i = 0; i < BAR; i++) fputc(i < fill ? '#' : '.', p->f);
+    fprintf(p->f, "] %3d%%  %lld/%lld items %s  %-16s\033[K", total > 0 ? (int)(done * 100 / total) : 0, done, total,
+            p->verb, p->phase[0] ? p->phase : "New");
+    p->drawn = true;
+  } else {
+    fprintf(p->f, "%s: %s, %lld of %lld items %s\n", p->what, p->phase[0] ? p->phase : "New", done, total, p->verb);
+  }
+  fflush(p->f);
+  p->printed = true;
+  p->pending = false;
+  p->last_ms = kd_now_ms();
+}
+
+void cli_progress_update(struct cli_progress *p, const char *phase, long long done, long long total) {
+  bool phase_changed = strncmp(p->phase, phase ? phase : "", sizeof p->phase - 1) != 0;
+  if (!phase_changed && done == p->done && total == p->total && p->printed) return;
+  snprintf(p->phase, sizeof p->phase, "%s", phase ? phase : "");
+  p->done = done;
+  p->total = total;
+  p->pending = true;
+  /* a terminal redraws in place at every change; plain lines come at most once a second, and at
+   * once when the phase changes */
+  if (p->tty || phase_changed || kd_now_ms() - p->last_ms >= 1000) progress_draw(p);
+}
+
+void cli_progress_end(struct cli_progress *p) {
+  if (p->pending) progress_draw(p);
+  if (p->drawn) fputc('\n', p->f);
+  p->drawn = false;
+  fflush(p->f);
+}
+
+/* ---- storage of a backup ---- */
+
+static bool list_default_bsl(json_t *item, void *ud) {
+  json_t **best = ud;
+  if (!json_is_true(json_object_get(json_object_get(item, "spec"), "default"))) return true;
+  const char *n = obj_name(item);
+  if (n && (!*best || strcmp(n, obj_name(*best)) < 0)) {
+    json_decref(*best);
+    *best = json_incref(item);
+  }
+  return true;
+}
+
+kd_rc cli_backup_store(kube_client *c, const char *ns, json_t *backup, objstore **st, json_t **bsl_out) {
+  const char *want = json_string_value(json_object_get(json_object_get(backup, "spec"), "storageLocation"));
+  json_t *bsl = NULL;
+  kd_rc rc;
+  *st = NULL;
+  if (bsl_out) *bsl_out = NULL;
+  if (!want || !want[0])
+    want = json_string_value(
+        json_object_get(json_object_get(json_object_get(backup, "metadata"), "labels"), "velero.io/storage-location"));
+  if (want && want[0]) {
+    rc = kube_get(c, &cli_res_bsl, ns, want, &bsl);
+    if (rc == KD_ERR_NOTFOUND) rc = kd_fail(KD_ERR_NOTFOUND, "BackupStorageLocation %s not found in namespace %s", want, ns);
+    if (rc != KD_OK) goto fail;
+  } else {
+    struct kube_list_opts lo = {0};
+    if ((rc = kube_list(c, &cli_res_bsl, ns, &lo, list_default_bsl, &bsl, NULL)) != KD_OK) goto fail;
+    if (!bsl) {
+      rc = kd_fail(KD_ERR_NOTFOUND, "backup %s names no storage location and namespace %s has no default one",
+                   obj_name(backup), ns);
+      goto fail;
+    }
+  }
+  if ((rc = engine_open_store(c, ns, bsl, st)) != KD_OK) {
+    kd_fail_wrap(rc, "storage location %s", obj_name(bsl));
+    goto fail;
+  }
+  if (bsl_out) *bsl_out = json_incref(bsl);
+fail:
+  json_decref(bsl);
+  return rc;
+}
+
+/* ---- gzip files from a location ---- */
+
+struct gunzip {
+  z_stream z;
+  bool ended;    /* the last member ended and nothing followed yet */
+  bool any;      /* some input was seen */
+  objstore_sink_fn fn;
+  void *ud;
+  unsigned char out[64 << 10];
+};
+
+static kd_rc gunzip_feed(const char *p, size_t n, void *ud) {
+  struct gunzip *g = ud;
+  kd_rc rc;
+  if (n) g->any = true;
+  while (n > 0) {
+    size_t chunk = n > (1u << 30) ? (1u << 30) : n;
+    g->z.next_in = (unsigned char *)p;
+    g->z.avail_in = (uInt)chunk;
+    while (g->z.avail_in > 0) {
+      if (g->ended) { /* another member follows (Go's reader reads them all) */
+        if (inflateReset(&g->z) != Z_OK) return kd_fail(KD_ERR_PARSE, "gzip: cannot start the next member");
+        g->ended = false;
+      }
+      g->z.next_out = g->out;
+      g->z.avail_out = sizeof g->out;
+      int zr = inflate(&g->z, Z_NO_FLUSH);
+      if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+        return kd_fail(KD_ERR_PARSE, "not a valid gzip stream: %s", g->z.msg ? g->z.msg : "corrupt data");
+      size_t got = sizeof g->out - g->z.avail_out;
+      if (got && (rc = g->fn((const char *)g->out, got, g->ud)) != KD_OK) return rc;
+      if (zr == Z_STREAM_END) g->ended = true;
+      else if (zr == Z_BUF_ERROR && got == 0) return kd_fail(KD_ERR_PARSE, "not a valid gzip stream: no progress");
+    }
+    p += chunk;
+    n -= chunk;
+  }
+  return KD_OK;
+}
+
+kd_rc cli_gunzip_get(objstore *st, const char *key, objstore_sink_fn fn, void *ud) {
+  struct gunzip *g = calloc(1, sizeof *g);
+  kd_rc rc;
+  if (!g) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  g->fn = fn;
+  g->ud = ud;
+  if (inflateInit2(&g->z, 16 + MAX_WBITS) != Z_OK) {
+    free(g);
+    return kd_fail(KD_ERR_NOMEM, "out of memory for zlib");
+  }
+  rc = objstore_get(st, key, gunzip_feed, g);
+  if (rc == KD_OK && (!g->any || !g->ended))
+    rc = kd_fail(KD_ERR_PARSE, "%s: the gzip stream is truncated", key);
+  else if (rc != KD_OK && rc != KD_ERR_NOTFOUND)
+    kd_fail_wrap(rc, "%s", key);
+  inflateEnd(&g->z);
+  free(g);
+  return rc;
+}
+
+kd_rc cli_stdout_sink(const char *p, size_t n, void *ud) {
+  (void)ud;
+  if (fwrite(p, 1, n, stdout) != n) return kd_fail(KD_ERR_IO, "writing to stdout: %s", strerror(errno));
+  return KD_OK;
+}
+
+static kd_rc buf_sink(const char *p, size_t n, void *ud) { return kd_buf_add(ud, p, n); }
+
+kd_rc cli_gunzip_get_all(objstore *st, const char *key, size_t max, char **out, size_t *len) {
+  kd_buf b = KD_BUF_INIT(max);
+  *out = NULL;
+  *len = 0;
+  kd_rc rc = cli_gunzip_get(st, key, buf_sink, &b);
+  if (rc != KD_OK) goto fail;
+  *len = b.len;
+  *out = kd_buf_steal(&b);
+  if (!*out) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+fail:
+  kd_buf_free(&b);
+  return rc;
 }

@@ -18,6 +18,8 @@ static const struct verb verbs[] = {
     {"install", "print the manifests that install kcmdr (kcmdr install | kubectl apply -f -)", cli_install},
     {"version", "print the version of this binary", cli_version},
     {"get", "print Kubernetes objects as JSON (client check: kcmdr get RESOURCE [NAME])", cli_get},
+    {"backup", "create, list, describe, show logs of, delete and verify backups (kcmdr backup --help)", cli_backup},
+    {"restore", "create, list, describe and show logs of restores (kcmdr restore --help)", cli_restore},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,686 @@
+/* cli_restore.c — `kcmdr restore create|get|describe|logs`: velero.io/v1 Restores as the seed's
+ * disaster-recovery procedure writes them (its exclusion list, includedNamespaces ['*'],
+ * hooks {}), followed with a progress display and an exit code that says whether it Completed. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "velero.h"
+
+#define RS_SMALL_MAX (64u << 20) /* decompressed results file read back */
+
+static const char *meta_s(json_t *o, const char *k) {
+  return json_string_value(json_object_get(json_object_get(o, "metadata"), k));
+}
+static const char *spec_s(json_t *o, const char *k) {
+  return json_string_value(json_object_get(json_object_get(o, "spec"), k));
+}
+static const char *status_s(json_t *o, const char *k) {
+  return json_string_value(json_object_get(json_object_get(o, "status"), k));
+}
+static long long status_i(json_t *o, const char *a, const char *b) {
+  json_t *st = json_object_get(o, "status");
+  json_t *v = b ? json_object_get(json_object_get(st, a), b) : json_object_get(st, a);
+  return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+}
+static const char *or_none(const char *s) { return s && s[0] ? s : "<none>"; }
+static const char *phase_of(json_t *r) {
+  const char *p = status_s(r, "phase");
+  return p && p[0] ? p : "New";
+}
+static void say_err(const char *verb) { fprintf(stderr, "kcmdr restore %s: %s\n", verb, kd_errmsg()); }
+
+/* ---- create ---- */
+
+static const char create_usage[] =
+    "Usage: kcmdr restore create [NAME] --from-backup BACKUP [flags]\n"
+    "\n"
+    "Create a velero.io/v1 Restore of BACKUP, as k0rdent's disaster-recovery procedure does:\n"
+    "includedNamespaces ['*'], hooks {}, and excludedResources with the resources that are never\n"
+    "restored (nodes, events, events.events.k8s.io, backups.velero.io, restores.velero.io,\n"
+    "resticrepositories.velero.io, csinodes.storage.k8s.io, volumeattachments.storage.k8s.io,\n"
+    "backuprepositories.velero.io). The engine (kcmdr controller, or Velero) executes it.\n"
+    "NAME defaults to BACKUP-YYYYMMDDhhmmss (UTC), as velero names restores.\n"
+    "\n"
+    "Flags:\n"
+    "  --from-backup BACKUP                 the Velero Backup to restore (required); a ManagementBackup\n"
+    "                                       name means its last backup\n"
+    "  --existing-resource-policy none|update  what to do with an object that exists and differs:\n"
+    "                                       none (default) leaves it and warns; update patches it\n"
+    "  --resource-modifier-configmap CM     a ConfigMap in the system namespace with resource modifier\n"
+    "                                       rules (version: v1, resourceModifierRules: ...) applied to\n"
+    "                                       the objects before they are created\n"
+    "  --include-namespaces NS,...          namespaces to restore (default '*': all)\n"
+    "  --exclude-namespaces NS,...          namespaces not to restore\n"
+    "  --include-resources R,...            resources to restore (resource.group; default: all)\n"
+    "  --exclude-resources R,...            more resources not to restore (before the list above)\n"
+    "  --namespace-mappings SRC:DST,...     restore the objects of namespace SRC into DST\n"
+    "  -w, --wait                           follow the restore: a progress bar on a terminal, else a\n"
+    "                                       line at most every second; exit 0 only when it is Completed\n"
+    "  --timeout DURATION                   with --wait: give up after this long (default: no limit)\n"
+    "  -o, --output json|yaml               print the Restore (after --wait: as it ended)\n"
+    "  -n, --namespace NS                   system namespace of Velero's objects (default kcm-system)\n"
+    "\n"
+    "Examples:\n"
+    "  kcmdr restore create --from-backup kcm-20250117180012 --existing-resource-policy update --wait\n"
+    "  kcmdr restore create rollback --from-backup kcm-before-upgrade --existing-resource-policy update \\\n"
+    "      --resource-modifier-configmap release-rollback --wait\n"
+    "\n"
+    "Exit codes: 0 created (with --wait: Completed), 1 failure (with --wait: PartiallyFailed, Failed,\n"
+    "FailedValidation), 2 usage error.\n";
+
+struct restore_wait {
+  const char *name;
+  struct cli_progress prog;
+  json_t *final;
+  bool deleted;
+};
+
+static int restore_wait_fn(json_t *r, void *ud) {
+  struct restore_wait *w = ud;
+  if (!r) {
+    if (!w->prog.printed) return 0; /* not visible yet */
+    w->deleted = true;
+    return 1;
+  }
+  const char *phase = status_s(r, "phase");
+  cli_progress_update(&w->prog, phase && phase[0] ? phase : "New", status_i(r, "progress", "itemsRestored"),
+                      status_i(r, "progress", "totalItems"));
+  if (!velero_phase_terminal(phase)) return 0;
+  w->final = json_incref(r);
+  return 1;
+}
+
+static kd_rc set_list(json_t *spec, const char *key, json_t *list) {
+  if (!list || json_array_size(list) == 0) return KD_OK;
+  return json_object_set(spec, key, list) ? kd_fail(KD_ERR_NOMEM, "out of memory") : KD_OK;
+}
+
+/* "src:dst,src2:dst2" (already split at ',') into an object; false with a message when an entry
+ * is not of that shape. */
+static bool parse_mappings(json_t *list, json_t **out) {
+  size_t i;
+  json_t *v;
+  *out = json_object();
+  if (!*out) return false;
+  json_array_foreach(list, i, v) {
+    const char *s = json_string_value(v), *colon = strchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strchr(colon + 1, ':')) {
+      fprintf(stderr, "kcmdr restore create: --namespace-mappings takes SRC:DST pairs, not '%s'\n", s);
+      return false;
+    }
+    char src[256];
+    snprintf(src, sizeof src, "%.*s", (int)(colon - s), s);
+    json_object_set_new(*out, src, json_string(colon + 1));
+  }
+  return true;
+}
+
+static int rs_create(const struct cli_globals *g, int argc, char **argv) {
+  const char *from = NULL, *policy = NULL, *cm = NULL, *output = NULL, *timeout = NULL, *pos[1];
+  json_t *inc_ns = NULL, *exc_ns = NULL, *inc_res = NULL, *exc_res = NULL, *maps = NULL, *mapping = NULL;
+  bool wait = false;
+  int npos, ret;
+  const struct cli_opt opts[] = {
+      {"--from-backup", NULL, CLI_OPT_STRING, &from},
+      {"--existing-resource-policy", NULL, CLI_OPT_STRING, &policy},
+      {"--resource-modifier-configmap", NULL, CLI_OPT_STRING, &cm},
+      {"--include-namespaces", NULL, CLI_OPT_LIST, &inc_ns},
+      {"--exclude-namespaces", NULL, CLI_OPT_LIST, &exc_ns},
+      {"--include-resources", NULL, CLI_OPT_LIST, &inc_res},
+      {"--exclude-resources", NULL, CLI_OPT_LIST, &exc_res},
+      {"--namespace-mappings", NULL, CLI_OPT_LIST, &maps},
+      {"--wait", "-w", CLI_OPT_BOOL, &wait},
+      {"--timeout", NULL, CLI_OPT_STRING, &timeout},
+      {"--output", "-o", CLI_OPT_STRING, &output},
+  };
+  kube_client *c = NULL;
+  json_t *obj = NULL, *out = NULL, *tmp = NULL;
+  struct restore_wait w = {0};
+  enum cli_output fmt;
+  int64_t timeout_ms = 0;
+  char name[340];
+  kd_rc rc;
+  ret = cli_parse_opts(argc, argv, "restore create", opts, KD_ARRAY_LEN(opts), pos, 1, &npos);
+  if (ret >= 0) goto fail;
+  ret = CLI_USAGE;
+  if (!from || !from[0]) {
+    fprintf(stderr, "kcmdr restore create: --from-backup BACKUP is required\n%s", create_usage);
+    goto fail;
+  }
+  if (!cli_name_valid(from)) {
+    fprintf(stderr, "kcmdr restore create: \"%s\" is not a valid backup name\n", from);
+    goto fail;
+  }
+  if (policy && strcmp(policy, "none") != 0 && strcmp(policy, "update") != 0) {
+    fprintf(stderr, "kcmdr restore create: --existing-resource-policy takes none or update, not '%s'\n", policy);
+    goto fail;
+  }
+  if (cm && !cli_name_valid(cm)) {
+    fprintf(stderr, "kcmdr restore create: \"%s\" is not a valid ConfigMap name\n", cm);
+    goto fail;
+  }
+  if (!cli_output_parse(output, &fmt) || fmt == CLI_OUT_WIDE) {
+    fprintf(stderr, "kcmdr restore create: -o takes json or yaml\n");
+    goto fail;
+  }
+  if (timeout && !cli_parse_timeout(timeout, &timeout_ms)) {
+    fprintf(stderr, "kcmdr restore create: --timeout takes a duration such as 90s or 10m, not '%s'\n", timeout);
+    goto fail;
+  }
+  if (maps && !parse_mappings(maps, &mapping)) goto fail;
+  if (npos == 1 && !cli_name_valid(pos[0])) {
+    fprintf(stderr, "kcmdr restore create: \"%s\" is not a valid name (lower-case letters, digits, '-' and '.', at most 253)\n", pos[0]);
+    goto fail;
+  }
+  const char *ns = cli_system_namespace(g);
+  char backup[300];
+  snprintf(backup, sizeof backup, "%s", from);
+  ret = CLI_FAIL;
+  if (cli_client(g, &c) != CLI_OK) goto fail;
+  /* the backup must exist here (after a disaster it comes back by the location's sync first) */
+  rc = kube_get(c, &cli_res_backup, ns, backup, &tmp);
+  if (rc == KD_ERR_NOTFOUND) {
+    json_t *mb = NULL;
+    kd_rc r2 = kube_get(c, &cli_res_mb, NULL, from, &mb);
+    const char *last = r2 == KD_OK ? status_s(mb, "lastBackupName") : NULL;
+    if (last && last[0] && kube_get(c, &cli_res_backup, ns, last, &tmp) == KD_OK) {
+      fprintf(stderr, "ManagementBackup %s: restoring its last backup, %s\n", from, last);
+      snprintf(backup, sizeof backup, "%s", last);
+      rc = KD_OK;
+    }
+    json_decref(mb);
+    if (rc != KD_OK) {
+      fprintf(stderr, "kcmdr restore create: backup \"%s\" not found in namespace %s (after a disaster, backups appear "
+                      "once the storage location has been synced: kcmdr backup get)\n", from, ns);
+      goto fail;
+    }
+  }
+  if (rc != KD_OK) goto fail_msg;
+  kd_clear_error();
+  if (cm) {
+    json_decref(tmp);
+    tmp = NULL;
+    rc = kube_get(c, &cli_res_configmap, ns, cm, &tmp);
+    if (rc == KD_ERR_NOTFOUND) {
+      fprintf(stderr, "kcmdr restore create: ConfigMap \"%s\" not found in namespace %s\n", cm, ns);
+      goto fail;
+    }
+    if (rc != KD_OK) goto fail_msg;
+  }
+  if (npos == 1) {
+    snprintf(name, sizeof name, "%s", pos[0]);
+  } else {
+    time_t now = time(NULL);
+    struct tm tm;
+    char ts[20];
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y%m%d%H%M%S", &tm);
+    snprintf(name, sizeof name, "%.300s-%s", backup, ts);
+  }
+  /* the seed's Restore: what the user excludes, then Velero's never-restored resources */
+  json_t *excluded = exc_res ? json_copy(exc_res) : json_array();
+  for (size_t i = 0; excluded && velero_restore_always_excluded[i]; i++) {
+    bool have = false;
+    size_t j;
+    json_t *v;
+    json_array_foreach(excluded, j, v) have = have || kd_streq(json_string_value(v), velero_restore_always_excluded[i]);
+    if (!have) json_array_append_new(excluded, json_string(velero_restore_always_excluded[i]));
+  }
+  obj = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:o,s:{}}}", "apiVersion", "velero.io/v1", "kind", "Restore", "metadata",
+                  "name", name, "namespace", ns, "spec", "backupName", backup, "excludedResources", excluded, "hooks");
+  json_t *spec = json_object_get(obj, "spec");
+  if (!obj || (policy && json_object_set_new(spec, "existingResourcePolicy", json_string(policy))) ||
+      json_object_set_new(spec, "includedNamespaces", inc_ns ? json_incref(inc_ns) : json_pack("[s]", "*")) ||
+      (rc = set_list(spec, "excludedNamespaces", exc_ns)) || (rc = set_list(spec, "includedResources", inc_res)) ||
+      (mapping && json_object_size(mapping) && json_object_set(spec, "namespaceMapping", mapping)) ||
+      (cm && json_object_set_new(spec, "resourceModifier",
+                                 json_pack("{s:s,s:s,s:s}", "apiGroup", "", "kind", "configmap", "name", cm)))) {
+    kd_fail(KD_ERR_NOMEM, "out of memory");
+    goto fail_msg;
+  }
+  rc = kube_create(c, &cli_res_restore, ns, obj, &out);
+  if (rc == KD_ERR_CONFLICT) {
+    fprintf(stderr, "kcmdr restore create: a Restore named \"%s\" already exists in namespace %s\n", name, ns);
+    goto fail;
+  }
+  if (rc != KD_OK) goto fail_msg;
+  FILE *human = fmt == CLI_OUT_TABLE ? stdout : stderr;
+  fprintf(human, "Restore request \"%s\" submitted successfully (backup %s%s%s).\n", name, backup,
+          policy ? ", existing resource policy " : "", policy ? policy : "");
+  if (!wait) {
+    if (fmt != CLI_OUT_TABLE && cli_print_object(stdout, out, fmt) != KD_OK) goto fail_msg;
+    fprintf(human, "Run `kcmdr restore describe %s` or `kcmdr restore logs %s` for more details.\n", name, name);
+    ret = CLI_OK;
+    goto fail;
+  }
+  fprintf(human, "Waiting for restore \"%s\" to end. You may safely press ctrl-c to stop waiting: the restore goes on.\n", name);
+  char what[360];
+  snprintf(what, sizeof what, "Restore %s", name);
+  w.name = name;
+  cli_progress_init(&w.prog, human, what, "restored");
+  rc = cli_wait(c, &cli_res_restore, ns, name, timeout_ms, restore_wait_fn, &w);
+  cli_progress_end(&w.prog);
+  if (rc != KD_OK) goto fail_msg;
+  if (w.deleted || !w.final) {
+    fprintf(stderr, "kcmdr restore create: Restore %s was deleted while waiting\n", name);
+    goto fail;
+  }
+  const char *phase = phase_of(w.final);
+  fprintf(human, "Restore %s ended: %s (%lld of %lld items restored, %lld warnings, %lld errors).\n", name, phase,
+          status_i(w.final, "progress", "itemsRestored"), status_i(w.final, "progress", "totalItems"),
+          status_i(w.final, "warnings", NULL), status_i(w.final, "errors", NULL));
+  if (!kd_streq(phase, VELERO_PHASE_COMPLETED)) {
+    const char *why = status_s(w.final, "failureReason");
+    size_t i;
+    json_t *v;
+    if (why && why[0]) fprintf(human, "Failure reason: %s\n", why);
+    json_array_foreach(json_object_get(json_object_get(w.final, "status"), "validationErrors"), i, v)
+        fprintf(human, "Validation error: %s\n", json_string_value(v) ? json_string_value(v) : "?");
+  }
+  fprintf(human, "Run `kcmdr restore describe %s` and `kcmdr restore logs %s` for details.\n", name, name);
+  if (fmt != CLI_OUT_TABLE && cli_print_object(stdout, w.final, fmt) != KD_OK) goto fail_msg;
+  ret = kd_streq(phase, VELERO_PHASE_COMPLETED) ? CLI_OK : CLI_FAIL;
+  goto fail;
+fail_msg:
+  say_err("create");
+  ret = CLI_FAIL;
+fail:
+  json_decref(w.final);
+  json_decref(obj);
+  json_decref(out);
+  json_decref(tmp);
+  json_decref(inc_ns);
+  json_decref(exc_ns);
+  json_decref(inc_res);
+  json_decref(exc_res);
+  json_decref(maps);
+  json_decref(mapping);
+  kube_client_free(c);
+  return ret;
+}
+
+/* ---- get ---- */
+
+static const char get_usage[] =
+    "Usage: kcmdr restore get [NAME...] [-l SELECTOR] [-o wide|json|yaml]\n"
+    "\n"
+    "List Restores as a table: NAME, BACKUP, STATUS (phase), PROGRESS (items restored/total),\n"
+    "ERRORS, WARNINGS, CREATED; -o wide adds STARTED, COMPLETED and POLICY (existing resource policy).\n"
+    "\n"
+    "Flags:\n"
+    "  -l, --selector SELECTOR      only Restores with these labels\n"
+    "  -o, --output wide|json|yaml  wide table, or the objects (one NAME: that object; else a List)\n"
+    "  -n, --namespace NS           system namespace of Velero's objects (default kcm-system)\n"
+    "\n"
+    "Example:\n"
+    "  kcmdr restore get -o wide\n";
+
+static bool collect(json_t *item, void *ud) { return json_array_append(ud, item) == 0; }
+
+static int cmp_name(const void *a, const void *b) {
+  const char *x = meta_s(*(json_t *const *)a, "name"), *y = meta_s(*(json_t *const *)b, "name");
+  return strcmp(x ? x : "", y ? y : "");
+}
+
+static int rs_get(const struct cli_globals *g, int argc, char **argv) {
+  const char *output = NULL, *selector = NULL, *pos[64];
+  int npos, ret;
+  const struct cli_opt opts[] = {{"--output", "-o", CLI_OPT_STRING, &output}, {"--selector", "-l", CLI_OPT_STRING, &selector}};
+  if ((ret = cli_parse_opts(argc, argv, "restore get", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0) return ret;
+  enum cli_output fmt;
+  if (!cli_output_parse(output, &fmt)) {
+    fprintf(stderr, "kcmdr restore get: -o takes wide, json or yaml\n");
+    return CLI_USAGE;
+  }
+  const char *ns = cli_system_namespace(g);
+  kube_client *c = NULL;
+  json_t *all = json_array(), *shown = json_array(), *list = NULL;
+  json_t **v = NULL;
+  cli_table *t = NULL;
+  bool missing = false;
+  struct kube_list_opts lo = {selector, NULL, 0, NULL};
+  kd_rc rc;
+  ret = CLI_FAIL;
+  if (!all || !shown || cli_client(g, &c) != CLI_OK) goto fail;
+  if ((rc = kube_list(c, &cli_res_restore, ns, &lo, collect, all, NULL)) != KD_OK) goto fail_msg;
+  size_t n = json_array_size(all), i;
+  if (n && !(v = calloc(n, sizeof *v))) goto fail;
+  for (i = 0; i < n; i++) v[i] = json_array_get(all, i);
+  qsort(v, n, sizeof *v, cmp_name);
+  for (i = 0; i < n; i++) {
+    bool want = npos == 0;
+    for (int k = 0; k < npos && !want; k++) want = kd_streq(meta_s(v[i], "name"), pos[k]);
+    if (want) json_array_append(shown, v[i]);
+  }
+  for (int k = 0; k < npos; k++) {
+    bool have = false;
+    for (i = 0; i < n && !have; i++) have = kd_streq(meta_s(v[i], "name"), pos[k]);
+    if (!have) {
+      fprintf(stderr, "kcmdr restore get: restore \"%s\" not found in namespace %s\n", pos[k], ns);
+      missing = true;
+    }
+  }
+  if (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML) {
+    if (npos == 1 && json_array_size(shown) == 1) rc = cli_print_object(stdout, json_array_get(shown, 0), fmt);
+    else if ((list = json_pack("{s:s,s:s,s:{},s:O}", "apiVersion", "v1", "kind", "List", "metadata", "items", shown)))
+      rc = cli_print_object(stdout, list, fmt);
+    else rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    if (rc != KD_OK) goto fail_msg;
+    ret = missing ? CLI_FAIL : CLI_OK;
+    goto fail;
+  }
+  static const char *const headers[] = {"NAME",    "BACKUP",  "STATUS",    "PROGRESS", "ERRORS",
+                                        "WARNINGS", "CREATED", "STARTED", "COMPLETED", "POLICY"};
+  if (!(t = cli_table_new(fmt == CLI_OUT_WIDE ? 10 : 7, headers))) goto fail;
+  json_t *r;
+  json_array_foreach(shown, i, r) {
+    char prog[64], errs[24], warns[24], created[64], started[64], completed[64];
+    snprintf(prog, sizeof prog, "%lld/%lld", status_i(r, "progress", "itemsRestored"), status_i(r, "progress", "totalItems"));
+    snprintf(errs, sizeof errs, "%lld", status_i(r, "errors", NULL));
+    snprintf(warns, sizeof warns, "%lld", status_i(r, "warnings", NULL));
+    cli_time_text(meta_s(r, "creationTimestamp"), created, sizeof created);
+    cli_time_text(status_s(r, "startTimestamp"), started, sizeof started);
+    cli_time_text(status_s(r, "completionTimestamp"), completed, sizeof completed);
+    const char *cells[] = {meta_s(r, "name"), or_none(spec_s(r, "backupName")), phase_of(r), prog, errs, warns, created,
+                           started, completed, spec_s(r, "existingResourcePolicy") ? spec_s(r, "existingResourcePolicy") : "none"};
+    if ((rc = cli_table_add(t, cells))) goto fail_msg;
+  }
+  if (cli_table_rows(t) == 0 && !missing) fprintf(stderr, "No restores found in namespace %s.\n", ns);
+  else if (cli_table_rows(t) > 0) cli_table_print(t, stdout);
+  ret = missing ? CLI_FAIL : CLI_OK;
+  goto fail;
+fail_msg:
+  say_err("get");
+fail:
+  free(v);
+  cli_table_free(t);
+  json_decref(list);
+  json_decref(all);
+  json_decref(shown);
+  kube_client_free(c);
+  return ret;
+}
+
+/* ---- describe ---- */
+
+static const char describe_usage[] =
+    "Usage: kcmdr restore describe NAME... [-o json|yaml]\n"
+    "\n"
+    "Describe a restore: phase, backup, times, progress, warnings, errors, validation errors, failure\n"
+    "reason, what it includes and excludes, and the warnings and errors of its results file\n"
+    "(restores/<r>/restore-<r>-results.gz in the storage location of its backup).\n"
+    "\n"
+    "Flags:\n"
+    "  -o, --output json|yaml   the Restore and its results as one object\n"
+    "  -n, --namespace NS       system namespace of Velero's objects (default kcm-system)\n"
+    "\n"
+    "Example:\n"
+    "  kcmdr restore describe kcm-20250117180012-20250118093000\n";
+
+static void print_strings(const char *label, json_t *arr) {
+  size_t i;
+  json_t *v;
+  printf("  %-10s ", label);
+  if (!json_array_size(arr)) printf("%s", strcmp(label, "Included:") == 0 ? "*" : "<none>"); /* Velero: no include list means everything */
+  json_array_foreach(arr, i, v) printf("%s%s", i ? ", " : "", json_string_value(v) ? json_string_value(v) : "?");
+  printf("\n");
+}
+
+static void print_results(const char *title, json_t *r) {
+  size_t n = json_array_size(json_object_get(r, "velero")) + json_array_size(json_object_get(r, "cluster")), shown = 0, i;
+  const char *k;
+  json_t *v, *x;
+  json_object_foreach(json_object_get(r, "namespaces"), k, v) n += json_array_size(v);
+  if (n == 0) {
+    printf("%s:  <none>\n", title);
+    return;
+  }
+  printf("%s:\n", title);
+  json_array_foreach(json_object_get(r, "velero"), i, x) if (shown++ < 30) printf("  Velero:   %s\n", json_string_value(x) ? json_string_value(x) : "?");
+  json_array_foreach(json_object_get(r, "cluster"), i, x) if (shown++ < 30) printf("  Cluster:  %s\n", json_string_value(x) ? json_string_value(x) : "?");
+  json_object_foreach(json_object_get(r, "namespaces"), k, v) {
+    json_array_foreach(v, i, x) if (shown++ < 30) printf("  Namespace %s:  %s\n", k, json_string_value(x) ? json_string_value(x) : "?");
+  }
+  if (shown > 30) printf("  ... and %zu more (kcmdr restore describe -o json shows all)\n", shown - 30);
+}
+
+/* The storage location of restore r: its backup's. *st owned by the caller. */
+static kd_rc restore_store(kube_client *c, const char *ns, json_t *r, objstore **st, json_t **bsl) {
+  json_t *b = NULL;
+  const char *bn = spec_s(r, "backupName");
+  *st = NULL;
+  if (!bn || !bn[0]) return kd_fail(KD_ERR_NOTFOUND, "restore %s names no backup", meta_s(r, "name"));
+  kd_rc rc = kube_get(c, &cli_res_backup, ns, bn, &b);
+  if (rc == KD_ERR_NOTFOUND)
+    return kd_fail(rc, "backup %s of restore %s is not in namespace %s: its storage location is unknown", bn, meta_s(r, "name"), ns);
+  if (rc == KD_OK) rc = cli_backup_store(c, ns, b, st, bsl);
+  json_decref(b);
+  return rc;
+}
+
+static int rs_describe(const struct cli_globals *g, int argc, char **argv) {
+  const char *output = NULL, *pos[64];
+  int npos, ret;
+  const struct cli_opt opts[] = {{"--output", "-o", CLI_OPT_STRING, &output}};
+  if ((ret = cli_parse_opts(argc, argv, "restore describe", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0) return ret;
+  enum cli_output fmt;
+  if (!cli_output_parse(output, &fmt) || fmt == CLI_OUT_WIDE) {
+    fprintf(stderr, "kcmdr restore describe: -o takes json or yaml\n");
+    return CLI_USAGE;
+  }
+  if (npos == 0) {
+    fprintf(stderr, "kcmdr restore describe: which NAME?\n%s", describe_usage);
+    return CLI_USAGE;
+  }
+  const char *ns = cli_system_namespace(g);
+  kube_client *c = NULL;
+  ret = CLI_FAIL;
+  if (cli_client(g, &c) != CLI_OK) goto out;
+  ret = CLI_OK;
+  for (int k = 0; k < npos; k++) {
+    json_t *r = NULL, *results = NULL, *bsl = NULL, *desc = NULL;
+    objstore *st = NULL;
+    char key[VELERO_KEY_MAX], *text = NULL, results_err[1200] = "";
+    size_t len = 0;
+    kd_rc rc = kube_get(c, &cli_res_restore, ns, pos[k], &r);
+    if (rc == KD_ERR_NOTFOUND) {
+      fprintf(stderr, "kcmdr restore describe: restore \"%s\" not found in namespace %s\n", pos[k], ns);
+      ret = CLI_FAIL;
+      goto next;
+    }
+    if (rc != KD_OK) {
+      say_err("describe");
+      ret = CLI_FAIL;
+      goto next;
+    }
+    if (velero_phase_terminal(status_s(r, "phase"))) {
+      if ((rc = restore_store(c, ns, r, &st, &bsl)) == KD_OK &&
+          (rc = velero_restore_key(pos[k], VELERO_RESTORE_RESULTS, key, sizeof key)) == KD_OK &&
+          (rc = cli_gunzip_get_all(st, key, RS_SMALL_MAX, &text, &len)) == KD_OK &&
+          !(results = json_loadb(text, len, JSON_ALLOW_NUL, NULL)))
+        snprintf(results_err, sizeof results_err, "%s is not JSON", key);
+      if (rc == KD_ERR_NOTFOUND && st) snprintf(results_err, sizeof results_err, "no results file (%s)", key);
+      else if (rc != KD_OK) snprintf(results_err, sizeof results_err, "%s", kd_errmsg());
+    }
+    if (fmt != CLI_OUT_TABLE) {
+      desc = json_pack("{s:O,s:O?,s:s?}", "restore", r, "results", results, "resultsError", results_err[0] ? results_err : NULL);
+      if (!desc || cli_print_object(stdout, desc, fmt) != KD_OK) {
+        say_err("describe");
+        ret = CLI_FAIL;
+      }
+      goto next;
+    }
+    if (k) printf("\n---\n\n");
+    char t[64];
+    const char *lk;
+    json_t *v, *spec = json_object_get(r, "spec");
+    size_t n = 0, i;
+    printf("Name:         %s\nNamespace:    %s\nLabels:       ", meta_s(r, "name"), or_none(meta_s(r, "namespace")));
+    json_object_foreach(json_object_get(json_object_get(r, "metadata"), "labels"), lk, v)
+        printf("%s%s=%s\n", n++ ? "              " : "", lk, json_string_value(v) ? json_string_value(v) : "");
+    if (!n) printf("<none>\n");
+    printf("\nPhase:                       %s\n", phase_of(r));
+    printf("Total items to be restored:  %lld\nItems restored:              %lld\n\n", status_i(r, "progress", "totalItems"),
+           status_i(r, "progress", "itemsRestored"));
+    cli_time_text(status_s(r, "startTimestamp"), t, sizeof t);
+    printf("Started:    %s\n", t);
+    cli_time_text(status_s(r, "completionTimestamp"), t, sizeof t);
+    printf("Completed:  %s\n\n", t);
+    printf("Warnings:  %lld\nErrors:    %lld\n", status_i(r, "warnings", NULL), status_i(r, "errors", NULL));
+    if (json_array_size(json_object_get(json_object_get(r, "status"), "validationErrors"))) {
+      printf("\nValidation errors:\n");
+      json_array_foreach(json_object_get(json_object_get(r, "status"), "validationErrors"), i, v)
+          printf("  %s\n", json_string_value(v) ? json_string_value(v) : "?");
+    }
+    if (status_s(r, "failureReason") && status_s(r, "failureReason")[0]) printf("\nFailure reason:  %s\n", status_s(r, "failureReason"));
+    printf("\nBackup:  %s\n\n", or_none(spec_s(r, "backupName")));
+    printf("Namespaces:\n");
+    print_strings("Included:", json_object_get(spec, "includedNamespaces"));
+    print_strings("Excluded:", json_object_get(spec, "excludedNamespaces"));
+    printf("\nResources:\n");
+    print_strings("Included:", json_object_get(spec, "includedResources"));
+    print_strings("Excluded:", json_object_get(spec, "excludedResources"));
+    printf("\nNamespace mappings:  ");
+    n = 0;
+    json_object_foreach(json_object_get(spec, "namespaceMapping"), lk, v)
+        printf("%s%s=%s", n++ ? ", " : "", lk, json_string_value(v) ? json_string_value(v) : "");
+    printf("%s\n", n ? "" : "<none>");
+    printf("Existing resource policy:  %s\n", or_none(spec_s(r, "existingResourcePolicy")));
+    json_t *rm = json_object_get(spec, "resourceModifier");
+    if (json_is_object(rm))
+      printf("Resource modifier:  %s/%s\n", or_none(json_string_value(json_object_get(rm, "kind"))),
+             or_none(json_string_value(json_object_get(rm, "name"))));
+    else printf("Resource modifier:  <none>\n");
+    if (results) {
+      printf("\n");
+      print_results("Warnings", json_object_get(results, "warnings"));
+      print_results("Errors", json_object_get(results, "errors"));
+    } else if (results_err[0]) {
+      printf("\nResults:  cannot be read: %s\n", results_err);
+    }
+  next:
+    free(text);
+    json_decref(desc);
+    json_decref(results);
+    json_decref(bsl);
+    objstore_free(st);
+    json_decref(r);
+  }
+out:
+  kube_client_free(c);
+  return ret;
+}
+
+/* ---- logs ---- */
+
+static const char logs_usage[] =
+    "Usage: kcmdr restore logs NAME\n"
+    "\n"
+    "Print the log of a restore (restores/<r>/restore-<r>-logs.gz in the storage location of its\n"
+    "backup, decompressed) to stdout. The log exists once the restore has ended.\n"
+    "\n"
+    "Flags:\n"
+    "  -n, --namespace NS   system namespace of Velero's objects (default kcm-system)\n"
+    "\n"
+    "Example:\n"
+    "  kcmdr restore logs kcm-20250117180012-20250118093000 | grep -i warn\n";
+
+static int rs_logs(const struct cli_globals *g, int argc, char **argv) {
+  const char *pos[1];
+  int npos, ret;
+  if ((ret = cli_parse_opts(argc, argv, "restore logs", NULL, 0, pos, 1, &npos)) >= 0) return ret;
+  if (npos != 1) {
+    fprintf(stderr, "kcmdr restore logs: which NAME?\n%s", logs_usage);
+    return CLI_USAGE;
+  }
+  const char *ns = cli_system_namespace(g);
+  kube_client *c = NULL;
+  json_t *r = NULL, *bsl = NULL;
+  objstore *st = NULL;
+  char key[VELERO_KEY_MAX];
+  kd_rc rc;
+  ret = CLI_FAIL;
+  if (cli_client(g, &c) != CLI_OK) goto fail;
+  rc = kube_get(c, &cli_res_restore, ns, pos[0], &r);
+  if (rc == KD_ERR_NOTFOUND) {
+    fprintf(stderr, "kcmdr restore logs: restore \"%s\" not found in namespace %s\n", pos[0], ns);
+    goto fail;
+  }
+  if (rc || (rc = restore_store(c, ns, r, &st, &bsl)) || (rc = velero_restore_key(pos[0], VELERO_RESTORE_LOGS, key, sizeof key)))
+    goto fail_msg;
+  rc = cli_gunzip_get(st, key, cli_stdout_sink, NULL);
+  if (rc == KD_ERR_NOTFOUND) {
+    if (!velero_phase_terminal(status_s(r, "phase")))
+      fprintf(stderr, "kcmdr restore logs: the log of restore %s is written when it ends (it is %s)\n", pos[0], phase_of(r));
+    else
+      fprintf(stderr, "kcmdr restore logs: restore %s has no log file (%s) in storage location %s\n", pos[0], key, meta_s(bsl, "name"));
+    goto fail;
+  }
+  if (rc != KD_OK) goto fail_msg;
+  ret = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
+  goto fail;
+fail_msg:
+  say_err("logs");
+fail:
+  objstore_free(st);
+  json_decref(r);
+  json_decref(bsl);
+  kube_client_free(c);
+  return ret;
+}
+
+/* ---- the verb ---- */
+
+static const char restore_usage[] =
+    "Usage: kcmdr restore SUBCOMMAND [flags] [NAME...]\n"
+    "\n"
+    "Work with velero.io/v1 Restores: bring the objects of a backup back into this cluster.\n"
+    "\n"
+    "Subcommands:\n"
+    "  create [NAME] --from-backup B   create a Restore (the seed's), optionally wait for it\n"
+    "  get [NAME...]                   list restores as a table\n"
+    "  describe NAME                   phase, backup, times, progress, warnings, errors\n"
+    "  logs NAME                       print a restore's log from the storage location\n"
+    "\n"
+    "Global flags: --kubeconfig PATH, --context NAME, -n/--namespace NS (the system namespace of\n"
+    "Velero's objects; default kcm-system, not the context's namespace), -v LEVEL.\n"
+    "`kcmdr restore SUBCOMMAND --help` explains each one with an example.\n"
+    "\n"
+    "Exit codes: 0 success, 1 failure (the message says why), 2 usage error.\n";
+
+struct sub {
+  const char *name;
+  int (*fn)(const struct cli_globals *, int, char **);
+  const char *usage;
+};
+
+static const struct sub subs[] = {
+    {"create", rs_create, create_usage},
+    {"get", rs_get, get_usage},
+    {"describe", rs_describe, describe_usage},
+    {"logs", rs_logs, logs_usage},
+};
+
+int cli_restore(int argc, char **argv) {
+  struct cli_globals g;
+  int ret = cli_globals_parse(&argc, argv, &g);
+  if (ret != CLI_OK) return ret;
+  if (argc < 2) {
+    fputs(restore_usage, g.help ? stdout : stderr);
+    return g.help ? CLI_OK : CLI_USAGE;
+  }
+  for (size_t i = 0; i < KD_ARRAY_LEN(subs); i++) {
+    if (strcmp(argv[1], subs[i].name) != 0) continue;
+    if (g.help) {
+      fputs(subs[i].usage, stdout);
+      return CLI_OK;
+    }
+    return subs[i].fn(&g, argc - 1, argv + 1);
+  }
+  fprintf(stderr, "kcmdr restore: unknown subcommand '%s'\n%s", argv[1], restore_usage);
+  return CLI_USAGE;
+}
