@@ -361,7 +361,47 @@ static void gl_addstate(const glob_prog *g, size_t i, size_t *set, size_t *nset,
 }
 
 /* Run the program over the runes of s (as Go ranges a string: a bad byte is U+FFFD). */
+/* gobwas turns text, "**" (or "*" without separators), text into its PrefixSuffix matcher,
+ * which lets the prefix and the suffix overlap ("a*a" matches "a"): Velero matches that way. */
+static bool gl_prefix_suffix(const glob_prog *g, const char *s, size_t n, bool *match) {
+  size_t i = 0, p0, p1, s0, s1;
+  while (i < g->n && g->ins[i].op == GI_CHAR) i++;
+  p0 = 0, p1 = i;
+  if (p1 == 0 || i >= g->n || g->ins[i].op != GI_SUPER) return false;
+  while (i < g->n && g->ins[i].op == GI_SUPER) i++;
+  s0 = i;
+  while (i < g->n && g->ins[i].op == GI_CHAR) i++;
+  s1 = i;
+  if (s1 == s0 || i + 1 != g->n || g->ins[i].op != GI_MATCH) return false;
+  char buf[8];
+  size_t pos = 0, end = n;
+  *match = true;
+  for (size_t k = p0; k < p1 && *match; k++) { /* prefix, rune by rune */
+    size_t w;
+    unsigned r = pos < n ? gl_rune((const unsigned char *)s + pos, n - pos, &w) : GL_BAD;
+    if (pos >= n || r != g->ins[k].r) *match = false;
+    pos += pos < n ? w : 0;
+  }
+  for (size_t k = s1; k > s0 && *match; k--) { /* suffix, from the end, as bytes */
+    unsigned r = g->ins[k - 1].r;
+    size_t w = r < 0x80 ? 1 : r < 0x800 ? 2 : r < 0x10000 ? 3 : 4;
+    if (w > end) {
+      *match = false;
+      break;
+    }
+    /* encode r and compare the last w bytes before end */
+    if (w == 1) buf[0] = (char)r;
+    else if (w == 2) buf[0] = (char)(0xc0 | (r >> 6)), buf[1] = (char)(0x80 | (r & 0x3f));
+    else if (w == 3) buf[0] = (char)(0xe0 | (r >> 12)), buf[1] = (char)(0x80 | ((r >> 6) & 0x3f)), buf[2] = (char)(0x80 | (r & 0x3f));
+    else buf[0] = (char)(0xf0 | (r >> 18)), buf[1] = (char)(0x80 | ((r >> 12) & 0x3f)), buf[2] = (char)(0x80 | ((r >> 6) & 0x3f)), buf[3] = (char)(0x80 | (r & 0x3f));
+    if (memcmp(s + end - w, buf, w) != 0) *match = false;
+    end -= w;
+  }
+  return true;
+}
+
 static kd_rc gl_run(const glob_prog *g, const char *s, size_t n, bool *match) {
+  if (gl_prefix_suffix(g, s, n, match)) return KD_OK;
   size_t total = 0;
   for (size_t i = 0; i < g->n; i++) total += 1 + g->ins[i].nto;
   size_t *cur = malloc(g->n * sizeof *cur), *nxt = malloc(g->n * sizeof *nxt), ncur = 0, nnxt;
