@@ -11,6 +11,7 @@
 
 #include "backup.h"
 #include "informer.h"
+#include "restore.h"
 #include "velero.h"
 
 #define ENGINE_WORKERS_MAX 16
@@ -23,17 +24,19 @@
 static const struct kube_res res_backup = {"velero.io", "v1", "backups", "Backup", true};
 static const struct kube_res res_bsl = {"velero.io", "v1", "backupstoragelocations", "BackupStorageLocation", true};
 static const struct kube_res res_dbr = {"velero.io", "v1", "deletebackuprequests", "DeleteBackupRequest", true};
+static const struct kube_res res_restore = {"velero.io", "v1", "restores", "Restore", true};
 static const struct kube_res res_secret = {"", "v1", "secrets", "Secret", true};
 static const struct kube_res res_deploy = {"apps", "v1", "deployments", "Deployment", true};
 
-enum { INF_BACKUPS, INF_BSLS, INF_DBRS, INF_N };
+enum { INF_BACKUPS, INF_BSLS, INF_DBRS, INF_RESTORES, INF_N };
 
 struct slot {
   engine *e;
   pthread_t th;
   bool started;
   volatile int done;
-  json_t *backup; /* owned by the worker while it runs */
+  json_t *backup; /* the Backup or Restore, owned by the worker while it runs */
+  bool restore;   /* a Restore */
   char name[256];
 };
 
@@ -571,9 +574,10 @@ static void *run_backup(void *arg) {
   return NULL;
 }
 
-static bool running_here(engine *e, const char *name) {
+static bool running_here(engine *e, const char *name, bool restore) {
   for (int i = 0; i < e->o.workers; i++)
-    if (e->slots[i].started && !e->slots[i].done && strcmp(e->slots[i].name, name) == 0) return true;
+    if (e->slots[i].started && !e->slots[i].done && e->slots[i].restore == restore && strcmp(e->slots[i].name, name) == 0)
+      return true;
   return false;
 }
 
@@ -589,18 +593,52 @@ static struct slot *free_slot(engine *e) {
   return NULL;
 }
 
-static void start_backups(engine *e) {
-  json_t *all = informer_list(e->inf[INF_BACKUPS]);
+/* ---- restores ---- */
+
+static void *run_restore(void *arg) {
+  struct slot *sl = arg;
+  engine *e = sl->e;
+  json_t *backup = NULL, *bsl = NULL;
+  objstore *st = NULL;
+  char store_error[1200] = "";
+  const char *bname = json_string_value(json_object_get(json_object_get(sl->backup, "spec"), "backupName"));
+  if (bname && bname[0] && kube_get(e->c, &res_backup, e->o.ns, bname, &backup) != KD_OK) backup = NULL;
+  if (backup) bsl = bsl_of(e, backup);
+  if (bsl && engine_open_store(e->c, e->o.ns, bsl, &st) != KD_OK) snprintf(store_error, sizeof store_error, "%s", kd_errmsg());
+  struct restore_job job = {.client = e->c, .ns = e->o.ns, .restore = sl->backup, .backup = backup, .bsl = bsl,
+                            .store = st, .store_error = store_error[0] ? store_error : NULL, .cancel = &e->cancel};
+  struct restore_result res = {0};
+  int64_t t0 = kd_now_ms();
+  if (restore_execute(&job, &res) != KD_OK)
+    kd_log(KD_LOG_ERROR, "Restore %s: could not record its outcome: %s", sl->name, kd_errmsg());
+  else
+    kd_log(KD_LOG_INFO, "Restore %s: %s, %ld objects: %ld created, %ld updated, %ld skipped, %ld failed; %ld errors, %ld "
+                        "warnings in %.1f s", sl->name, res.phase, res.total, res.created, res.updated, res.skipped,
+           res.failed, res.errors, res.warnings, (double)(kd_now_ms() - t0) / 1000.0);
+  objstore_free(st);
+  json_decref(bsl);
+  json_decref(backup);
+  json_decref(sl->backup);
+  sl->backup = NULL;
+  sl->done = 1;
+  poke(e);
+  return NULL;
+}
+
+/* Start New Backups (restore false) or Restores (true) on free workers. */
+static void start_jobs(engine *e, bool restore) {
+  json_t *all = informer_list(e->inf[restore ? INF_RESTORES : INF_BACKUPS]);
+  const struct kube_res *kind = restore ? &res_restore : &res_backup;
   size_t i;
   json_t *b;
   json_array_foreach(all, i, b) {
     const char *ph = phase_of(b), *name = meta_str(b, "name");
-    if ((ph && ph[0] && strcmp(ph, VELERO_PHASE_NEW) != 0) || !name || running_here(e, name)) continue;
+    if ((ph && ph[0] && strcmp(ph, VELERO_PHASE_NEW) != 0) || !name || running_here(e, name, restore)) continue;
     struct slot *sl = free_slot(e);
     if (!sl) break;
-    json_t *fresh = NULL; /* the cache may lag: only a Backup the server says is New runs */
-    if (kube_get(e->c, &res_backup, e->o.ns, name, &fresh) != KD_OK || (phase_of(fresh) && phase_of(fresh)[0] &&
-                                                                        strcmp(phase_of(fresh), VELERO_PHASE_NEW) != 0)) {
+    json_t *fresh = NULL; /* the cache may lag: only what the server says is New runs */
+    if (kube_get(e->c, kind, e->o.ns, name, &fresh) != KD_OK || (phase_of(fresh) && phase_of(fresh)[0] &&
+                                                                 strcmp(phase_of(fresh), VELERO_PHASE_NEW) != 0)) {
       json_decref(fresh);
       continue;
     }
@@ -611,16 +649,17 @@ static void start_backups(engine *e) {
     json_object_del(json_object_get(fresh, "metadata"), "managedFields");
     sl->e = e;
     sl->backup = fresh;
+    sl->restore = restore;
     sl->done = 0;
     snprintf(sl->name, sizeof sl->name, "%s", name);
-    if (pthread_create(&sl->th, NULL, run_backup, sl) != 0) {
-      kd_log(KD_LOG_ERROR, "Backup %s: cannot start a worker thread", name);
+    if (pthread_create(&sl->th, NULL, restore ? run_restore : run_backup, sl) != 0) {
+      kd_log(KD_LOG_ERROR, "%s %s: cannot start a worker thread", kind->kind, name);
       json_decref(fresh);
       sl->backup = NULL;
       continue;
     }
     sl->started = true;
-    kd_log(KD_LOG_INFO, "Backup %s: started", name);
+    kd_log(KD_LOG_INFO, "%s %s: started", kind->kind, name);
   }
   json_decref(all);
 }
@@ -633,7 +672,7 @@ static void fail_abandoned(engine *e) {
   json_t *b;
   json_array_foreach(all, i, b) {
     const char *name = meta_str(b, "name");
-    if (!kd_streq(phase_of(b), VELERO_PHASE_IN_PROGRESS) || !name || running_here(e, name)) continue;
+    if (!kd_streq(phase_of(b), VELERO_PHASE_IN_PROGRESS) || !name || running_here(e, name, false)) continue;
     json_t *bsl = bsl_of(e, b);
     objstore *st = NULL;
     if (bsl && engine_open_store(e->c, e->o.ns, bsl, &st) != KD_OK) st = NULL;
@@ -646,6 +685,19 @@ static void fail_abandoned(engine *e) {
       kd_log(KD_LOG_WARN, "Backup %s: marking it Failed: %s", name, kd_errmsg());
     objstore_free(st);
     json_decref(bsl);
+  }
+  json_decref(all);
+  all = informer_list(e->inf[INF_RESTORES]);
+  json_array_foreach(all, i, b) {
+    const char *name = meta_str(b, "name");
+    if (!kd_streq(phase_of(b), VELERO_PHASE_IN_PROGRESS) || !name || running_here(e, name, true)) continue;
+    if (restore_fail_abandoned(e->c, e->o.ns, b,
+                               "the engine that ran this restore stopped before it finished (restart, kill or lost "
+                               "leadership); objects it created stay: run the restore again with "
+                               "existingResourcePolicy update to finish it") == KD_OK)
+      kd_log(KD_LOG_WARN, "Restore %s: left InProgress by a stopped engine; marked Failed", name);
+    else
+      kd_log(KD_LOG_WARN, "Restore %s: marking it Failed: %s", name, kd_errmsg());
   }
   json_decref(all);
 }
@@ -668,7 +720,7 @@ static int busy_workers(engine *e) {
 static void *informer_main(void *arg) {
   struct inf_arg *a = arg;
   a->rc = informer_run(a->e->inf[a->which], a->e->stop);
-  if (a->rc != KD_OK) kd_log(KD_LOG_ERROR, "engine: watching %s stopped: %s", a->which == INF_BACKUPS ? "Backups" : a->which == INF_BSLS ? "BackupStorageLocations" : "DeleteBackupRequests", kd_errmsg());
+  if (a->rc != KD_OK) kd_log(KD_LOG_ERROR, "engine: watching %s stopped: %s", a->which == INF_BACKUPS ? "Backups" : a->which == INF_BSLS ? "BackupStorageLocations" : a->which == INF_DBRS ? "DeleteBackupRequests" : "Restores", kd_errmsg());
   return NULL;
 }
 
@@ -690,6 +742,7 @@ kd_rc engine_new(kube_client *c, const struct engine_opts *opts, engine **out) {
   if (rc == KD_OK) rc = informer_new(c, &res_backup, &io, &h, &e->inf[INF_BACKUPS]);
   if (rc == KD_OK) rc = informer_new(c, &res_bsl, &io, &h, &e->inf[INF_BSLS]);
   if (rc == KD_OK) rc = informer_new(c, &res_dbr, &io, &h, &e->inf[INF_DBRS]);
+  if (rc == KD_OK) rc = informer_new(c, &res_restore, &io, &h, &e->inf[INF_RESTORES]);
   if (rc != KD_OK) {
     engine_free(e);
     return rc;
@@ -722,7 +775,7 @@ kd_rc engine_run(engine *e, volatile const int *stop) {
     args[i] = (struct inf_arg){e, i, KD_OK};
     pthread_create(&th[i], NULL, informer_main, &args[i]);
   }
-  kd_log(KD_LOG_INFO, "builtin engine: executing Backups in namespace %s on %d workers", e->o.ns, e->o.workers);
+  kd_log(KD_LOG_INFO, "builtin engine: executing Backups and Restores in namespace %s on %d workers", e->o.ns, e->o.workers);
   while (!*stop) {
     pthread_mutex_lock(&e->lock);
     if (!e->wake) {
@@ -766,7 +819,8 @@ kd_rc engine_run(engine *e, volatile const int *stop) {
       fail_abandoned(e);
       e->was_leading = true;
     }
-    start_backups(e);
+    start_jobs(e, false);
+    start_jobs(e, true);
     deletions(e);
     storage_locations(e);
     if (now - e->last_gc_ms >= ENGINE_GC_PERIOD_MS) {

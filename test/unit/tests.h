@@ -22,5 +22,6 @@ int test_sigv4(void);
 int test_objstore(void);
 int test_backup(void);
 int test_verify(void);
+int test_restore(void);
 
 #endif
