@@ -23,5 +23,6 @@ int test_objstore(void);
 int test_backup(void);
 int test_verify(void);
 int test_restore(void);
+int test_jsonpatch(void), test_resmod(void);
 
 #endif
