@@ -373,7 +373,8 @@ static kd_rc yaml_emit(yaml_emitter_t *e, yaml_event_t *ev) {
 static kd_rc yaml_scalar(yaml_emitter_t *e, const char *s, size_t n, bool is_string) {
   yaml_event_t ev;
   yaml_scalar_style_t style = YAML_ANY_SCALAR_STYLE;
-  if (is_string && yaml_needs_quotes(s, n)) style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
+  if (is_string && n > 1 && memchr(s, '\n', n - 1)) style = YAML_LITERAL_SCALAR_STYLE; /* kubectl's "|" */
+  else if (is_string && yaml_needs_quotes(s, n)) style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
   /* libyaml picks double quotes (with escapes) itself where single quotes cannot hold s */
   if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)n, 1, 1, style))
     return kd_fail(KD_ERR_NOMEM, "out of memory");

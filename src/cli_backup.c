@@ -345,6 +345,14 @@ static int bk_create(const struct cli_globals *g, int argc, char **argv) {
   fprintf(human, "Backup %s ended: %s (%lld items, %lld warnings, %lld errors). Run `kcmdr backup describe %s` for details.\n",
           name, phase, int_at(last, "progress", "itemsBackedUp"), (long long)json_integer_value(json_object_get(last, "warnings")),
           (long long)json_integer_value(json_object_get(last, "errors")), name);
+  if (!kd_streq(phase, VELERO_PHASE_COMPLETED)) {
+    size_t i;
+    json_t *v;
+    const char *why = json_string_value(json_object_get(last, "failureReason"));
+    if (why && why[0]) fprintf(human, "Failure reason: %s\n", why);
+    json_array_foreach(json_object_get(last, "validationErrors"), i, v)
+        fprintf(human, "Validation error: %s\n", json_string_value(v) ? json_string_value(v) : "?");
+  }
   if (fmt != CLI_OUT_TABLE && cli_print_object(stdout, w.final, fmt) != KD_OK) goto fail_msg;
   ret = kd_streq(phase, VELERO_PHASE_COMPLETED) ? CLI_OK : CLI_FAIL;
   goto fail;
