@@ -402,7 +402,7 @@ static kd_rc sort_by_name(json_t *arr) {
   json_t **v = n ? calloc(n, sizeof *v) : NULL;
   if (n && !v) return kd_fail(KD_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < n; i++) v[i] = json_incref(json_array_get(arr, i));
-  qsort(v, n, sizeof *v, cmp_name);
+  if (n) qsort(v, n, sizeof *v, cmp_name); /* qsort(NULL, 0) is undefined */
   json_array_clear(arr);
   kd_rc rc = KD_OK;
   for (size_t i = 0; i < n; i++)
@@ -1294,7 +1294,8 @@ static void vfy_reslist(struct vfy *v, objstore *st, const char *name, struct vf
     goto done;
   }
   json_error_t je;
-  if (!json_is_object(rl = json_loadb(text, len, JSON_ALLOW_NUL, &je))) {
+  rl = json_loadb(text, len, JSON_ALLOW_NUL, &je); /* not inside json_is_object: a macro that evaluates twice */
+  if (!json_is_object(rl)) {
     vfy_line(v, "problem", "%s is not a JSON object: %s", key, rl ? "another JSON value" : je.text);
     goto done;
   }

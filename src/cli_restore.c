@@ -350,7 +350,7 @@ static int rs_get(const struct cli_globals *g, int argc, char **argv) {
   size_t n = json_array_size(all), i;
   if (n && !(v = calloc(n, sizeof *v))) goto fail;
   for (i = 0; i < n; i++) v[i] = json_array_get(all, i);
-  qsort(v, n, sizeof *v, cmp_name);
+  if (n) qsort(v, n, sizeof *v, cmp_name); /* qsort(NULL, 0) is undefined */
   for (i = 0; i < n; i++) {
     bool want = npos == 0;
     for (int k = 0; k < npos && !want; k++) want = kd_streq(meta_s(v[i], "name"), pos[k]);

@@ -328,6 +328,10 @@ YAML
   assert_contains "$OUT" "mine " "default namespace kcm-system"
   expect_exit 0 "$KCMDR" -n default restore get
   assert_contains "$OUT" "No restores found in namespace default." "-n"
+  expect_exit 0 "$KCMDR" backup get -n default
+  assert_contains "$OUT" "kcm " "a ManagementBackup (cluster-scoped) with no Backup in that namespace"
+  expect_exit 0 "$KCMDR" backup get -n default -l no-such-label
+  assert_contains "$OUT" "No backups found in namespace default." "nothing at all"
   expect_exit 0 "$KCMDR" restore get --namespace=kcm-system mine -o json
   assert_eq mine "$(jq -r .metadata.name <<<"$OUT")" "--namespace= and NAME -o json"
   expect_exit 0 env -u KUBECONFIG "$KCMDR" backup get --kubeconfig "$KUBECONFIG"
