@@ -1366,8 +1366,14 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
                             rs_cstr(md, "resourceVersion") ? rs_cstr(md, "resourceVersion") : "", "status", "phase",
                             VELERO_PHASE_IN_PROGRESS, "startTimestamp", ts);
   json_t *pout = NULL;
-  struct kube_patch_opts po = {KUBE_PATCH_MERGE, NULL, false, NULL};
+  /* the status subresource (the resourceVersion is a precondition there too); the main
+   * resource when the CRD has none, as Velero's own CRDs */
+  struct kube_patch_opts po = {KUBE_PATCH_MERGE, NULL, false, "status"};
   rc = patch ? kube_patch(r.c, &rs_restore_res, job->ns, r.name, patch, &po, &pout) : KD_ERR_NOMEM;
+  if (rc == KD_ERR_NOTFOUND) {
+    po.subresource = NULL;
+    rc = kube_patch(r.c, &rs_restore_res, job->ns, r.name, patch, &po, &pout);
+  }
   json_decref(patch);
   json_decref(pout);
   if (rc) goto out;
