@@ -1020,7 +1020,7 @@ static kd_rc rm_compile(rm_rule *r) {
   kd_rc rc;
   /* namespaces: a set, listed sorted; "*" or nothing includes everything */
   r->ns_all = r->nns == 0;
-  qsort(r->ns, r->nns, sizeof *r->ns, rm_s_cmp);
+  if (r->nns > 1) qsort(r->ns, r->nns, sizeof *r->ns, rm_s_cmp);
   if (r->nns && !(r->nsglob = calloc(r->nns, sizeof *r->nsglob))) return kd_fail(KD_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < r->nns; i++) {
     if (r->ns[i].n == 1 && r->ns[i].s[0] == '*') r->ns_all = true;
