@@ -531,6 +531,34 @@ bool backup_filter_excludes(const backup_filter *f, const char *gr) {
   return r->namespaced ? pats_match(&f->nsr_exc, gr) : pats_match(&f->cr_exc, gr);
 }
 
+/* Velero's rule, read from its source (v1.11 through v1.18 and main are the same):
+ *
+ * - pkg/backup/backup.go, kubernetesBackupper.BackupWithResolvers: after every listed item is
+ *   backed up, "if !ResourceIncludesExcludes.ShouldExclude(crds) &&
+ *   !ResourceIncludesExcludes.ShouldInclude(crds)" it calls backupCRD for every group-resource
+ *   of which at least one item was backed up ("When it's included, the resource's CRD is
+ *   already handled. When it's excluded, no need to check.").
+ * - pkg/backup/backup.go, backupCRD: GETs the CRD named "<resource>.<group>" (NotFound: a
+ *   built-in type, nothing to add) and hands it to kubernetesBackupper.backupItem with
+ *   mustInclude false; no label selector is involved.
+ * - pkg/backup/item_backupper.go, itemInclusionChecks (mustInclude false): the CRD is skipped
+ *   when labelled velero.io/exclude-from-backup=true, when ShouldExclude(crds) (cluster-scoped),
+ *   or when it is being deleted.
+ * - pkg/util/collections/includes_excludes.go, GlobalIncludesExcludes.ShouldInclude (the old
+ *   filter fields, kcm's): a cluster-scoped type is included when includeClusterResources is
+ *   true, or unset with namespaceFilter.IncludeEverything() (includedNamespaces empty or ["*"],
+ *   no excludedNamespaces), and the resource lists include it. So under kcm's spec CRDs are
+ *   "included": backupCRD never runs, and pkg/backup/item_collector.go getResourceItems lists
+ *   customresourcedefinitions like any type, through listResourceByLabelsPerNamespace with the
+ *   orLabelSelectors. Only CRDs carrying a selected label (CAPI's cluster.x-k8s.io/provider on
+ *   provider CRDs) are in kcm's backups; kcm's own CRDs carry no label and are not.
+ * - Velero <= 1.10 called backupCRD whenever includeClusterResources was unset (PR #5838,
+ *   commit a1e4f544, changed it); kcm runs Velero >= 1.15. */
+bool backup_filter_adds_crds(const backup_filter *f) {
+  static const char crd[] = "customresourcedefinitions.apiextensions.k8s.io";
+  return !backup_filter_excludes(f, crd) && !backup_filter_includes(f, crd);
+}
+
 void backup_filter_free(backup_filter *f) {
   if (!f) return;
   struct bk_pats *all[] = {&f->ns_inc, &f->ns_exc, &f->inc, &f->exc, &f->nsr_inc, &f->nsr_exc, &f->cr_inc, &f->cr_exc};
@@ -1325,6 +1353,10 @@ struct bk {
   atomic_int fatal;
   kd_rc fatal_rc;
   char fatal_msg[1024];
+  /* the store's first failure under the archive writer (set once, then store_failed) */
+  atomic_int store_failed;
+  kd_rc store_rc;
+  char store_msg[900];
 
   char keys[F_COUNT][VELERO_KEY_MAX];
   bool committed[F_COUNT];
@@ -1632,12 +1664,32 @@ static bool bk_included(struct bk *b, struct bk_type *t, const struct backup_met
   return true;
 }
 
+/* The archive writer's output (called with b->mu held, or alone at close). A store failure is
+ * remembered with its own message: whatever its code (a dead gateway, 403 after a key was
+ * revoked, NoSuchUpload, too many parts), it ends the backup (bk_store_fatal); it is never an
+ * error of the object being added. The archive writer stops at its first failure, so this
+ * runs no more after one. */
 static kd_rc bk_tar_out(const void *p, size_t n, void *ud) {
   struct bk *b = ud;
   if (EVP_DigestUpdate(b->tar_sha, p, n) != 1) return kd_fail(KD_ERR_NOMEM, "sha256 failed");
   b->tar_bytes += n;
   kd_rc rc = objstore_writer_write(b->tw, p, n);
-  return rc ? kd_fail_wrap(rc, "writing %s", b->keys[F_TAR]) : KD_OK;
+  if (rc == KD_OK) return KD_OK;
+  rc = kd_fail_wrap(rc, "writing %s", b->keys[F_TAR]);
+  if (!atomic_load(&b->store_failed)) {
+    b->store_rc = rc;
+    snprintf(b->store_msg, sizeof b->store_msg, "%s", kd_errmsg());
+    atomic_store(&b->store_failed, 1);
+  }
+  return rc;
+}
+
+/* After a failed archive write: when the store failed under it, end the backup with the
+ * store's message and return true. */
+static bool bk_store_fatal(struct bk *b) {
+  if (!atomic_load(&b->store_failed)) return false;
+  bk_set_fatal(b, b->store_rc, "storage location %s: %s", b->bsl_name, b->store_msg);
+  return true;
 }
 
 static bool bk_dedup_type(enum bk_special s) {
@@ -1710,6 +1762,7 @@ static kd_rc bk_backup_item(struct bk *b, struct bk_type *t, const char *raw, si
   rc = archive_writer_add_object(b->aw, t->gr, t->res.version, m->ns[0] ? m->ns : NULL, m->name, scratch->data, scratch->len);
   if (rc == KD_OK) rc = backup_reslist_add(b->rl, t->rl_type, m->ns, m->name);
   pthread_mutex_unlock(&b->mu);
+  if (rc && bk_store_fatal(b)) goto done;
   if (rc == KD_ERR_INVALID) {
     bk_note(b, L_ERROR, where, "%s %s/%s cannot be stored: %s", t->gr, m->ns, m->name, kd_errmsg());
     rc = KD_OK;
@@ -2585,9 +2638,10 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
   bk_sa_related(b);
   bk_do_related(b, &done);
   if (bk_stopped(b)) goto fail;
-  /* the CRDs of custom resources in the backup, when CRDs are neither included nor excluded */
+  /* the CRDs of custom resources in the backup, fetched by name, when CRDs are neither
+   * included nor excluded (backup_filter_adds_crds says where Velero decides this) */
   const char *crd = "customresourcedefinitions.apiextensions.k8s.io";
-  if (bk_type_by_gr(b, crd) && !backup_filter_excludes(b->filter, crd) && !backup_filter_includes(b->filter, crd)) {
+  if (bk_type_by_gr(b, crd) && backup_filter_adds_crds(b->filter)) {
     for (size_t i = 0; i < b->ntypes; i++)
       if (b->types[i].res.group[0] && atomic_load(&b->types[i].items) > 0 &&
           (rc = bk_queue(b, crd, "", b->types[i].gr))) {
@@ -2604,7 +2658,7 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
   rc = archive_writer_close(b->aw);
   b->aw = NULL;
   if (rc) {
-    bk_set_fatal(b, rc, "finishing the archive: %s", kd_errmsg());
+    if (!bk_store_fatal(b)) bk_set_fatal(b, rc, "finishing the archive: %s", kd_errmsg());
     goto fail;
   }
   unsigned char d[EVP_MAX_MD_SIZE];
@@ -2615,7 +2669,7 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
   rc = objstore_writer_commit(b->tw);
   b->tw = NULL;
   if (rc) {
-    bk_set_fatal(b, rc, "storing %s: %s", b->keys[F_TAR], kd_errmsg());
+    bk_set_fatal(b, rc, "storage location %s: storing %s: %s", b->bsl_name, b->keys[F_TAR], kd_errmsg());
     goto fail;
   }
   b->committed[F_TAR] = true;

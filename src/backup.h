@@ -106,6 +106,14 @@ bool backup_filter_all_namespaces(const backup_filter *f);
  * discovery names it ("configmaps", "deployments.apps"). */
 bool backup_filter_includes(const backup_filter *f, const char *gr);
 bool backup_filter_excludes(const backup_filter *f, const char *gr);
+/* Does Velero add, after the listing, the CustomResourceDefinition of every custom resource
+ * type with at least one object in the backup? True only when the CRD type is neither excluded
+ * nor included by f (Velero >= 1.11, pkg/backup/backup.go BackupWithResolvers). Such a CRD is
+ * fetched by name: label selectors do not apply to it; velero.io/exclude-from-backup and
+ * deletion do. Under kcm's spec (all namespaces, includeClusterResources unset) CRDs are
+ * included, so this is false: CRDs are listed like any type, through the label selectors, and
+ * an unlabelled CRD is not in the backup even when its objects are. */
+bool backup_filter_adds_crds(const backup_filter *f);
 /* Resolve a user's resource name ("deploy", "Deployment", "deployments.apps", "crds") to
  * "resource[.group]" into out[n] as Velero's discovery helper does; false when not served. */
 bool backup_filter_resolve(const backup_filter *f, const char *name, char *out, size_t n);

@@ -411,6 +411,66 @@ static void filter_no_filters(void **state) {
   ffree(&t);
 }
 
+/* When Velero adds the CRDs of the custom resources it backed up (backup_filter_adds_crds):
+ * the cases of Velero's TestCRDInclusion and TestBackupResourceFiltering ("Resource's CRD
+ * should be included" / "... not included, when CRD is excluded"), kcm's own spec, and the
+ * careless readings this guards against: "CRDs are added whenever includeClusterResources is
+ * unset" (Velero <= 1.10; wrong for kcm's all-namespace spec) and "a label selector changes
+ * the rule" (it does not: only the resource and namespace filters decide). */
+static void filter_crd_rule(void **state) {
+  (void)state;
+  static const struct {
+    const char *spec, *extra_ns;
+    bool adds;
+  } t[] = {
+      /* kcm: all namespaces, cluster resources auto -> CRDs included, listed through the selectors */
+      {"{\"includedNamespaces\":[\"*\"],\"excludedResources\":[\"clusters.cluster.x-k8s.io\"],"
+       "\"orLabelSelectors\":[{\"matchLabels\":{\"k0rdent.mirantis.com/component\":\"kcm\"}}]}",
+       NULL, false},
+      {"{\"includedNamespaces\":[\"*\"],\"labelSelector\":{\"matchLabels\":{\"a\":\"b\"}}}", NULL, false},
+      {"{}", NULL, false},                                   /* auto, full cluster: every CRD is listed */
+      {"{\"includeClusterResources\":true}", NULL, false},       /* true: listed */
+      {"{\"includeClusterResources\":false}", NULL, false},      /* false: excluded */
+      {"{\"includedNamespaces\":[\"team-blue\"]}", NULL, true}, /* auto, some namespaces: added */
+      {"{\"includedNamespaces\":[\"team-blue\"],\"labelSelector\":{\"matchLabels\":{\"a\":\"b\"}}}", NULL, true},
+      {"{\"includedNamespaces\":[\"team-blue\"],\"includeClusterResources\":true}", NULL, false},
+      {"{\"includedNamespaces\":[\"team-blue\"],\"includeClusterResources\":false}", NULL, false},
+      {"{\"includedNamespaces\":[\"team-blue\"],\"excludedResources\":[\"customresourcedefinitions.apiextensions.k8s.io\"]}",
+       NULL, false},
+      {"{\"includedNamespaces\":[\"team-blue\"],\"excludedResources\":[\"crds\"]}", NULL, false},
+      {"{\"excludedNamespaces\":[\"kube-system\"]}", NULL, true}, /* namespaces not "everything" */
+      {"{}", "[\"secret-ns\"]", true},                         /* ... also by a velero.io/exclude-from-backup namespace */
+      /* named resources: with auto, a cluster-scoped type not in the list is excluded */
+      {"{\"includedResources\":[\"clusterdeployments.k0rdent.mirantis.com\"]}", NULL, false},
+      {"{\"includedNamespaces\":[\"team-blue\"],\"includedResources\":[\"clusterdeployments\"]}", NULL, false},
+      {"{\"includedNamespaces\":[\"team-blue\"],\"includedResources\":[\"clusterdeployments\",\"crds\"]}", NULL, true},
+      /* the scoped fields */
+      {"{\"includedNamespaceScopedResources\":[\"clusterdeployments\"]}", NULL, true},
+      {"{\"includedNamespaceScopedResources\":[\"*\"],\"includedClusterScopedResources\":[\"crds\"]}", NULL, false},
+      {"{\"includedNamespaceScopedResources\":[\"clusterdeployments\"],"
+       "\"excludedClusterScopedResources\":[\"customresourcedefinitions.apiextensions.k8s.io\"]}",
+       NULL, false},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    struct ftest f;
+    fbuild(&f, t[i].spec, t[i].extra_ns);
+    if (json_array_size(f.errors)) fail_msg("spec %s refused: %s", t[i].spec, json_string_value(json_array_get(f.errors, 0)));
+    if (backup_filter_adds_crds(f.f) != t[i].adds)
+      fail_msg("spec %s (excluded namespaces %s): adds CRDs %d, Velero %d", t[i].spec, t[i].extra_ns ? t[i].extra_ns : "-",
+               !t[i].adds, t[i].adds);
+    ffree(&f);
+  }
+  /* no CRD type served at all: nothing to add (Velero: ResourceFor fails, ShouldExclude true) */
+  json_t *disc = json_array(), *errors = json_array(), *spec = load("{\"includedNamespaces\":[\"team-blue\"]}");
+  backup_filter *f = NULL;
+  assert_int_equal(backup_filter_new(spec, disc, NULL, errors, &f), KD_OK);
+  assert_false(backup_filter_adds_crds(f));
+  backup_filter_free(f);
+  json_decref(spec);
+  json_decref(errors);
+  json_decref(disc);
+}
+
 /* ---- metadata scan and type insertion ---- */
 
 /* Names with escapes decode; NUL escapes and non-ASCII elsewhere are skipped over correctly
@@ -559,8 +619,8 @@ int test_backup(void) {
       cmocka_unit_test(glob_velero_cases),  cmocka_unit_test(selector_match),       cmocka_unit_test(selector_invalid),
       cmocka_unit_test(selector_string),    cmocka_unit_test(filter_kcm_spec),      cmocka_unit_test(filter_cluster_resources),
       cmocka_unit_test(filter_resolve_names), cmocka_unit_test(filter_validation),  cmocka_unit_test(filter_scoped),
-      cmocka_unit_test(filter_no_filters),  cmocka_unit_test(meta_scan),            cmocka_unit_test(add_type),
-      cmocka_unit_test(reslist_shape),      cmocka_unit_test(results_shape),
+      cmocka_unit_test(filter_no_filters),  cmocka_unit_test(filter_crd_rule),      cmocka_unit_test(meta_scan),
+      cmocka_unit_test(add_type),           cmocka_unit_test(reslist_shape),        cmocka_unit_test(results_shape),
   };
   return cmocka_run_group_tests_name("backup", tests, NULL, NULL);
 }
