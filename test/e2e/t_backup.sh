@@ -65,6 +65,20 @@ bk_run() {
 bk_phase() { kubectl -n kcm-system get backup "$1" -o jsonpath='{.status.phase}'; }
 bk_phase_is() { [ "$(bk_phase "$1")" = "$2" ]; }
 
+# bk_load_blobs NS N KIB: N Secrets in namespace NS (created when missing) of KIB KiB of random
+# bytes each: many bytes that gzip cannot shrink much, loaded in seconds (KIB <= 1000: etcd's
+# request limit)
+bk_load_blobs() {
+  kubectl get namespace "$1" >/dev/null 2>&1 || kubectl create namespace "$1" >/dev/null
+  python3 - "$1" "$2" "$3" <<'PY' | kubectl create -f - >/dev/null
+import base64, json, os, sys
+ns, n, kib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+items = [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "blob-%03d" % i, "namespace": ns},
+          "data": {"b": base64.b64encode(os.urandom(kib << 10)).decode()}} for i in range(n)]
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+PY
+}
+
 # The objects the fixture says belong in kcm's backup, as "gr|ns|name" (cluster-scoped: "gr||name"),
 # plus the namespaces that hold one of them.
 BK_FIXTURE_TYPES="configmaps secrets serviceaccounts deployments.apps clusterroles.rbac.authorization.k8s.io
@@ -168,8 +182,17 @@ test_backup_kcm_content_s3_and_filesystem() {
 ]}
 JSON
   kubectl -n kcm-system delete configmap going --wait=false >/dev/null
+  # CRDs (backup_filter_adds_crds; Velero >= 1.11 BackupWithResolvers): under kcm's spec CRDs are
+  # an included type, listed through the selectors like any other, and Velero adds no CRD for
+  # the custom objects it backed up. CAPI labels its provider CRDs (cluster.x-k8s.io/provider):
+  # one labelled for a selected provider is in; one labelled for a provider no template uses is
+  # out; kcm's own CRDs carry no label (as kcm's chart installs them) and stay out although
+  # their ClusterDeployments are in. (A careless reading adds clusterdeployments' CRD.)
+  kubectl label crd machines.cluster.x-k8s.io cluster.x-k8s.io/provider=cluster-api >/dev/null
+  kubectl label crd awsclusters.infrastructure.cluster.x-k8s.io cluster.x-k8s.io/provider=infrastructure-unused >/dev/null
   bk_oracle
   echo "clusterrolebindings.rbac.authorization.k8s.io||kcm-sa-binding" >> oracle.txt
+  echo "customresourcedefinitions.apiextensions.k8s.io||machines.cluster.x-k8s.io" >> oracle.txt
   sort -o oracle.txt oracle.txt
   [ "$(wc -l < oracle.txt)" -gt 150 ] || fail "oracle too small: $(wc -l < oracle.txt)"
 
@@ -183,6 +206,11 @@ JSON
   assert_eq s3loc "$(kubectl -n kcm-system get backup kcm1 -o jsonpath='{.metadata.labels.velero\.io/storage-location}')" "label"
   mkdir -p s3 && s3 cp --recursive --quiet "s3://$KCMDR_S3_BUCKET/$p/backups/kcm1/" s3/
   bk_archive_objects s3/kcm1.tar.gz
+  grep -q '^clusterdeployments.k0rdent.mirantis.com|' got.txt || fail "no ClusterDeployment in the archive"
+  grep -q '^customresourcedefinitions.apiextensions.k8s.io||clusterdeployments.k0rdent.mirantis.com$' got.txt &&
+    fail "the unlabelled ClusterDeployment CRD was added (Velero >= 1.11 lists CRDs through the selectors under kcm's spec)"
+  grep -q '^customresourcedefinitions.apiextensions.k8s.io||machines.cluster.x-k8s.io$' got.txt ||
+    fail "the CRD labelled cluster.x-k8s.io/provider=cluster-api is missing"
   diff oracle.txt got.txt || fail "archive (kcm form, S3) differs from the oracle"
   bk_check_files s3 kcm1
   [ "$(jq -r .items <<<"$RES")" = "$(wc -l < got.txt)" ] || fail "items $(jq -r .items <<<"$RES") vs $(wc -l < got.txt) in the archive"
@@ -317,7 +345,10 @@ test_backup_failures_apiserver_killed_cancel_abandoned() {
   local p="t-fail-$$"
   bk_bsl_s3 s3loc "$p"
   kubectl create namespace kcm-system >/dev/null
-  "$REPO/build/bench-backup" load big 15000 16 2>/dev/null
+  # 3,000 small objects of four kinds and 16 Secrets of 960 KiB of random bytes: about 45 MB
+  # for gzip -9 to work through, so each backup below takes seconds
+  "$REPO/build/bench-backup" load big 3000 16 2>/dev/null
+  bk_load_blobs big 16 960
   local spec='{"includedNamespaces":["big"],"storageLocation":"s3loc"}'
   mkb() { jq -n --arg n "$1" --argjson s "$spec" '{apiVersion:"velero.io/v1",kind:"Backup",metadata:{name:$n,namespace:"kcm-system"},spec:$s}' | kubectl create -f - >/dev/null; }
 
@@ -328,30 +359,41 @@ test_backup_failures_apiserver_killed_cancel_abandoned() {
   assert_contains "$(kubectl -n kcm-system get backup cancelled -o jsonpath='{.status.failureReason}')" "cancel" "reason"
   [ -z "$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/backups/cancelled/")" ] || fail "a cancelled backup left files"
 
-  # the API server killed while the backup runs: no velero-backup.json, the Backup is marked
-  # Failed once the server is back (the engine's start-up path), the next backup works
+  # the API server crashes (SIGKILL) while the backup lists: the backup fails (no
+  # velero-backup.json, no file at all); the server comes back while the engine still tries to
+  # record that, as a restarted server would, and the Backup is Failed with the reason
   mkb killed
   "$ENGINE_E2E" backup --namespace kcm-system --backup killed --bsl-file s3loc.bsl.json --cred-file creds \
     --concurrency 1 --gzip 9 > killed.out 2> killed.err &
   local pid=$!
   wait_until 30 bk_phase_is killed InProgress
-  sleep 0.5
-  "$REPO/scripts/testenv" apiserver stop --name bk-fail
-  wait "$pid" && fail "backup_execute reported success with the API server gone: $(cat killed.out)"
+  "$REPO/scripts/testenv" apiserver kill --name bk-fail
+  wait_until 60 grep -q "backup failed" killed.err
   "$REPO/scripts/testenv" apiserver start --name bk-fail >/dev/null 2>&1
-  wait_until 60 kubectl get ns kcm-system
-  s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/backups/killed/" > left.txt || true
-  grep -q velero-backup.json left.txt && fail "velero-backup.json written for a backup whose API server died"
-  assert_contains "$(cat killed.err)" "killed" "error names the backup"
-  local ph; ph=$(bk_phase killed)
-  [ "$ph" = InProgress ] || [ "$ph" = Failed ] || fail "phase after the API server died: $ph"
-  "$ENGINE_E2E" abandon --namespace kcm-system --backup killed --bsl-file s3loc.bsl.json --cred-file creds --reason "engine restarted"
-  assert_eq Failed "$(bk_phase killed)" "abandoned backup"
-  [ -z "$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/backups/killed/")" ] || fail "partial files of an abandoned backup left"
+  wait "$pid" || fail "the outcome was not recorded once the API server was back: $(tail -3 killed.err)"
+  RES=$(cat killed.out)
+  assert_eq Failed "$(jq -r .phase <<<"$RES")" "phase with the API server killed"
+  assert_eq Failed "$(bk_phase killed)" "phase in the cluster"
+  local server; server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  assert_contains "$(kubectl -n kcm-system get backup killed -o jsonpath='{.status.failureReason}')" "${server#https://}" \
+    "the reason names the API server"
+  [ -z "$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/backups/killed/")" ] || fail "files of a backup whose API server died"
+
+  # an engine that died mid-backup leaves the Backup InProgress with partial files; its
+  # start-up path (abandon) marks it Failed with the reason and removes them
+  mkb stuck
+  kubectl -n kcm-system patch backup stuck --subresource=status --type=merge -p '{"status":{"phase":"InProgress"}}' >/dev/null
+  echo partial | s3 cp - "s3://$KCMDR_S3_BUCKET/$p/backups/stuck/stuck.tar.gz" --quiet
+  "$ENGINE_E2E" abandon --namespace kcm-system --backup stuck --bsl-file s3loc.bsl.json --cred-file creds --reason "engine restarted"
+  assert_eq Failed "$(bk_phase stuck)" "abandoned backup"
+  assert_eq "engine restarted" "$(kubectl -n kcm-system get backup stuck -o jsonpath='{.status.failureReason}')" "abandon reason"
+  [ -z "$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/backups/stuck/")" ] || fail "partial files of an abandoned backup left"
+
+  # the next backup works and holds everything
   mkb after
   bk_run after s3loc
   assert_eq Completed "$(jq -r .phase <<<"$RES")" "the next backup"
-  [ "$(jq -r .items <<<"$RES")" -ge 15001 ] || fail "next backup holds $(jq -r .items <<<"$RES") items"
+  [ "$(jq -r .items <<<"$RES")" -ge 3017 ] || fail "next backup holds $(jq -r .items <<<"$RES") items"
 
   # a backup whose files were all written but whose last status update was lost comes back
   # Completed from velero-backup.json; nothing is removed
@@ -359,4 +401,71 @@ test_backup_failures_apiserver_killed_cancel_abandoned() {
   "$ENGINE_E2E" abandon --namespace kcm-system --backup after --bsl-file s3loc.bsl.json --cred-file creds --reason restart
   assert_eq Completed "$(bk_phase after)" "recovered from velero-backup.json"
   s3 ls "s3://$KCMDR_S3_BUCKET/$p/backups/after/velero-backup.json" >/dev/null || fail "complete backup's files removed"
+}
+
+# The location's gateway dies during the upload: a radosgw of this test's own (scripts/testenv
+# rgw) on the shared Ceph cluster serves the location; it is SIGKILLed as soon as the tarball's
+# multipart upload exists (seen through the shared gateway), so the upload is surely under way.
+# The Backup must end Failed with a reason naming the location and the gateway; nothing of it
+# may be visible through the shared gateway (no object, no velero-backup.json); and the next
+# backup to the location, served again (by the shared gateway), completes. Careless code this
+# catches: treating the dead connection as the end of the stream (a Completed backup with a
+# truncated tarball), a store failure counted as an error of one object while the listing goes
+# on, retrying forever, or committing the files written before the failure.
+# The multipart upload itself cannot be aborted while its gateway is dead (the abort is a request
+# to it): it stays pending, invisible, and is listed here.
+test_backup_gateway_killed_mid_upload() {
+  bk_up bk-gw
+  local p="t-gw-$$" gw id=2
+  gw=$("$REPO/scripts/testenv" rgw start --id "$id")
+  trap '"$REPO/scripts/testenv" rgw stop --id '"$id"' >/dev/null 2>&1 || true' EXIT
+  bk_bsl_s3 s3loc "$p"
+  jq --arg u "$gw" '.metadata.name="gw" | .spec.config.s3Url=$u' s3loc.bsl.json > gw.bsl.json
+  kubectl create namespace kcm-system >/dev/null
+  # 24 Secrets of 768 KiB of random bytes: about 2 x 24 MiB of base64 in the tarball (each
+  # object is there twice), which gzip cannot shrink much: 4-5 parts of 8 MiB
+  bk_load_blobs blob 24 768
+  mkb() { jq -n --arg n "$1" --arg l "$2" '{apiVersion:"velero.io/v1",kind:"Backup",metadata:{name:$n,namespace:"kcm-system"},
+            spec:{includedNamespaces:["blob"],storageLocation:$l}}' | kubectl create -f - >/dev/null; }
+  mkb gwkill gw
+  "$ENGINE_E2E" backup --namespace kcm-system --backup gwkill --bsl-file gw.bsl.json --cred-file creds \
+    --concurrency 1 > gwkill.out 2> gwkill.err &
+  local pid=$!
+  # wait for the multipart upload through the shared gateway, then kill the location's gateway
+  python3 - "$KCMDR_S3_ENDPOINT" "$KCMDR_S3_BUCKET" "$p/backups/gwkill/" > upload.txt <<'PY' || fail "no multipart upload seen"
+import sys, time, boto3
+ep, bucket, prefix = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=ep)
+deadline = time.time() + 60
+while time.time() < deadline:
+    ups = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    if ups:
+        print(ups[0]["Key"], ups[0]["UploadId"])
+        sys.exit(0)
+    time.sleep(0.02)
+sys.exit(1)
+PY
+  "$REPO/scripts/testenv" rgw kill --id "$id"
+  local t0=$SECONDS
+  wait "$pid" || fail "engine-e2e did not record an outcome: $(cat gwkill.err)"
+  RES=$(cat gwkill.out)
+  assert_eq Failed "$(jq -r .phase <<<"$RES")" "phase with the gateway killed"
+  assert_eq Failed "$(bk_phase gwkill)" "phase in the cluster"
+  local reason; reason=$(kubectl -n kcm-system get backup gwkill -o jsonpath='{.status.failureReason}')
+  assert_contains "$reason" "storage location gw: writing backups/gwkill/gwkill.tar.gz: " "the reason names the location and file"
+  assert_contains "$reason" "${gw#http://}" "the reason names the dead gateway"
+  echo "failed $((SECONDS - t0)) s after the kill: $reason"
+  # nothing of it through the shared gateway: no object at all, no velero-backup.json
+  [ -z "$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/")" ] || fail "objects left: $(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/")"
+  aws --endpoint-url "$KCMDR_S3_ENDPOINT" s3api list-multipart-uploads --bucket "$KCMDR_S3_BUCKET" --prefix "$p/" \
+    --query 'Uploads[].[Key,UploadId]' --output text > pending.txt
+  echo "pending multipart uploads after the failure: $(cat pending.txt)"
+  grep -q "^$p/backups/gwkill/gwkill.tar.gz" pending.txt || fail "no pending upload: was the gateway killed mid-upload?"
+  # the next backup to the location, served again, completes and holds every object
+  jq '.metadata.name="gw"' s3loc.bsl.json > gw.bsl.json
+  mkb after gw
+  bk_run after gw
+  assert_eq Completed "$(jq -r .phase <<<"$RES")" "the next backup"
+  [ "$(jq -r .items <<<"$RES")" -ge 25 ] || fail "the next backup holds $(jq -r .items <<<"$RES") items"
+  s3 ls "s3://$KCMDR_S3_BUCKET/$p/backups/after/velero-backup.json" >/dev/null || fail "the next backup has no velero-backup.json"
 }
