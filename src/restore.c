@@ -1077,11 +1077,9 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
     int applied = 0;
     rc = resmod_apply(r->mods, it->gr, &obj, &applied);
     if (rc == KD_ERR_NOMEM) goto fail;
-    if (rc) {
-      rs_note(r, R_ERROR, it->ns[0] ? ns : "", "resource modifier on %s %s: %s", it->gr, where, kd_errmsg());
-      outcome = O_FAILED;
-      goto done;
-    }
+    /* as Velero: the error is recorded and the object restored with what the other rules did */
+    if (rc) rs_note(r, R_ERROR, it->ns[0] ? ns : "", "resource modifier on %s %s: %s", it->gr, where, kd_errmsg());
+    rc = KD_OK;
   }
   json_t *md = json_object_get(obj, "metadata");
   if (ns) json_object_set_new(md, "namespace", json_string(ns));

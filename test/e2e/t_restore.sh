@@ -99,7 +99,7 @@ test_restore_drill_lost_cluster_comes_back_on_another() {
   kubectl apply -f - >/dev/null <<'YAML'
 apiVersion: k0rdent.mirantis.com/v1beta1
 kind: ManagementBackup
-metadata: {name: kcm, labels: {k0rdent.mirantis.com/component: kcm}}
+metadata: {name: kcm, labels: {k0rdent.mirantis.com/component: kcm}, annotations: {kcmdr.test/in-backup: "true"}}
 spec: {schedule: "* * * * *", storageLocation: s3}
 YAML
   start_controller a.log --engine=builtin
