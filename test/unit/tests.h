@@ -24,5 +24,6 @@ int test_backup(void);
 int test_verify(void);
 int test_restore(void);
 int test_jsonpatch(void), test_resmod(void);
+int test_cli(void);
 
 #endif
