@@ -467,3 +467,40 @@ test_cli_usage_and_help() {
   expect_exit 2 "$KCMDR" -v 9 backup get
   expect_exit 2 "$KCMDR" backup get --kubeconfig
 }
+
+# With the builtin engine executing the Restore: what --wait, describe and logs show is what the
+# engine did and wrote.
+test_cli_restore_with_the_builtin_engine() {
+  cli_env engine
+  "$REPO/scripts/fixture" --cluster-deployments 1 --extra 2 2>/dev/null
+  start_controller ctl.log --engine=builtin
+  expect_exit 0 "$KCMDR" backup create b1 --wait
+  n=$(kubectl -n kcm-system get backup b1 -o jsonpath='{.status.progress.itemsBackedUp}')
+  want=$(kubectl -n kcm-system get configmap kcm-settings -o json | jq -c .data)
+  kubectl -n kcm-system delete configmap kcm-settings >/dev/null
+  # velero's resource modifier reference ({kind: configmap}) as the engine reads it
+  kubectl -n kcm-system create configmap mod --from-literal=rules.yaml='version: v1
+resourceModifierRules:
+- conditions: {groupResource: configmaps, resourceNameRegex: "^kcm-settings$"}
+  mergePatches:
+  - patchData: "{\"data\": {\"restoredBy\": \"kcmdr-cli\"}}"
+' >/dev/null
+  expect_exit 0 "$KCMDR" restore create r1 --from-backup b1 --existing-resource-policy update --resource-modifier-configmap mod --wait
+  assert_contains "$OUT" "Restore r1 ended: Completed ($n of $n items restored, 0 warnings, 0 errors)." "restore --wait"
+  assert_eq "$(jq -c '. + {restoredBy: "kcmdr-cli"}' <<<"$want")" "$(kubectl -n kcm-system get configmap kcm-settings -o json | jq -c .data)" "restored, with the modifier's change"
+  assert_eq r1 "$(kubectl -n kcm-system get configmap kcm-settings -o jsonpath='{.metadata.labels.velero\.io/restore-name}')" "restore label"
+  expect_exit 0 "$KCMDR" restore describe r1
+  assert_contains "$OUT" "Phase:                       Completed" "describe"
+  assert_contains "$OUT" "Items restored:              $n" "describe items"
+  assert_contains "$OUT" "Resource modifier:  configmap/mod" "describe modifier"
+  "$KCMDR" restore logs r1 > got.log
+  zcat store/restores/r1/restore-r1-logs.gz > want.log
+  cmp -s got.log want.log || fail "restore logs differs from the engine's log file"
+  [ -s got.log ] || fail "empty restore log"
+  # tried: a byte of the backup flipped -> the engine fails the restore; --wait exits 1 with the reason
+  python3 -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=0x01; open(p,'wb').write(b)" store/backups/b1/b1.tar.gz
+  expect_exit 1 "$KCMDR" restore create r2 --from-backup b1 --wait --timeout 60s
+  assert_contains "$OUT" "Restore r2 ended: Failed" "tampered backup"
+  assert_contains "$OUT" "Failure reason: " "the engine's reason shown"
+  expect_exit 1 "$KCMDR" backup verify b1
+}
