@@ -474,13 +474,46 @@ YAML
   wait_until 10 sh -c "kubectl get mgmtbackup rbac -o json | jq -e '.status.lastBackupName != null'"
   wait_until 10 sh -c "kubectl -n default get events -o json | jq -e '[.items[] | select(.reason==\"BackupCreated\")] | length > 0'"
   ! grep -i "forbidden" ctl.log || fail "the service account lacked a permission"
-  # and no more than it needs
-  # reading everything is the builtin engine's job (a backup holds Secrets); writing is not
-  for what in "create backups.velero.io -n default" "delete secrets -n kcm-system" "create secrets -n default" \
-              "update configmaps -n kcm-system" "delete managementbackups.k0rdent.mirantis.com" \
-              "delete clusterdeployments.k0rdent.mirantis.com -n kcm-system" "watch secrets -n kcm-system"; do
+  # and no more than it needs: reading everything is the engine's backup job, creating and
+  # patching everything its restore job (a backup holds Secrets and RBAC); deleting is neither
+  for what in "delete secrets -n kcm-system" "delete configmaps -n default" "delete managementbackups.k0rdent.mirantis.com" \
+              "delete clusterdeployments.k0rdent.mirantis.com -n kcm-system" "watch secrets -n kcm-system" \
+              "delete namespaces" "deletecollection pods -n default" "impersonate users"; do
     assert_eq "no" "$(kubectl --kubeconfig sa.kubeconfig auth can-i $what 2>/dev/null || true)" "can-i $what"
   done
+  # the builtin engine as the service account: a backup and a restore (RBAC objects included)
+  ctl_stop_all
+  mkdir -p store
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: BackupStorageLocation
+metadata: {name: local, namespace: kcm-system}
+spec: {provider: filesystem, objectStorage: {bucket: b}, config: {path: $PWD/store}}
+YAML
+  kubectl create namespace app >/dev/null
+  kubectl -n app create configmap c --from-literal=a=b >/dev/null
+  kubectl -n app create role r --verb=get --resource=pods >/dev/null
+  kubectl -n app create rolebinding rb --role=r --user=someone >/dev/null
+  start_controller ctl2.log --kubeconfig sa.kubeconfig --engine=builtin
+  kubectl create -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: sa-backup, namespace: kcm-system}
+spec: {storageLocation: local, includedNamespaces: [app]}
+YAML
+  wait_until 30 sh -c "[ \"\$(kubectl -n kcm-system get backup sa-backup -o jsonpath='{.status.phase}')\" = Completed ]"
+  kubectl -n app delete configmap c >/dev/null
+  kubectl -n app delete rolebinding rb >/dev/null
+  kubectl -n app delete role r >/dev/null
+  kubectl create -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: Restore
+metadata: {name: sa-restore, namespace: kcm-system}
+spec: {backupName: sa-backup, includedNamespaces: ["*"]}
+YAML
+  wait_until 30 sh -c "[ \"\$(kubectl -n kcm-system get restore sa-restore -o jsonpath='{.status.phase}')\" = Completed ]"
+  kubectl -n app get configmap/c rolebinding/rb role/r >/dev/null || fail "not restored as the service account"
+  ! grep -i "forbidden" ctl2.log || fail "the service account lacked a permission"
 }
 
 test_controller_velero_crds_missing_then_installed() {
