@@ -525,32 +525,60 @@ void archive_reader_free(archive_reader *r) {
   free(r);
 }
 
-kd_rc archive_gzip(const void *p, size_t n, kd_buf *out) {
-  z_stream z;
-  memset(&z, 0, sizeof z);
-  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+kd_rc archive_gz_init(archive_gz *g, size_t max, int level) {
+  memset(g, 0, sizeof *g);
+  kd_buf_init(&g->out, max);
+  if (deflateInit2(&g->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     return kd_fail(KD_ERR_NOMEM, "gzip: cannot start a stream");
-  kd_rc rc = KD_OK;
-  const unsigned char *in = p;
-  int zr;
-  do {
-    size_t k = n > (1u << 30) ? (1u << 30) : n; /* avail_in is 32 bits */
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)k;
-    in += k, n -= k;
-    do {
-      unsigned char chunk[16384];
-      z.next_out = chunk;
-      z.avail_out = sizeof chunk;
-      zr = deflate(&z, n ? Z_NO_FLUSH : Z_FINISH);
-      if (zr == Z_STREAM_ERROR) {
-        rc = kd_fail(KD_ERR_INVALID, "gzip: stream error");
-        goto fail;
-      }
-      if ((rc = kd_buf_add(out, chunk, sizeof chunk - z.avail_out))) goto fail;
-    } while (z.avail_out == 0 || (n == 0 && zr != Z_STREAM_END));
-  } while (n > 0);
-fail:
-  deflateEnd(&z);
+  g->init = true;
+  return KD_OK;
+}
+
+static kd_rc gz_run(archive_gz *g, const void *p, size_t n, int flush) {
+  if (!g->init || g->finished) return kd_fail(KD_ERR_INVALID, "gzip: the stream is not open");
+  g->z.next_in = (Bytef *)(uintptr_t)p;
+  g->z.avail_in = (uInt)n;
+  g->in_bytes += n;
+  for (;;) {
+    unsigned char chunk[16384];
+    g->z.next_out = chunk;
+    g->z.avail_out = sizeof chunk;
+    int zr = deflate(&g->z, flush);
+    if (zr == Z_STREAM_ERROR) return kd_fail(KD_ERR_INVALID, "gzip: stream error");
+    kd_rc rc = kd_buf_add(&g->out, chunk, sizeof chunk - g->z.avail_out);
+    if (rc) return rc;
+    if (flush == Z_FINISH ? zr == Z_STREAM_END : (g->z.avail_in == 0 && g->z.avail_out != 0)) break;
+  }
+  if (flush == Z_FINISH) g->finished = true;
+  return KD_OK;
+}
+
+kd_rc archive_gz_add(archive_gz *g, const void *p, size_t n) {
+  while (n > 0) { /* avail_in is 32 bits */
+    size_t k = n > (1u << 30) ? (1u << 30) : n;
+    kd_rc rc = gz_run(g, p, k, Z_NO_FLUSH);
+    if (rc) return rc;
+    p = (const char *)p + k, n -= k;
+  }
+  return KD_OK;
+}
+
+kd_rc archive_gz_write(const void *p, size_t n, void *ud) { return archive_gz_add(ud, p, n); }
+
+kd_rc archive_gz_finish(archive_gz *g) { return gz_run(g, "", 0, Z_FINISH); }
+
+void archive_gz_free(archive_gz *g) {
+  if (g->init) deflateEnd(&g->z);
+  g->init = false;
+  kd_buf_free(&g->out);
+}
+
+kd_rc archive_gzip(const void *p, size_t n, kd_buf *out) {
+  archive_gz g;
+  kd_rc rc = archive_gz_init(&g, out->max - out->len, 6);
+  if (!rc) rc = archive_gz_add(&g, p, n);
+  if (!rc) rc = archive_gz_finish(&g);
+  if (!rc) rc = kd_buf_add(out, g.out.data, g.out.len);
+  archive_gz_free(&g);
   return rc;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zlib.h>
 
 #include "util.h"
 
@@ -92,8 +93,27 @@ kd_rc archive_reader_next(archive_reader *r, struct archive_item *it, bool *eof)
 /* Free the reader. NULL is fine. */
 void archive_reader_free(archive_reader *r);
 
+/* A gzip stream into memory (the logs, resource list and results files): compressed bytes go to
+ * out, whose cap applies. Fields other than out and in_bytes are private. */
+typedef struct archive_gz {
+  z_stream z;
+  kd_buf out;         /* the compressed bytes so far */
+  uint64_t in_bytes;  /* uncompressed bytes taken */
+  bool init, finished;
+} archive_gz;
+/* Start g with out capped at max bytes; level 1..9. KD_ERR_NOMEM; g needs archive_gz_free
+ * either way (a no-op after a failed init). */
+kd_rc archive_gz_init(archive_gz *g, size_t max, int level);
+/* Compress n more bytes. KD_ERR_TOOBIG past the cap, KD_ERR_NOMEM, KD_ERR_INVALID after finish. */
+kd_rc archive_gz_add(archive_gz *g, const void *p, size_t n);
+/* archive_gz_add as an archive_out_fn (ud: the archive_gz). */
+kd_rc archive_gz_write(const void *p, size_t n, void *ud);
+/* End the stream (gzip trailer into out); nothing may be added after. Same failures. */
+kd_rc archive_gz_finish(archive_gz *g);
+/* Free what g holds. */
+void archive_gz_free(archive_gz *g);
 /* Gzip n bytes at p in one go and append the stream to out (its cap applies: KD_ERR_TOOBIG).
- * For small files written whole (logs, results). KD_ERR_NOMEM. */
+ * KD_ERR_NOMEM. */
 kd_rc archive_gzip(const void *p, size_t n, kd_buf *out);
 
 #endif

@@ -23,34 +23,12 @@
 #include <zlib.h>
 
 #include "archive.h"
+#include "joblog.h"
 #include "velero.h"
 
 /* ---- small helpers ---- */
 
-/* Append s[0..n) as a JSON string literal (quotes included); bytes >= 0x80 pass unchanged. */
-static kd_rc bk_json_str(kd_buf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  kd_rc rc = kd_buf_add(b, "\"", 1);
-  size_t run = 0;
-  for (size_t i = 0; rc == KD_OK && i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    if ((rc = kd_buf_add(b, s + run, i - run))) break;
-    run = i + 1;
-    char esc[7] = {'\\', (char)c, 0};
-    size_t el = 2;
-    if (c < 0x20) {
-      esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
-      el = 6;
-    }
-    rc = kd_buf_add(b, esc, el);
-  }
-  if (rc == KD_OK) rc = kd_buf_add(b, s + run, n - run);
-  if (rc == KD_OK) rc = kd_buf_add(b, "\"", 1);
-  return rc;
-}
-
-static kd_rc bk_json_cstr(kd_buf *b, const char *s) { return bk_json_str(b, s, strlen(s)); }
+static kd_rc bk_json_cstr(kd_buf *b, const char *s) { return kd_buf_add_json_string(b, s, strlen(s)); }
 
 /* ---- glob (gobwas/glob semantics without separators) ---- */
 
@@ -1124,91 +1102,10 @@ fail:
   return rc;
 }
 
-/* ---- results ---- */
-
-struct backup_results {
-  json_t *r[2]; /* warnings, errors: {"velero":[],"cluster":[],"namespaces":{}} */
-  long count[2], kept[2];
-};
-
-void backup_results_free(backup_results *r) {
-  if (!r) return;
-  json_decref(r->r[0]);
-  json_decref(r->r[1]);
-  free(r);
-}
-
-kd_rc backup_results_new(backup_results **out) {
-  backup_results *r = calloc(1, sizeof *r);
-  if (!r) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  for (int i = 0; i < 2; i++) {
-    if (!(r->r[i] = json_pack("{s:[],s:[],s:{}}", "velero", "cluster", "namespaces"))) {
-      backup_results_free(r);
-      return kd_fail(KD_ERR_NOMEM, "out of memory");
-    }
-  }
-  *out = r;
-  return KD_OK;
-}
-
-/* a string jansson accepts: invalid UTF-8 bytes become '?' */
-static json_t *bk_json_text(const char *s) {
-  json_t *j = json_string(s);
-  if (j) return j;
-  char *c = strdup(s);
-  if (!c) return NULL;
-  for (unsigned char *p = (unsigned char *)c; *p;) {
-    int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
-    bool ok = n > 0;
-    for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xc0) == 0x80;
-    if (!ok) {
-      *p++ = '?';
-      continue;
-    }
-    p += n;
-  }
-  j = json_string(c);
-  free(c);
-  return j;
-}
-
-kd_rc backup_results_add(backup_results *r, bool error, const char *ns, const char *msg) {
-  int k = error ? 1 : 0;
-  r->count[k]++;
-  if (r->kept[k] >= BACKUP_RESULTS_MAX) return KD_OK;
-  json_t *arr;
-  if (!ns) arr = json_object_get(r->r[k], "velero");
-  else if (!ns[0]) arr = json_object_get(r->r[k], "cluster");
-  else {
-    json_t *nss = json_object_get(r->r[k], "namespaces");
-    if (!(arr = json_object_get(nss, ns))) {
-      json_t *a = json_array();
-      if (!a || json_object_set_new(nss, ns, a)) return kd_fail(KD_ERR_NOMEM, "out of memory");
-      arr = a;
-    }
-  }
-  json_t *s = bk_json_text(msg);
-  if (!s || json_array_append_new(arr, s)) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  r->kept[k]++;
-  return KD_OK;
-}
-
-long backup_results_count(const backup_results *r, bool error) { return r->count[error ? 1 : 0]; }
-
-kd_rc backup_results_json(const backup_results *r, kd_buf *out) {
-  json_t *all = json_pack("{s:O,s:O}", "errors", r->r[1], "warnings", r->r[0]);
-  char *s = all ? json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-  kd_rc rc = s ? kd_buf_adds(out, s) : kd_fail(KD_ERR_NOMEM, "out of memory");
-  free(s);
-  json_decref(all);
-  return rc;
-}
-
 /* ---- one execution ---- */
 
 #define BK_PAGE 500                          /* items per LIST page */
 #define BK_ITEM_MAX ARCHIVE_MAX_ENTRY        /* larger objects are skipped with an error (restore's cap) */
-#define BK_LOG_MAX (64u << 20)               /* uncompressed log bytes kept */
 #define BK_SMALL_MAX (256u << 20)            /* a compressed resource list or results file */
 #define BK_SERVER_SEL_MAX 500                /* longest merged label selector sent to the server */
 #define BK_MAX_KEYS 8                        /* distinct selector keys listed separately at most */
@@ -1217,58 +1114,6 @@ kd_rc backup_results_json(const backup_results *r, kd_buf *out) {
 
 static const struct kube_res bk_backup_res = {"velero.io", "v1", "backups", "Backup", true};
 
-/* gzip into memory */
-struct bk_gz {
-  z_stream z;
-  kd_buf out;
-  bool init;
-  uint64_t in_bytes;
-};
-
-static kd_rc gz_init(struct bk_gz *g, size_t max, int level) {
-  memset(g, 0, sizeof *g);
-  kd_buf_init(&g->out, max);
-  if (deflateInit2(&g->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    return kd_fail(KD_ERR_NOMEM, "gzip: cannot start a stream");
-  g->init = true;
-  return KD_OK;
-}
-
-static kd_rc gz_run(struct bk_gz *g, const void *p, size_t n, int flush) {
-  g->z.next_in = (Bytef *)(uintptr_t)p;
-  g->z.avail_in = (uInt)n;
-  g->in_bytes += n;
-  for (;;) {
-    unsigned char chunk[16384];
-    g->z.next_out = chunk;
-    g->z.avail_out = sizeof chunk;
-    int zr = deflate(&g->z, flush);
-    if (zr == Z_STREAM_ERROR) return kd_fail(KD_ERR_INVALID, "gzip: stream error");
-    kd_rc rc = kd_buf_add(&g->out, chunk, sizeof chunk - g->z.avail_out);
-    if (rc) return rc;
-    if (flush == Z_FINISH ? zr == Z_STREAM_END : (g->z.avail_in == 0 && g->z.avail_out != 0)) return KD_OK;
-  }
-}
-
-static kd_rc gz_add(struct bk_gz *g, const void *p, size_t n) {
-  while (n > 0) { /* avail_in is 32 bits */
-    size_t k = n > (1u << 30) ? (1u << 30) : n;
-    kd_rc rc = gz_run(g, p, k, Z_NO_FLUSH);
-    if (rc) return rc;
-    p = (const char *)p + k, n -= k;
-  }
-  return KD_OK;
-}
-
-static kd_rc gz_finish(struct bk_gz *g) { return gz_run(g, "", 0, Z_FINISH); }
-
-static void gz_free(struct bk_gz *g) {
-  if (g->init) deflateEnd(&g->z);
-  g->init = false;
-  kd_buf_free(&g->out);
-}
-
-static kd_rc gz_write(const void *p, size_t n, void *ud) { return gz_add(ud, p, n); }
 
 enum bk_special { T_OTHER, T_POD, T_PVC, T_PV, T_SA, T_CRB, T_CROLE, T_PCLASS, T_CRD, T_NS };
 
@@ -1342,17 +1187,12 @@ struct bk {
   EVP_MD_CTX *tar_sha;
   uint64_t tar_bytes;
   backup_reslist *rl;
-  backup_results *results;
-  struct bk_gz log;
-  bool log_full;
+  joblog jl; /* log, results, the first fatal failure (its own lock) */
   json_t *tracked_ns, *written, *sa_set, *queued;
   struct bk_rel *rel;
   size_t nrel, caprel;
 
   atomic_long selected, backed_up;
-  atomic_int fatal;
-  kd_rc fatal_rc;
-  char fatal_msg[1024];
   /* the store's first failure under the archive writer (set once, then store_failed) */
   atomic_int store_failed;
   kd_rc store_rc;
@@ -1375,67 +1215,7 @@ static void bk_mark(const struct bk *b, const char *what) {
 }
 
 static bool bk_cancelled(const struct bk *b) { return b->job->cancel && *b->job->cancel; }
-static bool bk_stopped(struct bk *b) { return bk_cancelled(b) || atomic_load(&b->fatal); }
-
-/* ---- the backup's log and results ---- */
-
-static void bk_log_line_locked(struct bk *b, const char *level, const char *msg) {
-  if (b->log_full || !b->log.init) return;
-  char ts[21];
-  kd_time_format(time(NULL), ts);
-  kd_buf line = KD_BUF_INIT(64u << 10);
-  kd_rc rc = kd_buf_addf(&line, "time=\"%s\" level=%s msg=", ts, level);
-  if (rc == KD_OK) rc = bk_json_cstr(&line, msg); /* quoted and escaped like logrus' text format */
-  if (rc == KD_OK) rc = kd_buf_addf(&line, " backup=%s/%s\n", b->ns, b->name);
-  if (rc == KD_OK && b->log.in_bytes + line.len > BK_LOG_MAX) {
-    static const char cut[] = "time=\"\" level=warning msg=\"log truncated: it reached its size cap\"\n";
-    gz_add(&b->log, cut, sizeof cut - 1);
-    b->log_full = true;
-  } else if (rc == KD_OK && gz_add(&b->log, line.data, line.len) != KD_OK) {
-    b->log_full = true;
-  }
-  kd_buf_free(&line);
-}
-
-enum bk_lvl { L_INFO, L_WARN, L_ERROR };
-
-/* Log a line in the backup's log; warnings and errors also go to the results (ns: NULL for
- * Velero's own messages, "" for cluster-scoped objects) and the process log. */
-static void bk_note(struct bk *b, enum bk_lvl lvl, const char *ns, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void bk_note(struct bk *b, enum bk_lvl lvl, const char *ns, const char *fmt, ...) {
-  char msg[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  msg[kd_utf8_cut(msg, strlen(msg))] = '\0';
-  pthread_mutex_lock(&b->mu);
-  bk_log_line_locked(b, lvl == L_INFO ? "info" : lvl == L_WARN ? "warning" : "error", msg);
-  if (lvl != L_INFO && backup_results_add(b->results, lvl == L_ERROR, ns, msg) != KD_OK)
-    backup_results_add(b->results, lvl == L_ERROR, NULL, msg);
-  pthread_mutex_unlock(&b->mu);
-  kd_log(lvl == L_INFO ? KD_LOG_DEBUG : lvl == L_WARN ? KD_LOG_WARN : KD_LOG_ERROR, "backup %s/%s: %s", b->ns, b->name, msg);
-}
-
-/* The first fatal failure wins; every worker stops soon after. */
-static void bk_set_fatal(struct bk *b, kd_rc rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void bk_set_fatal(struct bk *b, kd_rc rc, const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  msg[kd_utf8_cut(msg, strlen(msg))] = '\0';
-  pthread_mutex_lock(&b->mu);
-  bool first = !atomic_load(&b->fatal);
-  if (first) {
-    b->fatal_rc = rc;
-    snprintf(b->fatal_msg, sizeof b->fatal_msg, "%s", msg);
-    atomic_store(&b->fatal, 1);
-  }
-  pthread_mutex_unlock(&b->mu);
-  if (first) bk_note(b, L_ERROR, NULL, "backup failed: %s", msg);
-}
+static bool bk_stopped(struct bk *b) { return bk_cancelled(b) || joblog_failed(&b->jl); }
 
 /* Failures that end the backup rather than one resource: the API server or the store is gone,
  * we were cancelled, or no memory. */
@@ -1507,15 +1287,15 @@ static json_t *bk_final_status(struct bk *b, const char *phase, const char *reas
   bool ok = true;
   if (!validation) {
     ok = !json_object_set_new(st, "completionTimestamp", json_string(done)) &&
-         !json_object_set_new(st, "errors", json_integer(backup_results_count(b->results, true))) &&
-         !json_object_set_new(st, "warnings", json_integer(backup_results_count(b->results, false))) &&
+         !json_object_set_new(st, "errors", json_integer(joblog_count(&b->jl, true))) &&
+         !json_object_set_new(st, "warnings", json_integer(joblog_count(&b->jl, false))) &&
          !json_object_set_new(st, "progress", json_pack("{s:I,s:I}", "totalItems", (json_int_t)items, "itemsBackedUp",
                                                         (json_int_t)items));
     if (ok && b->start_ts[0]) ok = !json_object_set_new(st, "startTimestamp", json_string(b->start_ts));
   } else {
     ok = !json_object_set(st, "validationErrors", validation);
   }
-  if (ok && reason) ok = !json_object_set_new(st, "failureReason", bk_json_text(reason));
+  if (ok && reason) ok = !json_object_set_new(st, "failureReason", joblog_json_text(reason));
   if (!ok) {
     json_decref(st);
     return NULL;
@@ -1569,7 +1349,7 @@ static kd_rc bk_queue(struct bk *b, const char *gr, const char *ns, const char *
   struct bk_type *t = bk_type_by_gr(b, gr);
   if (!name || !name[0]) return KD_OK;
   if (!t) {
-    bk_note(b, L_WARN, ns && ns[0] ? ns : "", "%s %s%s%s is related to a backed-up object but %s is not served", gr,
+    joblog_note(&b->jl, JOBLOG_WARN, ns && ns[0] ? ns : "", "%s %s%s%s is related to a backed-up object but %s is not served", gr,
             ns ? ns : "", ns && ns[0] ? "/" : "", name, gr);
     return KD_OK;
   }
@@ -1650,7 +1430,7 @@ static kd_rc bk_pvc_action(struct bk *b, json_t *pvc, bool *changed) {
 /* itemInclusionChecks (mustInclude false) for an object of t. */
 static bool bk_included(struct bk *b, struct bk_type *t, const struct backup_meta *m, json_t *labels) {
   if (kd_streq(json_string_value(json_object_get(labels, VELERO_LABEL_EXCLUDE)), "true")) {
-    bk_note(b, L_INFO, m->ns, "Excluding %s %s%s%s because it has label %s=true", t->gr, m->ns, m->ns[0] ? "/" : "",
+    joblog_note(&b->jl, JOBLOG_INFO, m->ns, "Excluding %s %s%s%s because it has label %s=true", t->gr, m->ns, m->ns[0] ? "/" : "",
             m->name, VELERO_LABEL_EXCLUDE);
     return false;
   }
@@ -1658,7 +1438,7 @@ static bool bk_included(struct bk *b, struct bk_type *t, const struct backup_met
   if (!m->ns[0] && t->special != T_NS && backup_filter_excludes(b->filter, t->gr)) return false;
   if (m->ns[0] && !backup_filter_includes(b->filter, t->gr)) return false;
   if (m->deleting) {
-    bk_note(b, L_INFO, m->ns, "Skipping %s %s%s%s because it's being deleted", t->gr, m->ns, m->ns[0] ? "/" : "", m->name);
+    joblog_note(&b->jl, JOBLOG_INFO, m->ns, "Skipping %s %s%s%s because it's being deleted", t->gr, m->ns, m->ns[0] ? "/" : "", m->name);
     return false;
   }
   return true;
@@ -1688,7 +1468,7 @@ static kd_rc bk_tar_out(const void *p, size_t n, void *ud) {
  * store's message and return true. */
 static bool bk_store_fatal(struct bk *b) {
   if (!atomic_load(&b->store_failed)) return false;
-  bk_set_fatal(b, b->store_rc, "storage location %s: %s", b->bsl_name, b->store_msg);
+  joblog_fail(&b->jl, b->store_rc, "storage location %s: %s", b->bsl_name, b->store_msg);
   return true;
 }
 
@@ -1716,7 +1496,7 @@ static kd_rc bk_backup_item(struct bk *b, struct bk_type *t, const char *raw, si
   }
   if (t->special == T_POD || t->special == T_PVC) {
     if (!(full = json_loadb(raw, len, JSON_ALLOW_NUL, NULL))) {
-      bk_note(b, L_ERROR, where, "%s %s/%s: the object cannot be parsed", t->gr, m->ns, m->name);
+      joblog_note(&b->jl, JOBLOG_ERROR, where, "%s %s/%s: the object cannot be parsed", t->gr, m->ns, m->name);
       return KD_OK;
     }
     bool changed = false;
@@ -1743,7 +1523,7 @@ static kd_rc bk_backup_item(struct bk *b, struct bk_type *t, const char *raw, si
   kd_buf_reset(scratch);
   if ((rc = backup_add_type(raw, len, t->api_version, t->res.kind, !m->has_api_version, !m->has_kind,
                             scratch))) {
-    bk_note(b, L_ERROR, where, "%s %s/%s: %s", t->gr, m->ns, m->name, kd_errmsg());
+    joblog_note(&b->jl, JOBLOG_ERROR, where, "%s %s/%s: %s", t->gr, m->ns, m->name, kd_errmsg());
     rc = KD_OK;
     goto done;
   }
@@ -1764,7 +1544,7 @@ static kd_rc bk_backup_item(struct bk *b, struct bk_type *t, const char *raw, si
   pthread_mutex_unlock(&b->mu);
   if (rc && bk_store_fatal(b)) goto done;
   if (rc == KD_ERR_INVALID) {
-    bk_note(b, L_ERROR, where, "%s %s/%s cannot be stored: %s", t->gr, m->ns, m->name, kd_errmsg());
+    joblog_note(&b->jl, JOBLOG_ERROR, where, "%s %s/%s cannot be stored: %s", t->gr, m->ns, m->name, kd_errmsg());
     rc = KD_OK;
     goto done;
   }
@@ -1835,16 +1615,16 @@ static kd_rc bk_track_ns(struct bk *b, const char *ns) {
 /* read one listed item's metadata; false (noted) when it cannot be handled */
 static bool bk_read_item(struct bk *b, struct bk_type *t, const char *raw, size_t len, struct backup_meta *m) {
   if (len > BK_ITEM_MAX) {
-    bk_note(b, L_ERROR, NULL, "%s: an object of %zu bytes is larger than %u bytes and was skipped", t->gr, len,
+    joblog_note(&b->jl, JOBLOG_ERROR, NULL, "%s: an object of %zu bytes is larger than %u bytes and was skipped", t->gr, len,
             (unsigned)BK_ITEM_MAX);
     return false;
   }
   if (backup_meta_scan(raw, len, m) != KD_OK) {
-    bk_note(b, L_ERROR, NULL, "%s: an object that cannot be read was skipped: %s", t->gr, kd_errmsg());
+    joblog_note(&b->jl, JOBLOG_ERROR, NULL, "%s: an object that cannot be read was skipped: %s", t->gr, kd_errmsg());
     return false;
   }
   if (!m->name[0]) {
-    bk_note(b, L_ERROR, m->ns[0] ? m->ns : NULL, "%s: an object without a name was skipped", t->gr);
+    joblog_note(&b->jl, JOBLOG_ERROR, m->ns[0] ? m->ns : NULL, "%s: an object without a name was skipped", t->gr);
     return false;
   }
   return true;
@@ -1872,7 +1652,7 @@ static kd_rc bk_on_item(const char *raw, size_t len, void *ud) {
     labels = bk_labels(&m, &bad);
   kd_rc rc = KD_OK;
   if (bad) {
-    bk_note(b, L_ERROR, m.ns[0] ? m.ns : "", "%s %s: its labels cannot be read; skipped", t->gr, key);
+    joblog_note(&b->jl, JOBLOG_ERROR, m.ns[0] ? m.ns : "", "%s %s: its labels cannot be read; skipped", t->gr, key);
     goto done;
   }
   if (!bk_selected(b, labels, x->group)) goto done;
@@ -1895,7 +1675,7 @@ static void bk_run_task(struct bk *b, const struct bk_task *k) {
       /* the continue token expired: list again, skipping what was seen (key order) */
       memcpy(skip, x.last, sizeof skip);
       x.skip = skip[0] ? skip : NULL;
-      bk_note(b, L_INFO, NULL, "listing %s again after its continue token expired", x.t->gr);
+      joblog_note(&b->jl, JOBLOG_INFO, NULL, "listing %s again after its continue token expired", x.t->gr);
       continue;
     }
     break;
@@ -1903,13 +1683,13 @@ static void bk_run_task(struct bk *b, const struct bk_task *k) {
   kd_buf_free(&x.scratch);
   if (rc == KD_OK) {
     if (x.seen)
-      bk_note(b, L_INFO, NULL, "Listed %s%s%s: %ld items", x.t->gr, k->ns ? " in namespace " : "", k->ns ? k->ns : "", x.seen);
-  } else if (bk_cancelled(b) || atomic_load(&b->fatal)) {
+      joblog_note(&b->jl, JOBLOG_INFO, NULL, "Listed %s%s%s: %ld items", x.t->gr, k->ns ? " in namespace " : "", k->ns ? k->ns : "", x.seen);
+  } else if (bk_cancelled(b) || joblog_failed(&b->jl)) {
     /* already being stopped */
   } else if (bk_rc_fatal(rc)) {
-    bk_set_fatal(b, rc, "listing %s: %s", x.t->gr, kd_errmsg());
+    joblog_fail(&b->jl, rc, "listing %s: %s", x.t->gr, kd_errmsg());
   } else {
-    bk_note(b, L_ERROR, k->ns ? k->ns : NULL, "Error listing %s%s%s: %s", x.t->gr, k->ns ? " in namespace " : "",
+    joblog_note(&b->jl, JOBLOG_ERROR, k->ns ? k->ns : NULL, "Error listing %s%s%s: %s", x.t->gr, k->ns ? " in namespace " : "",
             k->ns ? k->ns : "", kd_errmsg());
   }
 }
@@ -1937,7 +1717,7 @@ static kd_rc bk_on_related(const char *raw, size_t len, void *ud) {
   bool bad;
   json_t *labels = bk_labels(&m, &bad);
   kd_rc rc = KD_OK;
-  if (bad) bk_note(b, L_ERROR, m.ns[0] ? m.ns : "", "%s %s: its labels cannot be read; skipped", x->t->gr, m.name);
+  if (bad) joblog_note(&b->jl, JOBLOG_ERROR, m.ns[0] ? m.ns : "", "%s %s: its labels cannot be read; skipped", x->t->gr, m.name);
   else {
     atomic_fetch_add(&b->selected, 1);
     rc = bk_backup_item(b, x->t, raw, len, &m, labels, &x->scratch);
@@ -1974,15 +1754,15 @@ static kd_rc bk_do_related(struct bk *b, size_t *done) {
     rc = bk_list(b, &x.t->res, x.t->res.namespaced ? r.ns : NULL, NULL, fsel, bk_on_related, &x);
     if (rc && !bk_stopped(b)) {
       if (bk_rc_fatal(rc)) {
-        bk_set_fatal(b, rc, "getting %s %s: %s", x.t->gr, r.name, kd_errmsg());
+        joblog_fail(&b->jl, rc, "getting %s %s: %s", x.t->gr, r.name, kd_errmsg());
         break;
       }
-      bk_note(b, L_ERROR, x.t->res.namespaced ? r.ns : "", "Error getting %s %s%s%s: %s", x.t->gr, r.ns, r.ns[0] ? "/" : "",
+      joblog_note(&b->jl, JOBLOG_ERROR, x.t->res.namespaced ? r.ns : "", "Error getting %s %s%s%s: %s", x.t->gr, r.ns, r.ns[0] ? "/" : "",
               r.name, kd_errmsg());
     } else if (rc == KD_OK && !x.found && x.t->special == T_CRD) {
-      bk_note(b, L_INFO, NULL, "No CRD found for %s", r.name); /* a built-in type: nothing to add */
+      joblog_note(&b->jl, JOBLOG_INFO, NULL, "No CRD found for %s", r.name); /* a built-in type: nothing to add */
     } else if (rc == KD_OK && !x.found) {
-      bk_note(b, L_WARN, x.t->res.namespaced ? r.ns : "", "%s %s%s%s was not found in Kubernetes API, can't back it up",
+      joblog_note(&b->jl, JOBLOG_WARN, x.t->res.namespaced ? r.ns : "", "%s %s%s%s was not found in Kubernetes API, can't back it up",
               x.t->gr, r.ns, r.ns[0] ? "/" : "", r.name);
     }
     rc = KD_OK;
@@ -2022,8 +1802,8 @@ static kd_rc bk_sa_related(struct bk *b) {
   struct bk_lctx x = {.b = b, .t = t};
   kd_rc rc = bk_list(b, &t->res, NULL, NULL, NULL, bk_on_crb, &x);
   if (rc && !bk_stopped(b)) {
-    if (bk_rc_fatal(rc)) bk_set_fatal(b, rc, "listing ClusterRoleBindings: %s", kd_errmsg());
-    else bk_note(b, L_ERROR, NULL, "Error listing ClusterRoleBindings for the ServiceAccount action: %s", kd_errmsg());
+    if (bk_rc_fatal(rc)) joblog_fail(&b->jl, rc, "listing ClusterRoleBindings: %s", kd_errmsg());
+    else joblog_note(&b->jl, JOBLOG_ERROR, NULL, "Error listing ClusterRoleBindings for the ServiceAccount action: %s", kd_errmsg());
   }
   return KD_OK;
 }
@@ -2038,7 +1818,7 @@ static kd_rc bk_on_ns(const char *raw, size_t len, void *ud) {
   bool bad;
   json_t *labels = bk_labels(&m, &bad);
   kd_rc rc = KD_OK;
-  if (bad) bk_note(b, L_ERROR, "", "namespaces %s: its labels cannot be read; skipped", m.name);
+  if (bad) joblog_note(&b->jl, JOBLOG_ERROR, "", "namespaces %s: its labels cannot be read; skipped", m.name);
   else {
     atomic_fetch_add(&b->selected, 1);
     rc = bk_backup_item(b, x->t, raw, len, &m, labels, &x->scratch);
@@ -2055,8 +1835,8 @@ static kd_rc bk_namespaces(struct bk *b) {
   kd_rc rc = bk_list(b, &t->res, NULL, NULL, NULL, bk_on_ns, &x);
   kd_buf_free(&x.scratch);
   if (rc && !bk_stopped(b)) {
-    if (bk_rc_fatal(rc)) bk_set_fatal(b, rc, "listing namespaces: %s", kd_errmsg());
-    else bk_note(b, L_ERROR, NULL, "Error listing namespaces: %s", kd_errmsg());
+    if (bk_rc_fatal(rc)) joblog_fail(&b->jl, rc, "listing namespaces: %s", kd_errmsg());
+    else joblog_note(&b->jl, JOBLOG_ERROR, NULL, "Error listing namespaces: %s", kd_errmsg());
   }
   return KD_OK;
 }
@@ -2081,8 +1861,7 @@ static void bk_free(struct bk *b) {
   backup_filter_free(b->filter);
   json_decref(b->disc);
   backup_reslist_free(b->rl);
-  backup_results_free(b->results);
-  gz_free(&b->log);
+  joblog_free(&b->jl);
   json_decref(b->tracked_ns);
   json_decref(b->written);
   json_decref(b->sa_set);
@@ -2116,9 +1895,7 @@ static kd_rc bk_setup(struct bk *b, const struct backup_job *job) {
     if (velero_backup_key(b->name, vf[f], b->keys[f], sizeof b->keys[f]) != KD_OK) b->keys[f][0] = '\0';
   }
   kd_rc rc;
-  if ((rc = backup_results_new(&b->results)) || (rc = backup_reslist_new(&b->rl)) ||
-      (rc = gz_init(&b->log, BK_LOG_MAX, b->gz_level)))
-    return rc;
+  if ((rc = joblog_init(&b->jl, "backup", b->ns, b->name, b->gz_level)) || (rc = backup_reslist_new(&b->rl))) return rc;
   if (!(b->tracked_ns = json_object()) || !(b->written = json_object()) || !(b->sa_set = json_object()) ||
       !(b->queued = json_object()) || !(b->tar_sha = EVP_MD_CTX_new()))
     return kd_fail(KD_ERR_NOMEM, "out of memory");
@@ -2500,8 +2277,8 @@ static kd_rc bk_put(struct bk *b, enum bk_file f, const void *data, size_t n) {
   return KD_OK;
 }
 
-static kd_rc bk_put_gz(struct bk *b, enum bk_file f, struct bk_gz *g) {
-  kd_rc rc = gz_finish(g);
+static kd_rc bk_put_gz(struct bk *b, enum bk_file f, archive_gz *g) {
+  kd_rc rc = archive_gz_finish(g);
   return rc ? rc : bk_put(b, f, g->out.data, g->out.len);
 }
 
@@ -2533,23 +2310,22 @@ done:
 
 /* Write the four small files, the checksums and velero-backup.json (last). */
 static kd_rc bk_write_files(struct bk *b, json_t *status) {
-  struct bk_gz g = {0};
+  archive_gz g = {0};
   kd_buf tmp = KD_BUF_INIT(BK_SMALL_MAX);
   char *meta = NULL;
   kd_rc rc;
-  if ((rc = gz_init(&g, BK_SMALL_MAX, b->gz_level)) || (rc = backup_reslist_write(b->rl, gz_write, &g)) ||
+  if ((rc = archive_gz_init(&g, BK_SMALL_MAX, b->gz_level)) || (rc = backup_reslist_write(b->rl, archive_gz_write, &g)) ||
       (rc = bk_put_gz(b, F_RESLIST, &g)))
     goto fail;
-  gz_free(&g);
-  if ((rc = gz_init(&g, BK_SMALL_MAX, b->gz_level)) || (rc = backup_results_json(b->results, &tmp)) ||
-      (rc = gz_add(&g, tmp.data, tmp.len)) || (rc = bk_put_gz(b, F_RESULTS, &g)))
+  archive_gz_free(&g);
+  if ((rc = archive_gz_init(&g, BK_SMALL_MAX, b->gz_level)) || (rc = joblog_results_json(&b->jl, &tmp)) ||
+      (rc = archive_gz_add(&g, tmp.data, tmp.len)) || (rc = bk_put_gz(b, F_RESULTS, &g)))
     goto fail;
-  gz_free(&g);
-  pthread_mutex_lock(&b->mu);
-  rc = gz_finish(&b->log);
-  b->log_full = true; /* no line after the file is cut */
-  pthread_mutex_unlock(&b->mu);
-  if (rc || (rc = bk_put(b, F_LOGS, b->log.out.data, b->log.out.len))) goto fail;
+  archive_gz_free(&g);
+  const void *log;
+  size_t log_len;
+  rc = joblog_close_log(&b->jl, &log, &log_len); /* no line after the file is cut */
+  if (rc || (rc = bk_put(b, F_LOGS, log, log_len))) goto fail;
   kd_buf_reset(&tmp);
   static const enum bk_file listed[] = {F_TAR, F_RESLIST, F_RESULTS, F_LOGS};
   rc = kd_buf_adds(&tmp, "{\"files\":{");
@@ -2567,7 +2343,7 @@ static kd_rc bk_write_files(struct bk *b, json_t *status) {
   rc = bk_put(b, F_META, meta, strlen(meta));
 fail:
   free(meta);
-  gz_free(&g);
+  archive_gz_free(&g);
   kd_buf_free(&tmp);
   return rc;
 }
@@ -2599,19 +2375,19 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
   pthread_t *th = NULL;
   size_t nth = 0, done = 0;
   if ((rc = objstore_writer_open(b->job->store, b->keys[F_TAR], &b->tw))) {
-    bk_set_fatal(b, rc, "opening %s: %s", b->keys[F_TAR], kd_errmsg());
+    joblog_fail(&b->jl, rc, "opening %s: %s", b->keys[F_TAR], kd_errmsg());
     goto fail;
   }
   if (EVP_DigestInit_ex(b->tar_sha, EVP_sha256(), NULL) != 1) {
-    bk_set_fatal(b, KD_ERR_NOMEM, "sha256 failed");
+    joblog_fail(&b->jl, KD_ERR_NOMEM, "sha256 failed");
     goto fail;
   }
   if ((rc = archive_writer_open(bk_tar_out, b, b->gz_level, &b->aw))) {
-    bk_set_fatal(b, rc, "starting the archive: %s", kd_errmsg());
+    joblog_fail(&b->jl, rc, "starting the archive: %s", kd_errmsg());
     goto fail;
   }
   b->prog_started = pthread_create(&b->prog, NULL, bk_progress, b) == 0;
-  bk_note(b, L_INFO, NULL, "Backing up to %s (%zu LISTs of %zu resource types)", objstore_describe(b->job->store), b->ntasks,
+  joblog_note(&b->jl, JOBLOG_INFO, NULL, "Backing up to %s (%zu LISTs of %zu resource types)", objstore_describe(b->job->store), b->ntasks,
           b->ntypes);
   /* Velero logs an error for an included namespace that does not exist */
   if (backup_filter_includes(b->filter, "namespaces")) {
@@ -2619,14 +2395,14 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
       const char *n = b->filter->ns_inc.v[i];
       bool found = strcmp(n, "*") == 0 || has_glob(n);
       for (size_t j = 0; !found && j < b->nns; j++) found = strcmp(b->nsinfo[j].name, n) == 0;
-      if (!found) bk_note(b, L_ERROR, NULL, "fail to get the namespace %s specified in backup.Spec.IncludedNamespaces", n);
+      if (!found) joblog_note(&b->jl, JOBLOG_ERROR, NULL, "fail to get the namespace %s specified in backup.Spec.IncludedNamespaces", n);
     }
   }
   size_t want = b->job->list_concurrency > 0 ? (size_t)b->job->list_concurrency : 4;
   if (want > 64) want = 64;
   if (want > b->ntasks) want = b->ntasks;
   if (want && !(th = calloc(want, sizeof *th))) {
-    bk_set_fatal(b, KD_ERR_NOMEM, "out of memory");
+    joblog_fail(&b->jl, KD_ERR_NOMEM, "out of memory");
     goto fail;
   }
   for (; nth < want; nth++)
@@ -2645,7 +2421,7 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
     for (size_t i = 0; i < b->ntypes; i++)
       if (b->types[i].res.group[0] && atomic_load(&b->types[i].items) > 0 &&
           (rc = bk_queue(b, crd, "", b->types[i].gr))) {
-        bk_set_fatal(b, rc, "%s", kd_errmsg());
+        joblog_fail(&b->jl, rc, "%s", kd_errmsg());
         goto fail;
       }
     bk_do_related(b, &done);
@@ -2658,7 +2434,7 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
   rc = archive_writer_close(b->aw);
   b->aw = NULL;
   if (rc) {
-    if (!bk_store_fatal(b)) bk_set_fatal(b, rc, "finishing the archive: %s", kd_errmsg());
+    if (!bk_store_fatal(b)) joblog_fail(&b->jl, rc, "finishing the archive: %s", kd_errmsg());
     goto fail;
   }
   unsigned char d[EVP_MAX_MD_SIZE];
@@ -2669,23 +2445,23 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
   rc = objstore_writer_commit(b->tw);
   b->tw = NULL;
   if (rc) {
-    bk_set_fatal(b, rc, "storage location %s: storing %s: %s", b->bsl_name, b->keys[F_TAR], kd_errmsg());
+    joblog_fail(&b->jl, rc, "storage location %s: storing %s: %s", b->bsl_name, b->keys[F_TAR], kd_errmsg());
     goto fail;
   }
   b->committed[F_TAR] = true;
   bk_stop_progress(b);
   if (bk_cancelled(b)) goto fail;
-  long errors = backup_results_count(b->results, true);
+  long errors = joblog_count(&b->jl, true);
   const char *phase = errors ? VELERO_PHASE_PARTIALLY_FAILED : VELERO_PHASE_COMPLETED;
-  bk_note(b, L_INFO, NULL, "Backed up a total of %ld items (%llu bytes compressed); phase %s", atomic_load(&b->backed_up),
+  joblog_note(&b->jl, JOBLOG_INFO, NULL, "Backed up a total of %ld items (%llu bytes compressed); phase %s", atomic_load(&b->backed_up),
           (unsigned long long)b->tar_bytes, phase);
   if (!(*final_status = bk_final_status(b, phase, NULL, NULL))) {
-    bk_set_fatal(b, KD_ERR_NOMEM, "out of memory");
+    joblog_fail(&b->jl, KD_ERR_NOMEM, "out of memory");
     goto fail;
   }
   bk_mark(b, "tarball committed");
   if ((rc = bk_write_files(b, *final_status))) {
-    bk_set_fatal(b, rc, "%s", kd_errmsg());
+    joblog_fail(&b->jl, rc, "%s", kd_errmsg());
     json_decref(*final_status);
     *final_status = NULL;
     goto fail;
@@ -2696,15 +2472,15 @@ fail:
   bk_stop_progress(b);
   free(th);
   bk_discard(b);
-  if (!atomic_load(&b->fatal)) bk_set_fatal(b, KD_ERR_CANCELLED, "cancelled");
-  return b->fatal_rc ? b->fatal_rc : KD_ERR_CANCELLED;
+  if (!joblog_failed(&b->jl)) joblog_fail(&b->jl, KD_ERR_CANCELLED, "cancelled");
+  return joblog_fail_rc(&b->jl) ? joblog_fail_rc(&b->jl) : KD_ERR_CANCELLED;
 }
 
 static void bk_result(struct bk *b, struct backup_result *res, const char *phase) {
   snprintf(res->phase, sizeof res->phase, "%s", phase);
   res->items = atomic_load(&b->backed_up);
-  res->errors = backup_results_count(b->results, true);
-  res->warnings = backup_results_count(b->results, false);
+  res->errors = joblog_count(&b->jl, true);
+  res->warnings = joblog_count(&b->jl, false);
   res->tarball_bytes = b->committed[F_TAR] ? b->tar_bytes : 0;
 }
 
@@ -2777,7 +2553,7 @@ kd_rc backup_execute(const struct backup_job *job, struct backup_result *res) {
     goto out;
   }
   char reason[1200];
-  snprintf(reason, sizeof reason, "%s", b->fatal_msg[0] ? b->fatal_msg : "cancelled");
+  snprintf(reason, sizeof reason, "%s", joblog_fail_msg(&b->jl)[0] ? joblog_fail_msg(&b->jl) : "cancelled");
   if (!(status = bk_final_status(b, VELERO_PHASE_FAILED, reason, NULL))) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto out;

@@ -153,16 +153,5 @@ kd_rc backup_reslist_write(backup_reslist *l, backup_write_fn fn, void *ud);
 size_t backup_reslist_count(const backup_reslist *l);
 void backup_reslist_free(backup_reslist *l);
 
-/* Warnings and errors of one execution, as Velero's results file holds them. At most
- * BACKUP_RESULTS_MAX messages are kept per kind; later ones are only counted. */
-#define BACKUP_RESULTS_MAX 1000
-typedef struct backup_results backup_results;
-kd_rc backup_results_new(backup_results **out);
-/* ns: NULL for Velero's own messages, "" for cluster-scoped objects, else the namespace. */
-kd_rc backup_results_add(backup_results *r, bool error, const char *ns, const char *msg);
-long backup_results_count(const backup_results *r, bool error);
-/* {"errors":R,"warnings":R} with R = {"velero":[],"cluster":[],"namespaces":{}} into out. */
-kd_rc backup_results_json(const backup_results *r, kd_buf *out);
-void backup_results_free(backup_results *r);
 
 #endif

@@ -32,13 +32,13 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "joblog.h"
 #include "backup.h"
 #include "jsonpatch.h"
 #include "resmod.h"
 #include "velero.h"
 #include "verify.h"
 
-#define RS_LOG_MAX (32u << 20)     /* the restore's log, uncompressed */
 #define RS_MAX_OBJECTS 2000000     /* objects indexed from one backup */
 #define RS_DEFAULT_WORKERS 16
 #define RS_MAX_WORKERS 64
@@ -70,9 +70,7 @@ struct rs {
   const char *name;
   json_t *spec;
   pthread_mutex_t mu;
-  backup_results *results;
-  kd_buf log;
-  bool log_full;
+  joblog jl; /* log, results, the first fatal failure (its own lock) */
   int64_t t0_ms;
 
   json_t *discovery;          /* kube_discover's array */
@@ -102,80 +100,14 @@ struct rs {
   size_t next;                /* next item of the running class */
   size_t cls_end;
   _Atomic long done, created, updated, skipped, failed;
-  atomic_int fatal;
-  kd_rc fatal_rc;
-  char fatal_msg[1024];
   pthread_t progress_thread;
   bool progress_started;
   atomic_int progress_stop;
 };
 
-static bool rs_stopped(struct rs *r) { return atomic_load(&r->fatal) || (r->job->cancel && *r->job->cancel); }
+static bool rs_stopped(struct rs *r) { return joblog_failed(&r->jl) || (r->job->cancel && *r->job->cancel); }
 
 /* ---- log and results ---- */
-
-static kd_rc rs_json_text(kd_buf *b, const char *s) {
-  json_t *str = json_string_nocheck(s);
-  char *enc = str ? json_dumps(str, JSON_ENCODE_ANY) : NULL;
-  kd_rc rc = enc ? kd_buf_adds(b, enc) : kd_fail(KD_ERR_NOMEM, "out of memory");
-  free(enc);
-  json_decref(str);
-  return rc;
-}
-
-enum rs_lvl { R_INFO, R_WARN, R_ERROR };
-
-/* A line in the restore's log (logrus text format, as Velero writes it); warnings and errors
- * also go to the results (ns: NULL for Velero's own, "" cluster-scoped) and the process log. */
-static void rs_note(struct rs *r, enum rs_lvl lvl, const char *ns, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void rs_note(struct rs *r, enum rs_lvl lvl, const char *ns, const char *fmt, ...) {
-  char msg[2048], ts[21];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  msg[kd_utf8_cut(msg, strlen(msg))] = '\0';
-  kd_time_format(time(NULL), ts);
-  const char *level = lvl == R_INFO ? "info" : lvl == R_WARN ? "warning" : "error";
-  pthread_mutex_lock(&r->mu);
-  if (!r->log_full) {
-    size_t before = r->log.len;
-    kd_rc rc = kd_buf_addf(&r->log, "time=\"%s\" level=%s msg=", ts, level);
-    if (!rc) rc = rs_json_text(&r->log, msg);
-    if (!rc) rc = kd_buf_addf(&r->log, " restore=%s/%s\n", r->job->ns, r->name);
-    if (rc) {
-      r->log.len = before;
-      if (r->log.data) r->log.data[before] = '\0';
-      kd_buf_adds(&r->log, "level=warning msg=\"log truncated: it reached its size cap\"\n");
-      r->log_full = true;
-    }
-  }
-  if (lvl != R_INFO && backup_results_add(r->results, lvl == R_ERROR, ns, msg) != KD_OK)
-    backup_results_add(r->results, lvl == R_ERROR, NULL, msg);
-  pthread_mutex_unlock(&r->mu);
-  kd_log(lvl == R_INFO ? KD_LOG_DEBUG : lvl == R_WARN ? KD_LOG_WARN : KD_LOG_ERROR, "restore %s/%s: %s", r->job->ns,
-         r->name, msg);
-}
-
-/* The first fatal failure wins; workers stop soon after. */
-static void rs_set_fatal(struct rs *r, kd_rc rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void rs_set_fatal(struct rs *r, kd_rc rc, const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  msg[kd_utf8_cut(msg, strlen(msg))] = '\0';
-  pthread_mutex_lock(&r->mu);
-  bool first = !atomic_load(&r->fatal);
-  if (first) {
-    r->fatal_rc = rc;
-    snprintf(r->fatal_msg, sizeof r->fatal_msg, "%s", msg);
-    atomic_store(&r->fatal, 1);
-  }
-  pthread_mutex_unlock(&r->mu);
-  if (first) rs_note(r, R_ERROR, NULL, "restore failed: %s", msg);
-}
 
 /* Failures that end the restore rather than one object. */
 static bool rs_rc_fatal(kd_rc rc) {
@@ -756,7 +688,7 @@ static kd_rc rs_stage(struct rs *r) {
   char key[VELERO_KEY_MAX];
   kd_rc rc = verify_sums_load(r->job->store, backup, &sums);
   if (rc == KD_ERR_NOTFOUND) {
-    rs_note(r, R_WARN, NULL,
+    joblog_note(&r->jl, JOBLOG_WARN, NULL,
             "backup %s has no checksums file (a backup written by Velero): its contents could not be verified", backup);
   } else if (rc) {
     rc = kd_fail_wrap(rc, "reading the checksums of backup %s", backup);
@@ -774,7 +706,7 @@ static kd_rc rs_stage(struct rs *r) {
     rc = kd_fail(KD_ERR_INTEGRITY, "the checksums file of backup %s does not list %s", backup, key);
     goto fail;
   }
-  rs_note(r, R_INFO, NULL, "staged %s (%s)", key, verified ? "checksum verified" : "not verified: no checksums file");
+  joblog_note(&r->jl, JOBLOG_INFO, NULL, "staged %s (%s)", key, verified ? "checksum verified" : "not verified: no checksums file");
   if ((rc = rs_temp(r->job->stage_dir, &r->body_fd))) goto fail;
   if ((rc = archive_reader_open_fd(r->stage_fd, RESTORE_MAX_OBJECT, &ar))) goto fail;
   off_t body_off = 0;
@@ -956,7 +888,7 @@ static kd_rc rs_existing(struct rs *r, const struct kube_res *res, const char *n
   *outcome = O_SKIPPED;
   kd_rc rc = kube_get(r->c, res, ns, name, &cur);
   if (rc) {
-    rs_note(r, R_WARN, ns ? ns : "", "could not read the existing %s %s: %s; not restored", gr, where, kd_errmsg());
+    joblog_note(&r->jl, JOBLOG_WARN, ns ? ns : "", "could not read the existing %s %s: %s; not restored", gr, where, kd_errmsg());
     goto done;
   }
   json_t *labels = json_object_get(json_object_get(cur, "metadata"), "labels");
@@ -971,18 +903,18 @@ static kd_rc rs_existing(struct rs *r, const struct kube_res *res, const char *n
       rs_set_labels(r, cur, "", "");
       if ((rc = jsonpatch_create_merge(cur, desired, &patch)) ||
           (rc = kube_patch(r->c, res, ns, name, patch, &po, &out))) {
-        rs_note(r, R_ERROR, ns ? ns : "", "updating the restore labels of %s %s: %s", gr, where, kd_errmsg());
+        joblog_note(&r->jl, JOBLOG_ERROR, ns ? ns : "", "updating the restore labels of %s %s: %s", gr, where, kd_errmsg());
         *outcome = O_FAILED;
         goto done;
       }
     }
-    rs_note(r, R_INFO, ns, "%s %s exists and equals the backed-up version: skipped", gr, where);
+    joblog_note(&r->jl, JOBLOG_INFO, ns, "%s %s exists and equals the backed-up version: skipped", gr, where);
     goto done;
   }
   if (strcmp(gr, "serviceaccounts") == 0) {
     if (!(desired = restore_merge_service_accounts(cur, obj))) goto nomem;
   } else if (strcmp(r->policy, "update") != 0) {
-    rs_note(r, R_WARN, ns ? ns : "",
+    joblog_note(&r->jl, JOBLOG_WARN, ns ? ns : "",
             "could not restore, %s \"%s\" already exists. Warning: the in-cluster version is different than the "
             "backed-up version",
             rs_cstr(obj, "kind"), name);
@@ -995,10 +927,10 @@ static kd_rc rs_existing(struct rs *r, const struct kube_res *res, const char *n
   if (json_object_size(patch) == 0) goto done;
   rc = kube_patch(r->c, res, ns, name, patch, &po, &out);
   if (rc == KD_OK) {
-    rs_note(r, R_INFO, ns, "%s %s updated", gr, where);
+    joblog_note(&r->jl, JOBLOG_INFO, ns, "%s %s updated", gr, where);
     *outcome = O_UPDATED;
   } else if (!rs_rc_fatal(rc)) {
-    rs_note(r, R_WARN, ns ? ns : "", "patch attempt failed for %s %s: %s", gr, where, kd_errmsg());
+    joblog_note(&r->jl, JOBLOG_WARN, ns ? ns : "", "patch attempt failed for %s %s: %s", gr, where, kd_errmsg());
   }
   goto done;
 nomem:
@@ -1020,7 +952,7 @@ static void rs_restore_status(struct rs *r, const struct kube_res *res, const ch
   json_t *rv = json_object_get(json_object_get(created, "metadata"), "resourceVersion");
   json_object_set(json_object_get(o, "metadata"), "resourceVersion", rv);
   kd_rc rc = kube_update_status(r->c, res, ns, o, &out);
-  if (rc) rs_note(r, R_WARN, ns, "status of %s %s not restored: %s", gr, where, kd_errmsg());
+  if (rc) joblog_note(&r->jl, JOBLOG_WARN, ns, "status of %s %s not restored: %s", gr, where, kd_errmsg());
   json_decref(o);
   json_decref(out);
 }
@@ -1051,7 +983,7 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
   if (rc) goto fail;
   const char *why = NULL;
   if (restore_skipped_kind(obj, it->gr, &why)) {
-    rs_note(r, R_INFO, ns, "%s %s not restored: %s", it->gr, where, why);
+    joblog_note(&r->jl, JOBLOG_INFO, ns, "%s %s not restored: %s", it->gr, where, why);
     outcome = O_SKIPPED;
     goto done;
   }
@@ -1066,7 +998,7 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
     bool created = false;
     if ((rc = rs_ensure_ns(r, it->ns, ns, &created))) goto fail;
     if (created) {
-      rs_note(r, R_INFO, NULL, "namespace %s created", ns);
+      joblog_note(&r->jl, JOBLOG_INFO, NULL, "namespace %s created", ns);
       atomic_fetch_add(&r->created, 1);
     }
   }
@@ -1078,7 +1010,7 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
     rc = resmod_apply(r->mods, it->gr, &obj, &applied);
     if (rc == KD_ERR_NOMEM) goto fail;
     /* as Velero: the error is recorded and the object restored with what the other rules did */
-    if (rc) rs_note(r, R_ERROR, it->ns[0] ? ns : "", "resource modifier on %s %s: %s", it->gr, where, kd_errmsg());
+    if (rc) joblog_note(&r->jl, JOBLOG_ERROR, it->ns[0] ? ns : "", "resource modifier on %s %s: %s", it->gr, where, kd_errmsg());
     rc = KD_OK;
   }
   json_t *md = json_object_get(obj, "metadata");
@@ -1087,12 +1019,12 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
   rs_set_labels(r, obj, r->label_backup, r->label_restore);
   struct kube_res res;
   if ((rc = rs_res_for(r, it->gr, obj, &res))) {
-    rs_note(r, R_ERROR, it->ns[0] ? ns : "", "error restoring %s %s: %s", it->gr, where, kd_errmsg());
+    joblog_note(&r->jl, JOBLOG_ERROR, it->ns[0] ? ns : "", "error restoring %s %s: %s", it->gr, where, kd_errmsg());
     outcome = O_FAILED;
     goto done;
   }
   if (!res.namespaced && ns) {
-    rs_note(r, R_ERROR, ns, "error restoring %s %s: the resource is cluster-scoped here", it->gr, where);
+    joblog_note(&r->jl, JOBLOG_ERROR, ns, "error restoring %s %s: the resource is cluster-scoped here", it->gr, where);
     outcome = O_FAILED;
     goto done;
   }
@@ -1118,15 +1050,15 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
     goto done;
   }
   if (rs_rc_fatal(rc)) goto fail;
-  rs_note(r, R_ERROR, it->ns[0] ? ns : "", "error restoring %s %s: %s", it->gr, where, kd_errmsg());
+  joblog_note(&r->jl, JOBLOG_ERROR, it->ns[0] ? ns : "", "error restoring %s %s: %s", it->gr, where, kd_errmsg());
   outcome = O_FAILED;
   goto done;
 fail:
   if (rs_rc_fatal(rc) || rc == KD_ERR_IO) {
-    rs_set_fatal(r, rc, "%s %s: %s", it->gr, where, kd_errmsg());
+    joblog_fail(&r->jl, rc, "%s %s: %s", it->gr, where, kd_errmsg());
     outcome = O_NONE;
   } else {
-    rs_note(r, R_ERROR, it->ns[0] ? ns : "", "error restoring %s %s: %s", it->gr, where, kd_errmsg());
+    joblog_note(&r->jl, JOBLOG_ERROR, it->ns[0] ? ns : "", "error restoring %s %s: %s", it->gr, where, kd_errmsg());
     outcome = O_FAILED;
   }
 done:
@@ -1192,7 +1124,7 @@ static kd_rc rs_wait_crds(struct rs *r) {
       if (rc && rs_rc_fatal(rc)) return rc;
       if (ready) break;
       if (kd_now_ms() > deadline || rs_stopped(r)) {
-        rs_note(r, R_ERROR, "", "the CRD %s is not available to use for custom resources (not Established after %d s)", name,
+        joblog_note(&r->jl, JOBLOG_ERROR, "", "the CRD %s is not available to use for custom resources (not Established after %d s)", name,
                 wait_s);
         break;
       }
@@ -1240,19 +1172,17 @@ static void rs_upload(struct rs *r) {
   }
   kd_buf res = KD_BUF_INIT(64u << 20), gz = KD_BUF_INIT(64u << 20);
   char key[VELERO_KEY_MAX];
-  pthread_mutex_lock(&r->mu);
-  kd_rc rc = backup_results_json(r->results, &res);
-  pthread_mutex_unlock(&r->mu);
+  kd_rc rc = joblog_results_json(&r->jl, &res);
   if (!rc) rc = archive_gzip(res.data, res.len, &gz);
   if (!rc) rc = velero_restore_key(r->name, VELERO_RESTORE_RESULTS, key, sizeof key);
   if (!rc) rc = objstore_put(r->job->store, key, gz.data, gz.len);
   if (rc) kd_log(KD_LOG_WARN, "restore %s/%s: results not uploaded: %s", r->job->ns, r->name, kd_errmsg());
   kd_buf_reset(&gz);
-  pthread_mutex_lock(&r->mu);
-  rc = archive_gzip(r->log.data ? r->log.data : "", r->log.len, &gz);
-  pthread_mutex_unlock(&r->mu);
+  const void *log;
+  size_t log_len;
+  rc = joblog_close_log(&r->jl, &log, &log_len);
   if (!rc) rc = velero_restore_key(r->name, VELERO_RESTORE_LOGS, key, sizeof key);
-  if (!rc) rc = objstore_put(r->job->store, key, gz.data, gz.len);
+  if (!rc) rc = objstore_put(r->job->store, key, log, log_len);
   if (rc) kd_log(KD_LOG_WARN, "restore %s/%s: log not uploaded: %s", r->job->ns, r->name, kd_errmsg());
   kd_buf_free(&res);
   kd_buf_free(&gz);
@@ -1283,8 +1213,7 @@ static void rs_free(struct rs *r) {
   json_decref(r->ns_objects);
   json_decref(r->ensured);
   json_decref(r->crds);
-  backup_results_free(r->results);
-  kd_buf_free(&r->log);
+  joblog_free(&r->jl);
   if (r->stage_fd >= 0) close(r->stage_fd);
   if (r->body_fd >= 0) close(r->body_fd);
   pthread_mutex_destroy(&r->mu);
@@ -1293,11 +1222,11 @@ static void rs_free(struct rs *r) {
 static json_t *rs_final(struct rs *r, const char *phase, const char *reason) {
   char ts[21];
   kd_time_format(time(NULL), ts);
-  long errors = backup_results_count(r->results, true), warnings = backup_results_count(r->results, false);
+  long errors = joblog_count(&r->jl, true), warnings = joblog_count(&r->jl, false);
   json_t *st = json_pack("{s:s,s:s,s:I,s:I,s:{s:I,s:I}}", "phase", phase, "completionTimestamp", ts, "errors",
                          (json_int_t)errors, "warnings", (json_int_t)warnings, "progress", "totalItems",
                          (json_int_t)r->n, "itemsRestored", (json_int_t)atomic_load(&r->done));
-  if (st && reason) json_object_set_new(st, "failureReason", json_string(reason));
+  if (st && reason) json_object_set_new(st, "failureReason", joblog_json_text(reason));
   return st;
 }
 
@@ -1308,8 +1237,8 @@ static void rs_fill_result(struct rs *r, struct restore_result *res, const char 
   res->updated = atomic_load(&r->updated);
   res->skipped = atomic_load(&r->skipped);
   res->failed = atomic_load(&r->failed);
-  res->errors = r->results ? backup_results_count(r->results, true) : 0;
-  res->warnings = r->results ? backup_results_count(r->results, false) : 0;
+  res->errors = r->jl.kind ? joblog_count(&r->jl, true) : 0;
+  res->warnings = r->jl.kind ? joblog_count(&r->jl, false) : 0;
 }
 
 kd_rc restore_execute(const struct restore_job *job, struct restore_result *res) {
@@ -1318,7 +1247,6 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
   kd_rc rc = KD_OK;
   memset(res, 0, sizeof *res);
   pthread_mutex_init(&r.mu, NULL);
-  kd_buf_init(&r.log, RS_LOG_MAX);
   json_t *md = json_object_get(job->restore, "metadata");
   r.name = rs_cstr(md, "name");
   r.spec = json_object_get(job->restore, "spec");
@@ -1331,7 +1259,8 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
     rc = kd_fail(KD_ERR_CONFLICT, "Restore %s/%s is %s, not New", job->ns, r.name, phase0);
     goto out;
   }
-  if (!errors || backup_results_new(&r.results) || !(r.grs = json_object()) || !(r.ns_objects = json_object()) ||
+  if ((rc = joblog_init(&r.jl, "restore", job->ns, r.name, 6))) goto out;
+  if (!errors || !(r.grs = json_object()) || !(r.ns_objects = json_object()) ||
       !(r.ensured = json_object()) || !(r.crds = json_object())) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto out;
@@ -1375,13 +1304,13 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
   json_decref(patch);
   json_decref(pout);
   if (rc) goto out;
-  rs_note(&r, R_INFO, NULL, "starting restore of backup %s", rs_cstr(r.spec, "backupName"));
+  joblog_note(&r.jl, JOBLOG_INFO, NULL, "starting restore of backup %s", rs_cstr(r.spec, "backupName"));
 
   /* 2. stage and index; nothing is created before this succeeds */
   if ((rc = kube_discover(r.c, true, &r.discovery)) || (rc = rs_filters(&r)) || (rc = rs_stage(&r))) {
-    rs_set_fatal(&r, rc, "%s", kd_errmsg());
+    joblog_fail(&r.jl, rc, "%s", kd_errmsg());
   } else {
-    rs_note(&r, R_INFO, NULL, "%zu objects selected from the backup", r.n);
+    joblog_note(&r.jl, JOBLOG_INFO, NULL, "%zu objects selected from the backup", r.n);
     if (pthread_create(&r.progress_thread, NULL, rs_progress, &r) == 0) r.progress_started = true;
     /* 3. create, class by class */
     for (size_t i = 0; i < r.n && !rs_stopped(&r);) {
@@ -1389,24 +1318,24 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
       while (j < r.n && r.items[j].cls == r.items[i].cls) j++;
       rs_run_class(&r, i, j);
       if (r.items[i].cls == 0 && !rs_stopped(&r) && (rc = rs_wait_crds(&r)))
-        rs_set_fatal(&r, rc, "%s", kd_errmsg());
+        joblog_fail(&r.jl, rc, "%s", kd_errmsg());
       i = j;
     }
-    if (r.job->cancel && *r.job->cancel) rs_set_fatal(&r, KD_ERR_CANCELLED, "cancelled");
+    if (r.job->cancel && *r.job->cancel) joblog_fail(&r.jl, KD_ERR_CANCELLED, "cancelled");
   }
   if (r.progress_started) {
     atomic_store(&r.progress_stop, 1);
     pthread_join(r.progress_thread, NULL);
     r.progress_started = false;
   }
-  const char *phase = atomic_load(&r.fatal) ? VELERO_PHASE_FAILED
-                      : backup_results_count(r.results, true) ? VELERO_PHASE_PARTIALLY_FAILED
+  const char *phase = joblog_failed(&r.jl) ? VELERO_PHASE_FAILED
+                      : joblog_count(&r.jl, true) ? VELERO_PHASE_PARTIALLY_FAILED
                                                               : VELERO_PHASE_COMPLETED;
-  rs_note(&r, R_INFO, NULL, "restore %s: %ld created, %ld updated, %ld skipped, %ld failed of %zu in %lld ms", phase,
+  joblog_note(&r.jl, JOBLOG_INFO, NULL, "restore %s: %ld created, %ld updated, %ld skipped, %ld failed of %zu in %lld ms", phase,
           atomic_load(&r.created), atomic_load(&r.updated), atomic_load(&r.skipped), atomic_load(&r.failed), r.n,
           (long long)(kd_now_ms() - r.t0_ms));
   if (job->store) rs_upload(&r);
-  status = rs_final(&r, phase, atomic_load(&r.fatal) ? r.fatal_msg : NULL);
+  status = rs_final(&r, phase, joblog_failed(&r.jl) ? joblog_fail_msg(&r.jl) : NULL);
   rc = status ? rs_patch_status(r.c, job->ns, r.name, status) : kd_fail(KD_ERR_NOMEM, "out of memory");
   rs_fill_result(&r, res, phase);
   kd_log(KD_LOG_INFO, "restore %s/%s: %s (%ld errors, %ld warnings)", job->ns, r.name, phase, res->errors, res->warnings);

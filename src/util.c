@@ -113,6 +113,30 @@ kd_rc kd_buf_addf(kd_buf *b, const char *fmt, ...) {
   return rc;
 }
 
+kd_rc kd_buf_add_json_string(kd_buf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  kd_rc rc = kd_buf_add(b, "\"", 1);
+  size_t run = 0;
+  for (size_t i = 0; rc == KD_OK && i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if ((rc = kd_buf_add(b, s + run, i - run))) break;
+    run = i + 1;
+    char esc[7] = {'\\', (char)c, 0};
+    size_t el = 2;
+    if (c == '\n' || c == '\r' || c == '\t') {
+      esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+    } else if (c < 0x20) {
+      esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+      el = 6;
+    }
+    rc = kd_buf_add(b, esc, el);
+  }
+  if (rc == KD_OK) rc = kd_buf_add(b, s + run, n - run);
+  if (rc == KD_OK) rc = kd_buf_add(b, "\"", 1);
+  return rc;
+}
+
 void kd_buf_consume(kd_buf *b, size_t n) {
   if (n >= b->len) {
     b->len = 0;

@@ -582,45 +582,13 @@ static void reslist_shape(void **state) {
   backup_reslist_free(l);
 }
 
-/* {"errors":R,"warnings":R}: Velero's, cluster and per-namespace messages; past the cap only
- * counted; a message with invalid UTF-8 is kept (bytes replaced), not dropped. */
-static void results_shape(void **state) {
-  (void)state;
-  backup_results *r = NULL;
-  kd_buf out = KD_BUF_INIT(1 << 20);
-  assert_int_equal(backup_results_new(&r), KD_OK);
-  assert_int_equal(backup_results_json(r, &out), KD_OK);
-  assert_string_equal(out.data, "{\"errors\":{\"cluster\":[],\"namespaces\":{},\"velero\":[]},"
-                                "\"warnings\":{\"cluster\":[],\"namespaces\":{},\"velero\":[]}}");
-  kd_buf_reset(&out);
-  assert_int_equal(backup_results_add(r, true, NULL, "list failed"), KD_OK);
-  assert_int_equal(backup_results_add(r, false, "", "pv gone"), KD_OK);
-  assert_int_equal(backup_results_add(r, true, "ns1", "bad \xff object"), KD_OK);
-  assert_int_equal(backup_results_add(r, true, "ns1", "second"), KD_OK);
-  assert_int_equal(backup_results_count(r, true), 3);
-  assert_int_equal(backup_results_count(r, false), 1);
-  assert_int_equal(backup_results_json(r, &out), KD_OK);
-  assert_string_equal(out.data, "{\"errors\":{\"cluster\":[],\"namespaces\":{\"ns1\":[\"bad ? object\",\"second\"]},"
-                                "\"velero\":[\"list failed\"]},\"warnings\":{\"cluster\":[\"pv gone\"],\"namespaces\":{},"
-                                "\"velero\":[]}}");
-  for (int i = 0; i < BACKUP_RESULTS_MAX + 10; i++) assert_int_equal(backup_results_add(r, false, NULL, "w"), KD_OK);
-  assert_int_equal(backup_results_count(r, false), BACKUP_RESULTS_MAX + 11);
-  kd_buf_reset(&out);
-  assert_int_equal(backup_results_json(r, &out), KD_OK);
-  json_t *j = json_loads(out.data, 0, NULL);
-  assert_int_equal(json_array_size(json_object_get(json_object_get(j, "warnings"), "velero")), BACKUP_RESULTS_MAX - 1);
-  json_decref(j);
-  kd_buf_free(&out);
-  backup_results_free(r);
-}
-
 int test_backup(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(glob_velero_cases),  cmocka_unit_test(selector_match),       cmocka_unit_test(selector_invalid),
       cmocka_unit_test(selector_string),    cmocka_unit_test(filter_kcm_spec),      cmocka_unit_test(filter_cluster_resources),
       cmocka_unit_test(filter_resolve_names), cmocka_unit_test(filter_validation),  cmocka_unit_test(filter_scoped),
       cmocka_unit_test(filter_no_filters),  cmocka_unit_test(filter_crd_rule),      cmocka_unit_test(meta_scan),
-      cmocka_unit_test(add_type),           cmocka_unit_test(reslist_shape),        cmocka_unit_test(results_shape),
+      cmocka_unit_test(add_type),           cmocka_unit_test(reslist_shape),
   };
   return cmocka_run_group_tests_name("backup", tests, NULL, NULL);
 }

@@ -3,6 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "tests.h"
 #include "util.h"
 
@@ -118,12 +120,43 @@ static void utf8_cut_never_splits_a_character(void **state) {
   assert_int_equal(kd_utf8_cut("\x80\x80", 2), 2); /* not UTF-8 at all: left alone */
 }
 
+/* JSON string literals: every byte value 0..255 (NUL, quotes, backslash, controls, invalid
+ * UTF-8 a tenant may put in a name) decodes back to the same bytes with jansson; the short
+ * escapes are Go's (\n \r \t), everything else below 0x20 is \u00XX; a full buffer is left as
+ * it was. */
+static void json_string_literals(void **state) {
+  (void)state;
+  char all[256];
+  for (int i = 0; i < 256; i++) all[i] = (char)i;
+  kd_buf b = KD_BUF_INIT(4096);
+  assert_int_equal(kd_buf_add_json_string(&b, all, 128), KD_OK);
+  json_error_t err;
+  json_t *j = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+  assert_non_null(j);
+  assert_int_equal(json_string_length(j), 128);
+  assert_memory_equal(json_string_value(j), all, 128);
+  json_decref(j);
+  assert_non_null(memmem(b.data, b.len, "\\u0000\\u0001", 12));
+  assert_non_null(memmem(b.data, b.len, "\\t\\n\\u000b\\u000c\\r", 18));
+  assert_non_null(memmem(b.data, b.len, "!\\\"#", 4));
+  kd_buf_reset(&b);
+  assert_int_equal(kd_buf_add_json_string(&b, all + 128, 128), KD_OK); /* bytes >= 0x80 unchanged */
+  assert_int_equal(b.len, 130);
+  assert_memory_equal(b.data + 1, all + 128, 128);
+  kd_buf small = KD_BUF_INIT(10);
+  assert_int_equal(kd_buf_add_json_string(&small, "abc", 3), KD_OK);
+  assert_int_equal(kd_buf_add_json_string(&small, "\n\n\n", 3), KD_ERR_TOOBIG);
+  assert_true(small.len <= 10);
+  kd_buf_free(&small);
+  kd_buf_free(&b);
+}
+
 int test_util(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(utf8_cut_never_splits_a_character),
       cmocka_unit_test(buf_grows_and_caps), cmocka_unit_test(base64_rfc4648_vectors),
       cmocka_unit_test(time_round_trip),    cmocka_unit_test(errors_wrap),
-      cmocka_unit_test(read_file_caps),
+      cmocka_unit_test(read_file_caps), cmocka_unit_test(json_string_literals),
   };
   return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

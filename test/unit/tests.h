@@ -22,6 +22,7 @@ int test_sigv4(void);
 int test_objstore(void);
 int test_backup(void);
 int test_verify(void);
+int test_joblog(void);
 int test_restore(void);
 int test_jsonpatch(void), test_resmod(void);
 int test_cli(void);
