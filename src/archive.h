@@ -18,7 +18,7 @@
 #include "util.h"
 
 #define ARCHIVE_FORMAT_VERSION "1.1.0"
-#define ARCHIVE_MAX_ENTRY (16u << 20) /* default cap on one entry read back */
+#define ARCHIVE_MAX_ENTRY (8u << 20) /* cap on one entry: backup skips larger objects, restore and verify refuse them */
 #define ARCHIVE_PATH_MAX 2048
 
 /* Where the writer's compressed bytes go; return KD_OK or the code that stops the archive. */

@@ -602,7 +602,15 @@ static void *run_restore(void *arg) {
   objstore *st = NULL;
   char store_error[1200] = "";
   const char *bname = json_string_value(json_object_get(json_object_get(sl->backup, "spec"), "backupName"));
-  if (bname && bname[0] && kube_get(e->c, &res_backup, e->o.ns, bname, &backup) != KD_OK) backup = NULL;
+  kd_rc grc = bname && bname[0] ? kube_get(e->c, &res_backup, e->o.ns, bname, &backup) : KD_ERR_NOTFOUND;
+  if (grc != KD_OK && grc != KD_ERR_NOTFOUND) {
+    /* only a missing Backup fails validation; a transient error leaves the Restore New and it
+     * is tried again (after a pause that keeps a lasting error from spinning) */
+    kd_log(KD_LOG_WARN, "Restore %s: reading Backup %s: %s; trying again", sl->name, bname, kd_errmsg());
+    kd_sleep_ms(5000, &e->cancel);
+    goto out;
+  }
+  if (grc != KD_OK) backup = NULL;
   if (backup) bsl = bsl_of(e, backup);
   if (bsl && engine_open_store(e->c, e->o.ns, bsl, &st) != KD_OK) snprintf(store_error, sizeof store_error, "%s", kd_errmsg());
   struct restore_job job = {.client = e->c, .ns = e->o.ns, .restore = sl->backup, .backup = backup, .bsl = bsl,
@@ -615,6 +623,7 @@ static void *run_restore(void *arg) {
     kd_log(KD_LOG_INFO, "Restore %s: %s, %ld objects: %ld created, %ld updated, %ld skipped, %ld failed; %ld errors, %ld "
                         "warnings in %.1f s", sl->name, res.phase, res.total, res.created, res.updated, res.skipped,
            res.failed, res.errors, res.warnings, (double)(kd_now_ms() - t0) / 1000.0);
+out:
   objstore_free(st);
   json_decref(bsl);
   json_decref(backup);

@@ -45,6 +45,7 @@
 
 static const struct kube_res rs_restore_res = {"velero.io", "v1", "restores", "Restore", true};
 static const struct kube_res rs_ns_res = {"", "v1", "namespaces", "Namespace", false};
+static const struct kube_res rs_sa_res = {"", "v1", "serviceaccounts", "ServiceAccount", true};
 static const struct kube_res rs_cm_res = {"", "v1", "configmaps", "ConfigMap", true};
 static const struct kube_res rs_crd_res = {"apiextensions.k8s.io", "v1", "customresourcedefinitions",
                                            "CustomResourceDefinition", false};
@@ -81,6 +82,7 @@ struct rs {
   backup_selector *sel;       /* labelSelector, NULL: everything */
   backup_selector **or_sels;
   size_t n_or;
+  bool or_given;              /* orLabelSelectors has entries (null ones match nothing) */
   resmod *mods;
   json_t *ns_map;             /* namespaceMapping (borrowed from spec) */
   const char *policy;         /* "none" or "update" */
@@ -91,7 +93,7 @@ struct rs {
   struct rs_item *items;
   size_t n, cap;
   json_t *grs;                /* interned group-resource names (object of nulls) */
-  json_t *ns_objects;         /* namespace name -> index into items of its Namespace object */
+  json_t *ns_objects;         /* namespace name -> [offset, length] of its entry in the body file */
   json_t *ensured;            /* namespaces known to exist */
   json_t *crds;               /* names of CRDs this restore created or updated */
   bool verified;
@@ -183,8 +185,36 @@ static bool rs_explicit_node_port(json_t *applied_ports, json_t *port) {
   return false;
 }
 
-void restore_builtin_actions(json_t *obj, const char *gr, bool preserve_node_ports) {
+void restore_builtin_actions(json_t *obj, const char *gr, bool preserve_node_ports, json_t *ns_map) {
   json_t *spec = json_object_get(obj, "spec");
+  if (strcmp(gr, "secrets") == 0) { /* secret_action.go: the token controller fills these anew */
+    if (!kd_streq(json_string_value(json_object_get(obj, "type")), "kubernetes.io/service-account-token")) return;
+    json_object_del(json_object_get(json_object_get(obj, "metadata"), "annotations"), "kubernetes.io/service-account.uid");
+    json_object_del(json_object_get(obj, "data"), "token");
+    json_object_del(json_object_get(obj, "data"), "ca.crt");
+    return;
+  }
+  if (strcmp(gr, "serviceaccounts") == 0) { /* service_account_action.go: the last <sa>-token-* reference goes */
+    char prefix[320];
+    snprintf(prefix, sizeof prefix, "%s-token-", json_string_value(json_object_get(json_object_get(obj, "metadata"), "name")) ?: "");
+    json_t *secrets = json_object_get(obj, "secrets");
+    for (size_t i = json_array_size(secrets); i-- > 0;)
+      if (strncmp(json_string_value(json_object_get(json_array_get(secrets, i), "name")) ?: "", prefix, strlen(prefix)) == 0) {
+        json_array_remove(secrets, i);
+        break;
+      }
+    return;
+  }
+  if (strcmp(gr, "rolebindings.rbac.authorization.k8s.io") == 0 ||
+      strcmp(gr, "clusterrolebindings.rbac.authorization.k8s.io") == 0) { /* (cluster)rolebinding_action.go */
+    size_t i;
+    json_t *subj;
+    json_array_foreach(json_object_get(obj, "subjects"), i, subj) {
+      json_t *to = json_object_get(ns_map, json_string_value(json_object_get(subj, "namespace")) ?: "");
+      if (json_is_string(to)) json_object_set(subj, "namespace", to);
+    }
+    return;
+  }
   if (!json_is_object(spec)) return;
   if (strcmp(gr, "services") == 0) { /* pkg/restore/actions/service_action.go */
     if (!kd_streq(json_string_value(json_object_get(spec, "clusterIP")), "None")) {
@@ -449,6 +479,7 @@ static kd_rc rs_validate(struct rs *r, json_t *errors) {
     if (!json_is_array(ors)) {
       if ((rc = rs_add_error(errors, "spec.orLabelSelectors must be a list of label selectors"))) return rc;
     } else if (json_array_size(ors)) {
+      r->or_given = true; /* a null entry selects nothing (LabelSelectorAsSelector(nil)) */
       if (!(r->or_sels = calloc(json_array_size(ors), sizeof *r->or_sels))) return kd_fail(KD_ERR_NOMEM, "out of memory");
       json_array_foreach(ors, i, e) {
         if ((rc = rs_selector(e, "orLabelSelectors[]", errors, &r->or_sels[r->n_or]))) return rc;
@@ -564,7 +595,7 @@ static kd_rc rs_filters(struct rs *r) {
 
 static bool rs_selected_labels(struct rs *r, json_t *labels) {
   if (r->sel && !backup_selector_matches(r->sel, labels)) return false;
-  if (r->n_or) {
+  if (r->or_given) {
     for (size_t i = 0; i < r->n_or; i++)
       if (backup_selector_matches(r->or_sels[i], labels)) return true;
     return false;
@@ -611,6 +642,18 @@ static kd_rc rs_index_object(struct rs *r, const struct archive_item *it, off_t 
     rc = kd_fail(KD_ERR_PARSE, "%s has no apiVersion or kind", it->path);
     goto fail;
   }
+  /* Velero's getNamespace reads a namespace's own entry whatever the selection: keep every
+   * Namespace's bytes so a namespace made for a selected object has its labels and spec */
+  off_t own_off = -1;
+  if (strcmp(w->gr, "namespaces") == 0 && !w->ns[0]) {
+    own_off = *body_off;
+    if ((rc = rs_write_all(r->body_fd, it->data, it->len))) goto fail;
+    *body_off += (off_t)it->len;
+    if (json_object_set_new(r->ns_objects, w->name, json_pack("[I,I]", (json_int_t)own_off, (json_int_t)it->len))) {
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+  }
   /* Velero's getOrderedResourceCollection and getSelectedRestoreableItems */
   if (!rs_ie_include(&r->res_ie, w->gr)) goto fail;
   if (w->ns[0] && !rs_ie_include(&r->ns_ie, w->ns)) goto fail;
@@ -643,14 +686,14 @@ static kd_rc rs_index_object(struct rs *r, const struct archive_item *it, off_t 
     goto fail;
   }
   item->cls = velero_restore_priority(w->gr);
-  item->off = *body_off;
   item->len = it->len;
   r->n++;
-  if ((rc = rs_write_all(r->body_fd, it->data, it->len))) goto fail;
-  *body_off += (off_t)it->len;
-  if (strcmp(w->gr, "namespaces") == 0 && json_object_set_new(r->ns_objects, w->name, json_integer((json_int_t)r->n - 1))) {
-    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
-    goto fail;
+  if (own_off >= 0) {
+    item->off = own_off;
+  } else {
+    item->off = *body_off;
+    if ((rc = rs_write_all(r->body_fd, it->data, it->len))) goto fail;
+    *body_off += (off_t)it->len;
   }
 fail:
   json_decref(obj);
@@ -735,14 +778,6 @@ static kd_rc rs_stage(struct rs *r) {
     goto fail;
   }
   qsort(r->items, r->n, sizeof *r->items, rs_item_cmp);
-  /* the index moved: namespace objects by name again */
-  json_object_clear(r->ns_objects);
-  for (size_t i = 0; i < r->n; i++)
-    if (strcmp(r->items[i].gr, "namespaces") == 0 &&
-        json_object_set_new(r->ns_objects, r->items[i].name, json_integer((json_int_t)i))) {
-      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
-      goto fail;
-    }
 fail:
   archive_reader_free(ar);
   verify_sums_free(sums);
@@ -843,7 +878,9 @@ static kd_rc rs_ensure_ns(struct rs *r, const char *orig, const char *target, bo
   kd_rc rc = KD_OK;
   if (idx) {
     json_t *full = NULL;
-    if ((rc = rs_read_item(r, &r->items[json_integer_value(idx)], &full))) return rc;
+    struct rs_item own = {.name = (char *)orig, .off = (off_t)json_integer_value(json_array_get(idx, 0)),
+                          .len = (size_t)json_integer_value(json_array_get(idx, 1))};
+    if ((rc = rs_read_item(r, &own, &full))) return rc;
     json_t *md = json_object_get(full, "metadata");
     ns = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion", "v1", "kind", "Namespace", "metadata", "name", target);
     json_t *nmd = json_object_get(ns, "metadata");
@@ -876,6 +913,30 @@ static kd_rc rs_ensure_ns(struct rs *r, const char *orig, const char *target, bo
   return KD_OK;
 }
 
+/* secret_action.go: a service-account token Secret named <sa>-token-* of a ServiceAccount in
+ * namespace ns is made again by the token controller; restoring it would race that. When the
+ * ServiceAccounts cannot be listed the Secret is restored (its token data is stripped anyway). */
+struct rs_token_match {
+  const char *secret;
+  bool found;
+};
+
+static bool rs_token_of(json_t *sa, void *ud) {
+  struct rs_token_match *m = ud;
+  const char *sn = rs_cstr(json_object_get(sa, "metadata"), "name");
+  size_t sl = sn ? strlen(sn) : 0;
+  if (sn && strncmp(m->secret, sn, sl) == 0 && strncmp(m->secret + sl, "-token-", 7) == 0) m->found = true;
+  return !m->found;
+}
+
+static bool rs_auto_token(struct rs *r, const char *ns, json_t *secret) {
+  if (!kd_streq(json_string_value(json_object_get(secret, "type")), "kubernetes.io/service-account-token")) return false;
+  struct rs_token_match m = {rs_cstr(json_object_get(secret, "metadata"), "name"), false};
+  struct kube_list_opts lo = {0};
+  if (!m.secret || kube_list(r->c, &rs_sa_res, ns, &lo, rs_token_of, &m, NULL) != KD_OK) return false;
+  return m.found;
+}
+
 enum rs_outcome { O_NONE, O_FAILED, O_SKIPPED, O_UPDATED, O_CREATED };
 
 /* The object exists: compare, then skip, warn, merge or patch as Velero does. *outcome says
@@ -894,6 +955,11 @@ static kd_rc rs_existing(struct rs *r, const struct kube_res *res, const char *n
   json_t *labels = json_object_get(json_object_get(cur, "metadata"), "labels");
   bool labelled = kd_streq(rs_cstr(labels, VELERO_LABEL_BACKUP_NAME), r->label_backup) &&
                   kd_streq(rs_cstr(labels, VELERO_LABEL_RESTORE_NAME), r->label_restore);
+  if (labelled) {
+    /* this restore made it: a create repeated after a lost answer met its own first attempt */
+    *outcome = O_CREATED;
+    goto done;
+  }
   restore_strip(cur);
   rs_set_labels(r, cur, r->label_backup, r->label_restore);
   if (json_equal(cur, obj)) {
@@ -1004,7 +1070,12 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
   }
   status = json_incref(json_object_get(obj, "status"));
   restore_strip(obj);
-  restore_builtin_actions(obj, it->gr, r->preserve_node_ports);
+  restore_builtin_actions(obj, it->gr, r->preserve_node_ports, r->ns_map);
+  if (ns && strcmp(it->gr, "secrets") == 0 && rs_auto_token(r, ns, obj)) {
+    joblog_note(&r->jl, JOBLOG_INFO, ns, "secrets %s not restored: the token controller creates it for its service account", where);
+    outcome = O_SKIPPED;
+    goto done;
+  }
   if (r->mods) {
     int applied = 0;
     rc = resmod_apply(r->mods, it->gr, &obj, &applied);

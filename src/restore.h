@@ -20,12 +20,13 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "archive.h"
 #include "kube.h"
 #include "objstore.h"
 #include "util.h"
 
 #define RESTORE_MAX_ARCHIVE (16ull << 30) /* default cap on a staged tarball */
-#define RESTORE_MAX_OBJECT (8u << 20)     /* one object in the archive; the API server takes ~1.5 MiB */
+#define RESTORE_MAX_OBJECT ARCHIVE_MAX_ENTRY /* one object in the archive (etcd takes ~1.5 MiB by default) */
 
 struct restore_job {
   kube_client *client;        /* borrowed */
@@ -71,9 +72,13 @@ kd_rc restore_fail_abandoned(kube_client *c, const char *ns, json_t *restore, co
  * resourceVersion, generation, creationTimestamp, deletionTimestamp,
  * deletionGracePeriodSeconds, ownerReferences, and status) plus managedFields, in place. */
 void restore_strip(json_t *obj);
-/* Velero's built-in restore item actions for group_resource ("services", "pods",
- * "jobs.batch"), in place. preserve_node_ports: spec.preserveNodePorts. */
-void restore_builtin_actions(json_t *obj, const char *group_resource, bool preserve_node_ports);
+/* Velero's built-in restore item actions for group_resource, in place: services (cluster IPs,
+ * node ports), pods (node name, priority, token volumes), jobs.batch (controller-uid labels),
+ * secrets (a service-account token's data and uid annotation), serviceaccounts (the last
+ * <sa>-token-* reference), rolebindings and clusterrolebindings (subjects' namespaces through
+ * ns_map, spec.namespaceMapping, may be NULL). preserve_node_ports: spec.preserveNodePorts.
+ * Skipping a token Secret whose ServiceAccount exists needs the cluster: restore_execute does it. */
+void restore_builtin_actions(json_t *obj, const char *group_resource, bool preserve_node_ports, json_t *ns_map);
 /* Velero's isCompleted (a Pod Succeeded/Failed, a Job with completionTime), mirror Pods, and
  * auto-registered APIServices: objects a restore skips. */
 bool restore_skipped_kind(json_t *obj, const char *group_resource, const char **why);

@@ -160,6 +160,64 @@ B: $(grep -F "$k	" b.all | cut -f2 | head -c 600)"
   wait_until 120 sh -c "kubectl get mgmtbackup kcm -o json | jq -e --arg b '$bk' '.status.lastBackupName != \$b and .status.lastBackup.phase == \"Completed\"'"
 }
 
+# What Velero's restore does beyond the selection, tried with a namespace restored on its own and
+# mapped to another: the namespace is made from its own entry in the backup (its pod-security
+# labels and annotations come back) though the Namespace object itself is not selected; a
+# ServiceAccount's auto-created token Secret is not restored (the token controller makes a new
+# one) and the ServiceAccount no longer names the old one; a hand-made token Secret comes back
+# without the old cluster's token; a RoleBinding's subject follows the namespace mapping (else
+# it would grant to whoever owns the source namespace on this cluster).
+test_restore_namespace_copy_tokens_and_bindings_as_velero() {
+  rs_up nsmap
+  mkdir -p store
+  rs_fs_bsl local "$PWD/store"
+  kubectl create namespace team-a >/dev/null
+  kubectl label namespace team-a pod-security.kubernetes.io/enforce=restricted >/dev/null
+  kubectl annotate namespace team-a owner=team-a >/dev/null
+  # the test servers run no token controller: the token Secrets are made here as it makes them
+  kubectl -n team-a apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app}
+secrets: [{name: app-token-old1}, {name: other}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app-token-old1, annotations: {kubernetes.io/service-account.name: app, kubernetes.io/service-account.uid: u-old}}
+type: kubernetes.io/service-account-token
+data: {token: b2xk, ca.crt: Y2E=, namespace: dGVhbS1h}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: manual, annotations: {kubernetes.io/service-account.name: app, kubernetes.io/service-account.uid: u-old}}
+type: kubernetes.io/service-account-token
+data: {token: b2xk, ca.crt: Y2E=, namespace: dGVhbS1h}
+YAML
+  kubectl -n team-a create rolebinding rb --clusterrole=view --serviceaccount=team-a:app >/dev/null
+  start_controller ctl.log --engine=builtin
+  kubectl create -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: team-a, namespace: kcm-system}
+spec: {storageLocation: local, includedNamespaces: [team-a]}
+YAML
+  bk_wait team-a Completed 60
+  jq -n '{apiVersion:"velero.io/v1", kind:"Restore", metadata:{name:"to-b", namespace:"kcm-system"},
+          spec:{backupName:"team-a", includedNamespaces:["team-a"], namespaceMapping:{"team-a":"team-b"}}}' | kubectl create -f - >/dev/null
+  rs_wait to-b Completed 60
+  assert_eq "restricted" "$(kubectl get namespace team-b -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}')" \
+    "the mapped namespace lost its labels"
+  assert_eq "team-a" "$(kubectl get namespace team-b -o jsonpath='{.metadata.annotations.owner}')" "the mapped namespace lost its annotations"
+  ! kubectl -n team-b get secret app-token-old1 >/dev/null 2>&1 || fail "the auto-created token Secret was restored"
+  assert_eq '["other"]' "$(kubectl -n team-b get serviceaccount app -o json | jq -c '[.secrets[]?.name]')" \
+    "the ServiceAccount's token reference"
+  assert_eq '{"namespace":"dGVhbS1h"}|null' "$(kubectl -n team-b get secret manual -o json |
+    jq -c '"\(.data)|\(.metadata.annotations["kubernetes.io/service-account.uid"])"' -r)" \
+    "the hand-made token Secret must come back without the old token, CA and uid"
+  assert_eq "team-b" "$(kubectl -n team-b get rolebinding rb -o jsonpath='{.subjects[0].namespace}')" "the RoleBinding subject was not mapped"
+  kubectl -n kcm-system get restore to-b -o json | jq -e '(.status.errors // 0) == 0' >/dev/null || fail "errors: $(kubectl -n kcm-system get restore to-b -o json | jq -c .status)"
+}
+
 test_restore_rollback_policy_none_and_update() {
   rs_up rollback
   "$REPO/scripts/fixture" --cluster-deployments 3 --extra 5 2>/dev/null
@@ -188,6 +246,8 @@ YAML
   rs_restore keep before-upgrade none
   rs_wait keep Completed 60
   assert_eq "kcm-9-9-9" "$(kubectl get managements.k0rdent.mirantis.com "$mgmt" -o jsonpath='{.spec.release}')" "none overwrote the Management"
+  assert_eq "true" "$(kubectl -n kcm-system get clusterdeployments.k0rdent.mirantis.com "$cd" -o jsonpath='{.spec.config.upgraded}')" \
+    "none overwrote the changed ClusterDeployment"
   kubectl -n kcm-system get credentials.k0rdent.mirantis.com "$cred" >/dev/null || fail "the deleted Credential was not restored"
   local w; w=$(kubectl -n kcm-system get restore keep -o jsonpath='{.status.warnings}')
   [ "${w:-0}" -ge 2 ] || fail "policy none: expected warnings for the changed objects, got '${w:-0}'"

@@ -46,20 +46,20 @@ static void service_action(void **state) {
   json_t *o = js("{\"metadata\":{\"name\":\"s\"},\"spec\":{\"type\":\"NodePort\",\"clusterIP\":\"10.0.0.5\","
                  "\"clusterIPs\":[\"10.0.0.5\"],\"healthCheckNodePort\":31000,"
                  "\"ports\":[{\"name\":\"http\",\"port\":80,\"nodePort\":30080},{\"port\":81,\"nodePort\":30081}]}}");
-  restore_builtin_actions(o, "services", false);
+  restore_builtin_actions(o, "services", false, NULL);
   assert_json(o, "{\"metadata\":{\"name\":\"s\"},\"spec\":{\"type\":\"NodePort\","
                  "\"ports\":[{\"name\":\"http\",\"port\":80},{\"port\":81}]}}");
   json_decref(o);
   /* headless keeps clusterIP None; preserveNodePorts keeps them */
   o = js("{\"spec\":{\"clusterIP\":\"None\",\"ports\":[{\"port\":80,\"nodePort\":30080}]}}");
-  restore_builtin_actions(o, "services", true);
+  restore_builtin_actions(o, "services", true, NULL);
   assert_json(o, "{\"spec\":{\"clusterIP\":\"None\",\"ports\":[{\"port\":80,\"nodePort\":30080}]}}");
   json_decref(o);
   /* a nodePort the last applied configuration sets explicitly stays (by name, or by value when unnamed) */
   o = js("{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":"
          "\"{\\\"spec\\\":{\\\"ports\\\":[{\\\"name\\\":\\\"http\\\",\\\"nodePort\\\":30080},{\\\"nodePort\\\":\\\"30081\\\"}]}}\"}},"
          "\"spec\":{\"ports\":[{\"name\":\"http\",\"nodePort\":30080},{\"nodePort\":30081},{\"nodePort\":30082}]}}");
-  restore_builtin_actions(o, "services", false);
+  restore_builtin_actions(o, "services", false, NULL);
   json_t *ports = json_object_get(json_object_get(o, "spec"), "ports");
   assert_int_equal(json_integer_value(json_object_get(json_array_get(ports, 0), "nodePort")), 30080);
   assert_int_equal(json_integer_value(json_object_get(json_array_get(ports, 1), "nodePort")), 30081);
@@ -68,7 +68,7 @@ static void service_action(void **state) {
   /* tried: a last-applied annotation that is not JSON, ports that are not a list */
   o = js("{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":\"{not json\"}},"
          "\"spec\":{\"ports\":\"80\"}}");
-  restore_builtin_actions(o, "services", false);
+  restore_builtin_actions(o, "services", false, NULL);
   json_decref(o);
 }
 
@@ -78,22 +78,64 @@ static void pod_and_job_actions(void **state) {
                  "\"volumes\":[{\"name\":\"sa-token-abc\"},{\"name\":\"data\"}],"
                  "\"containers\":[{\"volumeMounts\":[{\"name\":\"sa-token-abc\"},{\"name\":\"data\"}]}],"
                  "\"initContainers\":[{\"volumeMounts\":[{\"name\":\"sa-token-abc\"}]}]}}");
-  restore_builtin_actions(o, "pods", false);
+  restore_builtin_actions(o, "pods", false, NULL);
   assert_json(o, "{\"spec\":{\"serviceAccountName\":\"sa\",\"volumes\":[{\"name\":\"data\"}],"
                  "\"containers\":[{\"volumeMounts\":[{\"name\":\"data\"}]}],\"initContainers\":[{\"volumeMounts\":[]}]}}");
   json_decref(o);
   o = js("{\"spec\":{\"selector\":{\"matchLabels\":{\"controller-uid\":\"u\",\"batch.kubernetes.io/controller-uid\":\"u\",\"app\":\"a\"}},"
          "\"template\":{\"metadata\":{\"labels\":{\"controller-uid\":\"u\",\"app\":\"a\"}}}}}");
-  restore_builtin_actions(o, "jobs.batch", false);
+  restore_builtin_actions(o, "jobs.batch", false, NULL);
   assert_json(o, "{\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"a\"}},\"template\":{\"metadata\":{\"labels\":{\"app\":\"a\"}}}}}");
   json_decref(o);
   /* tried: a spec that is not an object, a volume without a name */
   o = js("{\"spec\":[1]}");
-  restore_builtin_actions(o, "pods", false);
+  restore_builtin_actions(o, "pods", false, NULL);
   json_decref(o);
   o = js("{\"spec\":{\"volumes\":[{}, 3]}}");
-  restore_builtin_actions(o, "pods", false);
+  restore_builtin_actions(o, "pods", false, NULL);
   json_decref(o);
+}
+
+/* Velero's secret, service-account and (cluster)rolebinding actions: a token Secret loses the
+ * old cluster's token, CA and uid (an Opaque Secret with the same keys keeps them); a
+ * ServiceAccount drops only its last <sa>-token-* reference (a look-alike "<sa>-tokens" stays);
+ * binding subjects follow namespaceMapping, others (unmapped, no namespace, a namespace that is
+ * not a string) stay as they were. */
+static void secrets_serviceaccounts_bindings(void **state) {
+  (void)state;
+  json_t *map = js("{\"src\":\"dst\"}");
+  json_t *o = js("{\"type\":\"kubernetes.io/service-account-token\",\"metadata\":{\"name\":\"sa-token-x\",\"annotations\":{"
+                 "\"kubernetes.io/service-account.uid\":\"u1\",\"kubernetes.io/service-account.name\":\"sa\"}},"
+                 "\"data\":{\"token\":\"dA==\",\"ca.crt\":\"Yw==\",\"namespace\":\"bg==\"}}");
+  restore_builtin_actions(o, "secrets", false, map);
+  assert_json(o, "{\"type\":\"kubernetes.io/service-account-token\",\"metadata\":{\"name\":\"sa-token-x\",\"annotations\":{"
+                 "\"kubernetes.io/service-account.name\":\"sa\"}},\"data\":{\"namespace\":\"bg==\"}}");
+  json_decref(o);
+  const char *opaque = "{\"type\":\"Opaque\",\"metadata\":{\"name\":\"s\",\"annotations\":{\"kubernetes.io/service-account.uid\":\"u\"}},"
+                       "\"data\":{\"token\":\"dA==\",\"ca.crt\":\"Yw==\"}}";
+  o = js(opaque);
+  restore_builtin_actions(o, "secrets", false, map);
+  assert_json(o, opaque);
+  json_decref(o);
+  o = js("{\"metadata\":{\"name\":\"sa\"},\"secrets\":[{\"name\":\"sa-token-a\"},{\"name\":\"keep\"},{\"name\":\"sa-token-b\"},"
+         "{\"name\":\"sa-tokens\"},{\"name\":1}]}");
+  restore_builtin_actions(o, "serviceaccounts", false, map);
+  assert_json(o, "{\"metadata\":{\"name\":\"sa\"},\"secrets\":[{\"name\":\"sa-token-a\"},{\"name\":\"keep\"},"
+                 "{\"name\":\"sa-tokens\"},{\"name\":1}]}");
+  json_decref(o);
+  const char *gr[] = {"rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io"};
+  for (int k = 0; k < 2; k++) {
+    o = js("{\"subjects\":[{\"kind\":\"ServiceAccount\",\"name\":\"a\",\"namespace\":\"src\"},"
+           "{\"kind\":\"ServiceAccount\",\"name\":\"b\",\"namespace\":\"other\"},{\"kind\":\"User\",\"name\":\"u\"},"
+           "{\"kind\":\"Group\",\"name\":\"g\",\"namespace\":7}]}");
+    restore_builtin_actions(o, gr[k], false, map);
+    assert_json(o, "{\"subjects\":[{\"kind\":\"ServiceAccount\",\"name\":\"a\",\"namespace\":\"dst\"},"
+                   "{\"kind\":\"ServiceAccount\",\"name\":\"b\",\"namespace\":\"other\"},{\"kind\":\"User\",\"name\":\"u\"},"
+                   "{\"kind\":\"Group\",\"name\":\"g\",\"namespace\":7}]}");
+    restore_builtin_actions(o, gr[k], false, NULL); /* no mapping: unchanged */
+    json_decref(o);
+  }
+  json_decref(map);
 }
 
 static void skipped_kinds(void **state) {
@@ -139,7 +181,7 @@ static void service_accounts_merged(void **state) {
 int test_restore(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(strip_what_velero_strips), cmocka_unit_test(service_action),
-      cmocka_unit_test(pod_and_job_actions),      cmocka_unit_test(skipped_kinds),
+      cmocka_unit_test(pod_and_job_actions),      cmocka_unit_test(secrets_serviceaccounts_bindings), cmocka_unit_test(skipped_kinds),
       cmocka_unit_test(service_accounts_merged),
   };
   return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
