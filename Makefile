@@ -22,7 +22,7 @@ KUBE_E2E := $(BUILD)/kube-e2e
 OBJSTORE_E2E := $(BUILD)/objstore-e2e
 ENGINE_E2E := $(BUILD)/engine-e2e
 
-.PHONY: all test test-unit test-e2e test-diff asan valgrind fuzz fuzz-build bench bench-backup clean demo deps
+.PHONY: all test test-unit test-e2e test-diff asan valgrind fuzz fuzz-build bench bench-backup bench-restore clean demo deps
 
 all: $(BIN)
 
@@ -59,7 +59,10 @@ $(OBJSTORE_E2E): test/e2e/objstore_e2e.c $(OBJS)
 $(ENGINE_E2E): test/e2e/engine_e2e.c $(OBJS)
 	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
-$(BUILD)/bench-backup: bench/bench_backup.c $(OBJS)
+$(BUILD)/bench-backup: bench/bench_backup.c bench/bench_common.c $(OBJS)
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+$(BUILD)/bench-restore: bench/bench_restore.c bench/bench_common.c $(OBJS)
 	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 $(BUILD)/bench-controller: bench/bench_controller.c $(OBJS)
@@ -73,6 +76,10 @@ bench: all $(BUILD)/bench-controller
 N ?= 10000
 bench-backup: all $(BUILD)/bench-backup
 	bench/backup $(N)
+
+# The restore benchmark: N objects (default 10000), the raw client creating them vs a restore.
+bench-restore: all $(BUILD)/bench-restore
+	bench/restore $(N)
 
 deps:
 	scripts/deps
@@ -125,4 +132,4 @@ demo: $(BIN)
 clean:
 	rm -rf build bin
 
--include $(OBJS:.o=.d) $(TOBJS:.o=.d) $(BUILD)/main.d $(KUBE_E2E).d $(OBJSTORE_E2E).d $(ENGINE_E2E).d $(BUILD)/bench-backup.d
+-include $(OBJS:.o=.d) $(TOBJS:.o=.d) $(BUILD)/main.d $(KUBE_E2E).d $(OBJSTORE_E2E).d $(ENGINE_E2E).d $(BUILD)/bench-backup.d $(BUILD)/bench-restore.d
