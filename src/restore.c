@@ -740,7 +740,12 @@ static kd_rc rs_stage(struct rs *r) {
   if ((rc = velero_backup_key(backup, VELERO_BACKUP_TARBALL, key, sizeof key))) goto fail;
   bool verified = false;
   uint64_t max = r->job->max_archive ? r->job->max_archive : RESTORE_MAX_ARCHIVE;
-  if ((rc = verify_stage(r->job->store, key, sums, r->job->stage_dir, max, &r->stage_fd, &verified))) {
+  /* the download may be large: a cancel (shutdown, lost lease) stops it; the logs and results
+   * are still written afterwards, so the flag is taken off again */
+  objstore_set_cancel(r->job->store, r->job->cancel);
+  rc = verify_stage(r->job->store, key, sums, r->job->stage_dir, max, &r->stage_fd, &verified);
+  objstore_set_cancel(r->job->store, NULL);
+  if (rc) {
     rc = kd_fail_wrap(rc, "staging the backup's archive");
     goto fail;
   }
