@@ -2,6 +2,7 @@
  * the backup and restore verbs share: output formats, flags, tables, waiting, progress, storage. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
@@ -347,6 +348,218 @@ bool cli_output_parse(const char *s, enum cli_output *out) {
   else if (strcmp(s, "wide") == 0) *out = CLI_OUT_WIDE;
   else return false;
   return true;
+}
+
+/* ---- what the subcommands of backup and restore look up, check and print ---- */
+
+static const char *field_s(json_t *o, const char *section, const char *k) {
+  return json_string_value(json_object_get(json_object_get(o, section), k));
+}
+const char *cli_meta_s(json_t *o, const char *k) { return field_s(o, "metadata", k); }
+const char *cli_spec_s(json_t *o, const char *k) { return field_s(o, "spec", k); }
+const char *cli_status_s(json_t *o, const char *k) { return field_s(o, "status", k); }
+const char *cli_or_none(const char *s) { return s && s[0] ? s : "<none>"; }
+
+const char *cli_phase(json_t *o) {
+  const char *p = cli_status_s(o, "phase");
+  return p && p[0] ? p : "New";
+}
+
+json_t *cli_by_name(json_t *arr, const char *name) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(arr, i, o) {
+    if (kd_streq(cli_meta_s(o, "name"), name)) return o;
+  }
+  return NULL;
+}
+
+struct list_ctx {
+  json_t *items;
+  bool nomem; /* never a partial list as if it were whole */
+};
+
+static bool list_item(json_t *item, void *ud) {
+  struct list_ctx *l = ud;
+  if (json_array_append(l->items, item) == 0) return true;
+  l->nomem = true;
+  return false;
+}
+
+static int cmp_name(const void *a, const void *b) {
+  const char *x = cli_meta_s(*(json_t *const *)a, "name"), *y = cli_meta_s(*(json_t *const *)b, "name");
+  return strcmp(x ? x : "", y ? y : "");
+}
+
+kd_rc cli_list(kube_client *c, const struct kube_res *res, const char *ns, const char *selector, bool optional,
+               json_t **out) {
+  struct kube_list_opts lo = {selector, NULL, 0, NULL};
+  struct list_ctx l = {json_array(), false};
+  json_t **v = NULL;
+  size_t n;
+  kd_rc rc;
+  *out = NULL;
+  if (!l.items) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  rc = kube_list(c, res, ns, &lo, list_item, &l, NULL);
+  if (rc == KD_ERR_NOTFOUND && optional) rc = KD_OK;
+  else if (rc == KD_OK && l.nomem) rc = kd_fail(KD_ERR_NOMEM, "out of memory holding the list");
+  if (rc != KD_OK) goto fail;
+  if ((n = json_array_size(l.items)) > 1) {
+    if (!(v = calloc(n, sizeof *v))) {
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+    for (size_t i = 0; i < n; i++) v[i] = json_incref(json_array_get(l.items, i));
+    qsort(v, n, sizeof *v, cmp_name);
+    json_array_clear(l.items);
+    for (size_t i = 0; i < n; i++) /* each reference is taken, also on failure */
+      if (json_array_append_new(l.items, v[i])) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    if (rc != KD_OK) goto fail;
+  }
+  *out = l.items;
+  l.items = NULL;
+fail:
+  free(v);
+  json_decref(l.items);
+  return rc;
+}
+
+int cli_check_output(const char *verb, const char *output, bool wide, enum cli_output *fmt) {
+  if (cli_output_parse(output, fmt) && (wide || *fmt != CLI_OUT_WIDE)) return -1;
+  fprintf(stderr, "kcmdr %s: -o takes %sjson or yaml\n", verb, wide ? "wide, " : "");
+  return CLI_USAGE;
+}
+
+int cli_check_timeout(const char *verb, const char *timeout, int64_t *ms) {
+  if (!timeout || cli_parse_timeout(timeout, ms)) return -1;
+  fprintf(stderr, "kcmdr %s: --timeout takes a duration such as 90s or 10m, not '%s'\n", verb, timeout);
+  return CLI_USAGE;
+}
+
+int cli_check_names(const char *verb, const char *usage, int npos) {
+  if (npos > 0) return -1;
+  fprintf(stderr, "kcmdr %s: which NAME?\n%s", verb, usage);
+  return CLI_USAGE;
+}
+
+int cli_check_name(const char *verb, const char *name) {
+  if (cli_name_valid(name)) return -1;
+  fprintf(stderr, "kcmdr %s: \"%s\" is not a valid name (lower-case letters, digits, '-' and '.', at most 253)\n", verb,
+          name);
+  return CLI_USAGE;
+}
+
+int cli_subcommand(int argc, char **argv, const char *verb, const char *usage, const struct cli_sub *subs,
+                   size_t nsubs) {
+  struct cli_globals g;
+  int ret = cli_globals_parse(&argc, argv, &g);
+  if (ret != CLI_OK) return ret;
+  if (argc < 2) {
+    fputs(usage, g.help ? stdout : stderr);
+    return g.help ? CLI_OK : CLI_USAGE;
+  }
+  for (size_t i = 0; i < nsubs; i++) {
+    if (strcmp(argv[1], subs[i].name) != 0) continue;
+    if (g.help) {
+      fputs(subs[i].usage, stdout);
+      return CLI_OK;
+    }
+    return subs[i].fn(&g, argc - 1, argv + 1);
+  }
+  fprintf(stderr, "kcmdr %s: unknown subcommand '%s'\n%s", verb, argv[1], usage);
+  return CLI_USAGE;
+}
+
+int cli_describe(const struct cli_globals *g, int argc, char **argv, const char *verb, const char *usage,
+                 cli_describe_fn fn, void *ud) {
+  const char *output = NULL, *pos[64];
+  enum cli_output fmt = CLI_OUT_TABLE;
+  int npos, ret;
+  const struct cli_opt opts[] = {{"--output", "-o", CLI_OPT_STRING, &output}};
+  if ((ret = cli_parse_opts(argc, argv, verb, opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0 ||
+      (ret = cli_check_output(verb, output, false, &fmt)) >= 0 || (ret = cli_check_names(verb, usage, npos)) >= 0)
+    return ret;
+  const char *ns = cli_system_namespace(g);
+  kube_client *c = NULL;
+  ret = CLI_FAIL;
+  if (cli_client(g, &c) != CLI_OK) goto fail;
+  ret = CLI_OK;
+  for (int k = 0; k < npos; k++)
+    if (fn(c, ns, pos[k], k, fmt, ud) != CLI_OK) ret = CLI_FAIL;
+fail:
+  kube_client_free(c);
+  return ret;
+}
+
+static const char *str_or(json_t *v, const char *dflt) { return json_string_value(v) ? json_string_value(v) : dflt; }
+
+void cli_print_head(FILE *f, json_t *obj) {
+  const char *k;
+  json_t *v;
+  size_t n = 0;
+  fprintf(f, "Name:         %s\nNamespace:    %s\nLabels:       ", cli_meta_s(obj, "name"),
+          cli_or_none(cli_meta_s(obj, "namespace")));
+  json_object_foreach(json_object_get(json_object_get(obj, "metadata"), "labels"), k, v)
+      fprintf(f, "%s%s=%s\n", n++ ? "              " : "", k, str_or(v, ""));
+  if (!n) fprintf(f, "<none>\n");
+}
+
+static void print_list(FILE *f, const char *label, json_t *arr) {
+  size_t i;
+  json_t *v;
+  fprintf(f, "  %-10s ", label);
+  if (!json_array_size(arr)) fprintf(f, "%s", strcmp(label, "Included:") == 0 ? "*" : "<none>");
+  json_array_foreach(arr, i, v) fprintf(f, "%s%s", i ? ", " : "", str_or(v, "?"));
+  fprintf(f, "\n");
+}
+
+void cli_print_scope(FILE *f, json_t *spec) {
+  fprintf(f, "Namespaces:\n");
+  print_list(f, "Included:", json_object_get(spec, "includedNamespaces"));
+  print_list(f, "Excluded:", json_object_get(spec, "excludedNamespaces"));
+  fprintf(f, "\nResources:\n");
+  print_list(f, "Included:", json_object_get(spec, "includedResources"));
+  print_list(f, "Excluded:", json_object_get(spec, "excludedResources"));
+}
+
+void cli_print_results(FILE *f, const char *title, json_t *r, size_t max, const char *verb) {
+  size_t n = json_array_size(json_object_get(r, "velero")) + json_array_size(json_object_get(r, "cluster")), shown = 0, i;
+  const char *k;
+  json_t *v, *x;
+  json_object_foreach(json_object_get(r, "namespaces"), k, v) n += json_array_size(v);
+  if (n == 0) {
+    fprintf(f, "%s:  <none>\n", title);
+    return;
+  }
+  fprintf(f, "%s:\n", title);
+  json_array_foreach(json_object_get(r, "velero"), i, x) if (shown++ < max) fprintf(f, "  Velero:   %s\n", str_or(x, "?"));
+  json_array_foreach(json_object_get(r, "cluster"), i, x) if (shown++ < max) fprintf(f, "  Cluster:  %s\n", str_or(x, "?"));
+  json_object_foreach(json_object_get(r, "namespaces"), k, v) {
+    json_array_foreach(v, i, x) if (shown++ < max) fprintf(f, "  Namespace %s:  %s\n", k, str_or(x, "?"));
+  }
+  if (shown > max) fprintf(f, "  ... and %zu more (kcmdr %s -o json shows all)\n", shown - max, verb);
+}
+
+void cli_print_failure(FILE *f, json_t *status) {
+  const char *why = json_string_value(json_object_get(status, "failureReason"));
+  size_t i;
+  json_t *v;
+  if (why && why[0]) fprintf(f, "Failure reason: %s\n", why);
+  json_array_foreach(json_object_get(status, "validationErrors"), i, v) fprintf(f, "Validation error: %s\n", str_or(v, "?"));
+}
+
+kd_rc cli_print_items(json_t *items, bool one, enum cli_output fmt) {
+  if (one) return cli_print_object(stdout, json_array_get(items, 0), fmt);
+  json_t *list = json_pack("{s:s,s:s,s:{},s:O}", "apiVersion", "v1", "kind", "List", "metadata", "items", items);
+  if (!list) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  kd_rc rc = cli_print_object(stdout, list, fmt);
+  json_decref(list);
+  return rc;
+}
+
+void cli_print_table(const cli_table *t, const char *what, const char *ns, bool missing) {
+  if (cli_table_rows(t) == 0 && !missing) fprintf(stderr, "No %s found in namespace %s.\n", what, ns);
+  else if (cli_table_rows(t) > 0) cli_table_print(t, stdout);
 }
 
 /* A plain YAML scalar that a YAML 1.1 reader (libyaml, Go's yaml.v2, kubectl) would take for
@@ -706,13 +919,9 @@ struct wait_ctx {
   bool seen, done;
 };
 
-static const char *obj_name(json_t *o) {
-  return json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
-}
-
 static bool wait_item(json_t *item, void *ud) {
   struct wait_ctx *w = ud;
-  if (!kd_streq(obj_name(item), w->name)) return true;
+  if (!kd_streq(cli_meta_s(item, "name"), w->name)) return true;
   w->seen = true;
   if (w->fn(item, w->ud)) w->done = true;
   return !w->done;
@@ -720,7 +929,7 @@ static bool wait_item(json_t *item, void *ud) {
 
 static bool wait_event(enum kube_event_type type, json_t *obj, void *ud) {
   struct wait_ctx *w = ud;
-  if (type == KUBE_BOOKMARK || !kd_streq(obj_name(obj), w->name)) return true;
+  if (type == KUBE_BOOKMARK || !kd_streq(cli_meta_s(obj, "name"), w->name)) return true;
   if (w->fn(type == KUBE_DELETED ? NULL : obj, w->ud)) w->done = true;
   return !w->done;
 }
@@ -831,13 +1040,31 @@ void cli_progress_end(struct cli_progress *p) {
   fflush(p->f);
 }
 
+kd_rc cli_created(FILE *f, json_t *out, enum cli_output fmt, const char *noun, const char *name) {
+  kd_rc rc = fmt != CLI_OUT_TABLE ? cli_print_object(stdout, out, fmt) : KD_OK;
+  if (rc == KD_OK) fprintf(f, "Run `kcmdr %s describe %s` or `kcmdr %s logs %s` for more details.\n", noun, name, noun, name);
+  return rc;
+}
+
+kd_rc cli_wait_shown(FILE *f, const char *noun, const char *counted, struct cli_progress *p, kube_client *c,
+                     const struct kube_res *res, const char *ns, const char *name, int64_t timeout_ms, cli_wait_fn fn,
+                     void *ud) {
+  char what[sizeof p->what];
+  fprintf(f, "Waiting for %s \"%s\" to end. You may safely press ctrl-c to stop waiting: the %s goes on.\n", noun, name, noun);
+  snprintf(what, sizeof what, "%c%s %s", toupper((unsigned char)noun[0]), noun + 1, name);
+  cli_progress_init(p, f, what, counted);
+  kd_rc rc = cli_wait(c, res, ns, name, timeout_ms, fn, ud);
+  cli_progress_end(p);
+  return rc;
+}
+
 /* ---- storage of a backup ---- */
 
 static bool list_default_bsl(json_t *item, void *ud) {
   json_t **best = ud;
   if (!json_is_true(json_object_get(json_object_get(item, "spec"), "default"))) return true;
-  const char *n = obj_name(item);
-  if (n && (!*best || strcmp(n, obj_name(*best)) < 0)) {
+  const char *n = cli_meta_s(item, "name");
+  if (n && (!*best || strcmp(n, cli_meta_s(*best, "name")) < 0)) {
     json_decref(*best);
     *best = json_incref(item);
   }
@@ -862,12 +1089,12 @@ kd_rc cli_backup_store(kube_client *c, const char *ns, json_t *backup, objstore 
     if ((rc = kube_list(c, &cli_res_bsl, ns, &lo, list_default_bsl, &bsl, NULL)) != KD_OK) goto fail;
     if (!bsl) {
       rc = kd_fail(KD_ERR_NOTFOUND, "backup %s names no storage location and namespace %s has no default one",
-                   obj_name(backup), ns);
+                   cli_meta_s(backup, "name"), ns);
       goto fail;
     }
   }
   if ((rc = engine_open_store(c, ns, bsl, st)) != KD_OK) {
-    kd_fail_wrap(rc, "storage location %s", obj_name(bsl));
+    kd_fail_wrap(rc, "storage location %s", cli_meta_s(bsl, "name"));
     goto fail;
   }
   if (bsl_out) *bsl_out = json_incref(bsl);
@@ -956,4 +1183,37 @@ kd_rc cli_gunzip_get_all(objstore *st, const char *key, size_t max, char **out, 
 fail:
   kd_buf_free(&b);
   return rc;
+}
+
+int cli_logs(const struct cli_globals *g, int argc, char **argv, const char *kind, const char *usage, cli_log_find_fn find) {
+  const char *pos[1];
+  char verb[32];
+  int npos, ret;
+  snprintf(verb, sizeof verb, "%s logs", kind);
+  if ((ret = cli_parse_opts(argc, argv, verb, NULL, 0, pos, 1, &npos)) >= 0 || (ret = cli_check_names(verb, usage, npos)) >= 0)
+    return ret;
+  kube_client *c = NULL;
+  struct cli_log_at at = {0};
+  kd_rc rc;
+  ret = CLI_FAIL;
+  if (cli_client(g, &c) != CLI_OK || find(c, cli_system_namespace(g), pos[0], &at) != CLI_OK) goto fail;
+  const char *name = cli_meta_s(at.obj, "name");
+  rc = cli_gunzip_get(at.st, at.key, cli_stdout_sink, NULL);
+  if (rc == KD_ERR_NOTFOUND) {
+    if (at.running)
+      fprintf(stderr, "kcmdr %s: the log of %s %s is written when it ends (it is %s)\n", verb, kind, name, cli_phase(at.obj));
+    else
+      fprintf(stderr, "kcmdr %s: %s %s has no log file (%s) in storage location %s\n", verb, kind, name, at.key,
+              cli_meta_s(at.bsl, "name"));
+    goto fail;
+  }
+  if (rc == KD_OK && fflush(stdout) != 0) rc = kd_fail(KD_ERR_IO, "writing to stdout: %s", strerror(errno));
+  if (rc == KD_OK) ret = CLI_OK;
+  else fprintf(stderr, "kcmdr %s: %s\n", verb, kd_errmsg());
+fail:
+  objstore_free(at.st);
+  json_decref(at.obj);
+  json_decref(at.bsl);
+  kube_client_free(c);
+  return ret;
 }

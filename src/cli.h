@@ -9,6 +9,7 @@
 
 #include "kube.h"
 #include "objstore.h"
+#include "velero.h"
 
 /* A verb: argv[0] is the verb; returns the exit code (0 ok, 1 failure, 2 usage). */
 typedef int (*kd_verb_fn)(int argc, char **argv);
@@ -173,6 +174,115 @@ kd_rc cli_gunzip_get_all(objstore *st, const char *key, size_t max, char **out, 
 
 /* An objstore_sink_fn that writes the bytes to stdout (ud unused). KD_ERR_IO when it cannot. */
 kd_rc cli_stdout_sink(const char *p, size_t n, void *ud);
+
+/* ---- what the subcommands of backup and restore look up, check and print (cli.c) ---- */
+
+/* metadata.k, spec.k, status.k of o as a string, borrowed from o; NULL when o, the section or
+ * the field is absent or the field is not a string. Pure. */
+const char *cli_meta_s(json_t *o, const char *k);
+const char *cli_spec_s(json_t *o, const char *k);
+const char *cli_status_s(json_t *o, const char *k);
+/* s, or "<none>" for NULL or "". */
+const char *cli_or_none(const char *s);
+/* The phase of a Backup or Restore as shown: status.phase, "New" while the engine has set none. */
+const char *cli_phase(json_t *o);
+/* The object named name in arr (an array of objects; borrowed) or NULL. */
+json_t *cli_by_name(json_t *arr, const char *name);
+
+/* Every object of res in ns (NULL: cluster-scoped) that selector (NULL: all) selects, sorted by
+ * name, into a new array *out (the caller's). optional: a resource the server does not serve (a
+ * cluster without the CRD) lists as empty. The API's failure as it is (*out NULL), KD_ERR_NOMEM. */
+kd_rc cli_list(kube_client *c, const struct kube_res *res, const char *ns, const char *selector, bool optional,
+               json_t **out);
+
+/* Checks of a subcommand's arguments, verb being "backup get" etc. Each returns -1 when the value
+ * is fine, else prints "kcmdr VERB: ..." on stderr and returns CLI_USAGE. */
+/* An -o value (see cli_output_parse) into *fmt; wide: the table may be wide (get), else only json
+ * and yaml besides the default. */
+int cli_check_output(const char *verb, const char *output, bool wide, enum cli_output *fmt);
+/* A --timeout value (NULL: not given, *ms unchanged) into *ms (see cli_parse_timeout). */
+int cli_check_timeout(const char *verb, const char *timeout, int64_t *ms);
+/* At least one NAME was given (npos of them); else "which NAME?" and usage. */
+int cli_check_names(const char *verb, const char *usage, int npos);
+/* name is a valid object name (cli_name_valid) for an object to create. */
+int cli_check_name(const char *verb, const char *name);
+
+/* A subcommand of backup or restore: name, the function (argv[0] is the subcommand; the global
+ * flags are parsed already, into g) and its --help text. */
+struct cli_sub {
+  const char *name;
+  int (*fn)(const struct cli_globals *g, int argc, char **argv);
+  const char *usage;
+};
+/* `kcmdr VERB SUBCOMMAND ...`: parse the global flags, then run the subcommand argv[1] from subs
+ * (nsubs of them), or print its usage for --help. Without a subcommand: usage (on stdout with
+ * --help, exit 0; else on stderr, CLI_USAGE); an unknown one is a usage error. Returns the exit
+ * code. */
+int cli_subcommand(int argc, char **argv, const char *verb, const char *usage, const struct cli_sub *subs,
+                   size_t nsubs);
+
+/* Called by cli_describe for the k-th NAME (k from 0): look name up in ns and describe it on
+ * stdout as fmt (a table: the text, which a "---" line separates from the one before when k > 0;
+ * json/yaml: the object), or say on stderr why not. Returns CLI_OK or CLI_FAIL. */
+typedef int (*cli_describe_fn)(kube_client *c, const char *ns, const char *name, int k, enum cli_output fmt, void *ud);
+/* `kcmdr VERB NAME... [-o json|yaml]` (verb: "backup describe"): parse argv (usage errors print
+ * usage or a hint, CLI_USAGE), connect (CLI_FAIL after saying why) and call fn for every NAME in
+ * turn. CLI_OK when every call returned CLI_OK, else CLI_FAIL. */
+int cli_describe(const struct cli_globals *g, int argc, char **argv, const char *verb, const char *usage,
+                 cli_describe_fn fn, void *ud);
+
+/* Describe text on f: "Name:", "Namespace:" and "Labels:" (one a line) of obj. */
+void cli_print_head(FILE *f, json_t *obj);
+/* Describe text on f: the namespaces and resources a backup or restore includes and excludes
+ * (spec: its spec), "Namespaces:" and "Resources:" each with an "Included:" and an "Excluded:"
+ * line: "  Included:  a, b"; an empty list is "*" when included (Velero: no include list means
+ * everything), else "<none>". */
+void cli_print_scope(FILE *f, json_t *spec);
+/* The errors or the warnings of a results file ({velero:[], cluster:[], namespaces:{ns:[]}}) as
+ * "TITLE:" and a line for each, at most max, then "... and N more (kcmdr VERB -o json shows
+ * all)"; "TITLE:  <none>" when there are none. */
+void cli_print_results(FILE *f, const char *title, json_t *r, size_t max, const char *verb);
+/* Why a backup or restore (status: its status object) did not complete, as create --wait says
+ * it: "Failure reason: ..." when there is one, and a "Validation error: ..." line for each. */
+void cli_print_failure(FILE *f, json_t *status);
+
+/* What get prints for -o json|yaml (fmt): items[0] when one, else a v1 List of items (an array,
+ * borrowed). KD_ERR_NOMEM, cli_print_object's failures. */
+kd_rc cli_print_items(json_t *items, bool one, enum cli_output fmt);
+/* The end of a get that prints a table: t on stdout, or "No WHAT found in namespace NS." on
+ * stderr when it has no rows and no NAME was missing (then nothing). */
+void cli_print_table(const cli_table *t, const char *what, const char *ns, bool missing);
+
+/* Where the log of a backup or restore is, as a cli_log_find_fn fills it: obj (the Backup or
+ * Restore: its name and phase are shown), st and bsl (its storage location), key (the log file in
+ * st) and running (it has not ended, so a missing log is still to be written). cli_logs owns and
+ * frees obj, bsl and st, also when the find function fails. */
+struct cli_log_at {
+  json_t *obj, *bsl;
+  objstore *st;
+  char key[VELERO_KEY_MAX];
+  bool running;
+};
+/* Look name up in ns and fill at, or say on stderr why not; returns CLI_OK or CLI_FAIL. */
+typedef int (*cli_log_find_fn)(kube_client *c, const char *ns, const char *name, struct cli_log_at *at);
+/* `kcmdr KIND logs NAME` (kind: "backup" or "restore"): parse argv (usage errors: CLI_USAGE),
+ * connect, find the log with find and print it, decompressed, on stdout. CLI_OK, or CLI_FAIL
+ * after saying on stderr why (a missing log: "is written when it ends" while running, else "has
+ * no log file"). */
+int cli_logs(const struct cli_globals *g, int argc, char **argv, const char *kind, const char *usage, cli_log_find_fn find);
+
+/* The end of create without --wait: out (the object created) on stdout as fmt when json or yaml,
+ * and on f where to look next (`kcmdr NOUN describe NAME`, noun: "backup" or "restore").
+ * cli_print_object's failures. */
+kd_rc cli_created(FILE *f, json_t *out, enum cli_output fmt, const char *noun, const char *name);
+
+/* The --wait of create: say on f that ctrl-c stops only the waiting for the NOUN ("backup" or
+ * "restore") name, then cli_wait for the object name of res in ns with fn and ud, while p (which
+ * fn updates; set up here as "Noun name", counting what is "counted") shows the progress on f;
+ * the progress is ended on return. cli_wait's result. */
+kd_rc cli_wait_shown(FILE *f, const char *noun, const char *counted, struct cli_progress *p, kube_client *c,
+                     const struct kube_res *res, const char *ns, const char *name, int64_t timeout_ms, cli_wait_fn fn,
+                     void *ud);
 
 /* The backup and restore verbs (cli_backup.c, cli_restore.c). */
 int cli_backup(int argc, char **argv);

@@ -6,7 +6,6 @@
  * a scheduled one, whose Backups are <name>-<timestamp>) stands for all its Backups in `get`,
  * for itself and its last backup in `describe`, and for its last backup (status.lastBackupName)
  * in `logs` and `verify`. `delete` deletes Backups only: a schedule is stopped with kubectl. */
-#include <errno.h>
 #include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -27,15 +26,6 @@
 #define BK_FILE_MAX ((uint64_t)1 << 42)  /* any file of a backup, checked while streamed */
 #define BK_SHOW 10                       /* listed items of one kind of problem before "... N more" */
 
-static const char *meta_s(json_t *o, const char *k) {
-  return json_string_value(json_object_get(json_object_get(o, "metadata"), k));
-}
-static const char *spec_s(json_t *o, const char *k) {
-  return json_string_value(json_object_get(json_object_get(o, "spec"), k));
-}
-static const char *status_s(json_t *o, const char *k) {
-  return json_string_value(json_object_get(json_object_get(o, "status"), k));
-}
 static long long int_at(json_t *o, const char *a, const char *b) {
   json_t *v = json_object_get(json_object_get(o, a), b);
   return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
@@ -43,121 +33,102 @@ static long long int_at(json_t *o, const char *a, const char *b) {
 static const char *label_of(json_t *o, const char *k) {
   return json_string_value(json_object_get(json_object_get(json_object_get(o, "metadata"), "labels"), k));
 }
-static const char *or_none(const char *s) { return s && s[0] ? s : "<none>"; }
 
 static void say_err(const char *verb) { fprintf(stderr, "kcmdr backup %s: %s\n", verb, kd_errmsg()); }
 
-/* The phase of a Backup as shown: "New" while the engine has not looked at it. */
-static const char *phase_of(json_t *b) {
-  const char *p = status_s(b, "phase");
-  return p && p[0] ? p : "New";
-}
-
 /* ---- finding things ---- */
 
-static bool collect(json_t *item, void *ud) { return json_array_append(ud, item) == 0; }
-
-/* Every object of res in ns (NULL: cluster-scoped) into a new array. A resource the server does
- * not serve (a cluster without kcm's CRD) lists as empty when optional. */
+/* cli_list, with a message that names what was listed. */
 static kd_rc list_all(kube_client *c, const struct kube_res *res, const char *ns, const char *selector, bool optional,
                       json_t **out) {
-  struct kube_list_opts lo = {selector, NULL, 0, NULL};
-  *out = json_array();
-  if (!*out) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  kd_rc rc = kube_list(c, res, ns, &lo, collect, *out, NULL);
-  if (rc == KD_ERR_NOTFOUND && optional) return KD_OK;
-  if (rc != KD_OK) {
-    json_decref(*out);
-    *out = NULL;
-    return kd_fail_wrap(rc, "listing %s", res->resource);
-  }
-  return KD_OK;
-}
-
-/* The ManagementBackup that made Backup b (by its label), from mbs (array, borrowed) or NULL. */
-static json_t *mb_of(json_t *mbs, json_t *b) {
-  const char *want = label_of(b, MB_LABEL_BACKUP);
-  size_t i;
-  json_t *m;
-  char lbl[MB_LABEL_MAX + 1];
-  if (!want) return NULL;
-  json_array_foreach(mbs, i, m) {
-    const char *n = meta_s(m, "name");
-    if (!n) continue;
-    mb_bounded(n, MB_LABEL_MAX, lbl);
-    if (strcmp(lbl, want) == 0) return m;
-  }
-  return NULL;
-}
-
-static json_t *by_name(json_t *arr, const char *name) {
-  size_t i;
-  json_t *o;
-  json_array_foreach(arr, i, o) {
-    if (kd_streq(meta_s(o, "name"), name)) return o;
-  }
-  return NULL;
+  kd_rc rc = cli_list(c, res, ns, selector, optional, out);
+  return rc == KD_OK ? rc : kd_fail_wrap(rc, "listing %s", res->resource);
 }
 
 static bool mb_owns(json_t *mb, json_t *b) {
   char lbl[MB_LABEL_MAX + 1];
-  const char *n = meta_s(mb, "name");
+  const char *n = cli_meta_s(mb, "name");
   if (!n) return false;
   mb_bounded(n, MB_LABEL_MAX, lbl);
   return kd_streq(label_of(b, MB_LABEL_BACKUP), lbl);
 }
 
+/* The ManagementBackup that made Backup b (by its label), from mbs (array, borrowed) or NULL. */
+static json_t *mb_of(json_t *mbs, json_t *b) {
+  size_t i;
+  json_t *m;
+  if (!label_of(b, MB_LABEL_BACKUP)) return NULL;
+  json_array_foreach(mbs, i, m) {
+    if (mb_owns(m, b)) return m;
+  }
+  return NULL;
+}
+
+/* The ManagementBackup that made Backup b, asked of the server (a new reference), or NULL. */
+static json_t *owner_mb(kube_client *c, json_t *b) {
+  const char *lbl = label_of(b, MB_LABEL_BACKUP);
+  json_t *m = NULL;
+  if (lbl && kube_get(c, &cli_res_mb, NULL, lbl, &m) == KD_OK && !mb_owns(m, b)) {
+    json_decref(m);
+    m = NULL;
+  }
+  kd_clear_error();
+  return m;
+}
+
 static bool scheduled(json_t *mb) {
-  const char *s = spec_s(mb, "schedule");
+  const char *s = cli_spec_s(mb, "schedule");
   return s && s[0];
+}
+
+/* NAME (see the file comment) as the Backup of that name (*backup, a new reference; *mb its
+ * ManagementBackup, a new reference, or NULL), else as the ManagementBackup of that name (*backup
+ * NULL, *mb a new reference). Prints the reason and returns CLI_FAIL when there is neither. */
+static int find_named(kube_client *c, const char *ns, const char *verb, const char *name, json_t **backup, json_t **mb) {
+  *backup = *mb = NULL;
+  kd_rc rc = kube_get(c, &cli_res_backup, ns, name, backup);
+  if (rc == KD_OK) {
+    *mb = owner_mb(c, *backup);
+    return CLI_OK;
+  }
+  if (rc == KD_ERR_NOTFOUND && (rc = kube_get(c, &cli_res_mb, NULL, name, mb)) == KD_ERR_NOTFOUND) {
+    fprintf(stderr, "kcmdr backup %s: backup \"%s\" not found: no Velero Backup in namespace %s and no ManagementBackup has that name\n",
+            verb, name, ns);
+    return CLI_FAIL;
+  }
+  if (rc == KD_OK) return CLI_OK;
+  say_err(verb);
+  return CLI_FAIL;
 }
 
 /* Resolve NAME to one Backup (see the file comment): *backup (new reference) and *mb (new
  * reference or NULL). Prints the reason and returns CLI_FAIL when there is none. */
 static int resolve_one(kube_client *c, const char *ns, const char *verb, const char *name, json_t **backup, json_t **mb) {
-  json_t *b = NULL, *m = NULL;
-  *backup = *mb = NULL;
-  kd_rc rc = kube_get(c, &cli_res_backup, ns, name, &b);
-  if (rc == KD_OK) {
-    const char *lbl = label_of(b, MB_LABEL_BACKUP);
-    if (lbl && kube_get(c, &cli_res_mb, NULL, lbl, &m) == KD_OK && !mb_owns(m, b)) {
-      json_decref(m);
-      m = NULL;
-    }
-    kd_clear_error();
-    *backup = b;
-    *mb = m;
-    return CLI_OK;
-  }
-  if (rc != KD_ERR_NOTFOUND) goto fail_msg;
-  rc = kube_get(c, &cli_res_mb, NULL, name, &m);
-  if (rc == KD_ERR_NOTFOUND) {
-    fprintf(stderr, "kcmdr backup %s: backup \"%s\" not found: no Velero Backup in namespace %s and no ManagementBackup has that name\n",
-            verb, name, ns);
-    return CLI_FAIL;
-  }
-  if (rc != KD_OK) goto fail_msg;
-  const char *last = status_s(m, "lastBackupName");
+  if (find_named(c, ns, verb, name, backup, mb) != CLI_OK) return CLI_FAIL;
+  if (*backup) return CLI_OK;
+  json_t *b = NULL, *m = *mb; /* NAME is a ManagementBackup: its last backup */
+  *mb = NULL;
+  const char *last = cli_status_s(m, "lastBackupName");
   if (!last || !last[0]) {
     fprintf(stderr, "kcmdr backup %s: ManagementBackup \"%s\" has made no backup yet%s%s\n", verb, name,
-            status_s(m, "error") ? ": " : "", status_s(m, "error") ? status_s(m, "error") : "");
-    json_decref(m);
-    return CLI_FAIL;
+            cli_status_s(m, "error") ? ": " : "", cli_status_s(m, "error") ? cli_status_s(m, "error") : "");
+    goto fail;
   }
-  rc = kube_get(c, &cli_res_backup, ns, last, &b);
+  kd_rc rc = kube_get(c, &cli_res_backup, ns, last, &b);
   if (rc == KD_ERR_NOTFOUND) {
     fprintf(stderr, "kcmdr backup %s: the last backup of ManagementBackup \"%s\", %s, is not in namespace %s (deleted?)\n",
             verb, name, last, ns);
-    json_decref(m);
-    return CLI_FAIL;
+    goto fail;
   }
-  if (rc != KD_OK) goto fail_msg;
+  if (rc != KD_OK) {
+    say_err(verb);
+    goto fail;
+  }
   fprintf(stderr, "ManagementBackup %s: its last backup is %s\n", name, last);
   *backup = b;
   *mb = m;
   return CLI_OK;
-fail_msg:
-  say_err(verb);
+fail:
   json_decref(m);
   return CLI_FAIL;
 }
@@ -203,13 +174,13 @@ static int create_wait_fn(json_t *mb, void *ud) {
     fprintf(stderr, "ManagementBackup %s was deleted while waiting\n", w->name);
     return 1;
   }
-  const char *err = status_s(mb, "error");
+  const char *err = cli_status_s(mb, "error");
   if (err && err[0] && strncmp(err, w->last_error, sizeof w->last_error - 1) != 0) {
     cli_progress_end(&w->prog);
     fprintf(stderr, "ManagementBackup %s: %s (still waiting)\n", w->name, err);
     snprintf(w->last_error, sizeof w->last_error, "%s", err);
   }
-  if (!kd_streq(status_s(mb, "lastBackupName"), w->name)) return 0;
+  if (!kd_streq(cli_status_s(mb, "lastBackupName"), w->name)) return 0;
   json_t *last = json_object_get(json_object_get(mb, "status"), "lastBackup");
   const char *phase = json_string_value(json_object_get(last, "phase"));
   cli_progress_update(&w->prog, phase, int_at(last, "progress", "itemsBackedUp"), int_at(last, "progress", "totalItems"));
@@ -234,26 +205,14 @@ static int bk_create(const struct cli_globals *g, int argc, char **argv) {
       {"--wait", "-w", CLI_OPT_BOOL, &wait},                   {"--timeout", NULL, CLI_OPT_STRING, &timeout},
       {"--output", "-o", CLI_OPT_STRING, &output},
   };
-  if ((ret = cli_parse_opts(argc, argv, "backup create", opts, KD_ARRAY_LEN(opts), pos, 1, &npos)) >= 0) return ret;
   enum cli_output fmt;
   int64_t timeout_ms = 0;
-  if (npos != 1) {
-    fprintf(stderr, "kcmdr backup create: which NAME?\n%s", create_usage);
-    return CLI_USAGE;
-  }
+  if ((ret = cli_parse_opts(argc, argv, "backup create", opts, KD_ARRAY_LEN(opts), pos, 1, &npos)) >= 0 ||
+      (ret = cli_check_names("backup create", create_usage, npos)) >= 0 || (ret = cli_check_name("backup create", pos[0])) >= 0 ||
+      (ret = cli_check_output("backup create", output, false, &fmt)) >= 0 ||
+      (ret = cli_check_timeout("backup create", timeout, &timeout_ms)) >= 0)
+    return ret;
   const char *name = pos[0];
-  if (!cli_name_valid(name)) {
-    fprintf(stderr, "kcmdr backup create: \"%s\" is not a valid name (lower-case letters, digits, '-' and '.', at most 253)\n", name);
-    return CLI_USAGE;
-  }
-  if (!cli_output_parse(output, &fmt) || fmt == CLI_OUT_WIDE) {
-    fprintf(stderr, "kcmdr backup create: -o takes json or yaml\n");
-    return CLI_USAGE;
-  }
-  if (timeout && !cli_parse_timeout(timeout, &timeout_ms)) {
-    fprintf(stderr, "kcmdr backup create: --timeout takes a duration such as 90s or 10m, not '%s'\n", timeout);
-    return CLI_USAGE;
-  }
   if (schedule) {
     cron_schedule *cs = NULL;
     if (!schedule[0] || cron_parse(schedule, &cs) != KD_OK) {
@@ -327,32 +286,20 @@ static int bk_create(const struct cli_globals *g, int argc, char **argv) {
     fprintf(human, "ManagementBackup \"%s\" created: one backup, \"%s\", to %s%s.\n", name, name,
             location ? "storage location " : "the default storage location", location ? location : "");
   if (!wait) {
-    if (fmt != CLI_OUT_TABLE && cli_print_object(stdout, out, fmt) != KD_OK) goto fail_msg;
-    fprintf(human, "Run `kcmdr backup describe %s` or `kcmdr backup logs %s` for more details.\n", name, name);
+    if (cli_created(human, out, fmt, "backup", name) != KD_OK) goto fail_msg;
     ret = CLI_OK;
     goto fail;
   }
-  fprintf(human, "Waiting for backup \"%s\" to end. You may safely press ctrl-c to stop waiting: the backup goes on.\n", name);
-  char what[300];
-  snprintf(what, sizeof what, "Backup %s", name);
-  cli_progress_init(&w.prog, human, what, "backed up");
-  rc = cli_wait(c, &cli_res_mb, NULL, name, timeout_ms, create_wait_fn, &w);
-  cli_progress_end(&w.prog);
-  if (rc != KD_OK) goto fail_msg;
+  /* the ManagementBackup is followed: its status mirrors its Backup's */
+  if ((rc = cli_wait_shown(human, "backup", "backed up", &w.prog, c, &cli_res_mb, NULL, name, timeout_ms, create_wait_fn, &w)))
+    goto fail_msg;
   if (!w.final) goto fail; /* deleted */
   json_t *last = json_object_get(json_object_get(w.final, "status"), "lastBackup");
   const char *phase = json_string_value(json_object_get(last, "phase"));
   fprintf(human, "Backup %s ended: %s (%lld items, %lld warnings, %lld errors). Run `kcmdr backup describe %s` for details.\n",
           name, phase, int_at(last, "progress", "itemsBackedUp"), (long long)json_integer_value(json_object_get(last, "warnings")),
           (long long)json_integer_value(json_object_get(last, "errors")), name);
-  if (!kd_streq(phase, VELERO_PHASE_COMPLETED)) {
-    size_t i;
-    json_t *v;
-    const char *why = json_string_value(json_object_get(last, "failureReason"));
-    if (why && why[0]) fprintf(human, "Failure reason: %s\n", why);
-    json_array_foreach(json_object_get(last, "validationErrors"), i, v)
-        fprintf(human, "Validation error: %s\n", json_string_value(v) ? json_string_value(v) : "?");
-  }
+  if (!kd_streq(phase, VELERO_PHASE_COMPLETED)) cli_print_failure(human, last);
   if (fmt != CLI_OUT_TABLE && cli_print_object(stdout, w.final, fmt) != KD_OK) goto fail_msg;
   ret = kd_streq(phase, VELERO_PHASE_COMPLETED) ? CLI_OK : CLI_FAIL;
   goto fail;
@@ -391,29 +338,9 @@ static const char get_usage[] =
     "  kcmdr backup get kcm -o wide\n"
     "  kcmdr backup get example-backup -o yaml\n";
 
-static int cmp_name(const void *a, const void *b) {
-  const char *x = meta_s(*(json_t *const *)a, "name"), *y = meta_s(*(json_t *const *)b, "name");
-  return strcmp(x ? x : "", y ? y : "");
-}
-
-/* Sort an array of objects by name (in place). KD_ERR_NOMEM. */
-static kd_rc sort_by_name(json_t *arr) {
-  size_t n = json_array_size(arr);
-  json_t **v = n ? calloc(n, sizeof *v) : NULL;
-  if (n && !v) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < n; i++) v[i] = json_incref(json_array_get(arr, i));
-  if (n) qsort(v, n, sizeof *v, cmp_name); /* qsort(NULL, 0) is undefined */
-  json_array_clear(arr);
-  kd_rc rc = KD_OK;
-  for (size_t i = 0; i < n; i++)
-    if (json_array_append_new(arr, v[i])) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
-  free(v);
-  return rc;
-}
-
 static kd_rc backup_row(cli_table *t, json_t *b, json_t *mb, bool wide, time_t now) {
   char items[64], created[64], expires[32], started[64], completed[64], errs[24], warns[24];
-  const char *phase = phase_of(b);
+  const char *phase = cli_phase(b);
   json_t *st = json_object_get(b, "status");
   long long done = (long long)json_integer_value(json_object_get(json_object_get(st, "progress"), "itemsBackedUp"));
   long long total = (long long)json_integer_value(json_object_get(json_object_get(st, "progress"), "totalItems"));
@@ -421,17 +348,17 @@ static kd_rc backup_row(cli_table *t, json_t *b, json_t *mb, bool wide, time_t n
   else snprintf(items, sizeof items, "%lld", done);
   snprintf(errs, sizeof errs, "%lld", (long long)json_integer_value(json_object_get(st, "errors")));
   snprintf(warns, sizeof warns, "%lld", (long long)json_integer_value(json_object_get(st, "warnings")));
-  cli_time_text(meta_s(b, "creationTimestamp"), created, sizeof created);
-  const char *exp = status_s(b, "expiration");
+  cli_time_text(cli_meta_s(b, "creationTimestamp"), created, sizeof created);
+  const char *exp = cli_status_s(b, "expiration");
   time_t et;
   if (exp && kd_time_parse(exp, &et) == KD_OK && et <= now) snprintf(expires, sizeof expires, "expired");
   else cli_time_span(exp, now, expires, sizeof expires);
-  cli_time_text(status_s(b, "startTimestamp"), started, sizeof started);
-  cli_time_text(status_s(b, "completionTimestamp"), completed, sizeof completed);
-  const char *loc = spec_s(b, "storageLocation");
+  cli_time_text(cli_status_s(b, "startTimestamp"), started, sizeof started);
+  cli_time_text(cli_status_s(b, "completionTimestamp"), completed, sizeof completed);
+  const char *loc = cli_spec_s(b, "storageLocation");
   if (!loc || !loc[0]) loc = label_of(b, VELERO_LABEL_STORAGE_LOCATION);
-  const char *cells[] = {meta_s(b, "name"), phase, errs, warns, items, created, expires, or_none(loc),
-                         mb ? or_none(spec_s(mb, "schedule")) : "<none>", mb ? meta_s(mb, "name") : "<none>", started,
+  const char *cells[] = {cli_meta_s(b, "name"), phase, errs, warns, items, created, expires, cli_or_none(loc),
+                         mb ? cli_or_none(cli_spec_s(mb, "schedule")) : "<none>", mb ? cli_meta_s(mb, "name") : "<none>", started,
                          completed};
   (void)wide;
   return cli_table_add(t, cells);
@@ -439,12 +366,12 @@ static kd_rc backup_row(cli_table *t, json_t *b, json_t *mb, bool wide, time_t n
 
 static kd_rc mb_row(cli_table *t, json_t *mb) {
   char created[64];
-  const char *err = status_s(mb, "error");
+  const char *err = cli_status_s(mb, "error");
   const char *status = err && err[0] ? "Error" : scheduled(mb) ? "Scheduled" : "New";
-  cli_time_text(meta_s(mb, "creationTimestamp"), created, sizeof created);
-  const char *loc = spec_s(mb, "storageLocation");
-  const char *cells[] = {meta_s(mb, "name"), status, "", "", "", created, "", loc && loc[0] ? loc : "<default>",
-                         or_none(spec_s(mb, "schedule")), meta_s(mb, "name"), "<none>", "<none>"};
+  cli_time_text(cli_meta_s(mb, "creationTimestamp"), created, sizeof created);
+  const char *loc = cli_spec_s(mb, "storageLocation");
+  const char *cells[] = {cli_meta_s(mb, "name"), status, "", "", "", created, "", loc && loc[0] ? loc : "<default>",
+                         cli_or_none(cli_spec_s(mb, "schedule")), cli_meta_s(mb, "name"), "<none>", "<none>"};
   return cli_table_add(t, cells);
 }
 
@@ -452,23 +379,20 @@ static int bk_get(const struct cli_globals *g, int argc, char **argv) {
   const char *output = NULL, *selector = NULL, *pos[64];
   int npos, ret;
   const struct cli_opt opts[] = {{"--output", "-o", CLI_OPT_STRING, &output}, {"--selector", "-l", CLI_OPT_STRING, &selector}};
-  if ((ret = cli_parse_opts(argc, argv, "backup get", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0) return ret;
   enum cli_output fmt;
-  if (!cli_output_parse(output, &fmt)) {
-    fprintf(stderr, "kcmdr backup get: -o takes wide, json or yaml\n");
-    return CLI_USAGE;
-  }
+  if ((ret = cli_parse_opts(argc, argv, "backup get", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0 ||
+      (ret = cli_check_output("backup get", output, true, &fmt)) >= 0)
+    return ret;
   const char *ns = cli_system_namespace(g);
   kube_client *c = NULL;
-  json_t *backups = NULL, *mbs = NULL, *shown = json_array(), *mb_rows = json_array(), *list = NULL;
+  json_t *backups = NULL, *mbs = NULL, *shown = json_array(), *mb_rows = json_array();
   cli_table *t = NULL;
   bool missing = false;
   kd_rc rc;
   ret = CLI_FAIL;
   if (!shown || !mb_rows) goto fail;
   if (cli_client(g, &c) != CLI_OK) goto fail;
-  if ((rc = list_all(c, &cli_res_backup, ns, selector, false, &backups)) || (rc = list_all(c, &cli_res_mb, NULL, NULL, true, &mbs)) ||
-      (rc = sort_by_name(backups)) || (rc = sort_by_name(mbs)))
+  if ((rc = list_all(c, &cli_res_backup, ns, selector, false, &backups)) || (rc = list_all(c, &cli_res_mb, NULL, NULL, true, &mbs)))
     goto fail_msg;
   size_t i;
   json_t *b, *m;
@@ -484,11 +408,11 @@ static int bk_get(const struct cli_globals *g, int argc, char **argv) {
     }
   }
   for (int k = 0; k < npos; k++) {
-    if ((b = by_name(backups, pos[k]))) {
-      if (!by_name(shown, pos[k])) json_array_append(shown, b);
+    if ((b = cli_by_name(backups, pos[k]))) {
+      if (!cli_by_name(shown, pos[k])) json_array_append(shown, b);
       continue;
     }
-    if (!(m = by_name(mbs, pos[k]))) {
+    if (!(m = cli_by_name(mbs, pos[k]))) {
       fprintf(stderr, "kcmdr backup get: backup \"%s\" not found in namespace %s\n", pos[k], ns);
       missing = true;
       continue;
@@ -498,18 +422,12 @@ static int bk_get(const struct cli_globals *g, int argc, char **argv) {
     json_array_foreach(backups, j, b) {
       if (!mb_owns(m, b)) continue;
       any = true;
-      if (!by_name(shown, meta_s(b, "name"))) json_array_append(shown, b);
+      if (!cli_by_name(shown, cli_meta_s(b, "name"))) json_array_append(shown, b);
     }
     if (!any) json_array_append(mb_rows, m);
   }
   if (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML) {
-    if (npos == 1 && json_array_size(shown) == 1 && by_name(backups, pos[0])) {
-      if ((rc = cli_print_object(stdout, json_array_get(shown, 0), fmt))) goto fail_msg;
-    } else {
-      list = json_pack("{s:s,s:s,s:{},s:O}", "apiVersion", "v1", "kind", "List", "metadata", "items", shown);
-      if (!list) goto fail;
-      if ((rc = cli_print_object(stdout, list, fmt))) goto fail_msg;
-    }
+    if ((rc = cli_print_items(shown, npos == 1 && json_array_size(shown) == 1 && cli_by_name(backups, pos[0]), fmt))) goto fail_msg;
     ret = missing ? CLI_FAIL : CLI_OK;
     goto fail;
   }
@@ -523,15 +441,13 @@ static int bk_get(const struct cli_globals *g, int argc, char **argv) {
   json_array_foreach(mb_rows, i, m) {
     if ((rc = mb_row(t, m))) goto fail_msg;
   }
-  if (cli_table_rows(t) == 0 && !missing) fprintf(stderr, "No backups found in namespace %s.\n", ns);
-  else if (cli_table_rows(t) > 0) cli_table_print(t, stdout);
+  cli_print_table(t, "backups", ns, missing);
   ret = missing ? CLI_FAIL : CLI_OK;
   goto fail;
 fail_msg:
   say_err("get");
 fail:
   cli_table_free(t);
-  json_decref(list);
   json_decref(backups);
   json_decref(mbs);
   json_decref(shown);
@@ -558,18 +474,6 @@ static const char describe_usage[] =
     "\n"
     "Example:\n"
     "  kcmdr backup describe kcm-20250117180012\n";
-
-static void print_list(const char *label, json_t *arr) {
-  size_t i;
-  json_t *v;
-  if (json_array_size(arr) == 0) { /* Velero: no include list means everything */
-    printf("  %-10s %s\n", label, strcmp(label, "Included:") == 0 ? "*" : "<none>");
-    return;
-  }
-  printf("  %-10s ", label);
-  json_array_foreach(arr, i, v) printf("%s%s", i ? ", " : "", json_is_string(v) ? json_string_value(v) : "?");
-  printf("\n");
-}
 
 /* One selector as text: "k=v,k2 in (a,b)". */
 static void selector_text(json_t *sel, kd_buf *out) {
@@ -646,27 +550,6 @@ done:
   json_decref(others);
 }
 
-/* Errors or warnings of a results file: {velero:[], cluster:[], namespaces:{ns:[]}}. */
-static void print_results(const char *title, json_t *r) {
-  size_t n = json_array_size(json_object_get(r, "velero")) + json_array_size(json_object_get(r, "cluster"));
-  const char *k;
-  json_t *v;
-  json_object_foreach(json_object_get(r, "namespaces"), k, v) n += json_array_size(v);
-  if (n == 0) {
-    printf("%s:  <none>\n", title);
-    return;
-  }
-  printf("%s:\n", title);
-  size_t shown = 0, i;
-  json_t *x;
-  json_array_foreach(json_object_get(r, "velero"), i, x) if (shown++ < 20) printf("  Velero:   %s\n", json_string_value(x) ? json_string_value(x) : "?");
-  json_array_foreach(json_object_get(r, "cluster"), i, x) if (shown++ < 20) printf("  Cluster:  %s\n", json_string_value(x) ? json_string_value(x) : "?");
-  json_object_foreach(json_object_get(r, "namespaces"), k, v) {
-    json_array_foreach(v, i, x) if (shown++ < 20) printf("  Namespace %s:  %s\n", k, json_string_value(x) ? json_string_value(x) : "?");
-  }
-  if (shown > 20) printf("  ... and %zu more (kcmdr backup describe -o json shows all)\n", shown - 20);
-}
-
 struct files_ctx {
   json_t *files;
   uint64_t total;
@@ -687,7 +570,7 @@ static kd_rc collect_file(const char *key, bool is_prefix, uint64_t size, void *
 static void describe_store(kube_client *c, const char *ns, json_t *b, json_t *desc) {
   objstore *st = NULL;
   json_t *bsl = NULL;
-  const char *name = meta_s(b, "name");
+  const char *name = cli_meta_s(b, "name");
   struct files_ctx f = {json_array(), 0};
   verify_sums *sums = NULL;
   char prefix[VELERO_KEY_MAX], key[VELERO_KEY_MAX];
@@ -696,7 +579,7 @@ static void describe_store(kube_client *c, const char *ns, json_t *b, json_t *de
     json_object_set_new(desc, "filesError", json_string(kd_errmsg()));
     goto done;
   }
-  json_object_set_new(desc, "storageLocation", json_string(meta_s(bsl, "name")));
+  json_object_set_new(desc, "storageLocation", json_string(cli_meta_s(bsl, "name")));
   json_object_set_new(desc, "location", json_string(objstore_describe(st)));
   snprintf(prefix, sizeof prefix, "backups/%s/", name);
   if (!f.files || (rc = objstore_list(st, prefix, '\0', collect_file, &f)) != KD_OK) {
@@ -727,41 +610,34 @@ done:
 
 static void print_mb(json_t *mb, json_t *own) {
   char t[64];
-  printf("ManagementBackup:  %s\n", meta_s(mb, "name"));
-  printf("  Schedule:          %s\n", scheduled(mb) ? spec_s(mb, "schedule") : "<none> (one backup on demand)");
-  printf("  Storage location:  %s\n", spec_s(mb, "storageLocation") && spec_s(mb, "storageLocation")[0] ? spec_s(mb, "storageLocation") : "<default>");
-  cli_time_text(status_s(mb, "lastBackupTime"), t, sizeof t);
-  printf("  Last backup:       %s (%s)\n", or_none(status_s(mb, "lastBackupName")), t);
+  printf("ManagementBackup:  %s\n", cli_meta_s(mb, "name"));
+  printf("  Schedule:          %s\n", scheduled(mb) ? cli_spec_s(mb, "schedule") : "<none> (one backup on demand)");
+  printf("  Storage location:  %s\n", cli_spec_s(mb, "storageLocation") && cli_spec_s(mb, "storageLocation")[0] ? cli_spec_s(mb, "storageLocation") : "<default>");
+  cli_time_text(cli_status_s(mb, "lastBackupTime"), t, sizeof t);
+  printf("  Last backup:       %s (%s)\n", cli_or_none(cli_status_s(mb, "lastBackupName")), t);
   if (scheduled(mb)) {
-    cli_time_text(status_s(mb, "nextAttempt"), t, sizeof t);
+    cli_time_text(cli_status_s(mb, "nextAttempt"), t, sizeof t);
     printf("  Next attempt:      %s\n", t);
   }
-  if (status_s(mb, "error") && status_s(mb, "error")[0]) printf("  Error:             %s\n", status_s(mb, "error"));
+  if (cli_status_s(mb, "error") && cli_status_s(mb, "error")[0]) printf("  Error:             %s\n", cli_status_s(mb, "error"));
   if (own) {
     size_t i;
     json_t *b;
     printf("  Backups:           %zu\n", json_array_size(own));
-    json_array_foreach(own, i, b) printf("    %-50s %s\n", meta_s(b, "name"), phase_of(b));
+    json_array_foreach(own, i, b) printf("    %-50s %s\n", cli_meta_s(b, "name"), cli_phase(b));
   }
 }
 
 /* mb: the ManagementBackup that made b (NULL: none), shown unless show_mb is false. */
 static void print_backup(json_t *b, json_t *mb, bool show_mb, json_t *desc, time_t now) {
   char t[64], span[32];
-  const char *k;
   json_t *v, *spec = json_object_get(b, "spec"), *st = json_object_get(b, "status");
-  const char *name = meta_s(b, "name");
-  printf("Name:         %s\n", name);
-  printf("Namespace:    %s\n", or_none(meta_s(b, "namespace")));
-  printf("Labels:       ");
-  size_t n = 0;
-  json_object_foreach(json_object_get(json_object_get(b, "metadata"), "labels"), k, v)
-      printf("%s%s=%s\n", n++ ? "              " : "", k, json_string_value(v) ? json_string_value(v) : "");
-  if (!n) printf("<none>\n");
+  const char *name = cli_meta_s(b, "name");
+  cli_print_head(stdout, b);
   printf("\n");
   if (mb && show_mb) print_mb(mb, NULL);
   else if (show_mb) printf("ManagementBackup:  <none>\n");
-  printf("%sPhase:  %s\n\n", show_mb ? "\n" : "", phase_of(b));
+  printf("%sPhase:  %s\n\n", show_mb ? "\n" : "", cli_phase(b));
   printf("Errors:    %lld\nWarnings:  %lld\n\n", (long long)json_integer_value(json_object_get(st, "errors")),
          (long long)json_integer_value(json_object_get(st, "warnings")));
   if (json_array_size(json_object_get(st, "validationErrors"))) {
@@ -770,13 +646,8 @@ static void print_backup(json_t *b, json_t *mb, bool show_mb, json_t *desc, time
     json_array_foreach(json_object_get(st, "validationErrors"), i, v) printf("  %s\n", json_string_value(v) ? json_string_value(v) : "?");
     printf("\n");
   }
-  if (status_s(b, "failureReason") && status_s(b, "failureReason")[0]) printf("Failure reason:  %s\n\n", status_s(b, "failureReason"));
-  printf("Namespaces:\n");
-  print_list("Included:", json_object_get(spec, "includedNamespaces"));
-  print_list("Excluded:", json_object_get(spec, "excludedNamespaces"));
-  printf("\nResources:\n");
-  print_list("Included:", json_object_get(spec, "includedResources"));
-  print_list("Excluded:", json_object_get(spec, "excludedResources"));
+  if (cli_status_s(b, "failureReason") && cli_status_s(b, "failureReason")[0]) printf("Failure reason:  %s\n\n", cli_status_s(b, "failureReason"));
+  cli_print_scope(stdout, spec);
   json_t *icr = json_object_get(spec, "includeClusterResources");
   printf("  %-10s %s\n\n", "Cluster:", json_is_true(icr) ? "included" : json_is_false(icr) ? "excluded" : "auto");
   if (json_object_get(spec, "labelSelector") && !json_is_null(json_object_get(spec, "labelSelector"))) {
@@ -789,15 +660,15 @@ static void print_backup(json_t *b, json_t *mb, bool show_mb, json_t *desc, time
   }
   if (json_array_size(json_object_get(spec, "orLabelSelectors"))) print_or_selectors(json_object_get(spec, "orLabelSelectors"));
   else printf("Or label selectors:  <none>\n");
-  const char *loc = spec_s(b, "storageLocation");
-  printf("\nStorage Location:  %s\n", or_none(loc && loc[0] ? loc : label_of(b, VELERO_LABEL_STORAGE_LOCATION)));
-  printf("TTL:               %s\n\n", or_none(spec_s(b, "ttl")));
-  cli_time_text(status_s(b, "startTimestamp"), t, sizeof t);
+  const char *loc = cli_spec_s(b, "storageLocation");
+  printf("\nStorage Location:  %s\n", cli_or_none(loc && loc[0] ? loc : label_of(b, VELERO_LABEL_STORAGE_LOCATION)));
+  printf("TTL:               %s\n\n", cli_or_none(cli_spec_s(b, "ttl")));
+  cli_time_text(cli_status_s(b, "startTimestamp"), t, sizeof t);
   printf("Started:     %s\n", t);
-  cli_time_text(status_s(b, "completionTimestamp"), t, sizeof t);
+  cli_time_text(cli_status_s(b, "completionTimestamp"), t, sizeof t);
   printf("Completed:   %s\n", t);
-  cli_time_text(status_s(b, "expiration"), t, sizeof t);
-  const char *exp = status_s(b, "expiration");
+  cli_time_text(cli_status_s(b, "expiration"), t, sizeof t);
+  const char *exp = cli_status_s(b, "expiration");
   time_t et = 0;
   cli_time_span(exp, now, span, sizeof span);
   if (exp && kd_time_parse(exp, &et) == KD_OK) printf("Expiration:  %s (%s %s)\n\n", t, et > now ? "in" : "expired", span);
@@ -822,7 +693,7 @@ static void print_backup(json_t *b, json_t *mb, bool show_mb, json_t *desc, time
     }
     cli_size_text((uint64_t)json_integer_value(json_object_get(desc, "filesSize")), sz, sizeof sz);
     if (json_array_size(files)) printf("  %zu file%s, %s in all\n", json_array_size(files), json_array_size(files) == 1 ? "" : "s", sz);
-    else printf("  <none>%s\n", mb_phase_running(phase_of(b)) ? " (the backup is still running)" : "");
+    else printf("  <none>%s\n", mb_phase_running(cli_phase(b)) ? " (the backup is still running)" : "");
     json_t *sums = json_object_get(desc, "checksums");
     if (json_string_value(json_object_get(sums, "error")))
       printf("\nVerification:  the checksums file is damaged: %s\n", json_string_value(json_object_get(sums, "error")));
@@ -835,97 +706,66 @@ static void print_backup(json_t *b, json_t *mb, bool show_mb, json_t *desc, time
   json_t *r = json_object_get(desc, "results");
   if (r) {
     printf("\n");
-    print_results("Errors", json_object_get(r, "errors"));
-    print_results("Warnings", json_object_get(r, "warnings"));
+    cli_print_results(stdout, "Errors", json_object_get(r, "errors"), 20, "backup describe");
+    cli_print_results(stdout, "Warnings", json_object_get(r, "warnings"), 20, "backup describe");
   } else if (json_string_value(json_object_get(desc, "resultsError"))) {
     printf("\nResults:  cannot be read: %s\n", json_string_value(json_object_get(desc, "resultsError")));
   }
 }
 
-static int bk_describe(const struct cli_globals *g, int argc, char **argv) {
-  const char *output = NULL, *pos[64];
-  int npos, ret;
-  const struct cli_opt opts[] = {{"--output", "-o", CLI_OPT_STRING, &output}};
-  if ((ret = cli_parse_opts(argc, argv, "backup describe", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0) return ret;
-  enum cli_output fmt;
-  if (!cli_output_parse(output, &fmt) || fmt == CLI_OUT_WIDE) {
-    fprintf(stderr, "kcmdr backup describe: -o takes json or yaml\n");
-    return CLI_USAGE;
+static int bk_describe_one(kube_client *c, const char *ns, const char *name, int k, enum cli_output fmt, void *ud) {
+  time_t now = *(const time_t *)ud;
+  json_t *b = NULL, *mb = NULL, *own = NULL, *all = NULL, *desc = json_object();
+  int ret = CLI_FAIL;
+  if (!desc) {
+    fprintf(stderr, "kcmdr backup describe: out of memory\n");
+    goto out;
   }
-  if (npos == 0) {
-    fprintf(stderr, "kcmdr backup describe: which NAME?\n%s", describe_usage);
-    return CLI_USAGE;
-  }
-  const char *ns = cli_system_namespace(g);
-  kube_client *c = NULL;
-  ret = CLI_FAIL;
-  if (cli_client(g, &c) != CLI_OK) goto out;
-  ret = CLI_OK;
-  time_t now = time(NULL);
-  for (int k = 0; k < npos; k++) {
-    json_t *b = NULL, *mb = NULL, *own = NULL, *desc = json_object();
-    kd_rc rc = desc ? kube_get(c, &cli_res_backup, ns, pos[k], &b) : KD_ERR_NOMEM;
-    if (rc == KD_ERR_NOTFOUND) {
-      rc = kube_get(c, &cli_res_mb, NULL, pos[k], &mb);
-      if (rc == KD_ERR_NOTFOUND) {
-        fprintf(stderr, "kcmdr backup describe: backup \"%s\" not found: no Velero Backup in namespace %s and no ManagementBackup has that name\n",
-                pos[k], ns);
-        ret = CLI_FAIL;
-        goto next;
-      }
-      json_t *all = NULL;
-      if (rc == KD_OK && (rc = list_all(c, &cli_res_backup, ns, NULL, false, &all)) == KD_OK && (rc = sort_by_name(all)) == KD_OK) {
-        own = json_array();
-        size_t i;
-        json_t *x;
-        json_array_foreach(all, i, x) if (mb_owns(mb, x)) json_array_append(own, x);
-        const char *last = status_s(mb, "lastBackupName");
-        if (last && by_name(own, last)) b = json_incref(by_name(own, last));
-      }
-      json_decref(all);
-    } else if (rc == KD_OK) {
-      const char *lbl = label_of(b, MB_LABEL_BACKUP);
-      if (lbl && kube_get(c, &cli_res_mb, NULL, lbl, &mb) == KD_OK && !mb_owns(mb, b)) {
-        json_decref(mb);
-        mb = NULL;
-      }
-      kd_clear_error();
-    }
-    if (rc != KD_OK) {
+  if (find_named(c, ns, "describe", name, &b, &mb) != CLI_OK) goto out;
+  if (!b) { /* NAME is a ManagementBackup: it, its Backups and the last one */
+    if (list_all(c, &cli_res_backup, ns, NULL, false, &all) != KD_OK) {
       say_err("describe");
-      ret = CLI_FAIL;
-      goto next;
+      goto out;
     }
-    if (b) describe_store(c, ns, b, desc);
-    if (fmt != CLI_OUT_TABLE) {
-      json_object_set(desc, "backup", b ? b : json_null());
-      json_object_set(desc, "managementBackup", mb ? mb : json_null());
-      if (own) json_object_set(desc, "backups", own);
-      if (cli_print_object(stdout, desc, fmt) != KD_OK) {
-        say_err("describe");
-        ret = CLI_FAIL;
-      }
-      goto next;
-    }
-    if (k) printf("\n---\n\n");
-    if (own) { /* NAME was a ManagementBackup */
-      print_mb(mb, own);
-      if (b) {
-        printf("\nIts last backup:\n\n");
-        print_backup(b, NULL, false, desc, now);
-      }
-    } else {
-      print_backup(b, mb, true, desc, now);
-    }
-  next:
-    json_decref(b);
-    json_decref(mb);
-    json_decref(own);
-    json_decref(desc);
+    own = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(all, i, x) if (mb_owns(mb, x)) json_array_append(own, x);
+    const char *last = cli_status_s(mb, "lastBackupName");
+    if (last && cli_by_name(own, last)) b = json_incref(cli_by_name(own, last));
   }
+  if (b) describe_store(c, ns, b, desc);
+  if (fmt != CLI_OUT_TABLE) {
+    json_object_set(desc, "backup", b ? b : json_null());
+    json_object_set(desc, "managementBackup", mb ? mb : json_null());
+    if (own) json_object_set(desc, "backups", own);
+    if (cli_print_object(stdout, desc, fmt) != KD_OK) say_err("describe");
+    else ret = CLI_OK;
+    goto out;
+  }
+  if (k) printf("\n---\n\n");
+  if (own) { /* NAME was a ManagementBackup */
+    print_mb(mb, own);
+    if (b) {
+      printf("\nIts last backup:\n\n");
+      print_backup(b, NULL, false, desc, now);
+    }
+  } else {
+    print_backup(b, mb, true, desc, now);
+  }
+  ret = CLI_OK;
 out:
-  kube_client_free(c);
+  json_decref(b);
+  json_decref(mb);
+  json_decref(own);
+  json_decref(all);
+  json_decref(desc);
   return ret;
+}
+
+static int bk_describe(const struct cli_globals *g, int argc, char **argv) {
+  time_t now = time(NULL);
+  return cli_describe(g, argc, argv, "backup describe", describe_usage, bk_describe_one, &now);
 }
 
 /* ---- logs ---- */
@@ -943,49 +783,21 @@ static const char logs_usage[] =
     "Example:\n"
     "  kcmdr backup logs example-backup | grep -i error\n";
 
-static int bk_logs(const struct cli_globals *g, int argc, char **argv) {
-  const char *pos[1];
-  int npos, ret;
-  if ((ret = cli_parse_opts(argc, argv, "backup logs", NULL, 0, pos, 1, &npos)) >= 0) return ret;
-  if (npos != 1) {
-    fprintf(stderr, "kcmdr backup logs: which NAME?\n%s", logs_usage);
-    return CLI_USAGE;
-  }
-  const char *ns = cli_system_namespace(g);
-  kube_client *c = NULL;
-  json_t *b = NULL, *mb = NULL, *bsl = NULL;
-  objstore *st = NULL;
-  char key[VELERO_KEY_MAX];
-  kd_rc rc;
-  ret = CLI_FAIL;
-  if (cli_client(g, &c) != CLI_OK || resolve_one(c, ns, "logs", pos[0], &b, &mb) != CLI_OK) goto fail;
-  const char *name = meta_s(b, "name");
-  if ((rc = cli_backup_store(c, ns, b, &st, &bsl)) || (rc = velero_backup_key(name, VELERO_BACKUP_LOGS, key, sizeof key)))
-    goto fail_msg;
-  rc = cli_gunzip_get(st, key, cli_stdout_sink, NULL);
-  if (rc == KD_ERR_NOTFOUND) {
-    if (mb_phase_running(phase_of(b)))
-      fprintf(stderr, "kcmdr backup logs: the log of backup %s is written when it ends (it is %s)\n", name, phase_of(b));
-    else
-      fprintf(stderr, "kcmdr backup logs: backup %s has no log file (%s) in storage location %s\n", name, key, meta_s(bsl, "name"));
-    goto fail;
-  }
-  if (rc != KD_OK) goto fail_msg;
-  if (fflush(stdout) != 0) {
-    kd_fail(KD_ERR_IO, "writing to stdout: %s", strerror(errno));
-    goto fail_msg;
-  }
-  ret = CLI_OK;
-  goto fail;
-fail_msg:
-  say_err("logs");
-fail:
-  objstore_free(st);
-  json_decref(b);
+static int bk_log_find(kube_client *c, const char *ns, const char *name, struct cli_log_at *at) {
+  json_t *mb = NULL;
+  if (resolve_one(c, ns, "logs", name, &at->obj, &mb) != CLI_OK) return CLI_FAIL;
   json_decref(mb);
-  json_decref(bsl);
-  kube_client_free(c);
-  return ret;
+  at->running = mb_phase_running(cli_phase(at->obj));
+  if (cli_backup_store(c, ns, at->obj, &at->st, &at->bsl) ||
+      velero_backup_key(cli_meta_s(at->obj, "name"), VELERO_BACKUP_LOGS, at->key, sizeof at->key)) {
+    say_err("logs");
+    return CLI_FAIL;
+  }
+  return CLI_OK;
+}
+
+static int bk_logs(const struct cli_globals *g, int argc, char **argv) {
+  return cli_logs(g, argc, argv, "backup", logs_usage, bk_log_find);
 }
 
 /* ---- delete ---- */
@@ -1020,7 +832,7 @@ struct dbr_wait {
 static int dbr_wait_fn(json_t *dbr, void *ud) {
   struct dbr_wait *w = ud;
   if (!dbr) return 0; /* not visible yet, or removed with its backup: the Backup says */
-  if (!kd_streq(status_s(dbr, "phase"), "Processed")) return 0;
+  if (!kd_streq(cli_status_s(dbr, "phase"), "Processed")) return 0;
   w->final = json_incref(dbr);
   return 1;
 }
@@ -1032,16 +844,11 @@ static int bk_delete(const struct cli_globals *g, int argc, char **argv) {
   const struct cli_opt opts[] = {{"--confirm", NULL, CLI_OPT_BOOL, &confirm},
                                  {"--wait", "-w", CLI_OPT_BOOL, &wait},
                                  {"--timeout", NULL, CLI_OPT_STRING, &timeout}};
-  if ((ret = cli_parse_opts(argc, argv, "backup delete", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0) return ret;
   int64_t timeout_ms = 0;
-  if (npos == 0) {
-    fprintf(stderr, "kcmdr backup delete: which NAME?\n%s", delete_usage);
-    return CLI_USAGE;
-  }
-  if (timeout && !cli_parse_timeout(timeout, &timeout_ms)) {
-    fprintf(stderr, "kcmdr backup delete: --timeout takes a duration such as 90s or 10m, not '%s'\n", timeout);
-    return CLI_USAGE;
-  }
+  if ((ret = cli_parse_opts(argc, argv, "backup delete", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0 ||
+      (ret = cli_check_names("backup delete", delete_usage, npos)) >= 0 ||
+      (ret = cli_check_timeout("backup delete", timeout, &timeout_ms)) >= 0)
+    return ret;
   const char *ns = cli_system_namespace(g);
   kube_client *c = NULL;
   json_t *found = json_array(), *mbs = json_array();
@@ -1103,13 +910,13 @@ static int bk_delete(const struct cli_globals *g, int argc, char **argv) {
   size_t i;
   json_t *b;
   json_array_foreach(found, i, b) {
-    const char *name = meta_s(b, "name");
+    const char *name = cli_meta_s(b, "name");
     char gen[300], lbl[VELERO_LABEL_MAX + 1];
     velero_label_value(name, lbl);
     snprintf(gen, sizeof gen, "%.200s-", name);
     json_t *dbr = json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s}},s:{s:s}}", "apiVersion", "velero.io/v1", "kind",
                             "DeleteBackupRequest", "metadata", "generateName", gen, "namespace", ns, "labels",
-                            VELERO_LABEL_BACKUP_NAME, lbl, "velero.io/backup-uid", meta_s(b, "uid") ? meta_s(b, "uid") : "",
+                            VELERO_LABEL_BACKUP_NAME, lbl, "velero.io/backup-uid", cli_meta_s(b, "uid") ? cli_meta_s(b, "uid") : "",
                             "spec", "backupName", name),
            *made = NULL;
     rc = dbr ? kube_create(c, &cli_res_dbr, ns, dbr, &made) : kd_fail(KD_ERR_NOMEM, "out of memory");
@@ -1121,10 +928,10 @@ static int bk_delete(const struct cli_globals *g, int argc, char **argv) {
       continue;
     }
     char dname[300];
-    snprintf(dname, sizeof dname, "%s", meta_s(made, "name") ? meta_s(made, "name") : "?");
+    snprintf(dname, sizeof dname, "%s", cli_meta_s(made, "name") ? cli_meta_s(made, "name") : "?");
     json_decref(made);
     printf("Request to delete backup \"%s\" submitted successfully (DeleteBackupRequest %s).\n", name, dname);
-    json_t *mb = by_name(mbs, name);
+    json_t *mb = cli_by_name(mbs, name);
     if (mb) {
       json_t *o = NULL;
       rc = kube_delete(c, &cli_res_mb, NULL, name, NULL, &o);
@@ -1255,7 +1062,7 @@ static void vfy_archive(struct vfy *v, int fd, struct vfy_archive *a) {
     if (it.where.kind != ARCHIVE_PATH_OBJECT) continue;
     json_error_t je;
     json_t *o = json_loadb(it.data, it.len, JSON_ALLOW_NUL, &je);
-    const char *name = meta_s(o, "name"), *ns = meta_s(o, "namespace");
+    const char *name = cli_meta_s(o, "name"), *ns = cli_meta_s(o, "namespace");
     if (!json_is_object(o)) {
       if (a->bad_json++ < BK_SHOW) vfy_line(v, "problem", "%s: not a JSON object: %s", it.path, o ? "another JSON value" : je.text);
     } else if (!kd_streq(name, it.where.name) || !kd_streq(it.where.ns[0] ? ns : NULL, it.where.ns[0] ? it.where.ns : NULL)) {
@@ -1338,16 +1145,11 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
   bool require = false;
   int npos, ret;
   const struct cli_opt opts[] = {{"--output", "-o", CLI_OPT_STRING, &output}, {"--require-checksums", NULL, CLI_OPT_BOOL, &require}};
-  if ((ret = cli_parse_opts(argc, argv, "backup verify", opts, KD_ARRAY_LEN(opts), pos, 1, &npos)) >= 0) return ret;
   enum cli_output fmt;
-  if (!cli_output_parse(output, &fmt) || fmt == CLI_OUT_WIDE) {
-    fprintf(stderr, "kcmdr backup verify: -o takes json or yaml\n");
-    return CLI_USAGE;
-  }
-  if (npos != 1) {
-    fprintf(stderr, "kcmdr backup verify: which NAME?\n%s", verify_usage);
-    return CLI_USAGE;
-  }
+  if ((ret = cli_parse_opts(argc, argv, "backup verify", opts, KD_ARRAY_LEN(opts), pos, 1, &npos)) >= 0 ||
+      (ret = cli_check_output("backup verify", output, false, &fmt)) >= 0 ||
+      (ret = cli_check_names("backup verify", verify_usage, npos)) >= 0)
+    return ret;
   const char *ns = cli_system_namespace(g);
   kube_client *c = NULL;
   json_t *b = NULL, *mb = NULL, *bsl = NULL;
@@ -1362,17 +1164,17 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
   ret = CLI_FAIL;
   if (!v.report || !v.missing || !a.set || !f.files) goto fail;
   if (cli_client(g, &c) != CLI_OK || resolve_one(c, ns, "verify", pos[0], &b, &mb) != CLI_OK) goto fail;
-  const char *name = meta_s(b, "name");
+  const char *name = cli_meta_s(b, "name");
   if ((rc = cli_backup_store(c, ns, b, &st, &bsl))) goto fail_msg;
   snprintf(prefix, sizeof prefix, "backups/%s/", name);
   velero_backup_key(name, VELERO_BACKUP_TARBALL, tarkey, sizeof tarkey);
   velero_backup_key(name, VELERO_BACKUP_METADATA, metakey, sizeof metakey);
   velero_backup_key(name, VELERO_BACKUP_CHECKSUMS, sumskey, sizeof sumskey);
-  if (v.text) printf("Verifying backup %s (%s) in storage location %s (%s)\n", name, phase_of(b), meta_s(bsl, "name"), objstore_describe(st));
+  if (v.text) printf("Verifying backup %s (%s) in storage location %s (%s)\n", name, cli_phase(b), cli_meta_s(bsl, "name"), objstore_describe(st));
   json_object_set_new(v.report, "backup", json_string(name));
-  json_object_set_new(v.report, "storageLocation", json_string(meta_s(bsl, "name")));
+  json_object_set_new(v.report, "storageLocation", json_string(cli_meta_s(bsl, "name")));
   if ((rc = objstore_list(st, prefix, '\0', collect_file, &f))) goto fail_msg;
-  if (mb_phase_running(phase_of(b))) vfy_line(&v, "warning", "the backup is %s: its files are written as it goes", phase_of(b));
+  if (mb_phase_running(cli_phase(b))) vfy_line(&v, "warning", "the backup is %s: its files are written as it goes", cli_phase(b));
   /* 1. the checksums */
   rc = verify_sums_load(st, name, &sums);
   bool have_sums = rc == KD_OK;
@@ -1431,7 +1233,7 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
       if (a.preferred != a.objects)
         vfy_line(&v, "warning", "%zu objects but %zu preferred-version copies (Velero writes one of each)", a.objects, a.preferred);
       long long items = int_at(json_object_get(b, "status"), "progress", "itemsBackedUp");
-      if (!mb_phase_running(phase_of(b)) && items != (long long)a.objects)
+      if (!mb_phase_running(cli_phase(b)) && items != (long long)a.objects)
         vfy_line(&v, "warning", "the Backup says %lld items were backed up; the tarball holds %zu", items, a.objects);
     }
   }
@@ -1447,7 +1249,7 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
     vfy_line(&v, "problem", rc == KD_ERR_NOTFOUND ? "%s is missing: the backup is incomplete or being deleted" : "%s cannot be read", metakey);
   } else {
     json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
-    if (!kd_streq(json_string_value(json_object_get(o, "kind")), "Backup") || !kd_streq(meta_s(o, "name"), name))
+    if (!kd_streq(json_string_value(json_object_get(o, "kind")), "Backup") || !kd_streq(cli_meta_s(o, "name"), name))
       vfy_line(&v, "problem", "%s is not the Backup object of %s", metakey, name);
     else vfy_line(&v, "checked", "%s: the Backup object of %s", metakey, name);
     json_decref(o);
@@ -1532,33 +1334,9 @@ static const char backup_usage[] =
     "\n"
     "Exit codes: 0 success, 1 failure (the message says why), 2 usage error.\n";
 
-struct sub {
-  const char *name;
-  int (*fn)(const struct cli_globals *, int, char **);
-  const char *usage;
-};
-
-static const struct sub subs[] = {
+static const struct cli_sub subs[] = {
     {"create", bk_create, create_usage}, {"get", bk_get, get_usage},          {"describe", bk_describe, describe_usage},
     {"logs", bk_logs, logs_usage},       {"delete", bk_delete, delete_usage}, {"verify", bk_verify, verify_usage},
 };
 
-int cli_backup(int argc, char **argv) {
-  struct cli_globals g;
-  int ret = cli_globals_parse(&argc, argv, &g);
-  if (ret != CLI_OK) return ret;
-  if (argc < 2) {
-    fputs(backup_usage, g.help ? stdout : stderr);
-    return g.help ? CLI_OK : CLI_USAGE;
-  }
-  for (size_t i = 0; i < KD_ARRAY_LEN(subs); i++) {
-    if (strcmp(argv[1], subs[i].name) != 0) continue;
-    if (g.help) {
-      fputs(subs[i].usage, stdout);
-      return CLI_OK;
-    }
-    return subs[i].fn(&g, argc - 1, argv + 1);
-  }
-  fprintf(stderr, "kcmdr backup: unknown subcommand '%s'\n%s", argv[1], backup_usage);
-  return CLI_USAGE;
-}
+int cli_backup(int argc, char **argv) { return cli_subcommand(argc, argv, "backup", backup_usage, subs, KD_ARRAY_LEN(subs)); }

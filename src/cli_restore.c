@@ -12,24 +12,10 @@
 
 #define RS_SMALL_MAX (64u << 20) /* decompressed results file read back */
 
-static const char *meta_s(json_t *o, const char *k) {
-  return json_string_value(json_object_get(json_object_get(o, "metadata"), k));
-}
-static const char *spec_s(json_t *o, const char *k) {
-  return json_string_value(json_object_get(json_object_get(o, "spec"), k));
-}
-static const char *status_s(json_t *o, const char *k) {
-  return json_string_value(json_object_get(json_object_get(o, "status"), k));
-}
 static long long status_i(json_t *o, const char *a, const char *b) {
   json_t *st = json_object_get(o, "status");
   json_t *v = b ? json_object_get(json_object_get(st, a), b) : json_object_get(st, a);
   return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
-}
-static const char *or_none(const char *s) { return s && s[0] ? s : "<none>"; }
-static const char *phase_of(json_t *r) {
-  const char *p = status_s(r, "phase");
-  return p && p[0] ? p : "New";
 }
 static void say_err(const char *verb) { fprintf(stderr, "kcmdr restore %s: %s\n", verb, kd_errmsg()); }
 
@@ -73,7 +59,6 @@ static const char create_usage[] =
     "FailedValidation), 2 usage error.\n";
 
 struct restore_wait {
-  const char *name;
   struct cli_progress prog;
   json_t *final;
   bool deleted;
@@ -86,7 +71,7 @@ static int restore_wait_fn(json_t *r, void *ud) {
     w->deleted = true;
     return 1;
   }
-  const char *phase = status_s(r, "phase");
+  const char *phase = cli_status_s(r, "phase");
   cli_progress_update(&w->prog, phase && phase[0] ? phase : "New", status_i(r, "progress", "itemsRestored"),
                       status_i(r, "progress", "totalItems"));
   if (!velero_phase_terminal(phase)) return 0;
@@ -163,19 +148,10 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
     fprintf(stderr, "kcmdr restore create: \"%s\" is not a valid ConfigMap name\n", cm);
     goto fail;
   }
-  if (!cli_output_parse(output, &fmt) || fmt == CLI_OUT_WIDE) {
-    fprintf(stderr, "kcmdr restore create: -o takes json or yaml\n");
+  /* the checks return -1 when the value is fine; ret stays CLI_USAGE */
+  if (cli_check_output("restore create", output, false, &fmt) >= 0 || cli_check_timeout("restore create", timeout, &timeout_ms) >= 0 ||
+      (maps && !parse_mappings(maps, &mapping)) || (npos == 1 && cli_check_name("restore create", pos[0]) >= 0))
     goto fail;
-  }
-  if (timeout && !cli_parse_timeout(timeout, &timeout_ms)) {
-    fprintf(stderr, "kcmdr restore create: --timeout takes a duration such as 90s or 10m, not '%s'\n", timeout);
-    goto fail;
-  }
-  if (maps && !parse_mappings(maps, &mapping)) goto fail;
-  if (npos == 1 && !cli_name_valid(pos[0])) {
-    fprintf(stderr, "kcmdr restore create: \"%s\" is not a valid name (lower-case letters, digits, '-' and '.', at most 253)\n", pos[0]);
-    goto fail;
-  }
   const char *ns = cli_system_namespace(g);
   char backup[300];
   snprintf(backup, sizeof backup, "%s", from);
@@ -186,7 +162,7 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
   if (rc == KD_ERR_NOTFOUND) {
     json_t *mb = NULL;
     kd_rc r2 = kube_get(c, &cli_res_mb, NULL, from, &mb);
-    const char *last = r2 == KD_OK ? status_s(mb, "lastBackupName") : NULL;
+    const char *last = r2 == KD_OK ? cli_status_s(mb, "lastBackupName") : NULL;
     if (last && last[0] && kube_get(c, &cli_res_backup, ns, last, &tmp) == KD_OK) {
       fprintf(stderr, "ManagementBackup %s: restoring its last backup, %s\n", from, last);
       snprintf(backup, sizeof backup, "%s", last);
@@ -252,35 +228,21 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
   fprintf(human, "Restore request \"%s\" submitted successfully (backup %s%s%s).\n", name, backup,
           policy ? ", existing resource policy " : "", policy ? policy : "");
   if (!wait) {
-    if (fmt != CLI_OUT_TABLE && cli_print_object(stdout, out, fmt) != KD_OK) goto fail_msg;
-    fprintf(human, "Run `kcmdr restore describe %s` or `kcmdr restore logs %s` for more details.\n", name, name);
+    if (cli_created(human, out, fmt, "restore", name) != KD_OK) goto fail_msg;
     ret = CLI_OK;
     goto fail;
   }
-  fprintf(human, "Waiting for restore \"%s\" to end. You may safely press ctrl-c to stop waiting: the restore goes on.\n", name);
-  char what[360];
-  snprintf(what, sizeof what, "Restore %s", name);
-  w.name = name;
-  cli_progress_init(&w.prog, human, what, "restored");
-  rc = cli_wait(c, &cli_res_restore, ns, name, timeout_ms, restore_wait_fn, &w);
-  cli_progress_end(&w.prog);
-  if (rc != KD_OK) goto fail_msg;
+  if ((rc = cli_wait_shown(human, "restore", "restored", &w.prog, c, &cli_res_restore, ns, name, timeout_ms, restore_wait_fn, &w)))
+    goto fail_msg;
   if (w.deleted || !w.final) {
     fprintf(stderr, "kcmdr restore create: Restore %s was deleted while waiting\n", name);
     goto fail;
   }
-  const char *phase = phase_of(w.final);
+  const char *phase = cli_phase(w.final);
   fprintf(human, "Restore %s ended: %s (%lld of %lld items restored, %lld warnings, %lld errors).\n", name, phase,
           status_i(w.final, "progress", "itemsRestored"), status_i(w.final, "progress", "totalItems"),
           status_i(w.final, "warnings", NULL), status_i(w.final, "errors", NULL));
-  if (!kd_streq(phase, VELERO_PHASE_COMPLETED)) {
-    const char *why = status_s(w.final, "failureReason");
-    size_t i;
-    json_t *v;
-    if (why && why[0]) fprintf(human, "Failure reason: %s\n", why);
-    json_array_foreach(json_object_get(json_object_get(w.final, "status"), "validationErrors"), i, v)
-        fprintf(human, "Validation error: %s\n", json_string_value(v) ? json_string_value(v) : "?");
-  }
+  if (!kd_streq(phase, VELERO_PHASE_COMPLETED)) cli_print_failure(human, json_object_get(w.final, "status"));
   fprintf(human, "Run `kcmdr restore describe %s` and `kcmdr restore logs %s` for details.\n", name, name);
   if (fmt != CLI_OUT_TABLE && cli_print_object(stdout, w.final, fmt) != KD_OK) goto fail_msg;
   ret = kd_streq(phase, VELERO_PHASE_COMPLETED) ? CLI_OK : CLI_FAIL;
@@ -319,86 +281,61 @@ static const char get_usage[] =
     "Example:\n"
     "  kcmdr restore get -o wide\n";
 
-static bool collect(json_t *item, void *ud) { return json_array_append(ud, item) == 0; }
-
-static int cmp_name(const void *a, const void *b) {
-  const char *x = meta_s(*(json_t *const *)a, "name"), *y = meta_s(*(json_t *const *)b, "name");
-  return strcmp(x ? x : "", y ? y : "");
-}
-
 static int rs_get(const struct cli_globals *g, int argc, char **argv) {
   const char *output = NULL, *selector = NULL, *pos[64];
+  enum cli_output fmt;
   int npos, ret;
   const struct cli_opt opts[] = {{"--output", "-o", CLI_OPT_STRING, &output}, {"--selector", "-l", CLI_OPT_STRING, &selector}};
-  if ((ret = cli_parse_opts(argc, argv, "restore get", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0) return ret;
-  enum cli_output fmt;
-  if (!cli_output_parse(output, &fmt)) {
-    fprintf(stderr, "kcmdr restore get: -o takes wide, json or yaml\n");
-    return CLI_USAGE;
-  }
+  if ((ret = cli_parse_opts(argc, argv, "restore get", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0 ||
+      (ret = cli_check_output("restore get", output, true, &fmt)) >= 0)
+    return ret;
   const char *ns = cli_system_namespace(g);
   kube_client *c = NULL;
-  json_t *all = json_array(), *shown = json_array(), *list = NULL;
-  json_t **v = NULL;
+  json_t *all = NULL, *shown = json_array(), *r;
   cli_table *t = NULL;
   bool missing = false;
-  struct kube_list_opts lo = {selector, NULL, 0, NULL};
+  size_t i;
   kd_rc rc;
   ret = CLI_FAIL;
-  if (!all || !shown || cli_client(g, &c) != CLI_OK) goto fail;
-  if ((rc = kube_list(c, &cli_res_restore, ns, &lo, collect, all, NULL)) != KD_OK) goto fail_msg;
-  size_t n = json_array_size(all), i;
-  if (n && !(v = calloc(n, sizeof *v))) goto fail;
-  for (i = 0; i < n; i++) v[i] = json_array_get(all, i);
-  if (n) qsort(v, n, sizeof *v, cmp_name); /* qsort(NULL, 0) is undefined */
-  for (i = 0; i < n; i++) {
+  if (!shown || cli_client(g, &c) != CLI_OK) goto fail;
+  if ((rc = cli_list(c, &cli_res_restore, ns, selector, false, &all)) != KD_OK) goto fail_msg;
+  json_array_foreach(all, i, r) {
     bool want = npos == 0;
-    for (int k = 0; k < npos && !want; k++) want = kd_streq(meta_s(v[i], "name"), pos[k]);
-    if (want) json_array_append(shown, v[i]);
+    for (int k = 0; k < npos && !want; k++) want = kd_streq(cli_meta_s(r, "name"), pos[k]);
+    if (want) json_array_append(shown, r);
   }
   for (int k = 0; k < npos; k++) {
-    bool have = false;
-    for (i = 0; i < n && !have; i++) have = kd_streq(meta_s(v[i], "name"), pos[k]);
-    if (!have) {
-      fprintf(stderr, "kcmdr restore get: restore \"%s\" not found in namespace %s\n", pos[k], ns);
-      missing = true;
-    }
+    if (cli_by_name(all, pos[k])) continue;
+    fprintf(stderr, "kcmdr restore get: restore \"%s\" not found in namespace %s\n", pos[k], ns);
+    missing = true;
   }
   if (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML) {
-    if (npos == 1 && json_array_size(shown) == 1) rc = cli_print_object(stdout, json_array_get(shown, 0), fmt);
-    else if ((list = json_pack("{s:s,s:s,s:{},s:O}", "apiVersion", "v1", "kind", "List", "metadata", "items", shown)))
-      rc = cli_print_object(stdout, list, fmt);
-    else rc = kd_fail(KD_ERR_NOMEM, "out of memory");
-    if (rc != KD_OK) goto fail_msg;
+    if ((rc = cli_print_items(shown, npos == 1 && json_array_size(shown) == 1, fmt)) != KD_OK) goto fail_msg;
     ret = missing ? CLI_FAIL : CLI_OK;
     goto fail;
   }
   static const char *const headers[] = {"NAME",    "BACKUP",  "STATUS",    "PROGRESS", "ERRORS",
                                         "WARNINGS", "CREATED", "STARTED", "COMPLETED", "POLICY"};
   if (!(t = cli_table_new(fmt == CLI_OUT_WIDE ? 10 : 7, headers))) goto fail;
-  json_t *r;
   json_array_foreach(shown, i, r) {
     char prog[64], errs[24], warns[24], created[64], started[64], completed[64];
     snprintf(prog, sizeof prog, "%lld/%lld", status_i(r, "progress", "itemsRestored"), status_i(r, "progress", "totalItems"));
     snprintf(errs, sizeof errs, "%lld", status_i(r, "errors", NULL));
     snprintf(warns, sizeof warns, "%lld", status_i(r, "warnings", NULL));
-    cli_time_text(meta_s(r, "creationTimestamp"), created, sizeof created);
-    cli_time_text(status_s(r, "startTimestamp"), started, sizeof started);
-    cli_time_text(status_s(r, "completionTimestamp"), completed, sizeof completed);
-    const char *cells[] = {meta_s(r, "name"), or_none(spec_s(r, "backupName")), phase_of(r), prog, errs, warns, created,
-                           started, completed, spec_s(r, "existingResourcePolicy") ? spec_s(r, "existingResourcePolicy") : "none"};
+    cli_time_text(cli_meta_s(r, "creationTimestamp"), created, sizeof created);
+    cli_time_text(cli_status_s(r, "startTimestamp"), started, sizeof started);
+    cli_time_text(cli_status_s(r, "completionTimestamp"), completed, sizeof completed);
+    const char *cells[] = {cli_meta_s(r, "name"), cli_or_none(cli_spec_s(r, "backupName")), cli_phase(r), prog, errs, warns, created,
+                           started, completed, cli_spec_s(r, "existingResourcePolicy") ? cli_spec_s(r, "existingResourcePolicy") : "none"};
     if ((rc = cli_table_add(t, cells))) goto fail_msg;
   }
-  if (cli_table_rows(t) == 0 && !missing) fprintf(stderr, "No restores found in namespace %s.\n", ns);
-  else if (cli_table_rows(t) > 0) cli_table_print(t, stdout);
+  cli_print_table(t, "restores", ns, missing);
   ret = missing ? CLI_FAIL : CLI_OK;
   goto fail;
 fail_msg:
   say_err("get");
 fail:
-  free(v);
   cli_table_free(t);
-  json_decref(list);
   json_decref(all);
   json_decref(shown);
   kube_client_free(c);
@@ -421,158 +358,107 @@ static const char describe_usage[] =
     "Example:\n"
     "  kcmdr restore describe kcm-20250117180012-20250118093000\n";
 
-static void print_strings(const char *label, json_t *arr) {
-  size_t i;
-  json_t *v;
-  printf("  %-10s ", label);
-  if (!json_array_size(arr)) printf("%s", strcmp(label, "Included:") == 0 ? "*" : "<none>"); /* Velero: no include list means everything */
-  json_array_foreach(arr, i, v) printf("%s%s", i ? ", " : "", json_string_value(v) ? json_string_value(v) : "?");
-  printf("\n");
-}
-
-static void print_results(const char *title, json_t *r) {
-  size_t n = json_array_size(json_object_get(r, "velero")) + json_array_size(json_object_get(r, "cluster")), shown = 0, i;
-  const char *k;
-  json_t *v, *x;
-  json_object_foreach(json_object_get(r, "namespaces"), k, v) n += json_array_size(v);
-  if (n == 0) {
-    printf("%s:  <none>\n", title);
-    return;
-  }
-  printf("%s:\n", title);
-  json_array_foreach(json_object_get(r, "velero"), i, x) if (shown++ < 30) printf("  Velero:   %s\n", json_string_value(x) ? json_string_value(x) : "?");
-  json_array_foreach(json_object_get(r, "cluster"), i, x) if (shown++ < 30) printf("  Cluster:  %s\n", json_string_value(x) ? json_string_value(x) : "?");
-  json_object_foreach(json_object_get(r, "namespaces"), k, v) {
-    json_array_foreach(v, i, x) if (shown++ < 30) printf("  Namespace %s:  %s\n", k, json_string_value(x) ? json_string_value(x) : "?");
-  }
-  if (shown > 30) printf("  ... and %zu more (kcmdr restore describe -o json shows all)\n", shown - 30);
+/* The Restore named name into *r (a new reference), or say why not ("kcmdr restore VERB: ...").
+ * Returns CLI_OK or CLI_FAIL. */
+static int get_restore(kube_client *c, const char *ns, const char *verb, const char *name, json_t **r) {
+  kd_rc rc = kube_get(c, &cli_res_restore, ns, name, r);
+  if (rc == KD_OK) return CLI_OK;
+  if (rc == KD_ERR_NOTFOUND) fprintf(stderr, "kcmdr restore %s: restore \"%s\" not found in namespace %s\n", verb, name, ns);
+  else say_err(verb);
+  return CLI_FAIL;
 }
 
 /* The storage location of restore r: its backup's. *st owned by the caller. */
 static kd_rc restore_store(kube_client *c, const char *ns, json_t *r, objstore **st, json_t **bsl) {
   json_t *b = NULL;
-  const char *bn = spec_s(r, "backupName");
+  const char *bn = cli_spec_s(r, "backupName");
   *st = NULL;
-  if (!bn || !bn[0]) return kd_fail(KD_ERR_NOTFOUND, "restore %s names no backup", meta_s(r, "name"));
+  if (!bn || !bn[0]) return kd_fail(KD_ERR_NOTFOUND, "restore %s names no backup", cli_meta_s(r, "name"));
   kd_rc rc = kube_get(c, &cli_res_backup, ns, bn, &b);
   if (rc == KD_ERR_NOTFOUND)
-    return kd_fail(rc, "backup %s of restore %s is not in namespace %s: its storage location is unknown", bn, meta_s(r, "name"), ns);
+    return kd_fail(rc, "backup %s of restore %s is not in namespace %s: its storage location is unknown", bn, cli_meta_s(r, "name"), ns);
   if (rc == KD_OK) rc = cli_backup_store(c, ns, b, st, bsl);
   json_decref(b);
   return rc;
 }
 
-static int rs_describe(const struct cli_globals *g, int argc, char **argv) {
-  const char *output = NULL, *pos[64];
-  int npos, ret;
-  const struct cli_opt opts[] = {{"--output", "-o", CLI_OPT_STRING, &output}};
-  if ((ret = cli_parse_opts(argc, argv, "restore describe", opts, KD_ARRAY_LEN(opts), pos, 64, &npos)) >= 0) return ret;
-  enum cli_output fmt;
-  if (!cli_output_parse(output, &fmt) || fmt == CLI_OUT_WIDE) {
-    fprintf(stderr, "kcmdr restore describe: -o takes json or yaml\n");
-    return CLI_USAGE;
+static int rs_describe_one(kube_client *c, const char *ns, const char *name, int k, enum cli_output fmt, void *ud) {
+  json_t *r = NULL, *results = NULL, *bsl = NULL, *desc = NULL;
+  objstore *st = NULL;
+  char key[VELERO_KEY_MAX], *text = NULL, results_err[1200] = "";
+  size_t len = 0;
+  kd_rc rc;
+  int ret = CLI_FAIL;
+  (void)ud;
+  if (get_restore(c, ns, "describe", name, &r) != CLI_OK) goto out;
+  if (velero_phase_terminal(cli_status_s(r, "phase"))) {
+    if ((rc = restore_store(c, ns, r, &st, &bsl)) == KD_OK &&
+        (rc = velero_restore_key(name, VELERO_RESTORE_RESULTS, key, sizeof key)) == KD_OK &&
+        (rc = cli_gunzip_get_all(st, key, RS_SMALL_MAX, &text, &len)) == KD_OK &&
+        !(results = json_loadb(text, len, JSON_ALLOW_NUL, NULL)))
+      snprintf(results_err, sizeof results_err, "%s is not JSON", key);
+    if (rc == KD_ERR_NOTFOUND && st) snprintf(results_err, sizeof results_err, "no results file (%s)", key);
+    else if (rc != KD_OK) snprintf(results_err, sizeof results_err, "%s", kd_errmsg());
   }
-  if (npos == 0) {
-    fprintf(stderr, "kcmdr restore describe: which NAME?\n%s", describe_usage);
-    return CLI_USAGE;
+  if (fmt != CLI_OUT_TABLE) {
+    desc = json_pack("{s:O,s:O?,s:s?}", "restore", r, "results", results, "resultsError", results_err[0] ? results_err : NULL);
+    if (!desc || cli_print_object(stdout, desc, fmt) != KD_OK) say_err("describe");
+    else ret = CLI_OK;
+    goto out;
   }
-  const char *ns = cli_system_namespace(g);
-  kube_client *c = NULL;
-  ret = CLI_FAIL;
-  if (cli_client(g, &c) != CLI_OK) goto out;
+  if (k) printf("\n---\n\n");
+  char t[64];
+  const char *lk;
+  json_t *v, *spec = json_object_get(r, "spec");
+  size_t n = 0, i;
+  cli_print_head(stdout, r);
+  printf("\nPhase:                       %s\n", cli_phase(r));
+  printf("Total items to be restored:  %lld\nItems restored:              %lld\n\n", status_i(r, "progress", "totalItems"),
+         status_i(r, "progress", "itemsRestored"));
+  cli_time_text(cli_status_s(r, "startTimestamp"), t, sizeof t);
+  printf("Started:    %s\n", t);
+  cli_time_text(cli_status_s(r, "completionTimestamp"), t, sizeof t);
+  printf("Completed:  %s\n\n", t);
+  printf("Warnings:  %lld\nErrors:    %lld\n", status_i(r, "warnings", NULL), status_i(r, "errors", NULL));
+  if (json_array_size(json_object_get(json_object_get(r, "status"), "validationErrors"))) {
+    printf("\nValidation errors:\n");
+    json_array_foreach(json_object_get(json_object_get(r, "status"), "validationErrors"), i, v)
+        printf("  %s\n", json_string_value(v) ? json_string_value(v) : "?");
+  }
+  if (cli_status_s(r, "failureReason") && cli_status_s(r, "failureReason")[0]) printf("\nFailure reason:  %s\n", cli_status_s(r, "failureReason"));
+  printf("\nBackup:  %s\n\n", cli_or_none(cli_spec_s(r, "backupName")));
+  cli_print_scope(stdout, spec);
+  printf("\nNamespace mappings:  ");
+  n = 0;
+  json_object_foreach(json_object_get(spec, "namespaceMapping"), lk, v)
+      printf("%s%s=%s", n++ ? ", " : "", lk, json_string_value(v) ? json_string_value(v) : "");
+  printf("%s\n", n ? "" : "<none>");
+  printf("Existing resource policy:  %s\n", cli_or_none(cli_spec_s(r, "existingResourcePolicy")));
+  json_t *rm = json_object_get(spec, "resourceModifier");
+  if (json_is_object(rm))
+    printf("Resource modifier:  %s/%s\n", cli_or_none(json_string_value(json_object_get(rm, "kind"))),
+           cli_or_none(json_string_value(json_object_get(rm, "name"))));
+  else printf("Resource modifier:  <none>\n");
+  if (results) {
+    printf("\n");
+    cli_print_results(stdout, "Warnings", json_object_get(results, "warnings"), 30, "restore describe");
+    cli_print_results(stdout, "Errors", json_object_get(results, "errors"), 30, "restore describe");
+  } else if (results_err[0]) {
+    printf("\nResults:  cannot be read: %s\n", results_err);
+  }
   ret = CLI_OK;
-  for (int k = 0; k < npos; k++) {
-    json_t *r = NULL, *results = NULL, *bsl = NULL, *desc = NULL;
-    objstore *st = NULL;
-    char key[VELERO_KEY_MAX], *text = NULL, results_err[1200] = "";
-    size_t len = 0;
-    kd_rc rc = kube_get(c, &cli_res_restore, ns, pos[k], &r);
-    if (rc == KD_ERR_NOTFOUND) {
-      fprintf(stderr, "kcmdr restore describe: restore \"%s\" not found in namespace %s\n", pos[k], ns);
-      ret = CLI_FAIL;
-      goto next;
-    }
-    if (rc != KD_OK) {
-      say_err("describe");
-      ret = CLI_FAIL;
-      goto next;
-    }
-    if (velero_phase_terminal(status_s(r, "phase"))) {
-      if ((rc = restore_store(c, ns, r, &st, &bsl)) == KD_OK &&
-          (rc = velero_restore_key(pos[k], VELERO_RESTORE_RESULTS, key, sizeof key)) == KD_OK &&
-          (rc = cli_gunzip_get_all(st, key, RS_SMALL_MAX, &text, &len)) == KD_OK &&
-          !(results = json_loadb(text, len, JSON_ALLOW_NUL, NULL)))
-        snprintf(results_err, sizeof results_err, "%s is not JSON", key);
-      if (rc == KD_ERR_NOTFOUND && st) snprintf(results_err, sizeof results_err, "no results file (%s)", key);
-      else if (rc != KD_OK) snprintf(results_err, sizeof results_err, "%s", kd_errmsg());
-    }
-    if (fmt != CLI_OUT_TABLE) {
-      desc = json_pack("{s:O,s:O?,s:s?}", "restore", r, "results", results, "resultsError", results_err[0] ? results_err : NULL);
-      if (!desc || cli_print_object(stdout, desc, fmt) != KD_OK) {
-        say_err("describe");
-        ret = CLI_FAIL;
-      }
-      goto next;
-    }
-    if (k) printf("\n---\n\n");
-    char t[64];
-    const char *lk;
-    json_t *v, *spec = json_object_get(r, "spec");
-    size_t n = 0, i;
-    printf("Name:         %s\nNamespace:    %s\nLabels:       ", meta_s(r, "name"), or_none(meta_s(r, "namespace")));
-    json_object_foreach(json_object_get(json_object_get(r, "metadata"), "labels"), lk, v)
-        printf("%s%s=%s\n", n++ ? "              " : "", lk, json_string_value(v) ? json_string_value(v) : "");
-    if (!n) printf("<none>\n");
-    printf("\nPhase:                       %s\n", phase_of(r));
-    printf("Total items to be restored:  %lld\nItems restored:              %lld\n\n", status_i(r, "progress", "totalItems"),
-           status_i(r, "progress", "itemsRestored"));
-    cli_time_text(status_s(r, "startTimestamp"), t, sizeof t);
-    printf("Started:    %s\n", t);
-    cli_time_text(status_s(r, "completionTimestamp"), t, sizeof t);
-    printf("Completed:  %s\n\n", t);
-    printf("Warnings:  %lld\nErrors:    %lld\n", status_i(r, "warnings", NULL), status_i(r, "errors", NULL));
-    if (json_array_size(json_object_get(json_object_get(r, "status"), "validationErrors"))) {
-      printf("\nValidation errors:\n");
-      json_array_foreach(json_object_get(json_object_get(r, "status"), "validationErrors"), i, v)
-          printf("  %s\n", json_string_value(v) ? json_string_value(v) : "?");
-    }
-    if (status_s(r, "failureReason") && status_s(r, "failureReason")[0]) printf("\nFailure reason:  %s\n", status_s(r, "failureReason"));
-    printf("\nBackup:  %s\n\n", or_none(spec_s(r, "backupName")));
-    printf("Namespaces:\n");
-    print_strings("Included:", json_object_get(spec, "includedNamespaces"));
-    print_strings("Excluded:", json_object_get(spec, "excludedNamespaces"));
-    printf("\nResources:\n");
-    print_strings("Included:", json_object_get(spec, "includedResources"));
-    print_strings("Excluded:", json_object_get(spec, "excludedResources"));
-    printf("\nNamespace mappings:  ");
-    n = 0;
-    json_object_foreach(json_object_get(spec, "namespaceMapping"), lk, v)
-        printf("%s%s=%s", n++ ? ", " : "", lk, json_string_value(v) ? json_string_value(v) : "");
-    printf("%s\n", n ? "" : "<none>");
-    printf("Existing resource policy:  %s\n", or_none(spec_s(r, "existingResourcePolicy")));
-    json_t *rm = json_object_get(spec, "resourceModifier");
-    if (json_is_object(rm))
-      printf("Resource modifier:  %s/%s\n", or_none(json_string_value(json_object_get(rm, "kind"))),
-             or_none(json_string_value(json_object_get(rm, "name"))));
-    else printf("Resource modifier:  <none>\n");
-    if (results) {
-      printf("\n");
-      print_results("Warnings", json_object_get(results, "warnings"));
-      print_results("Errors", json_object_get(results, "errors"));
-    } else if (results_err[0]) {
-      printf("\nResults:  cannot be read: %s\n", results_err);
-    }
-  next:
-    free(text);
-    json_decref(desc);
-    json_decref(results);
-    json_decref(bsl);
-    objstore_free(st);
-    json_decref(r);
-  }
 out:
-  kube_client_free(c);
+  free(text);
+  json_decref(desc);
+  json_decref(results);
+  json_decref(bsl);
+  objstore_free(st);
+  json_decref(r);
   return ret;
+}
+
+static int rs_describe(const struct cli_globals *g, int argc, char **argv) {
+  return cli_describe(g, argc, argv, "restore describe", describe_usage, rs_describe_one, NULL);
 }
 
 /* ---- logs ---- */
@@ -589,48 +475,18 @@ static const char logs_usage[] =
     "Example:\n"
     "  kcmdr restore logs kcm-20250117180012-20250118093000 | grep -i warn\n";
 
+static int rs_log_find(kube_client *c, const char *ns, const char *name, struct cli_log_at *at) {
+  if (get_restore(c, ns, "logs", name, &at->obj) != CLI_OK) return CLI_FAIL;
+  at->running = !velero_phase_terminal(cli_status_s(at->obj, "phase"));
+  if (restore_store(c, ns, at->obj, &at->st, &at->bsl) || velero_restore_key(name, VELERO_RESTORE_LOGS, at->key, sizeof at->key)) {
+    say_err("logs");
+    return CLI_FAIL;
+  }
+  return CLI_OK;
+}
+
 static int rs_logs(const struct cli_globals *g, int argc, char **argv) {
-  const char *pos[1];
-  int npos, ret;
-  if ((ret = cli_parse_opts(argc, argv, "restore logs", NULL, 0, pos, 1, &npos)) >= 0) return ret;
-  if (npos != 1) {
-    fprintf(stderr, "kcmdr restore logs: which NAME?\n%s", logs_usage);
-    return CLI_USAGE;
-  }
-  const char *ns = cli_system_namespace(g);
-  kube_client *c = NULL;
-  json_t *r = NULL, *bsl = NULL;
-  objstore *st = NULL;
-  char key[VELERO_KEY_MAX];
-  kd_rc rc;
-  ret = CLI_FAIL;
-  if (cli_client(g, &c) != CLI_OK) goto fail;
-  rc = kube_get(c, &cli_res_restore, ns, pos[0], &r);
-  if (rc == KD_ERR_NOTFOUND) {
-    fprintf(stderr, "kcmdr restore logs: restore \"%s\" not found in namespace %s\n", pos[0], ns);
-    goto fail;
-  }
-  if (rc || (rc = restore_store(c, ns, r, &st, &bsl)) || (rc = velero_restore_key(pos[0], VELERO_RESTORE_LOGS, key, sizeof key)))
-    goto fail_msg;
-  rc = cli_gunzip_get(st, key, cli_stdout_sink, NULL);
-  if (rc == KD_ERR_NOTFOUND) {
-    if (!velero_phase_terminal(status_s(r, "phase")))
-      fprintf(stderr, "kcmdr restore logs: the log of restore %s is written when it ends (it is %s)\n", pos[0], phase_of(r));
-    else
-      fprintf(stderr, "kcmdr restore logs: restore %s has no log file (%s) in storage location %s\n", pos[0], key, meta_s(bsl, "name"));
-    goto fail;
-  }
-  if (rc != KD_OK) goto fail_msg;
-  ret = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
-  goto fail;
-fail_msg:
-  say_err("logs");
-fail:
-  objstore_free(st);
-  json_decref(r);
-  json_decref(bsl);
-  kube_client_free(c);
-  return ret;
+  return cli_logs(g, argc, argv, "restore", logs_usage, rs_log_find);
 }
 
 /* ---- the verb ---- */
@@ -652,35 +508,11 @@ static const char restore_usage[] =
     "\n"
     "Exit codes: 0 success, 1 failure (the message says why), 2 usage error.\n";
 
-struct sub {
-  const char *name;
-  int (*fn)(const struct cli_globals *, int, char **);
-  const char *usage;
-};
-
-static const struct sub subs[] = {
+static const struct cli_sub subs[] = {
     {"create", rs_create, create_usage},
     {"get", rs_get, get_usage},
     {"describe", rs_describe, describe_usage},
     {"logs", rs_logs, logs_usage},
 };
 
-int cli_restore(int argc, char **argv) {
-  struct cli_globals g;
-  int ret = cli_globals_parse(&argc, argv, &g);
-  if (ret != CLI_OK) return ret;
-  if (argc < 2) {
-    fputs(restore_usage, g.help ? stdout : stderr);
-    return g.help ? CLI_OK : CLI_USAGE;
-  }
-  for (size_t i = 0; i < KD_ARRAY_LEN(subs); i++) {
-    if (strcmp(argv[1], subs[i].name) != 0) continue;
-    if (g.help) {
-      fputs(subs[i].usage, stdout);
-      return CLI_OK;
-    }
-    return subs[i].fn(&g, argc - 1, argv + 1);
-  }
-  fprintf(stderr, "kcmdr restore: unknown subcommand '%s'\n%s", argv[1], restore_usage);
-  return CLI_USAGE;
-}
+int cli_restore(int argc, char **argv) { return cli_subcommand(argc, argv, "restore", restore_usage, subs, KD_ARRAY_LEN(subs)); }

@@ -20,6 +20,14 @@ spec: {provider: filesystem, default: true, objectStorage: {bucket: b}, config: 
 YAML
 }
 
+# cli_env_engine NAME CDS EXTRA: cli_env NAME with the fixture's objects (CDS ClusterDeployments,
+# EXTRA more objects) and kcmdr controller --engine=builtin running (CTL_PID)
+cli_env_engine() {
+  cli_env "$1"
+  "$REPO/scripts/fixture" --cluster-deployments "$2" --extra "$3" 2>/dev/null
+  start_controller ctl.log --engine=builtin
+}
+
 # cli_backup_object NAME [BSL]: a Completed Velero Backup object as a sync would create it (no
 # engine needed to restore "from" it)
 cli_backup_object() {
@@ -33,6 +41,16 @@ YAML
     -p '{"status":{"phase":"Completed","version":1,"formatVersion":"1.1.0","progress":{"totalItems":3,"itemsBackedUp":3}}}' >/dev/null
 }
 
+# cli_scheduled_mb NAME CRON: a ManagementBackup on a schedule (made by the test, not by the CLI)
+cli_scheduled_mb() {
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: $1}
+spec: {schedule: "$2"}
+YAML
+}
+
 # cli_status KIND NAME JSON: write status as an engine does (merge patch on the subresource)
 cli_status() { kubectl -n kcm-system patch "$1" "$2" --subresource=status --type=merge -p "{\"status\":$3}" >/dev/null; }
 
@@ -40,9 +58,7 @@ cli_status() { kubectl -n kcm-system patch "$1" "$2" --subresource=status --type
 CLI_SEED_RESTORE_SPEC='{"backupName":"BACKUP","excludedResources":["nodes","events","events.events.k8s.io","backups.velero.io","restores.velero.io","resticrepositories.velero.io","csinodes.storage.k8s.io","volumeattachments.storage.k8s.io","backuprepositories.velero.io"],"existingResourcePolicy":"update","hooks":{},"includedNamespaces":["*"]}'
 
 test_cli_backup_create_get_describe_logs() {
-  cli_env create
-  "$REPO/scripts/fixture" --cluster-deployments 3 --extra 5 2>/dev/null
-  start_controller ctl.log --engine=builtin
+  cli_env_engine create 3 5
   # the seed's on-demand example, made by the CLI; --wait returns when it has ended
   expect_exit 0 "$KCMDR" backup create example-backup --storage-location local --wait
   assert_contains "$OUT" "Backup example-backup ended: Completed" "create --wait"
@@ -152,9 +168,7 @@ YAML
 }
 
 test_cli_backup_verify_catches_tampering() {
-  cli_env verify
-  "$REPO/scripts/fixture" --cluster-deployments 2 --extra 5 2>/dev/null
-  start_controller ctl.log --engine=builtin
+  cli_env_engine verify 2 5
   expect_exit 0 "$KCMDR" backup create v1 --wait
   kill "$CTL_PID" # its sync must not react to the files changed below
   wait "$CTL_PID" 2>/dev/null || true
@@ -229,9 +243,7 @@ PY
 }
 
 test_cli_backup_delete_asks_first() {
-  cli_env delete
-  "$REPO/scripts/fixture" --cluster-deployments 1 --extra 2 2>/dev/null
-  start_controller ctl.log --engine=builtin
+  cli_env_engine delete 1 2
   expect_exit 0 "$KCMDR" backup create d1 --wait
   expect_exit 0 "$KCMDR" backup create d2 --wait
   uid=$(kubectl -n kcm-system get backup d2 -o jsonpath='{.metadata.uid}')
@@ -262,12 +274,7 @@ test_cli_backup_delete_asks_first() {
   [[ $(jq -r .metadata.name <<<"$dbr") == d2-????? ]] || fail "request name: $(jq -r .metadata.name <<<"$dbr")"
   # tried: names that are not backups
   expect_exit 1 "$KCMDR" backup delete no-such --confirm
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: yearly}
-spec: {schedule: "0 0 1 1 *"}
-YAML
+  cli_scheduled_mb yearly "0 0 1 1 *"
   expect_exit 1 "$KCMDR" backup delete yearly --confirm
   assert_contains "$OUT" "is a scheduled ManagementBackup, not a backup" "schedule refused"
   kubectl get managementbackup yearly >/dev/null || fail "the schedule was deleted"
@@ -300,12 +307,7 @@ test_cli_restore_create_writes_the_seeds_restore() {
   assert_eq "$(jq -c '["secrets","configmaps"] + .excludedResources' <<<"${CLI_SEED_RESTORE_SPEC}")" "$(jq -c .excludedResources <<<"$spec")" "excludedResources"
   assert_eq '{"team-a":"team-z"}' "$(jq -c .namespaceMapping <<<"$spec")" "namespaceMapping"
   # a ManagementBackup's name means its last backup
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: kcm}
-spec: {schedule: "0 */6 * * *"}
-YAML
+  cli_scheduled_mb kcm "0 */6 * * *"
   kubectl patch managementbackup kcm --subresource=status --type=merge -p '{"status":{"lastBackupName":"b1"}}' >/dev/null
   expect_exit 0 "$KCMDR" restore create from-mb --from-backup kcm
   assert_eq b1 "$(kubectl -n kcm-system get restore from-mb -o jsonpath='{.spec.backupName}')" "from a ManagementBackup"
@@ -471,9 +473,7 @@ test_cli_usage_and_help() {
 # With the builtin engine executing the Restore: what --wait, describe and logs show is what the
 # engine did and wrote.
 test_cli_restore_with_the_builtin_engine() {
-  cli_env engine
-  "$REPO/scripts/fixture" --cluster-deployments 1 --extra 2 2>/dev/null
-  start_controller ctl.log --engine=builtin
+  cli_env_engine engine 1 2
   expect_exit 0 "$KCMDR" backup create b1 --wait
   n=$(kubectl -n kcm-system get backup b1 -o jsonpath='{.status.progress.itemsBackedUp}')
   want=$(kubectl -n kcm-system get configmap kcm-settings -o json | jq -c .data)

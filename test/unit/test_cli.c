@@ -304,11 +304,256 @@ static void gunzip_files(void **state) {
   rmdir(dir);
 }
 
+/* What fd 1 (stdout) or 2 (stderr) receives between capture_start and capture_end. */
+struct capture {
+  int fd, saved;
+  FILE *tmp;
+};
+
+static struct capture capture_start(int fd) {
+  struct capture c = {fd, -1, tmpfile()};
+  assert_non_null(c.tmp);
+  fflush(fd == 1 ? stdout : stderr);
+  c.saved = dup(fd);
+  assert_true(c.saved >= 0 && dup2(fileno(c.tmp), fd) == fd);
+  return c;
+}
+
+/* The text written meanwhile (caller frees); the fd is restored. */
+static char *capture_end(struct capture c) {
+  fflush(c.fd == 1 ? stdout : stderr);
+  assert_int_equal(dup2(c.saved, c.fd), c.fd);
+  close(c.saved);
+  off_t n = lseek(fileno(c.tmp), 0, SEEK_END);
+  char *text = calloc(1, (size_t)n + 1);
+  assert_non_null(text);
+  assert_int_equal(pread(fileno(c.tmp), text, (size_t)n, 0), n);
+  fclose(c.tmp);
+  return text;
+}
+
+#define assert_captured(c, want)                                                                                          \
+  do {                                                                                                                   \
+    char *got_ = capture_end(c);                                                                                         \
+    assert_string_equal(got_, want);                                                                                     \
+    free(got_);                                                                                                          \
+  } while (0)
+
+/* tried: the values a careless user types for -o, --timeout and NAME; each says what is wrong in
+ * the words the verbs always used, and a good value goes on (-1) */
+static void checks_say_what_is_wrong(void **state) {
+  (void)state;
+  enum cli_output fmt = CLI_OUT_JSON;
+  int64_t ms = 7;
+  assert_int_equal(cli_check_output("backup get", NULL, true, &fmt), -1);
+  assert_int_equal(fmt, CLI_OUT_TABLE);
+  assert_int_equal(cli_check_output("backup get", "wide", true, &fmt), -1);
+  assert_int_equal(fmt, CLI_OUT_WIDE);
+  assert_int_equal(cli_check_output("restore describe", "yaml", false, &fmt), -1);
+  assert_int_equal(fmt, CLI_OUT_YAML);
+  struct capture c = capture_start(2);
+  assert_int_equal(cli_check_output("restore describe", "wide", false, &fmt), CLI_USAGE);
+  assert_int_equal(cli_check_output("backup get", "JSON", true, &fmt), CLI_USAGE);
+  assert_int_equal(cli_check_output("backup get", "", true, &fmt), -1); /* "" is the table */
+  assert_captured(c, "kcmdr restore describe: -o takes json or yaml\n"
+                     "kcmdr backup get: -o takes wide, json or yaml\n");
+  assert_int_equal(cli_check_timeout("backup delete", NULL, &ms), -1);
+  assert_int_equal(ms, 7); /* not given: unchanged */
+  assert_int_equal(cli_check_timeout("backup delete", "90s", &ms), -1);
+  assert_int_equal(ms, 90000);
+  c = capture_start(2);
+  assert_int_equal(cli_check_timeout("backup delete", "soon", &ms), CLI_USAGE);
+  assert_int_equal(cli_check_timeout("restore create", "", &ms), CLI_USAGE);
+  assert_int_equal(cli_check_names("backup logs", "Usage: kcmdr backup logs NAME\n", 0), CLI_USAGE);
+  assert_int_equal(cli_check_name("backup create", "Bad_Name"), CLI_USAGE);
+  assert_captured(c, "kcmdr backup delete: --timeout takes a duration such as 90s or 10m, not 'soon'\n"
+                     "kcmdr restore create: --timeout takes a duration such as 90s or 10m, not ''\n"
+                     "kcmdr backup logs: which NAME?\nUsage: kcmdr backup logs NAME\n"
+                     "kcmdr backup create: \"Bad_Name\" is not a valid name (lower-case letters, digits, '-' and '.', at most 253)\n");
+  assert_int_equal(ms, 90000);
+  assert_int_equal(cli_check_names("backup logs", "u", 1), -1);
+  assert_int_equal(cli_check_name("backup create", "kcm-20250117180012"), -1);
+}
+
+/* tried: objects that are not what a verb expects (NULL, an array, fields of other types, no
+ * name, the same name twice) */
+static void fields_and_names(void **state) {
+  (void)state;
+  json_t *odd = json_pack("[{s:i,s:{s:i}},{s:{s:s}},{s:{s:s},s:{s:s}},{s:{s:s},s:{s:s}}]", "metadata", 5, "status", "phase",
+                          1, "spec", "x", "y", "metadata", "name", "a", "status", "phase", "", "metadata", "name", "a",
+                          "status", "phase", "Completed");
+  assert_null(cli_meta_s(NULL, "name"));
+  assert_null(cli_meta_s(odd, "name"));
+  assert_null(cli_meta_s(json_array_get(odd, 0), "name"));
+  assert_null(cli_status_s(json_array_get(odd, 0), "phase")); /* a number */
+  assert_string_equal(cli_spec_s(json_array_get(odd, 1), "x"), "y");
+  assert_string_equal(cli_phase(json_array_get(odd, 0)), "New");
+  assert_string_equal(cli_phase(json_array_get(odd, 2)), "New"); /* "" */
+  assert_string_equal(cli_phase(json_array_get(odd, 3)), "Completed");
+  assert_string_equal(cli_or_none(NULL), "<none>");
+  assert_string_equal(cli_or_none(""), "<none>");
+  assert_string_equal(cli_or_none("x"), "x");
+  assert_ptr_equal(cli_by_name(odd, "a"), json_array_get(odd, 2)); /* the first of two */
+  assert_null(cli_by_name(odd, "b"));
+  assert_null(cli_by_name(NULL, "a"));
+  json_decref(odd);
+}
+
+static char *printed(void (*fn)(FILE *, json_t *), json_t *arg) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  fn(f, arg);
+  fclose(f);
+  json_decref(arg);
+  return buf;
+}
+
+static void print_warnings_max3(FILE *f, json_t *r) { cli_print_results(f, "Warnings", r, 3, "restore describe"); }
+static void print_errors(FILE *f, json_t *r) { cli_print_results(f, "Errors", r, 20, "backup describe"); }
+
+/* the describe and --wait texts, byte for byte as the verbs printed them; tried: labels and list
+ * items that are not strings, empty and missing lists, more results than are shown, a
+ * validation error that is null */
+static void describe_texts(void **state) {
+  (void)state;
+  char *t = printed(cli_print_head, json_pack("{s:{s:s,s:s,s:{s:s,s:i}}}", "metadata", "name", "r1", "namespace", "kcm-system",
+                                              "labels", "team", "a", "odd", 1));
+  assert_string_equal(t, "Name:         r1\nNamespace:    kcm-system\nLabels:       team=a\n              odd=\n");
+  free(t);
+  t = printed(cli_print_head, json_pack("{s:{s:s}}", "metadata", "name", "r2"));
+  assert_string_equal(t, "Name:         r2\nNamespace:    <none>\nLabels:       <none>\n");
+  free(t);
+  t = printed(cli_print_scope, json_pack("{s:[s,i],s:[],s:[s]}", "includedNamespaces", "a", 5, "excludedNamespaces",
+                                         "excludedResources", "nodes"));
+  assert_string_equal(t, "Namespaces:\n  Included:  a, ?\n  Excluded:  <none>\n\nResources:\n  Included:  *\n  Excluded:  nodes\n");
+  free(t);
+  t = printed(print_warnings_max3, json_pack("{s:[s,s],s:[s],s:{s:[s,s]}}", "velero", "v1", "v2", "cluster", "c1",
+                                             "namespaces", "ns", "n1", "n2"));
+  assert_string_equal(t, "Warnings:\n  Velero:   v1\n  Velero:   v2\n  Cluster:  c1\n"
+                         "  ... and 2 more (kcmdr restore describe -o json shows all)\n");
+  free(t);
+  t = printed(print_errors, json_pack("{s:[],s:{s:[i]}}", "velero", "namespaces", "team-a", 3));
+  assert_string_equal(t, "Errors:\n  Namespace team-a:  ?\n");
+  free(t);
+  t = printed(print_errors, json_object());
+  assert_string_equal(t, "Errors:  <none>\n");
+  free(t);
+  t = printed(cli_print_failure, json_pack("{s:s,s:[s,n]}", "failureReason", "the tarball does not match", "validationErrors", "bad"));
+  assert_string_equal(t, "Failure reason: the tarball does not match\nValidation error: bad\nValidation error: ?\n");
+  free(t);
+  t = printed(cli_print_failure, json_pack("{s:s}", "failureReason", ""));
+  assert_string_equal(t, "");
+  free(t);
+}
+
+/* get's json/yaml: one object or a List that reads back; the table, or what is said when there
+ * is nothing to show (not when a NAME was missing: that was said already) */
+static void get_prints(void **state) {
+  (void)state;
+  json_t *items = json_pack("[{s:{s:s}},{s:{s:s}}]", "metadata", "name", "a", "metadata", "name", "b");
+  struct capture c = capture_start(1);
+  assert_int_equal(cli_print_items(items, false, CLI_OUT_JSON), KD_OK);
+  char *out = capture_end(c);
+  json_t *back = json_loads(out, 0, NULL);
+  assert_non_null(back);
+  assert_string_equal(json_string_value(json_object_get(back, "kind")), "List");
+  assert_true(json_equal(json_object_get(back, "items"), items));
+  json_decref(back);
+  free(out);
+  c = capture_start(1);
+  assert_int_equal(cli_print_items(items, true, CLI_OUT_YAML), KD_OK);
+  assert_captured(c, "metadata:\n  name: a\n");
+  static const char *const h[] = {"NAME"};
+  cli_table *t = cli_table_new(1, h);
+  struct capture e = capture_start(2);
+  c = capture_start(1);
+  cli_print_table(t, "restores", "kcm-system", false);
+  cli_print_table(t, "restores", "kcm-system", true);
+  const char *row[] = {"r1"};
+  assert_int_equal(cli_table_add(t, row), KD_OK);
+  cli_print_table(t, "restores", "kcm-system", true);
+  assert_captured(c, "NAME\nr1\n");
+  assert_captured(e, "No restores found in namespace kcm-system.\n");
+  cli_table_free(t);
+  json_decref(items);
+}
+
+static int sub_calls;
+static const char *sub_arg, *sub_ns;
+static int fake_sub(const struct cli_globals *g, int argc, char **argv) {
+  sub_calls++;
+  sub_arg = argc > 1 ? argv[1] : NULL;
+  sub_ns = g->namespace;
+  return strcmp(argv[0], "get") == 0 ? 7 : -7;
+}
+
+/* tried: global flags before and after the subcommand, --help at every place, no subcommand, an
+ * unknown one */
+static void subcommands_dispatch(void **state) {
+  (void)state;
+  static const struct cli_sub subs[] = {{"get", fake_sub, "get usage\n"}, {"logs", fake_sub, "logs usage\n"}};
+  char *a1[] = {"restore", "-n", "x", "get", "a", "-v", "1", NULL};
+  assert_int_equal(cli_subcommand(7, a1, "restore", "USAGE\n", subs, 2), 7);
+  assert_int_equal(sub_calls, 1);
+  assert_string_equal(sub_arg, "a");
+  assert_string_equal(sub_ns, "x");
+  struct capture o = capture_start(1), e = capture_start(2);
+  char *a2[] = {"restore", "logs", "--help", NULL}, *a3[] = {"restore", NULL}, *a4[] = {"restore", "-h", NULL},
+       *a5[] = {"restore", "frob", NULL}, *a6[] = {"restore", "-v", "9", "get", NULL};
+  assert_int_equal(cli_subcommand(3, a2, "restore", "USAGE\n", subs, 2), CLI_OK);
+  assert_int_equal(cli_subcommand(1, a3, "restore", "USAGE\n", subs, 2), CLI_USAGE);
+  assert_int_equal(cli_subcommand(2, a4, "restore", "USAGE\n", subs, 2), CLI_OK);
+  assert_int_equal(cli_subcommand(2, a5, "restore", "USAGE\n", subs, 2), CLI_USAGE);
+  assert_int_equal(cli_subcommand(4, a6, "restore", "USAGE\n", subs, 2), CLI_USAGE);
+  assert_captured(e, "USAGE\nkcmdr restore: unknown subcommand 'frob'\nUSAGE\nkcmdr: -v needs a level from 0 to 4\n");
+  assert_captured(o, "logs usage\nUSAGE\n");
+  assert_int_equal(sub_calls, 1);
+}
+
+static int describe_calls;
+static int fake_describe(kube_client *c, const char *ns, const char *name, int k, enum cli_output fmt, void *ud) {
+  (void)c, (void)ns, (void)name, (void)k, (void)fmt, (void)ud;
+  describe_calls++;
+  return CLI_OK;
+}
+static int fake_find(kube_client *c, const char *ns, const char *name, struct cli_log_at *at) {
+  (void)c, (void)ns, (void)name, (void)at;
+  describe_calls++;
+  return CLI_OK;
+}
+
+/* describe and logs: a usage error or a cluster that cannot be reached looks nothing up */
+static void describe_and_logs_stop_early(void **state) {
+  (void)state;
+  struct cli_globals g = {.kubeconfig = "/nonexistent/kcmdr-test-kubeconfig", .verbosity = 2};
+  struct capture e = capture_start(2);
+  char *d1[] = {"describe", NULL}, *d2[] = {"describe", "a", "-o", "wide", NULL}, *d3[] = {"describe", "a", "b", NULL},
+       *l1[] = {"logs", NULL}, *l2[] = {"logs", "a", "b", NULL}, *l3[] = {"logs", "a", NULL};
+  assert_int_equal(cli_describe(&g, 1, d1, "restore describe", "U\n", fake_describe, NULL), CLI_USAGE);
+  assert_int_equal(cli_describe(&g, 4, d2, "restore describe", "U\n", fake_describe, NULL), CLI_USAGE);
+  assert_int_equal(cli_describe(&g, 3, d3, "restore describe", "U\n", fake_describe, NULL), CLI_FAIL);
+  assert_int_equal(cli_logs(&g, 1, l1, "backup", "U\n", fake_find), CLI_USAGE);
+  assert_int_equal(cli_logs(&g, 3, l2, "backup", "U\n", fake_find), CLI_USAGE);
+  assert_int_equal(cli_logs(&g, 2, l3, "backup", "U\n", fake_find), CLI_FAIL);
+  char *err = capture_end(e);
+  assert_non_null(strstr(err, "kcmdr restore describe: which NAME?\nU\n"));
+  assert_non_null(strstr(err, "kcmdr restore describe: -o takes json or yaml\n"));
+  assert_non_null(strstr(err, "kcmdr backup logs: which NAME?\nU\n"));
+  assert_non_null(strstr(err, "kcmdr backup logs: unexpected argument 'b'"));
+  assert_non_null(strstr(err, "kcmdr-test-kubeconfig"));
+  free(err);
+  assert_int_equal(describe_calls, 0);
+}
+
 int test_cli(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(parse_opts_forms),  cmocka_unit_test(names_and_outputs),     cmocka_unit_test(yaml_reads_back),
       cmocka_unit_test(output_drops_managed_fields), cmocka_unit_test(tables_align), cmocka_unit_test(times_and_sizes),
-      cmocka_unit_test(progress_plain_lines), cmocka_unit_test(gunzip_files),
+      cmocka_unit_test(progress_plain_lines), cmocka_unit_test(gunzip_files), cmocka_unit_test(checks_say_what_is_wrong),
+      cmocka_unit_test(fields_and_names), cmocka_unit_test(describe_texts), cmocka_unit_test(get_prints),
+      cmocka_unit_test(subcommands_dispatch), cmocka_unit_test(describe_and_logs_stop_early),
   };
   return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }
