@@ -221,17 +221,48 @@ void restore_builtin_actions(json_t *obj, const char *gr, bool preserve_node_por
       json_object_del(spec, "clusterIP");
       json_object_del(spec, "clusterIPs");
     }
-    if (preserve_node_ports || kd_streq(json_string_value(json_object_get(spec, "type")), "ExternalName")) return;
-    json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
-    const char *last = json_string_value(json_object_get(ann, "kubectl.kubernetes.io/last-applied-configuration"));
+    if (preserve_node_ports) return;
+    json_t *md = json_object_get(obj, "metadata");
+    const char *last = json_string_value(json_object_get(json_object_get(md, "annotations"), "kubectl.kubernetes.io/last-applied-configuration"));
     json_t *applied = last ? json_loads(last, JSON_ALLOW_NUL, NULL) : NULL;
-    json_t *applied_ports = json_object_get(json_object_get(applied, "spec"), "ports");
-    size_t i;
-    json_t *port;
-    json_array_foreach(json_object_get(spec, "ports"), i, port) {
-      if (!rs_explicit_node_port(applied_ports, port)) json_object_del(port, "nodePort");
+    json_t *mf = json_object_get(md, "managedFields");
+    if (!kd_streq(json_string_value(json_object_get(spec, "type")), "ExternalName")) {
+      /* deleteNodePorts: keep the node ports set explicitly, by kubectl apply (its last applied
+       * configuration) or else by a server-side apply (managedFields' k:{"port":P,"protocol":X}) */
+      size_t i;
+      json_t *port;
+      json_array_foreach(json_object_get(spec, "ports"), i, port) {
+        bool keep;
+        if (last) {
+          keep = rs_explicit_node_port(json_object_get(json_object_get(applied, "spec"), "ports"), port);
+        } else {
+          char key[160];
+          snprintf(key, sizeof key, "k:{\"port\":%lld,\"protocol\":\"%.40s\"}",
+                   (long long)json_integer_value(json_object_get(port, "port")),
+                   json_string_value(json_object_get(port, "protocol")) ?: "");
+          keep = false;
+          size_t k;
+          json_t *entry;
+          json_array_foreach(mf, k, entry) {
+            json_t *fp = json_object_get(json_object_get(json_object_get(json_object_get(entry, "fieldsV1"), "f:spec"), "f:ports"), key);
+            if (json_object_get(fp, "f:nodePort")) keep = true;
+          }
+        }
+        if (!keep) json_object_del(port, "nodePort");
+      }
     }
-    json_object_del(spec, "healthCheckNodePort");
+    /* deleteHealthCheckNodePort: kept when the last applied configuration sets it, or a
+     * server-side apply owns it */
+    json_t *hc = json_object_get(spec, "healthCheckNodePort");
+    if (hc && json_integer_value(hc) != 0) {
+      json_t *ahc = json_object_get(json_object_get(applied, "spec"), "healthCheckNodePort");
+      bool keep = json_is_integer(ahc) && json_integer_value(ahc) != 0;
+      size_t k;
+      json_t *entry;
+      json_array_foreach(mf, k, entry)
+        if (json_object_get(json_object_get(json_object_get(entry, "fieldsV1"), "f:spec"), "f:healthCheckNodePort")) keep = true;
+      if (!keep) json_object_del(spec, "healthCheckNodePort");
+    }
     json_decref(applied);
   } else if (strcmp(gr, "pods") == 0) { /* pod_action.go */
     json_object_del(spec, "nodeName");
@@ -1074,8 +1105,8 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
     }
   }
   status = json_incref(json_object_get(obj, "status"));
+  restore_builtin_actions(obj, it->gr, r->preserve_node_ports, r->ns_map); /* before the strip: it reads managedFields */
   restore_strip(obj);
-  restore_builtin_actions(obj, it->gr, r->preserve_node_ports, r->ns_map);
   if (ns && strcmp(it->gr, "secrets") == 0 && rs_auto_token(r, ns, obj)) {
     joblog_note(&r->jl, JOBLOG_INFO, ns, "secrets %s not restored: the token controller creates it for its service account", where);
     outcome = O_SKIPPED;

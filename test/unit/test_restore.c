@@ -65,6 +65,29 @@ static void service_action(void **state) {
   assert_int_equal(json_integer_value(json_object_get(json_array_get(ports, 1), "nodePort")), 30081);
   assert_null(json_object_get(json_array_get(ports, 2), "nodePort"));
   json_decref(o);
+  /* a server-side apply (Flux) owns a node port and the health-check node port: managedFields
+   * keep them (the strip runs after the actions); the other port's auto-assigned one goes */
+  o = js("{\"metadata\":{\"managedFields\":[{\"manager\":\"kubectl\",\"fieldsV1\":{\"f:spec\":{\"f:ports\":{"
+         "\"k:{\\\"port\\\":443,\\\"protocol\\\":\\\"TCP\\\"}\":{\"f:nodePort\":{}},"
+         "\"k:{\\\"port\\\":80,\\\"protocol\\\":\\\"TCP\\\"}\":{\"f:port\":{}}},\"f:healthCheckNodePort\":{}}}},"
+         "{\"manager\":\"x\",\"fieldsV1\":\"not an object\"}]},"
+         "\"spec\":{\"type\":\"LoadBalancer\",\"healthCheckNodePort\":32000,\"ports\":["
+         "{\"port\":443,\"protocol\":\"TCP\",\"nodePort\":30443},{\"port\":80,\"protocol\":\"TCP\",\"nodePort\":30080},"
+         "{\"port\":443,\"protocol\":\"UDP\",\"nodePort\":30444}]}}");
+  restore_builtin_actions(o, "services", false, NULL);
+  ports = json_object_get(json_object_get(o, "spec"), "ports");
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(ports, 0), "nodePort")), 30443);
+  assert_null(json_object_get(json_array_get(ports, 1), "nodePort"));
+  assert_null(json_object_get(json_array_get(ports, 2), "nodePort"));
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "spec"), "healthCheckNodePort")), 32000);
+  json_decref(o);
+  /* kubectl apply set the health-check node port: it stays; nobody set it: it goes */
+  o = js("{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":"
+         "\"{\\\"spec\\\":{\\\"healthCheckNodePort\\\":32001}}\"}},\"spec\":{\"healthCheckNodePort\":32001}}");
+  restore_builtin_actions(o, "services", false, NULL);
+  assert_json(o, "{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":"
+                 "\"{\\\"spec\\\":{\\\"healthCheckNodePort\\\":32001}}\"}},\"spec\":{\"healthCheckNodePort\":32001}}");
+  json_decref(o);
   /* tried: a last-applied annotation that is not JSON, ports that are not a list */
   o = js("{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":\"{not json\"}},"
          "\"spec\":{\"ports\":\"80\"}}");
