@@ -3,6 +3,10 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
@@ -125,7 +129,7 @@ int cli_client_with(const struct cli_globals *g, const struct kube_client_opts *
   struct kubecfg_opts o = {g->kubeconfig, g->context, g->namespace, g->server};
   kd_rc rc = kube_client_from_opts(&o, opts, out);
   if (rc != KD_OK) {
-    fprintf(stderr, "kcmdr: %s\n", kd_errmsg());
+    cli_printf(stderr, "kcmdr: %s\n", kd_errmsg());
     return CLI_FAIL;
   }
   return CLI_OK;
@@ -272,7 +276,7 @@ static void print_substituted(const char *text, const char *ns, const char *imag
   }
 }
 
-static bool dns_label(const char *s) {
+bool cli_label_valid(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-') return false;
   for (; *s; s++)
@@ -300,7 +304,7 @@ int cli_install(int argc, char **argv) {
       return CLI_USAGE;
     }
   }
-  if (!dns_label(ns)) {
+  if (!cli_label_valid(ns)) {
     fprintf(stderr, "kcmdr install: '%s' is not a valid namespace name\n", ns);
     return CLI_USAGE;
   }
@@ -497,10 +501,10 @@ void cli_print_head(FILE *f, json_t *obj) {
   const char *k;
   json_t *v;
   size_t n = 0;
-  fprintf(f, "Name:         %s\nNamespace:    %s\nLabels:       ", cli_meta_s(obj, "name"),
-          cli_or_none(cli_meta_s(obj, "namespace")));
+  cli_printf(f, "Name:         %s\nNamespace:    %s\nLabels:       ", cli_meta_s(obj, "name"),
+             cli_or_none(cli_meta_s(obj, "namespace")));
   json_object_foreach(json_object_get(json_object_get(obj, "metadata"), "labels"), k, v)
-      fprintf(f, "%s%s=%s\n", n++ ? "              " : "", k, str_or(v, ""));
+      cli_printf(f, "%s%s=%s\n", n++ ? "              " : "", k, str_or(v, ""));
   if (!n) fprintf(f, "<none>\n");
 }
 
@@ -509,7 +513,7 @@ static void print_list(FILE *f, const char *label, json_t *arr) {
   json_t *v;
   fprintf(f, "  %-10s ", label);
   if (!json_array_size(arr)) fprintf(f, "%s", strcmp(label, "Included:") == 0 ? "*" : "<none>");
-  json_array_foreach(arr, i, v) fprintf(f, "%s%s", i ? ", " : "", str_or(v, "?"));
+  json_array_foreach(arr, i, v) cli_printf(f, "%s%s", i ? ", " : "", str_or(v, "?"));
   fprintf(f, "\n");
 }
 
@@ -532,10 +536,10 @@ void cli_print_results(FILE *f, const char *title, json_t *r, size_t max, const 
     return;
   }
   fprintf(f, "%s:\n", title);
-  json_array_foreach(json_object_get(r, "velero"), i, x) if (shown++ < max) fprintf(f, "  Velero:   %s\n", str_or(x, "?"));
-  json_array_foreach(json_object_get(r, "cluster"), i, x) if (shown++ < max) fprintf(f, "  Cluster:  %s\n", str_or(x, "?"));
+  json_array_foreach(json_object_get(r, "velero"), i, x) if (shown++ < max) cli_printf(f, "  Velero:   %s\n", str_or(x, "?"));
+  json_array_foreach(json_object_get(r, "cluster"), i, x) if (shown++ < max) cli_printf(f, "  Cluster:  %s\n", str_or(x, "?"));
   json_object_foreach(json_object_get(r, "namespaces"), k, v) {
-    json_array_foreach(v, i, x) if (shown++ < max) fprintf(f, "  Namespace %s:  %s\n", k, str_or(x, "?"));
+    json_array_foreach(v, i, x) if (shown++ < max) cli_printf(f, "  Namespace %s:  %s\n", k, str_or(x, "?"));
   }
   if (shown > max) fprintf(f, "  ... and %zu more (kcmdr %s -o json shows all)\n", shown - max, verb);
 }
@@ -544,8 +548,8 @@ void cli_print_failure(FILE *f, json_t *status) {
   const char *why = json_string_value(json_object_get(status, "failureReason"));
   size_t i;
   json_t *v;
-  if (why && why[0]) fprintf(f, "Failure reason: %s\n", why);
-  json_array_foreach(json_object_get(status, "validationErrors"), i, v) fprintf(f, "Validation error: %s\n", str_or(v, "?"));
+  if (why && why[0]) cli_printf(f, "Failure reason: %s\n", why);
+  json_array_foreach(json_object_get(status, "validationErrors"), i, v) cli_printf(f, "Validation error: %s\n", str_or(v, "?"));
 }
 
 kd_rc cli_print_items(json_t *items, bool one, enum cli_output fmt) {
@@ -643,18 +647,47 @@ static kd_rc yaml_value(yaml_emitter_t *e, json_t *v, int depth) {
   }
 }
 
-/* obj without metadata.managedFields (also in the items of a List), as kubectl prints objects:
- * a new reference (obj itself when there is nothing to drop), NULL on no memory. */
-static json_t *without_managed_fields(json_t *obj) {
-  json_t *items = json_object_get(obj, "items"), *copy;
-  bool has = json_object_get(json_object_get(obj, "metadata"), "managedFields") != NULL;
+/* Whether v or anything nested in it is an object whose metadata has managedFields; with drop,
+ * they are removed on the way (v must then be the caller's own copy). Deeper than 200 levels is
+ * not looked at (the printers refuse such objects). */
+static bool managed_fields(json_t *v, bool drop, int depth) {
+  bool has = false;
   size_t i;
-  json_t *it;
-  json_array_foreach(items, i, it) has = has || json_object_get(json_object_get(it, "metadata"), "managedFields");
-  if (!has) return json_incref(obj);
+  const char *k;
+  json_t *x;
+  if (depth > 200) return false;
+  if (json_is_object(v)) {
+    json_t *meta = json_object_get(v, "metadata");
+    if (json_is_object(meta) && json_object_get(meta, "managedFields")) {
+      has = true;
+      if (!drop) return true;
+      json_object_del(meta, "managedFields");
+    }
+    json_object_foreach(v, k, x) {
+      if (managed_fields(x, drop, depth + 1)) {
+        has = true;
+        if (!drop) return true;
+      }
+    }
+  } else if (json_is_array(v)) {
+    json_array_foreach(v, i, x) {
+      if (managed_fields(x, drop, depth + 1)) {
+        has = true;
+        if (!drop) return true;
+      }
+    }
+  }
+  return has;
+}
+
+/* obj without metadata.managedFields, its own and those of every object nested in it (the items
+ * of a List, the Restore and Backups a describe carries), as kubectl prints objects: a new
+ * reference (obj itself when there is nothing to drop), NULL on no memory. */
+static json_t *without_managed_fields(json_t *obj) {
+  json_t *copy;
+  if (!managed_fields(obj, false, 0)) return json_incref(obj);
   if (!(copy = json_deep_copy(obj))) return NULL;
-  json_object_del(json_object_get(copy, "metadata"), "managedFields");
-  json_array_foreach(json_object_get(copy, "items"), i, it) json_object_del(json_object_get(it, "metadata"), "managedFields");
+  managed_fields(copy, true, 0);
   return copy;
 }
 
@@ -690,6 +723,167 @@ fail:
   return rc;
 }
 
+/* ---- text from the server, shown on a terminal ---- */
+
+/* The length of the UTF-8 sequence at s[0..n) (1..4), or 0 when it is not valid UTF-8
+ * (overlong forms, surrogates and code points past U+10FFFF included). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  size_t len;
+  unsigned cp;
+  if (s[0] < 0x80) return 1;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf) len = 2, cp = s[0] & 0x1fu;
+  else if (s[0] >= 0xe0 && s[0] <= 0xef) len = 3, cp = s[0] & 0x0fu;
+  else if (s[0] >= 0xf0 && s[0] <= 0xf4) len = 4, cp = s[0] & 0x07u;
+  else return 0;
+  if (len > n) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80) return 0;
+    cp = cp << 6 | (s[i] & 0x3fu);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    return 0;
+  return len;
+}
+
+/* True when s[0..n) is all valid UTF-8. */
+static bool utf8_valid(const char *s, size_t n) {
+  for (size_t i = 0, len; i < n; i += len)
+    if (!(len = utf8_seq((const unsigned char *)s + i, n - i))) return false;
+  return true;
+}
+
+size_t cli_text_clean(char *s, size_t n) {
+  size_t in = 0, out = 0;
+  while (in < n) {
+    const unsigned char *p = (const unsigned char *)s + in;
+    size_t len = utf8_seq(p, n - in);
+    /* C0 (newline and tab too: every field is shown on one line), DEL, C1 (U+0080..U+009F: 0xc2
+     * 0x80..0x9f), and bytes that are not UTF-8 (a terminal in another encoding may take a lone
+     * 0x9b for CSI) */
+    if (len == 0 || (len == 1 && (p[0] < 0x20 || p[0] == 0x7f)) || (len == 2 && p[0] == 0xc2 && p[1] <= 0x9f)) {
+      s[out++] = '?';
+      in += len ? len : 1;
+      continue;
+    }
+    memmove(s + out, p, len);
+    out += len;
+    in += len;
+  }
+  s[out] = '\0';
+  return out;
+}
+
+/* One %s of cli_printf: s (NULL: "(null)", as glibc) cut at prec bytes (prec < 0: whole), made
+ * clean, printed with spec (its flags and width, without a precision). */
+static void put_clean(FILE *f, const char *spec, const char *s, int prec) {
+  if (!s) s = "(null)";
+  size_t n = prec >= 0 ? strnlen(s, (size_t)prec) : strlen(s);
+  char *copy = malloc(n + 1);
+  if (!copy) { /* no memory: nothing of s, rather than s unclean */
+    fputc('?', f);
+    return;
+  }
+  memcpy(copy, s, n);
+  cli_text_clean(copy, n);
+  fprintf(f, spec, copy);
+  free(copy);
+}
+
+void cli_vprintf(FILE *f, const char *fmt, va_list ap) {
+  const char *p = fmt;
+  for (;;) {
+    const char *pct = strchr(p, '%');
+    if (!pct) {
+      fputs(p, f);
+      return;
+    }
+    fwrite(p, 1, (size_t)(pct - p), f); /* the format's own text: ours, as it is */
+    p = pct + 1;
+    if (*p == '%') {
+      fputc('%', f);
+      p++;
+      continue;
+    }
+    char spec[64], len[3] = "";
+    size_t n = 0;
+    int prec = -1;
+    spec[n++] = '%';
+    while (*p && strchr("-+ #0", *p) && n < 8) spec[n++] = *p++;
+    if (*p == '*') {
+      n += (size_t)snprintf(spec + n, sizeof spec - n, "%d", va_arg(ap, int));
+      p++;
+    } else {
+      while (*p >= '0' && *p <= '9' && n < 24) spec[n++] = *p++;
+    }
+    if (*p == '.') {
+      p++;
+      if (*p == '*') {
+        prec = va_arg(ap, int);
+        p++;
+      } else {
+        for (prec = 0; *p >= '0' && *p <= '9'; p++) prec = prec < 100000 ? prec * 10 + (*p - '0') : prec;
+      }
+    }
+    if ((p[0] == 'h' && p[1] == 'h') || (p[0] == 'l' && p[1] == 'l')) memcpy(len, p, 2), p += 2;
+    else if (*p && strchr("hlzjtL", *p)) len[0] = *p++;
+    char conv = *p;
+    if (!conv) return;
+    p++;
+    if (conv == 's') {
+      spec[n++] = 's';
+      spec[n] = '\0';
+      put_clean(f, spec, va_arg(ap, const char *), prec);
+      continue;
+    }
+    if (prec >= 0) n += (size_t)snprintf(spec + n, sizeof spec - n, ".%d", prec);
+    snprintf(spec + n, sizeof spec - n, "%s%c", len, conv);
+    bool ll = strcmp(len, "ll") == 0, l = strcmp(len, "l") == 0, z = len[0] == 'z', j = len[0] == 'j', t = len[0] == 't';
+    switch (conv) {
+    case 'd':
+    case 'i':
+      if (ll) fprintf(f, spec, va_arg(ap, long long));
+      else if (l) fprintf(f, spec, va_arg(ap, long));
+      else if (z) fprintf(f, spec, va_arg(ap, ssize_t));
+      else if (j) fprintf(f, spec, va_arg(ap, intmax_t));
+      else if (t) fprintf(f, spec, va_arg(ap, ptrdiff_t));
+      else fprintf(f, spec, va_arg(ap, int));
+      break;
+    case 'o':
+    case 'u':
+    case 'x':
+    case 'X':
+      if (ll) fprintf(f, spec, va_arg(ap, unsigned long long));
+      else if (l) fprintf(f, spec, va_arg(ap, unsigned long));
+      else if (z) fprintf(f, spec, va_arg(ap, size_t));
+      else if (j) fprintf(f, spec, va_arg(ap, uintmax_t));
+      else if (t) fprintf(f, spec, va_arg(ap, ptrdiff_t));
+      else fprintf(f, spec, va_arg(ap, unsigned));
+      break;
+    case 'c':
+      fprintf(f, spec, va_arg(ap, int));
+      break;
+    case 'p':
+      fprintf(f, spec, va_arg(ap, void *));
+      break;
+    case 'f': case 'F': case 'e': case 'E': case 'g': case 'G': case 'a': case 'A':
+      if (len[0] == 'L') fprintf(f, spec, va_arg(ap, long double));
+      else fprintf(f, spec, va_arg(ap, double));
+      break;
+    default: /* never with a format gcc has checked */
+      return;
+    }
+  }
+}
+
+void cli_printf(FILE *f, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  cli_vprintf(f, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- flags ---- */
+
 static bool opt_is(const char *arg, const char *flag, const char **val) {
   size_t n = strlen(flag);
   *val = NULL;
@@ -707,16 +901,36 @@ static bool opt_is(const char *arg, const char *flag, const char **val) {
   return false;
 }
 
-static int list_add(json_t **dst, const char *v) {
-  if (!*dst && !(*dst = json_array())) return CLI_FAIL;
+/* The items of v (split at ',', empty ones dropped) appended to *dst (made on first use).
+ * -1 when done; CLI_USAGE after saying why when v has no item (an unset shell variable: '',
+ * ',,') or is not UTF-8; CLI_FAIL on no memory. */
+static int list_add(json_t **dst, const char *v, const char *verb, const char *flag) {
+  size_t added = 0;
+  if (!*dst && !(*dst = json_array())) goto nomem;
   for (const char *p = v;;) {
     const char *end = strchr(p, ',');
     size_t n = end ? (size_t)(end - p) : strlen(p);
-    if (n && json_array_append_new(*dst, json_stringn(p, n))) return CLI_FAIL;
+    if (n) {
+      if (!utf8_valid(p, n)) { /* jansson would refuse it too, as if out of memory */
+        char shown[200];
+        snprintf(shown, sizeof shown, "%s", v);
+        cli_text_clean(shown, strlen(shown));
+        fprintf(stderr, "kcmdr %s: %s '%s' is not valid UTF-8\n", verb, flag, shown);
+        return CLI_USAGE;
+      }
+      if (json_array_append_new(*dst, json_stringn(p, n))) goto nomem;
+      added++;
+    }
     if (!end) break;
     p = end + 1;
   }
-  return -1;
+  if (added) return -1;
+  fprintf(stderr, "kcmdr %s: %s '%s' names nothing (an unset shell variable?): give at least one value, or leave the "
+                  "flag out\n", verb, flag, strlen(v) < 20 ? v : "...");
+  return CLI_USAGE;
+nomem:
+  fprintf(stderr, "kcmdr %s: out of memory\n", verb);
+  return CLI_FAIL;
 }
 
 int cli_parse_opts(int argc, char **argv, const char *verb, const struct cli_opt *opts, size_t nopts,
@@ -765,9 +979,9 @@ int cli_parse_opts(int argc, char **argv, const char *verb, const struct cli_opt
     }
     if (o->kind == CLI_OPT_STRING) {
       *(const char **)o->dst = val;
-    } else if (list_add(o->dst, val) != -1) {
-      fprintf(stderr, "kcmdr %s: out of memory\n", verb);
-      return CLI_FAIL;
+    } else {
+      int r = list_add(o->dst, val, verb, o->name);
+      if (r != -1) return r;
     }
   }
   return -1;
@@ -802,18 +1016,15 @@ cli_table *cli_table_new(size_t ncols, const char *const *headers) {
 kd_rc cli_table_add(cli_table *t, const char *const *cells) {
   json_t *row = json_array();
   for (size_t i = 0; row && i < t->ncols; i++) {
-    if (json_array_append_new(row, json_string(cells[i] ? cells[i] : ""))) {
-      /* not UTF-8 (never from the API server): shown with '?' for each byte that is not */
-      char *copy = kd_strdup(cells[i]);
-      for (char *p = copy; p && *p; p++)
-        if ((unsigned char)*p >= 0x80) *p = '?';
-      if (!copy || json_array_append_new(row, json_string(copy))) {
-        free(copy);
-        json_decref(row);
-        return kd_fail(KD_ERR_NOMEM, "out of memory");
-      }
+    /* kept as shown: control characters and bytes that are not UTF-8 made '?' (cli_text_clean) */
+    char *copy = kd_strdup(cells[i] ? cells[i] : "");
+    if (copy) cli_text_clean(copy, strlen(copy));
+    if (!copy || json_array_append_new(row, json_string(copy))) {
       free(copy);
+      json_decref(row);
+      return kd_fail(KD_ERR_NOMEM, "out of memory");
     }
+    free(copy);
   }
   if (!row || json_array_append_new(t->rows, row)) return kd_fail(KD_ERR_NOMEM, "out of memory");
   return KD_OK;
@@ -829,7 +1040,7 @@ static size_t text_width(const char *s) {
 }
 
 static void put_cell(FILE *f, const char *s, size_t width, bool last) {
-  for (const char *p = s; *p; p++) fputc((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+  fputs(s, f); /* cleaned by cli_table_add; headers are ours */
   if (last) return;
   for (size_t w = text_width(s); w < width + 3; w++) fputc(' ', f);
 }
@@ -1025,6 +1236,7 @@ void cli_progress_update(struct cli_progress *p, const char *phase, long long do
   bool phase_changed = strncmp(p->phase, phase ? phase : "", sizeof p->phase - 1) != 0;
   if (!phase_changed && done == p->done && total == p->total && p->printed) return;
   snprintf(p->phase, sizeof p->phase, "%s", phase ? phase : "");
+  cli_text_clean(p->phase, strlen(p->phase)); /* the server's; compared above as it came */
   p->done = done;
   p->total = total;
   p->pending = true;
@@ -1201,15 +1413,15 @@ int cli_logs(const struct cli_globals *g, int argc, char **argv, const char *kin
   rc = cli_gunzip_get(at.st, at.key, cli_stdout_sink, NULL);
   if (rc == KD_ERR_NOTFOUND) {
     if (at.running)
-      fprintf(stderr, "kcmdr %s: the log of %s %s is written when it ends (it is %s)\n", verb, kind, name, cli_phase(at.obj));
+      cli_printf(stderr, "kcmdr %s: the log of %s %s is written when it ends (it is %s)\n", verb, kind, name, cli_phase(at.obj));
     else
-      fprintf(stderr, "kcmdr %s: %s %s has no log file (%s) in storage location %s\n", verb, kind, name, at.key,
-              cli_meta_s(at.bsl, "name"));
+      cli_printf(stderr, "kcmdr %s: %s %s has no log file (%s) in storage location %s\n", verb, kind, name, at.key,
+                 cli_meta_s(at.bsl, "name"));
     goto fail;
   }
   if (rc == KD_OK && fflush(stdout) != 0) rc = kd_fail(KD_ERR_IO, "writing to stdout: %s", strerror(errno));
   if (rc == KD_OK) ret = CLI_OK;
-  else fprintf(stderr, "kcmdr %s: %s\n", verb, kd_errmsg());
+  else cli_printf(stderr, "kcmdr %s: %s\n", verb, kd_errmsg());
 fail:
   objstore_free(at.st);
   json_decref(at.obj);

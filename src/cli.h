@@ -2,6 +2,7 @@
 #ifndef KCMDR_CLI_H
 #define KCMDR_CLI_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,19 +69,38 @@ const char *cli_system_namespace(const struct cli_globals *g);
  * and '.', starting and ending with a letter or digit). Pure. */
 bool cli_name_valid(const char *s);
 
+/* True when s is a valid namespace name (DNS-1123 label: at most 63 bytes of a-z, 0-9 and '-',
+ * starting and ending with a letter or digit). Pure. */
+bool cli_label_valid(const char *s);
+
+/* Make s[0..n) safe to show on a terminal, in place: every control character (C0, newline and
+ * tab included, as every field is shown on one line; DEL; the C1 code points U+0080..U+009F) and
+ * every byte that is not part of valid UTF-8 becomes '?', as tables have always shown them.
+ * Returns the new length (never more than n); s[result] is set to NUL. Pure. */
+size_t cli_text_clean(char *s, size_t n);
+/* fprintf for human-readable output, where strings come from the server, a bucket or an
+ * archive: every %s argument is printed as cli_text_clean makes it (its precision counts bytes
+ * before cleaning; NULL prints "(null)"); the format's own text is printed as it is. Nothing is
+ * printed of a %s when there is no memory for its copy but '?'. */
+void cli_printf(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_vprintf(FILE *f, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 /* -o/--output formats. */
 enum cli_output { CLI_OUT_TABLE, CLI_OUT_WIDE, CLI_OUT_JSON, CLI_OUT_YAML };
 /* Parse an -o value: "json", "yaml", "wide"; NULL or "" is the table. false for anything else. */
 bool cli_output_parse(const char *s, enum cli_output *out);
 /* Print obj to f as indented JSON, or as YAML (CLI_OUT_YAML; strings that would read back as
  * another type are quoted; NUL and control characters escaped), ending with a newline; like
- * kubectl, without metadata.managedFields (of obj and of the items of a List; obj unchanged).
+ * kubectl, without metadata.managedFields (of obj and of every object nested in it: the items of
+ * a List, the objects a describe carries; obj unchanged).
  * KD_ERR_IO when f cannot be written, KD_ERR_NOMEM. */
 kd_rc cli_print_object(FILE *f, json_t *obj, enum cli_output fmt);
 
 /* A verb's flags for cli_parse_opts. dst is a bool * (CLI_OPT_BOOL: "--wait", "--wait=true|false"),
  * a const char ** (CLI_OPT_STRING, borrows from argv) or a json_t ** (CLI_OPT_LIST: values split
- * at ',', the flag may repeat; the array is created on first use and owned by the caller). */
+ * at ',', the flag may repeat; the array is created on first use and owned by the caller; empty
+ * items are dropped, but a value with no item at all, such as '' from an unset shell variable or
+ * ',,', is a usage error, as is a value that is not UTF-8). */
 enum cli_opt_kind { CLI_OPT_BOOL, CLI_OPT_STRING, CLI_OPT_LIST };
 struct cli_opt {
   const char *name;  /* "--wait" */
@@ -231,6 +251,8 @@ typedef int (*cli_describe_fn)(kube_client *c, const char *ns, const char *name,
 int cli_describe(const struct cli_globals *g, int argc, char **argv, const char *verb, const char *usage,
                  cli_describe_fn fn, void *ud);
 
+/* The describe texts below print what the server holds with cli_printf (control characters
+ * shown as '?'). */
 /* Describe text on f: "Name:", "Namespace:" and "Labels:" (one a line) of obj. */
 void cli_print_head(FILE *f, json_t *obj);
 /* Describe text on f: the namespaces and resources a backup or restore includes and excludes

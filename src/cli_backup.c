@@ -34,7 +34,7 @@ static const char *label_of(json_t *o, const char *k) {
   return json_string_value(json_object_get(json_object_get(json_object_get(o, "metadata"), "labels"), k));
 }
 
-static void say_err(const char *verb) { fprintf(stderr, "kcmdr backup %s: %s\n", verb, kd_errmsg()); }
+static void say_err(const char *verb) { cli_printf(stderr, "kcmdr backup %s: %s\n", verb, kd_errmsg()); }
 
 /* ---- finding things ---- */
 
@@ -92,7 +92,7 @@ static int find_named(kube_client *c, const char *ns, const char *verb, const ch
     return CLI_OK;
   }
   if (rc == KD_ERR_NOTFOUND && (rc = kube_get(c, &cli_res_mb, NULL, name, mb)) == KD_ERR_NOTFOUND) {
-    fprintf(stderr, "kcmdr backup %s: backup \"%s\" not found: no Velero Backup in namespace %s and no ManagementBackup has that name\n",
+    cli_printf(stderr, "kcmdr backup %s: backup \"%s\" not found: no Velero Backup in namespace %s and no ManagementBackup has that name\n",
             verb, name, ns);
     return CLI_FAIL;
   }
@@ -110,13 +110,13 @@ static int resolve_one(kube_client *c, const char *ns, const char *verb, const c
   *mb = NULL;
   const char *last = cli_status_s(m, "lastBackupName");
   if (!last || !last[0]) {
-    fprintf(stderr, "kcmdr backup %s: ManagementBackup \"%s\" has made no backup yet%s%s\n", verb, name,
+    cli_printf(stderr, "kcmdr backup %s: ManagementBackup \"%s\" has made no backup yet%s%s\n", verb, name,
             cli_status_s(m, "error") ? ": " : "", cli_status_s(m, "error") ? cli_status_s(m, "error") : "");
     goto fail;
   }
   kd_rc rc = kube_get(c, &cli_res_backup, ns, last, &b);
   if (rc == KD_ERR_NOTFOUND) {
-    fprintf(stderr, "kcmdr backup %s: the last backup of ManagementBackup \"%s\", %s, is not in namespace %s (deleted?)\n",
+    cli_printf(stderr, "kcmdr backup %s: the last backup of ManagementBackup \"%s\", %s, is not in namespace %s (deleted?)\n",
             verb, name, last, ns);
     goto fail;
   }
@@ -124,7 +124,7 @@ static int resolve_one(kube_client *c, const char *ns, const char *verb, const c
     say_err(verb);
     goto fail;
   }
-  fprintf(stderr, "ManagementBackup %s: its last backup is %s\n", name, last);
+  cli_printf(stderr, "ManagementBackup %s: its last backup is %s\n", name, last);
   *backup = b;
   *mb = m;
   return CLI_OK;
@@ -162,22 +162,25 @@ static const char create_usage[] =
 
 struct create_wait {
   const char *name;
+  const char *uid; /* of the ManagementBackup created */
   struct cli_progress prog;
   char last_error[1024];
   json_t *final;
+  bool deleted;
 };
 
+/* The ManagementBackup was created before the wait began, and list and watch are consistent
+ * reads: one missing (NULL), or one of another uid (deleted and made again), was deleted. */
 static int create_wait_fn(json_t *mb, void *ud) {
   struct create_wait *w = ud;
-  if (!mb) {
-    cli_progress_end(&w->prog);
-    fprintf(stderr, "ManagementBackup %s was deleted while waiting\n", w->name);
+  if (!mb || (w->uid && !kd_streq(cli_meta_s(mb, "uid"), w->uid))) {
+    w->deleted = true;
     return 1;
   }
   const char *err = cli_status_s(mb, "error");
   if (err && err[0] && strncmp(err, w->last_error, sizeof w->last_error - 1) != 0) {
     cli_progress_end(&w->prog);
-    fprintf(stderr, "ManagementBackup %s: %s (still waiting)\n", w->name, err);
+    cli_printf(stderr, "ManagementBackup %s: %s (still waiting)\n", w->name, err);
     snprintf(w->last_error, sizeof w->last_error, "%s", err);
   }
   if (!kd_streq(cli_status_s(mb, "lastBackupName"), w->name)) return 0;
@@ -216,12 +219,12 @@ static int bk_create(const struct cli_globals *g, int argc, char **argv) {
   if (schedule) {
     cron_schedule *cs = NULL;
     if (!schedule[0] || cron_parse(schedule, &cs) != KD_OK) {
-      fprintf(stderr, "kcmdr backup create: --schedule \"%s\": %s\n", schedule, schedule[0] ? kd_errmsg() : "empty");
+      cli_printf(stderr, "kcmdr backup create: --schedule \"%s\": %s\n", schedule, schedule[0] ? kd_errmsg() : "empty");
       return CLI_USAGE;
     }
     cron_free(cs);
     if (wait) {
-      fprintf(stderr, "kcmdr backup create: --wait is for backups on demand; a schedule's backups come later "
+      cli_printf(stderr, "kcmdr backup create: --wait is for backups on demand; a schedule's backups come later "
                       "(follow them with kcmdr backup get %s)\n", name);
       return CLI_USAGE;
     }
@@ -238,7 +241,7 @@ static int bk_create(const struct cli_globals *g, int argc, char **argv) {
   if (location) {
     rc = kube_get(c, &cli_res_bsl, ns, location, &tmp);
     if (rc == KD_ERR_NOTFOUND) {
-      fprintf(stderr, "kcmdr backup create: BackupStorageLocation \"%s\" not found in namespace %s (kubectl -n %s get backupstoragelocations)\n",
+      cli_printf(stderr, "kcmdr backup create: BackupStorageLocation \"%s\" not found in namespace %s (kubectl -n %s get backupstoragelocations)\n",
               location, ns, ns);
       goto fail;
     }
@@ -248,7 +251,7 @@ static int bk_create(const struct cli_globals *g, int argc, char **argv) {
     struct kube_list_opts lo = {0};
     if ((rc = kube_list(c, &cli_res_bsl, ns, &lo, find_default, &found, NULL)) != KD_OK) goto fail_msg;
     if (!found) {
-      fprintf(stderr, "kcmdr backup create: no BackupStorageLocation in namespace %s has spec.default: true; name one with --storage-location\n", ns);
+      cli_printf(stderr, "kcmdr backup create: no BackupStorageLocation in namespace %s has spec.default: true; name one with --storage-location\n", ns);
       goto fail;
     }
   }
@@ -257,7 +260,7 @@ static int bk_create(const struct cli_globals *g, int argc, char **argv) {
     tmp = NULL;
     rc = kube_get(c, &cli_res_backup, ns, name, &tmp);
     if (rc == KD_OK) {
-      fprintf(stderr, "kcmdr backup create: a Velero Backup named \"%s\" already exists in namespace %s; choose another name\n", name, ns);
+      cli_printf(stderr, "kcmdr backup create: a Velero Backup named \"%s\" already exists in namespace %s; choose another name\n", name, ns);
       goto fail;
     }
     if (rc != KD_ERR_NOTFOUND) goto fail_msg;
@@ -273,17 +276,17 @@ static int bk_create(const struct cli_globals *g, int argc, char **argv) {
   }
   rc = kube_create(c, &cli_res_mb, NULL, obj, &out);
   if (rc == KD_ERR_CONFLICT) {
-    fprintf(stderr, "kcmdr backup create: ManagementBackup \"%s\" already exists\n", name);
+    cli_printf(stderr, "kcmdr backup create: ManagementBackup \"%s\" already exists\n", name);
     goto fail;
   }
   if (rc != KD_OK) goto fail_msg;
   FILE *human = fmt == CLI_OUT_TABLE ? stdout : stderr;
   if (schedule)
-    fprintf(human, "ManagementBackup \"%s\" created: a backup at every activation of \"%s\" to %s%s%s.\n", name, schedule,
+    cli_printf(human, "ManagementBackup \"%s\" created: a backup at every activation of \"%s\" to %s%s%s.\n", name, schedule,
             location ? "storage location " : "the default storage location", location ? location : "",
             strstr(schedule, "TZ=") ? "" : " (times in UTC)");
   else
-    fprintf(human, "ManagementBackup \"%s\" created: one backup, \"%s\", to %s%s.\n", name, name,
+    cli_printf(human, "ManagementBackup \"%s\" created: one backup, \"%s\", to %s%s.\n", name, name,
             location ? "storage location " : "the default storage location", location ? location : "");
   if (!wait) {
     if (cli_created(human, out, fmt, "backup", name) != KD_OK) goto fail_msg;
@@ -291,12 +294,16 @@ static int bk_create(const struct cli_globals *g, int argc, char **argv) {
     goto fail;
   }
   /* the ManagementBackup is followed: its status mirrors its Backup's */
+  w.uid = cli_meta_s(out, "uid");
   if ((rc = cli_wait_shown(human, "backup", "backed up", &w.prog, c, &cli_res_mb, NULL, name, timeout_ms, create_wait_fn, &w)))
     goto fail_msg;
-  if (!w.final) goto fail; /* deleted */
+  if (w.deleted || !w.final) {
+    fprintf(stderr, "kcmdr backup create: backup %s was deleted while waiting (its ManagementBackup is gone)\n", name);
+    goto fail;
+  }
   json_t *last = json_object_get(json_object_get(w.final, "status"), "lastBackup");
   const char *phase = json_string_value(json_object_get(last, "phase"));
-  fprintf(human, "Backup %s ended: %s (%lld items, %lld warnings, %lld errors). Run `kcmdr backup describe %s` for details.\n",
+  cli_printf(human, "Backup %s ended: %s (%lld items, %lld warnings, %lld errors). Run `kcmdr backup describe %s` for details.\n",
           name, phase, int_at(last, "progress", "itemsBackedUp"), (long long)json_integer_value(json_object_get(last, "warnings")),
           (long long)json_integer_value(json_object_get(last, "errors")), name);
   if (!kd_streq(phase, VELERO_PHASE_COMPLETED)) cli_print_failure(human, last);
@@ -413,7 +420,7 @@ static int bk_get(const struct cli_globals *g, int argc, char **argv) {
       continue;
     }
     if (!(m = cli_by_name(mbs, pos[k]))) {
-      fprintf(stderr, "kcmdr backup get: backup \"%s\" not found in namespace %s\n", pos[k], ns);
+      cli_printf(stderr, "kcmdr backup get: backup \"%s\" not found in namespace %s\n", pos[k], ns);
       missing = true;
       continue;
     }
@@ -528,23 +535,23 @@ static void print_or_selectors(json_t *ors) {
     if (all) json_array_extend(all, vals);
     json_decref(vals);
   }
-  printf("Or label selectors:  %zu selector%s over %zu label key%s\n", json_array_size(ors), json_array_size(ors) == 1 ? "" : "s",
+  cli_printf(stdout, "Or label selectors:  %zu selector%s over %zu label key%s\n", json_array_size(ors), json_array_size(ors) == 1 ? "" : "s",
          json_object_size(keys) + json_array_size(others), json_object_size(keys) + json_array_size(others) == 1 ? "" : "s");
   const char *k;
   json_t *vals;
   json_object_foreach(keys, k, vals) {
     size_t n = json_array_size(vals);
-    printf("  %s: %zu value%s: ", k, n, n == 1 ? "" : "s");
+    cli_printf(stdout, "  %s: %zu value%s: ", k, n, n == 1 ? "" : "s");
     json_array_foreach(vals, j, x) {
       if (j == 5) {
-        printf(", ... and %zu more", n - 5);
+        cli_printf(stdout, ", ... and %zu more", n - 5);
         break;
       }
-      printf("%s%s", j ? ", " : "", json_string_value(x) ? json_string_value(x) : "?");
+      cli_printf(stdout, "%s%s", j ? ", " : "", json_string_value(x) ? json_string_value(x) : "?");
     }
-    printf("\n");
+    cli_printf(stdout, "\n");
   }
-  json_array_foreach(others, j, x) printf("  %s\n", json_string_value(x));
+  json_array_foreach(others, j, x) cli_printf(stdout, "  %s\n", json_string_value(x));
 done:
   json_decref(keys);
   json_decref(others);
@@ -610,21 +617,21 @@ done:
 
 static void print_mb(json_t *mb, json_t *own) {
   char t[64];
-  printf("ManagementBackup:  %s\n", cli_meta_s(mb, "name"));
-  printf("  Schedule:          %s\n", scheduled(mb) ? cli_spec_s(mb, "schedule") : "<none> (one backup on demand)");
-  printf("  Storage location:  %s\n", cli_spec_s(mb, "storageLocation") && cli_spec_s(mb, "storageLocation")[0] ? cli_spec_s(mb, "storageLocation") : "<default>");
+  cli_printf(stdout, "ManagementBackup:  %s\n", cli_meta_s(mb, "name"));
+  cli_printf(stdout, "  Schedule:          %s\n", scheduled(mb) ? cli_spec_s(mb, "schedule") : "<none> (one backup on demand)");
+  cli_printf(stdout, "  Storage location:  %s\n", cli_spec_s(mb, "storageLocation") && cli_spec_s(mb, "storageLocation")[0] ? cli_spec_s(mb, "storageLocation") : "<default>");
   cli_time_text(cli_status_s(mb, "lastBackupTime"), t, sizeof t);
-  printf("  Last backup:       %s (%s)\n", cli_or_none(cli_status_s(mb, "lastBackupName")), t);
+  cli_printf(stdout, "  Last backup:       %s (%s)\n", cli_or_none(cli_status_s(mb, "lastBackupName")), t);
   if (scheduled(mb)) {
     cli_time_text(cli_status_s(mb, "nextAttempt"), t, sizeof t);
-    printf("  Next attempt:      %s\n", t);
+    cli_printf(stdout, "  Next attempt:      %s\n", t);
   }
-  if (cli_status_s(mb, "error") && cli_status_s(mb, "error")[0]) printf("  Error:             %s\n", cli_status_s(mb, "error"));
+  if (cli_status_s(mb, "error") && cli_status_s(mb, "error")[0]) cli_printf(stdout, "  Error:             %s\n", cli_status_s(mb, "error"));
   if (own) {
     size_t i;
     json_t *b;
-    printf("  Backups:           %zu\n", json_array_size(own));
-    json_array_foreach(own, i, b) printf("    %-50s %s\n", cli_meta_s(b, "name"), cli_phase(b));
+    cli_printf(stdout, "  Backups:           %zu\n", json_array_size(own));
+    json_array_foreach(own, i, b) cli_printf(stdout, "    %-50s %s\n", cli_meta_s(b, "name"), cli_phase(b));
   }
 }
 
@@ -634,82 +641,83 @@ static void print_backup(json_t *b, json_t *mb, bool show_mb, json_t *desc, time
   json_t *v, *spec = json_object_get(b, "spec"), *st = json_object_get(b, "status");
   const char *name = cli_meta_s(b, "name");
   cli_print_head(stdout, b);
-  printf("\n");
+  cli_printf(stdout, "\n");
   if (mb && show_mb) print_mb(mb, NULL);
-  else if (show_mb) printf("ManagementBackup:  <none>\n");
-  printf("%sPhase:  %s\n\n", show_mb ? "\n" : "", cli_phase(b));
-  printf("Errors:    %lld\nWarnings:  %lld\n\n", (long long)json_integer_value(json_object_get(st, "errors")),
+  else if (show_mb) cli_printf(stdout, "ManagementBackup:  <none>\n");
+  if (show_mb) cli_printf(stdout, "\n");
+  cli_printf(stdout, "Phase:  %s\n\n", cli_phase(b));
+  cli_printf(stdout, "Errors:    %lld\nWarnings:  %lld\n\n", (long long)json_integer_value(json_object_get(st, "errors")),
          (long long)json_integer_value(json_object_get(st, "warnings")));
   if (json_array_size(json_object_get(st, "validationErrors"))) {
     size_t i;
-    printf("Validation errors:\n");
-    json_array_foreach(json_object_get(st, "validationErrors"), i, v) printf("  %s\n", json_string_value(v) ? json_string_value(v) : "?");
-    printf("\n");
+    cli_printf(stdout, "Validation errors:\n");
+    json_array_foreach(json_object_get(st, "validationErrors"), i, v) cli_printf(stdout, "  %s\n", json_string_value(v) ? json_string_value(v) : "?");
+    cli_printf(stdout, "\n");
   }
-  if (cli_status_s(b, "failureReason") && cli_status_s(b, "failureReason")[0]) printf("Failure reason:  %s\n\n", cli_status_s(b, "failureReason"));
+  if (cli_status_s(b, "failureReason") && cli_status_s(b, "failureReason")[0]) cli_printf(stdout, "Failure reason:  %s\n\n", cli_status_s(b, "failureReason"));
   cli_print_scope(stdout, spec);
   json_t *icr = json_object_get(spec, "includeClusterResources");
-  printf("  %-10s %s\n\n", "Cluster:", json_is_true(icr) ? "included" : json_is_false(icr) ? "excluded" : "auto");
+  cli_printf(stdout, "  %-10s %s\n\n", "Cluster:", json_is_true(icr) ? "included" : json_is_false(icr) ? "excluded" : "auto");
   if (json_object_get(spec, "labelSelector") && !json_is_null(json_object_get(spec, "labelSelector"))) {
     kd_buf s = KD_BUF_INIT(1u << 20);
     selector_text(json_object_get(spec, "labelSelector"), &s);
-    printf("Label selector:  %s\n", s.len ? s.data : "<none>");
+    cli_printf(stdout, "Label selector:  %s\n", s.len ? s.data : "<none>");
     kd_buf_free(&s);
   } else {
-    printf("Label selector:  <none>\n");
+    cli_printf(stdout, "Label selector:  <none>\n");
   }
   if (json_array_size(json_object_get(spec, "orLabelSelectors"))) print_or_selectors(json_object_get(spec, "orLabelSelectors"));
-  else printf("Or label selectors:  <none>\n");
+  else cli_printf(stdout, "Or label selectors:  <none>\n");
   const char *loc = cli_spec_s(b, "storageLocation");
-  printf("\nStorage Location:  %s\n", cli_or_none(loc && loc[0] ? loc : label_of(b, VELERO_LABEL_STORAGE_LOCATION)));
-  printf("TTL:               %s\n\n", cli_or_none(cli_spec_s(b, "ttl")));
+  cli_printf(stdout, "\nStorage Location:  %s\n", cli_or_none(loc && loc[0] ? loc : label_of(b, VELERO_LABEL_STORAGE_LOCATION)));
+  cli_printf(stdout, "TTL:               %s\n\n", cli_or_none(cli_spec_s(b, "ttl")));
   cli_time_text(cli_status_s(b, "startTimestamp"), t, sizeof t);
-  printf("Started:     %s\n", t);
+  cli_printf(stdout, "Started:     %s\n", t);
   cli_time_text(cli_status_s(b, "completionTimestamp"), t, sizeof t);
-  printf("Completed:   %s\n", t);
+  cli_printf(stdout, "Completed:   %s\n", t);
   cli_time_text(cli_status_s(b, "expiration"), t, sizeof t);
   const char *exp = cli_status_s(b, "expiration");
   time_t et = 0;
   cli_time_span(exp, now, span, sizeof span);
-  if (exp && kd_time_parse(exp, &et) == KD_OK) printf("Expiration:  %s (%s %s)\n\n", t, et > now ? "in" : "expired", span);
-  else printf("Expiration:  %s\n\n", t);
-  printf("Total items to be backed up:  %lld\n", int_at(st, "progress", "totalItems"));
-  printf("Items backed up:              %lld\n\n", int_at(st, "progress", "itemsBackedUp"));
+  if (exp && kd_time_parse(exp, &et) == KD_OK) cli_printf(stdout, "Expiration:  %s (%s %s)\n\n", t, et > now ? "in" : "expired", span);
+  else cli_printf(stdout, "Expiration:  %s\n\n", t);
+  cli_printf(stdout, "Total items to be backed up:  %lld\n", int_at(st, "progress", "totalItems"));
+  cli_printf(stdout, "Items backed up:              %lld\n\n", int_at(st, "progress", "itemsBackedUp"));
   const char *err = json_string_value(json_object_get(desc, "filesError"));
   if (err) {
-    printf("Files:  cannot be listed: %s\n", err);
+    cli_printf(stdout, "Files:  cannot be listed: %s\n", err);
   } else {
     json_t *files = json_object_get(desc, "files");
     char sz[32];
     size_t i;
     json_t *f;
-    printf("Files in storage location %s (%s):\n", json_string_value(json_object_get(desc, "storageLocation")),
+    cli_printf(stdout, "Files in storage location %s (%s):\n", json_string_value(json_object_get(desc, "storageLocation")),
            json_string_value(json_object_get(desc, "location")));
     json_array_foreach(files, i, f) {
       const char *key = json_string_value(json_object_get(f, "key"));
       size_t pl = strlen("backups/") + strlen(name) + 1;
       cli_size_text((uint64_t)json_integer_value(json_object_get(f, "size")), sz, sizeof sz);
-      printf("  %-48s %12s\n", strlen(key) > pl ? key + pl : key, sz);
+      cli_printf(stdout, "  %-48s %12s\n", strlen(key) > pl ? key + pl : key, sz);
     }
     cli_size_text((uint64_t)json_integer_value(json_object_get(desc, "filesSize")), sz, sizeof sz);
-    if (json_array_size(files)) printf("  %zu file%s, %s in all\n", json_array_size(files), json_array_size(files) == 1 ? "" : "s", sz);
-    else printf("  <none>%s\n", mb_phase_running(cli_phase(b)) ? " (the backup is still running)" : "");
+    if (json_array_size(files)) cli_printf(stdout, "  %zu file%s, %s in all\n", json_array_size(files), json_array_size(files) == 1 ? "" : "s", sz);
+    else cli_printf(stdout, "  <none>%s\n", mb_phase_running(cli_phase(b)) ? " (the backup is still running)" : "");
     json_t *sums = json_object_get(desc, "checksums");
     if (json_string_value(json_object_get(sums, "error")))
-      printf("\nVerification:  the checksums file is damaged: %s\n", json_string_value(json_object_get(sums, "error")));
+      cli_printf(stdout, "\nVerification:  the checksums file is damaged: %s\n", json_string_value(json_object_get(sums, "error")));
     else if (json_is_true(json_object_get(sums, "present")))
-      printf("\nVerification:  checksums file present (%lld files listed); `kcmdr backup verify %s` checks them\n",
+      cli_printf(stdout, "\nVerification:  checksums file present (%lld files listed); `kcmdr backup verify %s` checks them\n",
              (long long)json_integer_value(json_object_get(sums, "files")), name);
     else if (json_array_size(files))
-      printf("\nVerification:  no checksums file (written by Velero?): this backup cannot be verified\n");
+      cli_printf(stdout, "\nVerification:  no checksums file (written by Velero?): this backup cannot be verified\n");
   }
   json_t *r = json_object_get(desc, "results");
   if (r) {
-    printf("\n");
+    cli_printf(stdout, "\n");
     cli_print_results(stdout, "Errors", json_object_get(r, "errors"), 20, "backup describe");
     cli_print_results(stdout, "Warnings", json_object_get(r, "warnings"), 20, "backup describe");
   } else if (json_string_value(json_object_get(desc, "resultsError"))) {
-    printf("\nResults:  cannot be read: %s\n", json_string_value(json_object_get(desc, "resultsError")));
+    cli_printf(stdout, "\nResults:  cannot be read: %s\n", json_string_value(json_object_get(desc, "resultsError")));
   }
 }
 
@@ -718,7 +726,7 @@ static int bk_describe_one(kube_client *c, const char *ns, const char *name, int
   json_t *b = NULL, *mb = NULL, *own = NULL, *all = NULL, *desc = json_object();
   int ret = CLI_FAIL;
   if (!desc) {
-    fprintf(stderr, "kcmdr backup describe: out of memory\n");
+    cli_printf(stderr, "kcmdr backup describe: out of memory\n");
     goto out;
   }
   if (find_named(c, ns, "describe", name, &b, &mb) != CLI_OK) goto out;
@@ -743,11 +751,11 @@ static int bk_describe_one(kube_client *c, const char *ns, const char *name, int
     else ret = CLI_OK;
     goto out;
   }
-  if (k) printf("\n---\n\n");
+  if (k) cli_printf(stdout, "\n---\n\n");
   if (own) { /* NAME was a ManagementBackup */
     print_mb(mb, own);
     if (b) {
-      printf("\nIts last backup:\n\n");
+      cli_printf(stdout, "\nIts last backup:\n\n");
       print_backup(b, NULL, false, desc, now);
     }
   } else {
@@ -862,14 +870,14 @@ static int bk_delete(const struct cli_globals *g, int argc, char **argv) {
     if (rc == KD_ERR_NOTFOUND) {
       rc = kube_get(c, &cli_res_mb, NULL, pos[k], &mb);
       if (rc == KD_OK && scheduled(mb))
-        fprintf(stderr, "kcmdr backup delete: \"%s\" is a scheduled ManagementBackup, not a backup: delete its backups by name "
+        cli_printf(stderr, "kcmdr backup delete: \"%s\" is a scheduled ManagementBackup, not a backup: delete its backups by name "
                         "(kcmdr backup get %s lists them); `kubectl delete managementbackup %s` stops the schedule\n",
                 pos[k], pos[k], pos[k]);
       else if (rc == KD_OK)
-        fprintf(stderr, "kcmdr backup delete: ManagementBackup \"%s\" has no Backup named so in namespace %s; "
+        cli_printf(stderr, "kcmdr backup delete: ManagementBackup \"%s\" has no Backup named so in namespace %s; "
                         "`kubectl delete managementbackup %s` removes it\n", pos[k], ns, pos[k]);
       else if (rc == KD_ERR_NOTFOUND)
-        fprintf(stderr, "kcmdr backup delete: backup \"%s\" not found in namespace %s\n", pos[k], ns);
+        cli_printf(stderr, "kcmdr backup delete: backup \"%s\" not found in namespace %s\n", pos[k], ns);
       else
         say_err("delete");
       json_decref(mb);
@@ -896,12 +904,12 @@ static int bk_delete(const struct cli_globals *g, int argc, char **argv) {
     bool yes = cli_confirm(q.data ? q.data : "Delete?", &no_tty);
     kd_buf_free(&q);
     if (no_tty) {
-      fprintf(stderr, "kcmdr backup delete: not deleting without confirmation, and stdin is not a terminal to ask on: pass --confirm\n");
+      cli_printf(stderr, "kcmdr backup delete: not deleting without confirmation, and stdin is not a terminal to ask on: pass --confirm\n");
       ret = CLI_USAGE;
       goto fail;
     }
     if (!yes) { /* the operator's answer, not a failure (velero exits 0 too) */
-      fprintf(stderr, "Nothing deleted.\n");
+      cli_printf(stderr, "Nothing deleted.\n");
       ret = CLI_OK;
       goto fail;
     }
@@ -930,20 +938,20 @@ static int bk_delete(const struct cli_globals *g, int argc, char **argv) {
     char dname[300];
     snprintf(dname, sizeof dname, "%s", cli_meta_s(made, "name") ? cli_meta_s(made, "name") : "?");
     json_decref(made);
-    printf("Request to delete backup \"%s\" submitted successfully (DeleteBackupRequest %s).\n", name, dname);
+    cli_printf(stdout, "Request to delete backup \"%s\" submitted successfully (DeleteBackupRequest %s).\n", name, dname);
     json_t *mb = cli_by_name(mbs, name);
     if (mb) {
       json_t *o = NULL;
       rc = kube_delete(c, &cli_res_mb, NULL, name, NULL, &o);
       json_decref(o);
-      if (rc == KD_OK || rc == KD_ERR_NOTFOUND) printf("ManagementBackup \"%s\", which made only this backup, deleted.\n", name);
+      if (rc == KD_OK || rc == KD_ERR_NOTFOUND) cli_printf(stdout, "ManagementBackup \"%s\", which made only this backup, deleted.\n", name);
       else {
         say_err("delete");
         ret = CLI_FAIL;
       }
     }
     if (!wait) {
-      printf("The backup is deleted once its files are removed from the storage location (kcmdr backup get %s).\n", name);
+      cli_printf(stdout, "The backup is deleted once its files are removed from the storage location (kcmdr backup get %s).\n", name);
       continue;
     }
     struct dbr_wait w = {NULL};
@@ -955,13 +963,13 @@ static int bk_delete(const struct cli_globals *g, int argc, char **argv) {
     }
     json_t *errs = json_object_get(json_object_get(w.final, "status"), "errors"), *e, *left = NULL;
     size_t j;
-    json_array_foreach(errs, j, e) fprintf(stderr, "kcmdr backup delete: %s: %s\n", name, json_string_value(e) ? json_string_value(e) : "?");
+    json_array_foreach(errs, j, e) cli_printf(stderr, "kcmdr backup delete: %s: %s\n", name, json_string_value(e) ? json_string_value(e) : "?");
     rc = kube_get(c, &cli_res_backup, ns, name, &left);
     json_decref(left);
     if (rc == KD_ERR_NOTFOUND && json_array_size(errs) == 0) {
-      printf("Backup \"%s\" deleted (files and object).\n", name);
+      cli_printf(stdout, "Backup \"%s\" deleted (files and object).\n", name);
     } else {
-      if (rc == KD_OK) fprintf(stderr, "kcmdr backup delete: backup %s is still there\n", name);
+      if (rc == KD_OK) cli_printf(stderr, "kcmdr backup delete: backup %s is still there\n", name);
       ret = CLI_FAIL;
     }
     kd_clear_error();
@@ -1017,14 +1025,14 @@ static void vfy_line(struct vfy *v, const char *kind, const char *fmt, ...) {
   if (strcmp(kind, "problem") == 0) {
     v->problems++;
     json_array_append_new(json_object_get(v->report, "problems"), json_string(msg));
-    if (v->text) printf("  FAIL  %s\n", msg);
+    if (v->text) cli_printf(stdout, "  FAIL  %s\n", msg);
   } else if (strcmp(kind, "warning") == 0) {
     v->warnings++;
     json_array_append_new(json_object_get(v->report, "warnings"), json_string(msg));
-    if (v->text) printf("  warn  %s\n", msg);
+    if (v->text) cli_printf(stdout, "  warn  %s\n", msg);
   } else {
     json_array_append_new(json_object_get(v->report, "checked"), json_string(msg));
-    if (v->text) printf("  ok    %s\n", msg);
+    if (v->text) cli_printf(stdout, "  ok    %s\n", msg);
   }
 }
 
@@ -1170,7 +1178,7 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
   velero_backup_key(name, VELERO_BACKUP_TARBALL, tarkey, sizeof tarkey);
   velero_backup_key(name, VELERO_BACKUP_METADATA, metakey, sizeof metakey);
   velero_backup_key(name, VELERO_BACKUP_CHECKSUMS, sumskey, sizeof sumskey);
-  if (v.text) printf("Verifying backup %s (%s) in storage location %s (%s)\n", name, cli_phase(b), cli_meta_s(bsl, "name"), objstore_describe(st));
+  if (v.text) cli_printf(stdout, "Verifying backup %s (%s) in storage location %s (%s)\n", name, cli_phase(b), cli_meta_s(bsl, "name"), objstore_describe(st));
   json_object_set_new(v.report, "backup", json_string(name));
   json_object_set_new(v.report, "storageLocation", json_string(cli_meta_s(bsl, "name")));
   if ((rc = objstore_list(st, prefix, '\0', collect_file, &f))) goto fail_msg;
@@ -1179,7 +1187,7 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
   rc = verify_sums_load(st, name, &sums);
   bool have_sums = rc == KD_OK;
   if (rc == KD_ERR_NOTFOUND) {
-    if (v.text) printf("  ----  cannot be verified: no checksums file (written by Velero?); checking that every file reads and parses\n");
+    if (v.text) cli_printf(stdout, "  ----  cannot be verified: no checksums file (written by Velero?); checking that every file reads and parses\n");
     json_object_set_new(v.report, "checksums", json_false());
   } else if (rc != KD_OK) {
     vfy_line(&v, "problem", "the checksums file cannot be used: %s", kd_errmsg());
@@ -1283,12 +1291,12 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
   if (!v.text) {
     if (cli_print_object(stdout, v.report, fmt) != KD_OK) goto fail_msg;
   } else if (v.problems) {
-    printf("FAILED: backup %s has %d problem%s (see FAIL above); do not restore from it.\n", name, v.problems, v.problems == 1 ? "" : "s");
+    cli_printf(stdout, "FAILED: backup %s has %d problem%s (see FAIL above); do not restore from it.\n", name, v.problems, v.problems == 1 ? "" : "s");
   } else if (!have_sums) {
-    printf("Backup %s cannot be verified: no checksums file (written by Velero?). Every file reads and parses%s.\n", name,
+    cli_printf(stdout, "Backup %s cannot be verified: no checksums file (written by Velero?). Every file reads and parses%s.\n", name,
            require ? "; --require-checksums makes this a failure" : "");
   } else {
-    printf("Verified: every file of backup %s matches its checksum, the tarball reads whole and matches its resource list.\n", name);
+    cli_printf(stdout, "Verified: every file of backup %s matches its checksum, the tarball reads whole and matches its resource list.\n", name);
   }
   ret = pass ? CLI_OK : CLI_FAIL;
   goto fail;

@@ -17,7 +17,7 @@ static long long status_i(json_t *o, const char *a, const char *b) {
   json_t *v = b ? json_object_get(json_object_get(st, a), b) : json_object_get(st, a);
   return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
 }
-static void say_err(const char *verb) { fprintf(stderr, "kcmdr restore %s: %s\n", verb, kd_errmsg()); }
+static void say_err(const char *verb) { cli_printf(stderr, "kcmdr restore %s: %s\n", verb, kd_errmsg()); }
 
 /* ---- create ---- */
 
@@ -60,14 +60,17 @@ static const char create_usage[] =
 
 struct restore_wait {
   struct cli_progress prog;
+  const char *uid; /* of the Restore created */
   json_t *final;
   bool deleted;
 };
 
+/* The Restore was created before the wait began, and the API server's list and watch are
+ * consistent reads: a Restore missing (NULL), or one of another uid (deleted and made again),
+ * was deleted while waiting. */
 static int restore_wait_fn(json_t *r, void *ud) {
   struct restore_wait *w = ud;
-  if (!r) {
-    if (!w->prog.printed) return 0; /* not visible yet */
+  if (!r || (w->uid && !kd_streq(cli_meta_s(r, "uid"), w->uid))) {
     w->deleted = true;
     return 1;
   }
@@ -84,8 +87,32 @@ static kd_rc set_list(json_t *spec, const char *key, json_t *list) {
   return json_object_set(spec, key, list) ? kd_fail(KD_ERR_NOMEM, "out of memory") : KD_OK;
 }
 
+/* A namespace of --include-namespaces or --exclude-namespaces: a namespace name, or a pattern
+ * with the globs the engine matches (Velero's: '*', '?', '[...]', '{a,b}' as in "team-*"); the
+ * characters of names and globs only. */
+static bool ns_pattern_valid(const char *s) {
+  if (cli_label_valid(s)) return true;
+  size_t n = strlen(s);
+  if (n == 0 || n > 63 || !strpbrk(s, "*?[{")) return false;
+  return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-*?[]{}!^") == n;
+}
+
+/* Every item of list (a --*-namespaces flag's, flag names it) a namespace or pattern; else a
+ * message naming the first that is not. */
+static bool check_namespaces(const char *flag, json_t *list) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(list, i, v) {
+    if (ns_pattern_valid(json_string_value(v))) continue;
+    cli_printf(stderr, "kcmdr restore create: %s: \"%.80s\" is not a namespace name (lower-case letters, digits and "
+                       "'-', at most 63) nor a pattern such as '*' or 'team-*'\n", flag, json_string_value(v));
+    return false;
+  }
+  return true;
+}
+
 /* "src:dst,src2:dst2" (already split at ',') into an object; false with a message when an entry
- * is not of that shape. */
+ * is not of that shape, either side is not a namespace name, or a SRC comes twice. */
 static bool parse_mappings(json_t *list, json_t **out) {
   size_t i;
   json_t *v;
@@ -93,15 +120,38 @@ static bool parse_mappings(json_t *list, json_t **out) {
   if (!*out) return false;
   json_array_foreach(list, i, v) {
     const char *s = json_string_value(v), *colon = strchr(s, ':');
+    char src[64];
     if (!colon || colon == s || !colon[1] || strchr(colon + 1, ':')) {
-      fprintf(stderr, "kcmdr restore create: --namespace-mappings takes SRC:DST pairs, not '%s'\n", s);
+      cli_printf(stderr, "kcmdr restore create: --namespace-mappings takes SRC:DST pairs, not '%.80s'\n", s);
       return false;
     }
-    char src[256];
-    snprintf(src, sizeof src, "%.*s", (int)(colon - s), s);
-    json_object_set_new(*out, src, json_string(colon + 1));
+    if ((size_t)(colon - s) >= sizeof src || (snprintf(src, sizeof src, "%.*s", (int)(colon - s), s), !cli_label_valid(src)) ||
+        !cli_label_valid(colon + 1)) {
+      cli_printf(stderr, "kcmdr restore create: --namespace-mappings '%.80s': SRC and DST must be namespace names "
+                         "(lower-case letters, digits and '-', at most 63)\n", s);
+      return false;
+    }
+    if (json_object_get(*out, src)) {
+      fprintf(stderr, "kcmdr restore create: --namespace-mappings maps %s twice\n", src);
+      return false;
+    }
+    if (json_object_set_new(*out, src, json_string(colon + 1))) {
+      fprintf(stderr, "kcmdr restore create: out of memory\n");
+      return false;
+    }
   }
   return true;
+}
+
+/* The name velero gives a restore: BACKUP-YYYYMMDDhhmmss (UTC). */
+#define RS_TS_LEN 15 /* "-" and the timestamp */
+
+/* false after saying so when the default name of a restore of backup would be too long */
+static bool default_name_fits(const char *backup) {
+  if (strlen(backup) + RS_TS_LEN <= 253) return true;
+  fprintf(stderr, "kcmdr restore create: give the restore a NAME: %.40s...-<YYYYMMDDhhmmss> would be longer than 253 "
+                  "characters\n", backup);
+  return false;
 }
 
 static int rs_create(const struct cli_globals *g, int argc, char **argv) {
@@ -137,20 +187,22 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
     goto fail;
   }
   if (!cli_name_valid(from)) {
-    fprintf(stderr, "kcmdr restore create: \"%s\" is not a valid backup name\n", from);
+    cli_printf(stderr, "kcmdr restore create: \"%s\" is not a valid backup name\n", from);
     goto fail;
   }
   if (policy && strcmp(policy, "none") != 0 && strcmp(policy, "update") != 0) {
-    fprintf(stderr, "kcmdr restore create: --existing-resource-policy takes none or update, not '%s'\n", policy);
+    cli_printf(stderr, "kcmdr restore create: --existing-resource-policy takes none or update, not '%s'\n", policy);
     goto fail;
   }
   if (cm && !cli_name_valid(cm)) {
-    fprintf(stderr, "kcmdr restore create: \"%s\" is not a valid ConfigMap name\n", cm);
+    cli_printf(stderr, "kcmdr restore create: \"%s\" is not a valid ConfigMap name\n", cm);
     goto fail;
   }
   /* the checks return -1 when the value is fine; ret stays CLI_USAGE */
   if (cli_check_output("restore create", output, false, &fmt) >= 0 || cli_check_timeout("restore create", timeout, &timeout_ms) >= 0 ||
-      (maps && !parse_mappings(maps, &mapping)) || (npos == 1 && cli_check_name("restore create", pos[0]) >= 0))
+      (maps && !parse_mappings(maps, &mapping)) || (npos == 1 && cli_check_name("restore create", pos[0]) >= 0) ||
+      !check_namespaces("--include-namespaces", inc_ns) || !check_namespaces("--exclude-namespaces", exc_ns) ||
+      (npos == 0 && !default_name_fits(from)))
     goto fail;
   const char *ns = cli_system_namespace(g);
   char backup[300];
@@ -164,7 +216,7 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
     kd_rc r2 = kube_get(c, &cli_res_mb, NULL, from, &mb);
     const char *last = r2 == KD_OK ? cli_status_s(mb, "lastBackupName") : NULL;
     if (last && last[0] && kube_get(c, &cli_res_backup, ns, last, &tmp) == KD_OK) {
-      fprintf(stderr, "ManagementBackup %s: restoring its last backup, %s\n", from, last);
+      cli_printf(stderr, "ManagementBackup %s: restoring its last backup, %s\n", from, last);
       snprintf(backup, sizeof backup, "%s", last);
       rc = KD_OK;
     }
@@ -189,6 +241,9 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
   }
   if (npos == 1) {
     snprintf(name, sizeof name, "%s", pos[0]);
+  } else if (!default_name_fits(backup)) { /* the last backup of a ManagementBackup */
+    ret = CLI_USAGE;
+    goto fail;
   } else {
     time_t now = time(NULL);
     struct tm tm;
@@ -232,14 +287,15 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
     ret = CLI_OK;
     goto fail;
   }
+  w.uid = cli_meta_s(out, "uid");
   if ((rc = cli_wait_shown(human, "restore", "restored", &w.prog, c, &cli_res_restore, ns, name, timeout_ms, restore_wait_fn, &w)))
     goto fail_msg;
   if (w.deleted || !w.final) {
-    fprintf(stderr, "kcmdr restore create: Restore %s was deleted while waiting\n", name);
+    fprintf(stderr, "kcmdr restore create: restore %s was deleted while waiting\n", name);
     goto fail;
   }
   const char *phase = cli_phase(w.final);
-  fprintf(human, "Restore %s ended: %s (%lld of %lld items restored, %lld warnings, %lld errors).\n", name, phase,
+  cli_printf(human, "Restore %s ended: %s (%lld of %lld items restored, %lld warnings, %lld errors).\n", name, phase,
           status_i(w.final, "progress", "itemsRestored"), status_i(w.final, "progress", "totalItems"),
           status_i(w.final, "warnings", NULL), status_i(w.final, "errors", NULL));
   if (!kd_streq(phase, VELERO_PHASE_COMPLETED)) cli_print_failure(human, json_object_get(w.final, "status"));
@@ -406,45 +462,45 @@ static int rs_describe_one(kube_client *c, const char *ns, const char *name, int
     else ret = CLI_OK;
     goto out;
   }
-  if (k) printf("\n---\n\n");
+  if (k) cli_printf(stdout, "\n---\n\n");
   char t[64];
   const char *lk;
   json_t *v, *spec = json_object_get(r, "spec");
   size_t n = 0, i;
   cli_print_head(stdout, r);
-  printf("\nPhase:                       %s\n", cli_phase(r));
-  printf("Total items to be restored:  %lld\nItems restored:              %lld\n\n", status_i(r, "progress", "totalItems"),
+  cli_printf(stdout, "\nPhase:                       %s\n", cli_phase(r));
+  cli_printf(stdout, "Total items to be restored:  %lld\nItems restored:              %lld\n\n", status_i(r, "progress", "totalItems"),
          status_i(r, "progress", "itemsRestored"));
   cli_time_text(cli_status_s(r, "startTimestamp"), t, sizeof t);
-  printf("Started:    %s\n", t);
+  cli_printf(stdout, "Started:    %s\n", t);
   cli_time_text(cli_status_s(r, "completionTimestamp"), t, sizeof t);
-  printf("Completed:  %s\n\n", t);
-  printf("Warnings:  %lld\nErrors:    %lld\n", status_i(r, "warnings", NULL), status_i(r, "errors", NULL));
+  cli_printf(stdout, "Completed:  %s\n\n", t);
+  cli_printf(stdout, "Warnings:  %lld\nErrors:    %lld\n", status_i(r, "warnings", NULL), status_i(r, "errors", NULL));
   if (json_array_size(json_object_get(json_object_get(r, "status"), "validationErrors"))) {
-    printf("\nValidation errors:\n");
+    cli_printf(stdout, "\nValidation errors:\n");
     json_array_foreach(json_object_get(json_object_get(r, "status"), "validationErrors"), i, v)
-        printf("  %s\n", json_string_value(v) ? json_string_value(v) : "?");
+        cli_printf(stdout, "  %s\n", json_string_value(v) ? json_string_value(v) : "?");
   }
-  if (cli_status_s(r, "failureReason") && cli_status_s(r, "failureReason")[0]) printf("\nFailure reason:  %s\n", cli_status_s(r, "failureReason"));
-  printf("\nBackup:  %s\n\n", cli_or_none(cli_spec_s(r, "backupName")));
+  if (cli_status_s(r, "failureReason") && cli_status_s(r, "failureReason")[0]) cli_printf(stdout, "\nFailure reason:  %s\n", cli_status_s(r, "failureReason"));
+  cli_printf(stdout, "\nBackup:  %s\n\n", cli_or_none(cli_spec_s(r, "backupName")));
   cli_print_scope(stdout, spec);
-  printf("\nNamespace mappings:  ");
+  cli_printf(stdout, "\nNamespace mappings:  ");
   n = 0;
   json_object_foreach(json_object_get(spec, "namespaceMapping"), lk, v)
-      printf("%s%s=%s", n++ ? ", " : "", lk, json_string_value(v) ? json_string_value(v) : "");
-  printf("%s\n", n ? "" : "<none>");
-  printf("Existing resource policy:  %s\n", cli_or_none(cli_spec_s(r, "existingResourcePolicy")));
+      cli_printf(stdout, "%s%s=%s", n++ ? ", " : "", lk, json_string_value(v) ? json_string_value(v) : "");
+  cli_printf(stdout, "%s\n", n ? "" : "<none>");
+  cli_printf(stdout, "Existing resource policy:  %s\n", cli_or_none(cli_spec_s(r, "existingResourcePolicy")));
   json_t *rm = json_object_get(spec, "resourceModifier");
   if (json_is_object(rm))
-    printf("Resource modifier:  %s/%s\n", cli_or_none(json_string_value(json_object_get(rm, "kind"))),
+    cli_printf(stdout, "Resource modifier:  %s/%s\n", cli_or_none(json_string_value(json_object_get(rm, "kind"))),
            cli_or_none(json_string_value(json_object_get(rm, "name"))));
-  else printf("Resource modifier:  <none>\n");
+  else cli_printf(stdout, "Resource modifier:  <none>\n");
   if (results) {
-    printf("\n");
+    cli_printf(stdout, "\n");
     cli_print_results(stdout, "Warnings", json_object_get(results, "warnings"), 30, "restore describe");
     cli_print_results(stdout, "Errors", json_object_get(results, "errors"), 30, "restore describe");
   } else if (results_err[0]) {
-    printf("\nResults:  cannot be read: %s\n", results_err);
+    cli_printf(stdout, "\nResults:  cannot be read: %s\n", results_err);
   }
   ret = CLI_OK;
 out:

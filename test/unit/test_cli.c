@@ -159,6 +159,19 @@ static void output_drops_managed_fields(void **state) {
   free(text);
   assert_non_null(json_object_get(json_object_get(json_array_get(json_object_get(o, "items"), 0), "metadata"), "managedFields"));
   json_decref(o);
+  /* tried: what restore and backup describe -o json|yaml print: the Restore, the Backup, the
+   * ManagementBackup and its Backups nested in one object, none of them at the top */
+  o = json_pack("{s:{s:{s:s,s:[{s:s}]}},s:[{s:{s:s,s:[{s:s}]}}],s:{s:{s:{s:{s:[]}}}},s:n}", "restore", "metadata", "name", "r",
+                "managedFields", "manager", "kcmdr", "backups", "metadata", "name", "b", "managedFields", "manager", "velero",
+                "managementBackup", "spec", "template", "metadata", "managedFields", "results");
+  for (int fmt = CLI_OUT_JSON; fmt <= CLI_OUT_YAML; fmt++) {
+    text = print_to_string(o, (enum cli_output)fmt);
+    assert_null(strstr(text, "managedFields"));
+    assert_non_null(strstr(text, fmt == CLI_OUT_JSON ? "\"name\": \"b\"" : "name: b"));
+    free(text);
+  }
+  assert_non_null(json_object_get(json_object_get(json_object_get(o, "restore"), "metadata"), "managedFields"));
+  json_decref(o);
 }
 
 static void tables_align(void **state) {
@@ -547,6 +560,194 @@ static void describe_and_logs_stop_early(void **state) {
   assert_int_equal(describe_calls, 0);
 }
 
+/* tried: list values a careless shell hands over: an unset variable (''), only commas, bytes
+ * that are not UTF-8 (once "out of memory", exit 1); each is a usage error that names the flag */
+static void list_flags_refuse_nothing(void **state) {
+  (void)state;
+  const char *pos[1];
+  int npos;
+  json_t *list = NULL;
+  const struct cli_opt opts[] = {{"--include-namespaces", NULL, CLI_OPT_LIST, &list}};
+  char *bad[][4] = {
+      {"x", "--include-namespaces", "", NULL}, {"x", "--include-namespaces=", NULL},
+      {"x", "--include-namespaces", ",,", NULL}, {"x", "--include-namespaces", "te\xff" "am", NULL},
+      {"x", "--include-namespaces", "a,\xc2\x9b,b", NULL} /* C1 is UTF-8: checked later, as a name */,
+  };
+  struct capture e = capture_start(2);
+  assert_int_equal(cli_parse_opts(3, bad[0], "restore create", opts, 1, pos, 1, &npos), CLI_USAGE);
+  assert_int_equal(cli_parse_opts(2, bad[1], "restore create", opts, 1, pos, 1, &npos), CLI_USAGE);
+  assert_int_equal(cli_parse_opts(3, bad[2], "restore create", opts, 1, pos, 1, &npos), CLI_USAGE);
+  char *twice[] = {"x", "--include-namespaces", "a", "--include-namespaces", "", NULL};
+  assert_int_equal(cli_parse_opts(5, twice, "restore create", opts, 1, pos, 1, &npos), CLI_USAGE);
+  assert_int_equal(cli_parse_opts(3, bad[3], "restore create", opts, 1, pos, 1, &npos), CLI_USAGE);
+  char *err = capture_end(e);
+  assert_non_null(strstr(err, "kcmdr restore create: --include-namespaces '' names nothing (an unset shell variable?)"));
+  assert_non_null(strstr(err, "kcmdr restore create: --include-namespaces ',,' names nothing"));
+  assert_non_null(strstr(err, "kcmdr restore create: --include-namespaces 'te?am' is not valid UTF-8\n"));
+  assert_null(strstr(err, "out of memory"));
+  free(err);
+  json_decref(list);
+  list = NULL;
+  assert_int_equal(cli_parse_opts(3, bad[4], "restore create", opts, 1, pos, 1, &npos), -1); /* checked later, as a name */
+  assert_int_equal(json_array_size(list), 3);
+  json_decref(list);
+}
+
+/* cli_restore with argv (NULL-terminated) and a kubeconfig that does not exist: CLI_USAGE when
+ * it stops at the arguments, CLI_FAIL when it gets as far as connecting. *err gets stderr. */
+static int restore_cmd(char **err, char **argv) {
+  char *a[24] = {"restore", "--kubeconfig", "/nonexistent/kcmdr-test-kubeconfig"};
+  int n = 3;
+  for (; *argv && n < 23; argv++) a[n++] = *argv;
+  a[n] = NULL;
+  struct capture e = capture_start(2);
+  int rc = cli_restore(n, a);
+  *err = capture_end(e);
+  return rc;
+}
+
+#define RESTORE(...) restore_cmd(&err, (char *[]){__VA_ARGS__, NULL})
+
+/* tried: what an empty shell variable, a typo or a paste makes of restore create's flags (each
+ * once reached the server or wrote includedNamespaces: [], "all namespaces"), and a backup name
+ * so long that the default restore name is not a valid name; good values get as far as
+ * connecting */
+static void restore_create_refuses_careless_values(void **state) {
+  (void)state;
+  char *err = NULL, long_backup[250], long_label[65];
+  memset(long_backup, 'b', sizeof long_backup - 1);
+  long_backup[sizeof long_backup - 1] = '\0';
+  memset(long_label, 'a', 64);
+  long_label[64] = '\0';
+  static const char *const flags[] = {"--include-namespaces", "--exclude-namespaces", "--include-resources",
+                                      "--exclude-resources", "--namespace-mappings"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(flags); i++) {
+    assert_int_equal(RESTORE("create", "--from-backup", "b1", (char *)flags[i], ""), CLI_USAGE);
+    assert_non_null(strstr(err, "names nothing"));
+    free(err);
+    assert_int_equal(RESTORE("create", "--from-backup", "b1", (char *)flags[i], ",,"), CLI_USAGE);
+    free(err);
+  }
+  const char *maps[] = {"team-a:te\xff" "am-z", "a:b:c", ":b", "a:", "A:b", "a:b_c", "a:b,a:c", "a.b:c", long_label};
+  char map_long[80];
+  snprintf(map_long, sizeof map_long, "%s:b", long_label);
+  maps[KD_ARRAY_LEN(maps) - 1] = map_long;
+  for (size_t i = 0; i < KD_ARRAY_LEN(maps); i++) {
+    assert_int_equal(RESTORE("create", "--from-backup", "b1", "--namespace-mappings", (char *)maps[i]), CLI_USAGE);
+    assert_null(strstr(err, "out of memory"));
+    free(err);
+  }
+  assert_int_equal(RESTORE("create", "--from-backup", "b1", "--namespace-mappings", "a:b,a:c"), CLI_USAGE);
+  assert_non_null(strstr(err, "--namespace-mappings maps a twice"));
+  free(err);
+  const char *nss[] = {"Team-A", "team_a", "a b", "-a", "kube-system/x", long_label, "\x1b[31m"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(nss); i++) {
+    assert_int_equal(RESTORE("create", "--from-backup", "b1", "--include-namespaces", (char *)nss[i]), CLI_USAGE);
+    assert_non_null(strstr(err, "is not a namespace name"));
+    assert_null(strchr(err, '\x1b'));
+    free(err);
+    assert_int_equal(RESTORE("create", "--from-backup", "b1", "--exclude-namespaces", (char *)nss[i]), CLI_USAGE);
+    free(err);
+  }
+  /* the default name of a restore: <backup>-<YYYYMMDDhhmmss>, at most 253 */
+  assert_int_equal(RESTORE("create", "--from-backup", long_backup), CLI_USAGE);
+  assert_non_null(strstr(err, "give the restore a NAME: "));
+  assert_non_null(strstr(err, "would be longer than 253 characters"));
+  free(err);
+  /* what is fine goes on to connect (and fails there) */
+  assert_int_equal(RESTORE("create", "r", "--from-backup", long_backup), CLI_FAIL);
+  free(err);
+  assert_int_equal(RESTORE("create", "--from-backup", "b1", "--include-namespaces", "*", "--exclude-namespaces", "team-*,kube-system",
+                           "--include-resources", "a,,b", "--namespace-mappings", "team-a:team-z,team-b:team-z"),
+                   CLI_FAIL);
+  assert_non_null(strstr(err, "kcmdr-test-kubeconfig"));
+  free(err);
+}
+
+/* No byte of s that a terminal acts on: C0 (newline included: every field is one line), DEL,
+ * C1 as UTF-8 (0xc2 0x80..0x9f) or as a lone byte, and nothing that is not UTF-8. */
+static void assert_shows_safely(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '\n') continue; /* the lines of the text itself; the fields' own are checked below */
+    if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) || (*p >= 0x80 && *p <= 0x9f && (p == (const unsigned char *)s || p[-1] < 0xc0)))
+      fail_msg("unsafe byte 0x%02x at %zu in:\n%s", *p, (size_t)(p - (const unsigned char *)s), s);
+  }
+}
+
+/* tried: what a hostile archive or server puts where describe and create --wait print it: an
+ * object name "\x1b]0;PWNED\x07\x1b[31mRED" (set the window title, turn the text red) in
+ * failureReason, validation errors and results; C1 CSI as UTF-8 (U+009B) and as a lone byte; DEL;
+ * a newline that would forge a line ("Phase: Completed"); bytes that are not UTF-8 */
+static void server_text_is_cleaned(void **state) {
+  (void)state;
+  static const char hostile[] = "\x1b]0;PWNED\x07\x1b[31mRED";
+  char buf[64];
+  strcpy(buf, hostile);
+  assert_int_equal(cli_text_clean(buf, strlen(buf)), 18);
+  assert_string_equal(buf, "?]0;PWNED??[31mRED");
+  strcpy(buf, "a\xc2\x9b" "31m\xc2\xa0\x7f\n\tb\xff\x9b\xe2\x98\x83\xe2\x98");
+  cli_text_clean(buf, strlen(buf));
+  assert_string_equal(buf, "a?31m\xc2\xa0???b??\xe2\x98\x83??"); /* U+00A0 and U+2603 are text; a cut one is not */
+  strcpy(buf, "\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80"); /* overlong '/', a surrogate, past U+10FFFF */
+  cli_text_clean(buf, strlen(buf));
+  assert_null(strpbrk(buf, "/\x80\x90\xa0\xaf"));
+
+  /* cli_printf: every %s cleaned, widths and precision kept, other conversions as printf */
+  char *out = NULL;
+  size_t len = 0;
+  const char *volatile none = NULL;
+  FILE *f = open_memstream(&out, &len);
+  cli_printf(f, "[%-6s|%4s|%.3s|%.*s|%s] %d %5.1f %zu %lld %c %x %% %u\n", "a\x1b", "b\n", "c\x07xyz", 2, "\x9b" "zz", none,
+             -3, 2.25, (size_t)7, -8LL, 'k', 255u, 9u);
+  fclose(f);
+  assert_string_equal(out, "[a?    |  b?|c?x|?z|(null)] -3   2.2 7 -8 k ff % 9\n");
+  free(out);
+
+  /* the describe and --wait texts */
+  json_t *st = json_pack("{s:s,s:[s,s]}", "failureReason", hostile, "validationErrors", "x\nPhase: Completed", "a\xc2\x9b" "2Jb");
+  char *t = printed(cli_print_failure, st);
+  assert_shows_safely(t);
+  assert_string_equal(t, "Failure reason: ?]0;PWNED??[31mRED\nValidation error: x?Phase: Completed\nValidation error: a?2Jb\n");
+  free(t);
+  json_t *r = json_pack("{s:[s],s:[s],s:{s:[s]}}", "velero", hostile, "cluster", "c\x7f", "namespaces", "ns\x1b[0m", hostile);
+  t = printed(print_errors, r);
+  assert_shows_safely(t);
+  assert_string_equal(t, "Errors:\n  Velero:   ?]0;PWNED??[31mRED\n  Cluster:  c?\n  Namespace ns?[0m:  ?]0;PWNED??[31mRED\n");
+  free(t);
+  t = printed(cli_print_head, json_pack("{s:{s:s,s:s,s:{s:s}}}", "metadata", "name", "r\x1b", "namespace", "n\x07", "labels",
+                                        "k\x1b", hostile));
+  assert_shows_safely(t);
+  assert_string_equal(t, "Name:         r?\nNamespace:    n?\nLabels:       k?=?]0;PWNED??[31mRED\n");
+  free(t);
+  t = printed(cli_print_scope, json_pack("{s:[s],s:[s]}", "includedNamespaces", hostile, "excludedResources", "a\nb"));
+  assert_shows_safely(t);
+  assert_non_null(strstr(t, "Included:  ?]0;PWNED??[31mRED\n"));
+  assert_non_null(strstr(t, "Excluded:  a?b\n"));
+  free(t);
+
+  /* a table cell: C1 too now, as one column */
+  static const char *const h[] = {"NAME", "X"};
+  cli_table *tb = cli_table_new(2, h);
+  const char *row[] = {"a\xc2\x9b" "2J", "1"};
+  assert_int_equal(cli_table_add(tb, row), KD_OK);
+  f = open_memstream(&out, &len);
+  cli_table_print(tb, f);
+  fclose(f);
+  assert_string_equal(out, "NAME   X\na?2J   1\n");
+  free(out);
+  cli_table_free(tb);
+
+  /* the progress line shows the server's phase cleaned */
+  f = open_memstream(&out, &len);
+  struct cli_progress p;
+  cli_progress_init(&p, f, "Restore r", "restored");
+  cli_progress_update(&p, "In\x1b[2JProgress", 1, 2);
+  cli_progress_end(&p);
+  fclose(f);
+  assert_string_equal(out, "Restore r: In?[2JProgress, 1 of 2 items restored\n");
+  free(out);
+}
+
 int test_cli(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(parse_opts_forms),  cmocka_unit_test(names_and_outputs),     cmocka_unit_test(yaml_reads_back),
@@ -554,6 +755,8 @@ int test_cli(void) {
       cmocka_unit_test(progress_plain_lines), cmocka_unit_test(gunzip_files), cmocka_unit_test(checks_say_what_is_wrong),
       cmocka_unit_test(fields_and_names), cmocka_unit_test(describe_texts), cmocka_unit_test(get_prints),
       cmocka_unit_test(subcommands_dispatch), cmocka_unit_test(describe_and_logs_stop_early),
+      cmocka_unit_test(list_flags_refuse_nothing), cmocka_unit_test(restore_create_refuses_careless_values),
+      cmocka_unit_test(server_text_is_cleaned),
   };
   return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }
