@@ -15,8 +15,8 @@
 #include <string.h>
 
 #define JP_MAX_DEPTH 2048            /* nesting of documents and values (jansson's parser limit) */
-#define JP_MAX_NODES 2000000         /* nodes in one document while patching */
-#define JP_MAX_BYTES (256u << 20)    /* scalar text bytes in one document while patching */
+#define JP_MAX_NODES 500000          /* nodes in one document while patching (a restore patches 16 at once) */
+#define JP_MAX_BYTES (32u << 20)     /* scalar text bytes in one document while patching (objects are <= 8 MiB) */
 #define JP_MAX_TEXT (64u << 20)      /* a patch text */
 
 enum { JN_SCALAR, JN_PNULL, JN_RNULL, JN_OBJ, JN_ARR };
