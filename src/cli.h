@@ -76,7 +76,8 @@ bool cli_label_valid(const char *s);
 /* Make s[0..n) safe to show on a terminal, in place: every control character (C0, newline and
  * tab included, as every field is shown on one line; DEL; the C1 code points U+0080..U+009F) and
  * every byte that is not part of valid UTF-8 becomes '?', as tables have always shown them.
- * Returns the new length (never more than n); s[result] is set to NUL. Pure. */
+ * Returns the new length (never more than n); s[result] is set to NUL (s has room for n + 1
+ * bytes). Pure. */
 size_t cli_text_clean(char *s, size_t n);
 /* fprintf for human-readable output, where strings come from the server, a bucket or an
  * archive: every %s argument is printed as cli_text_clean makes it (its precision counts bytes
