@@ -94,12 +94,9 @@ PY
   assert_eq "kcm" "$(kubectl get mgmtbackup example-backup -o jsonpath='{.metadata.labels.k0rdent\.mirantis\.com/component}')" "component label"
   assert_eq '"example-backup"' "$(mb_status example-backup .lastBackupName)" "lastBackupName"
   assert_eq "null" "$(mb_status example-backup .nextAttempt)" "no nextAttempt on demand"
-  # Velero finishes: the status follows within a second (watch, not a poll)
+  # Velero finishes: the status follows by watch (kcm polls once a minute; a poll would miss this)
   velero_sets example-backup Completed
-  start=$(date +%s%N)
-  wait_until 5 sh -c "kubectl get mgmtbackup example-backup -o json | jq -e '.status.lastBackup.phase == \"Completed\"'"
-  ms=$(( ($(date +%s%N) - start) / 1000000 ))
-  [ "$ms" -lt 3000 ] || fail "status took ${ms}ms to follow the Backup"
+  wait_until 15 sh -c "kubectl get mgmtbackup example-backup -o json | jq -e '.status.lastBackup.phase == \"Completed\"'"
   assert_eq "$(kubectl -n kcm-system get backup example-backup -o json | jq -c -S .status)" "$(mb_status example-backup .lastBackup | jq -c -S .)" "lastBackup is the Backup's whole status"
   assert_eq '78' "$(mb_status example-backup .lastBackup.progress.itemsBackedUp)" "progress"
   # one backup only, ever
@@ -265,9 +262,9 @@ YAML
     for b in $(backups); do velero_sets "$b" Completed; done
     start_controller "ctl-kill$i.log"
   done
-  sleep 4
-  for b in $(backups); do velero_sets "$b" Completed; done
-  [ "$(backups | wc -l)" -ge 4 ] || fail "the schedule stalled: $(backups | xargs)"
+  # the schedule goes on: Velero completes what appears until there are four Backups
+  complete_until_four() { for b in $(backups); do velero_sets "$b" Completed; done; [ "$(backups | wc -l)" -ge 4 ]; }
+  wait_until 60 complete_until_four || fail "the schedule stalled: $(backups | xargs)"
   prev=0
   for b in $(backups); do
     t=$(date -u -d "$(sed -E 's/^dup-(....)(..)(..)(..)(..)(..)$/\1-\2-\3 \4:\5:\6/' <<<"$b")" +%s)
