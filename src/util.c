@@ -263,9 +263,14 @@ char *kd_base64_encode(const unsigned char *in, size_t len) {
 /* ---- time ---- */
 
 void kd_time_format(time_t t, char out[21]) {
+  /* RFC 3339 has four-digit years: clamp to 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z (a
+   * huge ttl means "never" rather than a string Kubernetes refuses, or none at all) */
+  const time_t lo = (time_t)-62135596800LL, hi = (time_t)253402300799LL;
+  if (t < lo) t = lo;
+  if (t > hi) t = hi;
   struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (!gmtime_r(&t, &tm) || strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) != 20)
+    memcpy(out, "0001-01-01T00:00:00Z", 21); /* not reached with the clamp; never garbage */
 }
 
 static bool digits(const char *s, int n, int *v) {

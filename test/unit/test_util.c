@@ -1,4 +1,5 @@
 /* test_util.c — buffers and their caps, base64 (RFC 4648 §10 vectors), RFC 3339 times, errors. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,6 +78,21 @@ static void time_round_trip(void **state) {
   assert_int_equal(kd_time_parse("2025-01-17T18:00:12Zjunk", &t), KD_ERR_PARSE);
   assert_int_equal(kd_time_parse("", &t), KD_ERR_PARSE);
   assert_int_equal(kd_time_parse(NULL, &t), KD_ERR_PARSE);
+  /* tried: times a careless ttl or a far cron slot produce (year 10000 and beyond, the largest
+   * time_t, before year 1): always 20 characters Kubernetes accepts, clamped, never garbage */
+  memset(out, 'x', sizeof out);
+  kd_time_format((time_t)253402300800LL, out);
+  assert_string_equal(out, "9999-12-31T23:59:59Z");
+  kd_time_format((time_t)INT64_MAX, out);
+  assert_string_equal(out, "9999-12-31T23:59:59Z");
+  kd_time_format((time_t)INT64_MIN, out);
+  assert_string_equal(out, "0001-01-01T00:00:00Z");
+  kd_time_format((time_t)253402300799LL, out);
+  assert_string_equal(out, "9999-12-31T23:59:59Z");
+  assert_int_equal(kd_time_parse(out, &t), KD_OK);
+  assert_int_equal(t, (time_t)253402300799LL);
+  kd_time_format(0, out);
+  assert_string_equal(out, "1970-01-01T00:00:00Z");
 }
 
 static void errors_wrap(void **state) {
