@@ -302,9 +302,9 @@ static bool may_create(struct ctl *x) {
  * only when it carries mb's label; otherwise KD_ERR_CONFLICT says who holds the name. */
 static kd_rc create_backup(struct ctl *x, json_t *mb, const char *bname, const char *bsl) {
   json_t *cds = informer_list(x->inf[INF_CD]), *cts = informer_list(x->inf[INF_CT]);
-  json_t *sel = NULL, *obj = NULL, *out = NULL;
+  json_t *sel = NULL, *obj = NULL, *out = NULL, *skipped = json_array();
   kd_rc rc = KD_OK;
-  if (!cds || !cts || !(sel = mb_selectors(cds, cts, x->compact)) ||
+  if (!cds || !cts || !skipped || !(sel = mb_selectors(cds, cts, x->compact, skipped)) ||
       !(obj = mb_backup_object(bname, x->ns, meta_str(mb, "name"), bsl, sel))) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory building the Backup");
     goto done;
@@ -337,7 +337,15 @@ static kd_rc create_backup(struct ctl *x, json_t *mb, const char *bname, const c
   events_emit(x->ev, mb, "Normal", "BackupCreated", "Created Velero Backup %s/%s (storage location %s, %zu selectors)",
               x->ns, bname, bsl, json_array_size(sel));
   kd_log(KD_LOG_INFO, "ManagementBackup %s: created Backup %s/%s", meta_str(mb, "name"), x->ns, bname);
+  /* what the Backup cannot select is said, never dropped silently */
+  size_t i;
+  json_t *m;
+  json_array_foreach(skipped, i, m) kd_log(KD_LOG_WARN, "ManagementBackup %s: Backup %s: %s", meta_str(mb, "name"), bname, json_string_value(m));
+  if (json_array_size(skipped))
+    events_emit(x->ev, mb, "Warning", "SelectorSkipped", "Backup %s/%s: %s%s", x->ns, bname, json_string_value(json_array_get(skipped, 0)),
+                json_array_size(skipped) > 1 ? " (and more: see the controller's log)" : "");
 done:
+  json_decref(skipped);
   json_decref(cds);
   json_decref(cts);
   json_decref(sel);

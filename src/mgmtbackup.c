@@ -44,7 +44,21 @@ static int add_fixed(json_t *set, const char *k, const char *v) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-json_t *mb_selectors(json_t *cds, json_t *cts, bool compact) {
+/* note in skipped (if any, at most MB_SKIPPED_MAX entries) that what of ns/name cannot be a label value */
+static int note_skipped(json_t *skipped, const char *kind, const char *ns, const char *name, const char *what, json_t *v) {
+  const char *s = json_string_value(v);
+  if (!skipped || (s && json_string_length(v) == strlen(s) && mb_label_value_valid(s))) return 0;
+  if (json_array_size(skipped) >= MB_SKIPPED_MAX) return 0;
+  char msg[600];
+  snprintf(msg, sizeof msg, "%s %s/%.100s: %s \"%.70s\"%s cannot be a label value (at most 63 characters: letters, digits, "
+           "'-', '_', '.'); the objects it labels are not selected", kind, ns ? ns : "", name ? name : "", what,
+           s ? s : "", s && json_string_length(v) != strlen(s) ? " (with a NUL)" : "");
+  msg[kd_utf8_cut(msg, strlen(msg))] = '\0';
+  json_t *m = json_string_nocheck(msg);
+  return m && !json_array_append_new(skipped, m) ? 0 : -1;
+}
+
+json_t *mb_selectors(json_t *cds, json_t *cts, bool compact, json_t *skipped) {
   json_t *set = json_object(), *out = NULL, *tmpl_providers = json_object();
   const char **keys = NULL;
   if (!set || !tmpl_providers || !cds || !cts) goto done;
@@ -62,7 +76,9 @@ json_t *mb_selectors(json_t *cds, json_t *cts, bool compact) {
   json_array_foreach(cds, i, o) {
     json_t *name = json_object_get(json_object_get(o, "metadata"), "name");
     const char *ns = meta_str(o, "namespace");
-    if (add_pair(set, "helm.toolkit.fluxcd.io/name", name) || add_pair(set, "cluster.x-k8s.io/cluster-name", name)) goto done;
+    if (add_pair(set, "helm.toolkit.fluxcd.io/name", name) || add_pair(set, "cluster.x-k8s.io/cluster-name", name) ||
+        note_skipped(skipped, "ClusterDeployment", ns, json_string_value(name), "its name", name))
+      goto done;
     const char *tmpl = json_string_value(json_object_get(json_object_get(o, "spec"), "template"));
     if (!tmpl) continue;
     char key[600];
@@ -70,7 +86,8 @@ json_t *mb_selectors(json_t *cds, json_t *cts, bool compact) {
     size_t k;
     json_t *p;
     json_array_foreach(json_object_get(tmpl_providers, key), k, p) {
-      if (add_pair(set, "cluster.x-k8s.io/provider", p)) goto done;
+      if (add_pair(set, "cluster.x-k8s.io/provider", p) || note_skipped(skipped, "ClusterTemplate", ns, tmpl, "provider", p))
+        goto done;
     }
   }
   size_t n = json_object_size(set), j = 0;

@@ -26,8 +26,11 @@
  * selector for each provider in the status of its ClusterTemplate (spec.template, looked up in
  * the ClusterDeployment's namespace). Sorted by "key_value" and de-duplicated, as kcm does.
  * compact: one {matchExpressions: [{key, In, values}]} selector per key instead of one
- * {matchLabels} per value; both select the same objects. New reference; NULL on no memory. */
-json_t *mb_selectors(json_t *cluster_deployments, json_t *cluster_templates, bool compact);
+ * {matchLabels} per value; both select the same objects. A name or provider no label value can
+ * hold selects nothing and is left out; skipped (a JSON array, or NULL) then gets a message
+ * naming it (at most MB_SKIPPED_MAX). New reference; NULL on no memory. */
+#define MB_SKIPPED_MAX 20
+json_t *mb_selectors(json_t *cluster_deployments, json_t *cluster_templates, bool compact, json_t *skipped);
 
 /* The velero.io/v1 Backup kcm creates (new reference; NULL on no memory): name in namespace ns,
  * labelled MB_LABEL_BACKUP=<bounded mb_name>, spec includedNamespaces ["*"], excludedResources

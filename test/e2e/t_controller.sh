@@ -578,6 +578,8 @@ YAML
   sels=$(kubectl -n kcm-system get backup despite -o json | jq -c '[.spec.orLabelSelectors[].matchLabels | to_entries[0].value]')
   assert_contains "$sels" "\"${cd#* }\"" "the ClusterDeployment with the NUL annotation is still selected"
   case $sels in *"not a label"*|*'\u0000'*) fail "a value no label can hold went into the Backup: $sels";; esac
+  # and what the Backup cannot select is said (a Warning Event naming it), never dropped silently
+  wait_until 20 sh -c "kubectl get events -A -o json | jq -e '[.items[] | select(.reason == \"SelectorSkipped\" and .involvedObject.name == \"despite\" and (.message | contains(\"not a label\")))] | length > 0'"
   # the cache keeps working after it: a later change is seen
   kubectl -n "${cd% *}" annotate --overwrite clusterdeployment "${cd#* }" "later=1" >/dev/null
   kubectl apply -f - >/dev/null <<'YAML'

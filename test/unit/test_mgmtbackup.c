@@ -60,7 +60,7 @@ static bool selectors_match(json_t *sels, json_t *obj) {
 static void selectors_no_cluster_deployments(void **state) {
   (void)state;
   json_t *cds = json_array(), *cts = json_array();
-  json_t *s = mb_selectors(cds, cts, false);
+  json_t *s = mb_selectors(cds, cts, false, NULL);
   char *got = flat(s);
   assert_string_equal(got, "cluster.x-k8s.io/provider=cluster-api\n"
                            "controller.cert-manager.io/fao=true\n"
@@ -80,7 +80,7 @@ static void selectors_one_cluster_deployment(void **state) {
                                        "bootstrap-k0sproject-k0smotron")),
                           /* same name in another namespace: not the CD's template */
                           ct("other", "aws-standalone-cp-0-1-0", json_pack("[s]", "infrastructure-openstack")));
-  json_t *s = mb_selectors(cds, cts, false);
+  json_t *s = mb_selectors(cds, cts, false, NULL);
   char *got = flat(s);
   /* the seed's example list, in kcm's key_value order */
   assert_string_equal(got, "cluster.x-k8s.io/cluster-name=cluster-deployment-name\n"
@@ -94,7 +94,7 @@ static void selectors_one_cluster_deployment(void **state) {
   free(got);
   json_decref(s);
   /* compact: one In selector per key, values sorted */
-  s = mb_selectors(cds, cts, true);
+  s = mb_selectors(cds, cts, true, NULL);
   char *dump = json_dumps(s, JSON_COMPACT);
   assert_string_equal(dump,
                       "[{\"matchExpressions\":[{\"key\":\"cluster.x-k8s.io/cluster-name\",\"operator\":\"In\",\"values\":[\"cluster-deployment-name\"]}]},"
@@ -119,7 +119,7 @@ static void selectors_200_cluster_deployments(void **state) {
     json_array_append_new(cds, cd(i % 2 ? "ns-a" : "ns-b", name, i % 2 ? "t1" : "t2"));
   }
   json_array_append_new(cds, cd("ns-a", "cd-000", "t1")); /* a duplicate name in another namespace */
-  json_t *s = mb_selectors(cds, cts, false);
+  json_t *s = mb_selectors(cds, cts, false, NULL);
   /* 3 fixed + 2 per distinct name + 2 providers (cluster-api counted once) */
   assert_int_equal(json_array_size(s), 3 + 400 + 2);
   char *got = flat(s);
@@ -137,7 +137,7 @@ static void selectors_200_cluster_deployments(void **state) {
     prev = line;
   }
   free(got);
-  json_t *c = mb_selectors(cds, cts, true);
+  json_t *c = mb_selectors(cds, cts, true, NULL);
   assert_int_equal(json_array_size(c), 5);
   /* both forms select exactly the same objects: objects carrying every selected pair, pairs
    * no selector names, other keys, and several labels at once */
@@ -592,7 +592,26 @@ static void selectors_skip_values_no_label_can_hold(void **state) {
   json_t *provs = json_pack("[s,s,s,s%,s]", "infrastructure-aws", "a b", long_name, "a\0b", (size_t)3, "-lead");
   json_t *cds = json_pack("[o,o]", cd("ns", "good", "t"), cd("ns", long_name, "t"));
   json_t *cts = json_pack("[o]", ct("ns", "t", provs));
-  json_t *s = mb_selectors(cds, cts, false);
+  json_t *skipped = json_array();
+  json_t *s = mb_selectors(cds, cts, false, skipped);
+  /* each left-out value is said (issue 7: skipped with a Warning Event, never silently): the
+   * long ClusterDeployment name and the template's four bad providers, once per ClusterDeployment */
+  assert_int_equal(json_array_size(skipped), 1 + 4 * 2);
+  const char *first = json_string_value(json_array_get(skipped, 0)); /* the good CD's template, first bad provider */
+  assert_non_null(strstr(first, "ClusterTemplate ns/t: provider \"a b\" cannot be a label value"));
+  assert_non_null(strstr(json_string_value(json_array_get(skipped, 2)), "\"a\" (with a NUL)"));
+  assert_non_null(strstr(json_string_value(json_array_get(skipped, 4)), "ClusterDeployment ns/xxxxxxxx"));
+  json_decref(skipped);
+  /* tried: hundreds of bad values: the list stays capped */
+  skipped = json_array();
+  json_t *many = json_array();
+  for (int i = 0; i < 100; i++) json_array_append_new(many, cd("ns", long_name, "t"));
+  json_t *s2 = mb_selectors(many, cts, true, skipped);
+  assert_non_null(s2);
+  assert_int_equal(json_array_size(skipped), MB_SKIPPED_MAX);
+  json_decref(s2);
+  json_decref(many);
+  json_decref(skipped);
   char *got = flat(s);
   assert_string_equal(got, "cluster.x-k8s.io/cluster-name=good\n"
                            "cluster.x-k8s.io/provider=cluster-api\n"
