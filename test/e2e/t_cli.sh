@@ -504,3 +504,108 @@ resourceModifierRules:
   assert_contains "$OUT" "Failure reason: " "the engine's reason shown"
   expect_exit 1 "$KCMDR" backup verify b1
 }
+
+# cli_shows_safely FILE WHAT: FILE (what a terminal would get) holds no control character but
+# newlines: no C0, DEL or C1 (U+0080..U+009F)
+cli_shows_safely() {
+  python3 - "$1" <<'PY' || fail "$2: a control character reaches the terminal: $(od -c "$1" | head -20)"
+import sys
+t = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
+sys.exit(1 if [c for c in t if (ord(c) < 32 and c != "\n") or 0x7f <= ord(c) <= 0x9f] else 0)
+PY
+}
+
+# cli_blocked_stderr FILE CMD...: run CMD in the background (CLI_PID) with its stderr a pipe that
+# is full, so that its first message stops it there; cli_unblock lets it go on and waits for it
+# (CLI_RC; its stderr in FILE).
+cli_blocked_stderr() {
+  local file=$1
+  shift
+  rm -f errpipe
+  mkfifo errpipe
+  exec 7<>errpipe
+  python3 -c '
+import fcntl, os
+fcntl.fcntl(7, fcntl.F_SETFL, fcntl.fcntl(7, fcntl.F_GETFL) | os.O_NONBLOCK)
+for n in (4096, 1):
+    try:
+        while True: os.write(7, b"\0" * n)
+    except BlockingIOError: pass'
+  CLI_FILE=$file
+  timeout 20 "$@" > /dev/null 2> errpipe 7>&- &
+  CLI_PID=$!
+}
+cli_unblock() {
+  exec 8< errpipe # a reader before the test's own end closes (else the CLI gets SIGPIPE)
+  cat <&8 > "$CLI_FILE.raw" 7>&- 8<&- & # the last writer gone, it ends
+  local cat_pid=$!
+  exec 7>&- 8<&-
+  set +e
+  wait "$CLI_PID"
+  CLI_RC=$?
+  set -e
+  wait "$cat_pid"
+  tr -d '\0' < "$CLI_FILE.raw" > "$CLI_FILE"
+}
+
+# tried: strings a hostile archive or server puts where the CLI prints them (an object name
+# "ESC]0;PWNED BEL ESC[31mRED" that sets the window title and turns the text red, C1 CSI as
+# U+009B, a newline that forges a line) in failureReason, validation errors, results, a file
+# name in the bucket; then objects deleted before --wait's first look at them (a wait forever)
+test_cli_hostile_text_and_deleted_while_waiting() {
+  cli_env hostile
+  cli_backup_object b1
+  hostile='\u001b]0;PWNED\u0007\u001b[31mRED'
+  shown='?]0;PWNED??[31mRED'
+  # restore create --wait: the engine fails it with a hostile reason
+  ( until kubectl -n kcm-system get restore h1 >/dev/null 2>&1; do sleep 0.1; done
+    cli_status restore h1 '{"phase":"Failed","failureReason":"object '"$hostile"' failed","validationErrors":["\u009b2J","a\nPhase:  Completed"]}' ) &
+  expect_exit 1 "$KCMDR" restore create h1 --from-backup b1 --wait
+  wait
+  printf '%s' "$OUT" > out.txt
+  cli_shows_safely out.txt "restore create --wait"
+  assert_contains "$OUT" "Failure reason: object $shown failed" "failure reason shown cleaned"
+  assert_contains "$OUT" "Validation error: ?2J" "C1 cleaned"
+  assert_contains "$OUT" "Validation error: a?Phase:  Completed" "no forged line"
+  # describe: the same, and the results file's object names
+  mkdir -p store/restores/h1
+  printf '{"warnings":{"velero":[],"cluster":["%s"],"namespaces":{"team\\u001b[0m":["%s"]}},"errors":{"velero":["%s"]}}' "$hostile" "$hostile" "$hostile" |
+    gzip -c > store/restores/h1/restore-h1-results.gz
+  expect_exit 0 "$KCMDR" restore describe h1
+  printf '%s' "$OUT" > out.txt
+  cli_shows_safely out.txt "restore describe"
+  assert_contains "$OUT" "Failure reason:  object $shown failed" "describe failure reason"
+  assert_contains "$OUT" "Cluster:  $shown" "results warning"
+  assert_contains "$OUT" "Namespace team?[0m:  $shown" "results namespace"
+  assert_contains "$OUT" "Velero:   $shown" "results error"
+  # -o json keeps the text as it is, escaped by JSON
+  "$KCMDR" restore describe h1 -o json > d.json
+  assert_eq "$(printf 'object \033]0;PWNED\a\033[31mRED failed')" "$(jq -r .restore.status.failureReason d.json)" "-o json keeps the text"
+  # backup describe: the Backup's reason and a file of the bucket named by the archive's writer
+  cli_status backup b1 '{"phase":"PartiallyFailed","failureReason":"'"$hostile"'","validationErrors":["'"$hostile"'"]}'
+  mkdir -p store/backups/b1
+  printf x > "store/backups/b1/$(printf '\033]0;PWNED\a\033[31mRED')"
+  expect_exit 0 "$KCMDR" backup describe b1
+  printf '%s' "$OUT" > out.txt
+  cli_shows_safely out.txt "backup describe"
+  assert_contains "$OUT" "Failure reason:  $shown" "backup failure reason"
+  assert_contains "$OUT" "  $shown" "file name cleaned"
+  expect_exit 0 "$KCMDR" backup get
+  printf '%s' "$OUT" > out.txt
+  cli_shows_safely out.txt "backup get"
+
+  # restore create --wait: the Restore deleted between create and the wait's first list
+  cli_blocked_stderr gone.err "$KCMDR" restore create gone --from-backup b1 --wait -o json
+  wait_until 15 kubectl -n kcm-system get restore gone
+  kubectl -n kcm-system delete restore gone >/dev/null
+  cli_unblock
+  assert_eq 1 "$CLI_RC" "restore create --wait after the Restore was deleted: $(cat gone.err)"
+  assert_contains "$(cat gone.err)" "restore gone was deleted while waiting" "says why"
+  # backup create --wait: its ManagementBackup deleted the same way
+  cli_blocked_stderr mbgone.err "$KCMDR" backup create mbgone --wait -o json
+  wait_until 15 kubectl get managementbackup mbgone
+  kubectl delete managementbackup mbgone >/dev/null
+  cli_unblock
+  assert_eq 1 "$CLI_RC" "backup create --wait after the ManagementBackup was deleted: $(cat mbgone.err)"
+  assert_contains "$(cat mbgone.err)" "backup mbgone was deleted while waiting" "says why"
+}
