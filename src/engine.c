@@ -603,9 +603,11 @@ static void *run_restore(void *arg) {
   char store_error[1200] = "";
   const char *bname = json_string_value(json_object_get(json_object_get(sl->backup, "spec"), "backupName"));
   kd_rc grc = bname && bname[0] ? kube_get(e->c, &res_backup, e->o.ns, bname, &backup) : KD_ERR_NOTFOUND;
-  if (grc != KD_OK && grc != KD_ERR_NOTFOUND) {
-    /* only a missing Backup fails validation; a transient error leaves the Restore New and it
-     * is tried again (after a pause that keeps a lasting error from spinning) */
+  if (grc == KD_ERR_TRANSPORT || grc == KD_ERR_TIMEOUT || grc == KD_ERR_NOMEM || grc == KD_ERR_HTTP ||
+      grc == KD_ERR_UNAUTHORIZED || grc == KD_ERR_FORBIDDEN) {
+    /* the API server could not answer (or our credentials need fixing): the Restore stays New
+     * and is tried again after a pause that keeps a lasting error from spinning; any other
+     * answer (missing, a name no path can hold) fails its validation */
     kd_log(KD_LOG_WARN, "Restore %s: reading Backup %s: %s; trying again", sl->name, bname, kd_errmsg());
     kd_sleep_ms(5000, &e->cancel);
     goto out;

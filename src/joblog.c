@@ -7,7 +7,7 @@
 #include <time.h>
 
 #define JOBLOG_MSG_MAX 2048
-#define JOBLOG_RESULTS_BYTES (64u << 20)
+#define JOBLOG_LOG_RESERVE (JOBLOG_MSG_MAX * 6 + 2048) /* room for the failure line past the cap */
 
 json_t *joblog_json_text(const char *s) {
   json_t *j = json_string(s);
@@ -58,20 +58,24 @@ void joblog_free(joblog *j) {
 
 /* called with j->mu held */
 static void jl_log_line(joblog *j, const char *level, const char *msg) {
-  if (j->log_closed) return;
+  /* the last JOBLOG_LOG_RESERVE bytes of the cap are kept for the line that ends the job */
+  bool last = strcmp(level, "error") == 0 && strstr(msg, " failed: ") != NULL;
+  if (j->log_closed || (j->log_full && !last)) return;
   char ts[21];
   kd_time_format(time(NULL), ts);
   kd_buf line = KD_BUF_INIT(JOBLOG_MSG_MAX * 6 + 1024);
   kd_rc rc = kd_buf_addf(&line, "time=\"%s\" level=%s msg=", ts, level);
   if (rc == KD_OK) rc = kd_buf_add_json_string(&line, msg, strlen(msg)); /* quoted like logrus' text format */
   if (rc == KD_OK) rc = kd_buf_addf(&line, " %s=%s\n", j->kind, j->ref);
-  if (rc == KD_OK && j->log.in_bytes + line.len > JOBLOG_LOG_MAX) {
-    static const char cut[] = "level=warning msg=\"log truncated: it reached its size cap\"\n";
-    archive_gz_add(&j->log, cut, sizeof cut - 1);
-    j->log_closed = true;
-  } else if (rc == KD_OK && archive_gz_add(&j->log, line.data, line.len) != KD_OK) {
-    j->log_closed = true;
+  if (rc == KD_OK && !j->log_full && j->log.in_bytes + line.len > JOBLOG_LOG_MAX - JOBLOG_LOG_RESERVE) {
+    kd_buf cut = KD_BUF_INIT(1024);
+    kd_buf_addf(&cut, "time=\"%s\" level=warning msg=\"log truncated: it reached its size cap\" %s=%s\n", ts, j->kind, j->ref);
+    archive_gz_add(&j->log, cut.data ? cut.data : "", cut.len);
+    kd_buf_free(&cut);
+    j->log_full = true;
+    if (!last) rc = KD_ERR_TOOBIG;
   }
+  if (rc == KD_OK && archive_gz_add(&j->log, line.data, line.len) != KD_OK) j->log_closed = true;
   kd_buf_free(&line);
 }
 

@@ -1,6 +1,7 @@
 /* joblog.h — what one Backup or Restore execution tells its user, as Velero writes it: the log
  * (logrus text lines "time=... level=... msg=\"...\" backup=ns/name", gzipped as they come, capped
- * at JOBLOG_LOG_MAX uncompressed bytes), the results ({"errors":R,"warnings":R} with R =
+ * at JOBLOG_LOG_MAX uncompressed bytes; past the cap a line says so, and only the failure line
+ * that ends the job is still written), the results ({"errors":R,"warnings":R} with R =
  * {"velero":[],"cluster":[],"namespaces":{}}, at most JOBLOG_RESULTS_MAX messages kept per kind,
  * later ones only counted), and the first fatal failure. Every function is thread-safe. */
 #ifndef KCMDR_JOBLOG_H
@@ -25,7 +26,7 @@ typedef struct joblog {
   const char *kind;   /* "backup" or "restore": the log lines' last field */
   char ref[2 * 254];  /* ns/name */
   archive_gz log;
-  bool log_closed;
+  bool log_full, log_closed; /* past the cap: only the failure line; closed: nothing */
   json_t *results[2]; /* warnings, errors */
   long count[2], kept[2];
   atomic_int failed;

@@ -49,13 +49,20 @@ static int note_skipped(json_t *skipped, const char *kind, const char *ns, const
   const char *s = json_string_value(v);
   if (!skipped || (s && json_string_length(v) == strlen(s) && mb_label_value_valid(s))) return 0;
   if (json_array_size(skipped) >= MB_SKIPPED_MAX) return 0;
-  char msg[600];
-  snprintf(msg, sizeof msg, "%s %s/%.100s: %s \"%.70s\"%s cannot be a label value (at most 63 characters: letters, digits, "
-           "'-', '_', '.'); the objects it labels are not selected", kind, ns ? ns : "", name ? name : "", what,
-           s ? s : "", s && json_string_length(v) != strlen(s) ? " (with a NUL)" : "");
-  msg[kd_utf8_cut(msg, strlen(msg))] = '\0';
-  json_t *m = json_string_nocheck(msg);
-  return m && !json_array_append_new(skipped, m) ? 0 : -1;
+  char nm[101], val[71], msg[600];
+  snprintf(nm, sizeof nm, "%s", name ? name : ""); /* cut at a character boundary, not inside one */
+  nm[kd_utf8_cut(nm, strlen(nm))] = '\0';
+  snprintf(val, sizeof val, "%s", s ? s : "");
+  val[kd_utf8_cut(val, strlen(val))] = '\0';
+  snprintf(msg, sizeof msg, "%s %s/%s: %s \"%s\"%s cannot be a label value (at most 63 characters: letters, digits, "
+           "'-', '_', '.'); the objects it labels are not selected", kind, ns ? ns : "", nm, what, val,
+           s && json_string_length(v) != strlen(s) ? " (with a NUL)" : "");
+  size_t i;
+  json_t *e;
+  json_array_foreach(skipped, i, e) if (kd_streq(json_string_value(e), msg)) return 0; /* said once */
+  json_t *m = json_string(msg);
+  if (!m) return 0; /* not UTF-8 after all: the value is still left out, only unsaid */
+  return json_array_append_new(skipped, m) ? -1 : 0;
 }
 
 json_t *mb_selectors(json_t *cds, json_t *cts, bool compact, json_t *skipped) {

@@ -991,11 +991,6 @@ static kd_rc rs_existing(struct rs *r, const struct kube_res *res, const char *n
   json_t *labels = json_object_get(json_object_get(cur, "metadata"), "labels");
   bool labelled = kd_streq(rs_cstr(labels, VELERO_LABEL_BACKUP_NAME), r->label_backup) &&
                   kd_streq(rs_cstr(labels, VELERO_LABEL_RESTORE_NAME), r->label_restore);
-  if (labelled) {
-    /* this restore made it: a create repeated after a lost answer met its own first attempt */
-    *outcome = O_CREATED;
-    goto done;
-  }
   restore_strip(cur);
   rs_set_labels(r, cur, r->label_backup, r->label_restore);
   if (json_equal(cur, obj)) {

@@ -269,7 +269,8 @@ void kd_time_format(time_t t, char out[21]) {
   if (t < lo) t = lo;
   if (t > hi) t = hi;
   struct tm tm;
-  if (!gmtime_r(&t, &tm) || strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) != 20)
+  if (!gmtime_r(&t, &tm) || snprintf(out, 21, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec) != 20)
     memcpy(out, "0001-01-01T00:00:00Z", 21); /* not reached with the clamp; never garbage */
 }
 

@@ -70,9 +70,9 @@ kd_rc kd_buf_add(kd_buf *b, const void *p, size_t n);
 kd_rc kd_buf_adds(kd_buf *b, const char *s);
 /* Append printf-style. Same failures as kd_buf_add. */
 kd_rc kd_buf_addf(kd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append s[0..n) as a JSON string literal, quotes included, escaped as Go's encoding/json does
- * without HTML escaping: '"', '\\', \n \r \t, other bytes < 0x20 as \u00XX (NUL included);
- * bytes >= 0x80 unchanged. Same failures as kd_buf_add. */
+/* Append s[0..n) as a JSON string literal, quotes included: '"', '\\', \n \r \t escaped short,
+ * other bytes < 0x20 as \u00XX (NUL included); bytes >= 0x80 unchanged (byte-exact, unlike Go,
+ * which also rewrites invalid UTF-8 and U+2028/9). Same failures as kd_buf_add. */
 kd_rc kd_buf_add_json_string(kd_buf *b, const char *s, size_t n);
 /* Drop the first n bytes (consumed input), keeping the rest. */
 void kd_buf_consume(kd_buf *b, size_t n);

@@ -161,14 +161,20 @@ static void log_cap(void **state) {
   big[sizeof big - 1] = '\0';
   long lines = (long)(JOBLOG_LOG_MAX / sizeof big) + 100;
   for (long i = 0; i < lines; i++) joblog_note(&j, JOBLOG_INFO, NULL, "%s", big);
+  joblog_fail(&j, KD_ERR_IO, "the disk is gone");
+  joblog_note(&j, JOBLOG_ERROR, NULL, "nothing after the failure");
   const void *gz;
   size_t n, len;
   assert_int_equal(joblog_close_log(&j, &gz, &n), KD_OK);
   char *text = gunzip(gz, n, &len);
-  assert_true(len <= JOBLOG_LOG_MAX + 200);
-  assert_true(len > JOBLOG_LOG_MAX - 4096);
-  const char *tail = "level=warning msg=\"log truncated: it reached its size cap\"\n";
+  assert_true(len <= JOBLOG_LOG_MAX);
+  assert_true(len > JOBLOG_LOG_MAX - 20000);
+  /* the cut is said, in logrus form, and the failure that ended the job still made it */
+  const char *cut = strstr(text, "level=warning msg=\"log truncated: it reached its size cap\" backup=ns/b\n");
+  assert_non_null(cut);
+  const char *tail = "level=error msg=\"backup failed: the disk is gone\" backup=ns/b\n";
   assert_string_equal(text + len - strlen(tail), tail);
+  assert_null(strstr(text, "nothing after the failure"));
   free(text);
   joblog_free(&j);
 }

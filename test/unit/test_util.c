@@ -93,6 +93,10 @@ static void time_round_trip(void **state) {
   assert_int_equal(t, (time_t)253402300799LL);
   kd_time_format(0, out);
   assert_string_equal(out, "1970-01-01T00:00:00Z");
+  /* years below 1000 keep four digits (strftime's %Y does not pad) */
+  assert_int_equal(kd_time_parse("0500-06-15T12:34:56Z", &t), KD_OK);
+  kd_time_format(t, out);
+  assert_string_equal(out, "0500-06-15T12:34:56Z");
 }
 
 static void errors_wrap(void **state) {
