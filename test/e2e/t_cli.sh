@@ -79,7 +79,7 @@ test_cli_backup_create_get_describe_logs() {
   case $row in
     "example-backup Completed 0 0 $n $created 29d local <none>"|"example-backup Completed 0 0 $n $created 30d local <none>") ;;
     *) fail "get row: got '$row'" ;;
-  esac"
+  esac
   expect_exit 0 "$KCMDR" backup get -o wide
   assert_contains "$(sed -n 1p <<<"$OUT")" "MANAGEMENTBACKUP" "wide header"
   # -o json is the object as the server has it (kubectl's view, managedFields aside)

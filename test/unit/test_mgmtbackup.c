@@ -617,7 +617,7 @@ static void selectors_skip_values_no_label_can_hold(void **state) {
   skipped = json_array();
   json_t *many = json_array();
   for (int i = 0; i < 100; i++) {
-    char nm[90];
+    char nm[128];
     snprintf(nm, sizeof nm, "%s-%03d", long_name, i);
     json_array_append_new(many, cd("ns", nm, "t"));
   }
