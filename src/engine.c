@@ -548,6 +548,14 @@ static void deletions(engine *e) {
 
 /* ---- backups ---- */
 
+/* A worker is done with its job: the slot is free again and the loop hears of it. */
+static void slot_finished(struct slot *sl) {
+  json_decref(sl->backup);
+  sl->backup = NULL;
+  sl->done = 1;
+  poke(sl->e);
+}
+
 static void *run_backup(void *arg) {
   struct slot *sl = arg;
   engine *e = sl->e;
@@ -567,10 +575,7 @@ static void *run_backup(void *arg) {
            res.items, res.errors, res.warnings, (unsigned long long)res.tarball_bytes, (double)(kd_now_ms() - t0) / 1000.0);
   objstore_free(st);
   json_decref(bsl);
-  json_decref(sl->backup);
-  sl->backup = NULL;
-  sl->done = 1;
-  poke(e);
+  slot_finished(sl);
   return NULL;
 }
 
@@ -629,10 +634,7 @@ out:
   objstore_free(st);
   json_decref(bsl);
   json_decref(backup);
-  json_decref(sl->backup);
-  sl->backup = NULL;
-  sl->done = 1;
-  poke(e);
+  slot_finished(sl);
   return NULL;
 }
 

@@ -1393,6 +1393,17 @@ fail:
   return rc;
 }
 
+/* An operation's "value": null is the patch's null (a value to write), not a missing one. */
+static kd_rc jp_mark_value_nulls(jp_node *p) {
+  for (size_t i = 0; p && p->kind == JN_ARR && i < p->n; i++) {
+    jp_node *e = p->kid[i];
+    if (!e || e->kind != JN_OBJ) continue;
+    long at = jp_find_key(e, "value", 5);
+    if (at >= 0 && !e->kid[at] && !(e->kid[at] = jp_new(JN_PNULL))) return jp_nomem();
+  }
+  return KD_OK;
+}
+
 kd_rc jsonpatch_apply(json_t *doc, json_t *patch, json_t **out) {
   jp_node *p = NULL;
   kd_rc rc = KD_OK;
@@ -1400,15 +1411,9 @@ kd_rc jsonpatch_apply(json_t *doc, json_t *patch, json_t **out) {
   if (patch && !json_is_null(patch) && !json_is_array(patch))
     return kd_fail(KD_ERR_INVALID, "a JSON patch must be an array of operations");
   if (patch && (rc = jp_from_json(patch, true, 0, &p)) != KD_OK) return rc;
-  /* operation values: a null value is the patch's null, not a document null */
-  for (size_t i = 0; p && p->kind == JN_ARR && i < p->n; i++) {
-    jp_node *e = p->kid[i];
-    if (!e || e->kind != JN_OBJ) continue;
-    long at = jp_find_key(e, "value", 5);
-    if (at >= 0 && !e->kid[at] && !(e->kid[at] = jp_new(JN_PNULL))) {
-      jp_free(p);
-      return jp_nomem();
-    }
+  if ((rc = jp_mark_value_nulls(p)) != KD_OK) {
+    jp_free(p);
+    return rc;
   }
   rc = jp_apply_parsed(doc, p, out, NULL);
   jp_free(p);
@@ -1423,15 +1428,9 @@ kd_rc jsonpatch_apply_text(json_t *doc, const char *text, size_t len, json_t **o
     if (why) *why = JSONPATCH_DECODE;
     return rc == KD_ERR_NOMEM ? rc : KD_ERR_INVALID;
   }
-  /* operation values: a top-level null inside an operation is the patch's null */
-  for (size_t i = 0; p && p->kind == JN_ARR && i < p->n; i++) {
-    jp_node *e = p->kid[i];
-    if (!e || e->kind != JN_OBJ) continue;
-    long at = jp_find_key(e, "value", 5);
-    if (at >= 0 && !e->kid[at] && !(e->kid[at] = jp_new(JN_PNULL))) {
-      jp_free(p);
-      return jp_nomem();
-    }
+  if ((rc = jp_mark_value_nulls(p)) != KD_OK) {
+    jp_free(p);
+    return rc;
   }
   rc = jp_apply_parsed(doc, p, out, why);
   jp_free(p);
