@@ -25,6 +25,7 @@
 #include "archive.h"
 #include "joblog.h"
 #include "velero.h"
+#include "vstatus.h"
 
 /* ---- small helpers ---- */
 
@@ -1155,14 +1156,16 @@ enum bk_file { F_TAR, F_RESLIST, F_RESULTS, F_LOGS, F_CHECKSUMS, F_META, F_COUNT
 struct bk {
   const struct backup_job *job;
   kube_client *c;
-  const char *name, *ns, *bsl_name;
+  const char *name, *ns, *bsl_name, *uid;
   char bsl_label[VELERO_LABEL_MAX + 1];
+  char claim_key[VELERO_KEY_MAX];
   char start_ts[21], exp_ts[21];
   time_t start;
   int64_t ttl;
   int gz_level;
 
   json_t *disc;
+  json_t *disc_skipped; /* group-versions discovery could not read: errors of this backup */
   backup_filter *filter;
   backup_selector **sels;
   size_t nsels;
@@ -1199,7 +1202,8 @@ struct bk {
   char store_msg[900];
 
   char keys[F_COUNT][VELERO_KEY_MAX];
-  bool committed[F_COUNT];
+  bool committed[F_COUNT]; /* may exist in the store (written, or a write whose answer was lost) */
+  bool claimed;             /* the claim is ours */
   char sums[F_COUNT][65];
   uint64_t sizes[F_COUNT];
 
@@ -1226,27 +1230,12 @@ static bool bk_rc_fatal(kd_rc rc) {
 
 /* ---- status ---- */
 
-/* Merge-patch the Backup's status (status subresource; the main resource when the CRD has
- * none, as Velero's own CRDs do). A merge patch with absolute values is harmless to repeat:
- * retried on transport failures when retry. */
-static kd_rc bk_patch_status(kube_client *c, const char *ns, const char *name, json_t *status, bool retry) {
-  json_t *patch = json_pack("{s:O}", "status", status), *out = NULL;
-  if (!patch) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  kd_rc rc = KD_OK;
-  for (int attempt = 0; attempt < (retry ? 5 : 1); attempt++) {
-    if (attempt) kd_sleep_ms(kube_backoff_ms(attempt, 500, 5000, (unsigned)kd_now_ms()), NULL);
-    struct kube_patch_opts po = {KUBE_PATCH_MERGE, NULL, false, "status"};
-    rc = kube_patch(c, &bk_backup_res, ns, name, patch, &po, &out);
-    if (rc == KD_ERR_NOTFOUND) {
-      po.subresource = NULL;
-      rc = kube_patch(c, &bk_backup_res, ns, name, patch, &po, &out);
-    }
-    json_decref(out);
-    out = NULL;
-    if (rc != KD_ERR_TRANSPORT && rc != KD_ERR_TIMEOUT && rc != KD_ERR_HTTP) break;
-  }
-  json_decref(patch);
-  return rc ? kd_fail_wrap(rc, "updating the status of Backup %s/%s", ns, name) : KD_OK;
+/* Write the Backup's status as a compare-and-swap from one of the phases expect (vstatus.h),
+ * under the job's fence and only on this very Backup (its uid); transient failures are retried
+ * for patience_ms. */
+static kd_rc bk_status(struct bk *b, json_t *status, const char *const *expect, int patience_ms) {
+  struct vstatus_write w = {&bk_backup_res, b->ns, b->name, status, expect, b->uid, b->job->fence, patience_ms};
+  return vstatus_write(b->c, &w, NULL);
 }
 
 /* The label velero.io/storage-location and the defaults Velero fills into the spec, guarded by
@@ -1317,7 +1306,7 @@ static void *bk_progress(void *arg) {
     if (t < d) t = d;
     if (t == last_t && d == last_b) continue;
     json_t *st = json_pack("{s:{s:I,s:I}}", "progress", "totalItems", (json_int_t)t, "itemsBackedUp", (json_int_t)d);
-    kd_rc rc = st ? bk_patch_status(b->c, b->ns, b->name, st, false) : KD_ERR_NOMEM;
+    kd_rc rc = st ? bk_status(b, st, vstatus_in_progress, 0) : KD_ERR_NOMEM;
     json_decref(st);
     if (rc == KD_OK) last_t = t, last_b = d;
     else kd_log(KD_LOG_WARN, "backup %s/%s: progress not recorded: %s", b->ns, b->name, kd_errmsg());
@@ -1860,6 +1849,7 @@ static void bk_free(struct bk *b) {
   free(b->types);
   backup_filter_free(b->filter);
   json_decref(b->disc);
+  json_decref(b->disc_skipped);
   backup_reslist_free(b->rl);
   joblog_free(&b->jl);
   json_decref(b->tracked_ns);
@@ -1879,6 +1869,8 @@ static kd_rc bk_setup(struct bk *b, const struct backup_job *job) {
   b->name = bk_cstr(json_object_get(meta, "name"));
   pthread_mutex_init(&b->mu, NULL);
   if (!b->name || !b->name[0]) return kd_fail(KD_ERR_INVALID, "the Backup has no name");
+  b->uid = bk_cstr(json_object_get(meta, "uid"));
+  if (bk_claim_key(b->name, b->claim_key, sizeof b->claim_key) != KD_OK) b->claim_key[0] = '\0';
   b->bsl_name = job->bsl ? bk_cstr(json_object_get(json_object_get(job->bsl, "metadata"), "name")) : NULL;
   if (!b->bsl_name) b->bsl_name = bk_cstr(json_object_get(spec, "storageLocation"));
   if (!b->bsl_name) b->bsl_name = "";
@@ -2103,7 +2095,7 @@ static kd_rc bk_prepare(struct bk *b, json_t *errors) {
   kd_rc rc;
   json_t *excluded = json_array();
   if (!excluded) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  if ((rc = kube_discover(b->c, true, &b->disc))) {
+  if ((rc = kube_discover_report(b->c, true, &b->disc, &b->disc_skipped))) {
     rc = kd_fail_wrap(rc, "discovering the API server's resources");
     goto fail;
   }
@@ -2271,9 +2263,9 @@ static kd_rc bk_put(struct bk *b, enum bk_file f, const void *data, size_t n) {
   if (EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL) != 1) return kd_fail(KD_ERR_NOMEM, "sha256 failed");
   bk_hex(d, dl, b->sums[f]);
   b->sizes[f] = n;
+  b->committed[f] = true; /* from now on it may exist: a failed write may have landed (lost answer) */
   kd_rc rc = objstore_put(b->job->store, b->keys[f], data, n);
   if (rc) return kd_fail_wrap(rc, "writing %s", b->keys[f]);
-  b->committed[f] = true;
   return KD_OK;
 }
 
@@ -2348,18 +2340,62 @@ fail:
   return rc;
 }
 
-/* Remove what this execution wrote (a failed backup leaves nothing visible). */
+/* Remove what this execution wrote (a failed backup leaves nothing visible): velero-backup.json
+ * first, also when its write failed (it may have landed), then the rest, and the claim last and
+ * only when nothing is left (the name stays taken while a file of it is there). */
 static void bk_discard(struct bk *b) {
   if (b->aw) archive_writer_abort(b->aw);
   b->aw = NULL;
   if (b->tw) objstore_writer_abort(b->tw);
   b->tw = NULL;
+  bool left = false;
   for (int f = F_COUNT - 1; f >= 0; f--) {
     if (!b->committed[f]) continue;
-    if (objstore_delete(b->job->store, b->keys[f]) != KD_OK)
+    kd_rc rc = objstore_delete(b->job->store, b->keys[f]);
+    if (rc != KD_OK && rc != KD_ERR_NOTFOUND) {
       kd_log(KD_LOG_ERROR, "backup %s/%s: could not remove %s: %s", b->ns, b->name, b->keys[f], kd_errmsg());
+      left = true;
+      continue;
+    }
     b->committed[f] = false;
   }
+  if (b->claimed && !left) {
+    kd_rc rc = objstore_delete(b->job->store, b->claim_key);
+    if (rc != KD_OK && rc != KD_ERR_NOTFOUND)
+      kd_log(KD_LOG_ERROR, "backup %s/%s: could not remove %s: %s", b->ns, b->name, b->claim_key, kd_errmsg());
+    else
+      b->claimed = false;
+  }
+}
+
+/* Take the folder: write the claim once, exclusively. KD_ERR_CONFLICT (added to errors) when
+ * another Backup holds it; a store failure is returned. */
+static kd_rc bk_claim(struct bk *b, json_t *errors) {
+  kd_buf doc = KD_BUF_INIT(4096);
+  kd_rc rc = kd_buf_adds(&doc, "{\"backup\":");
+  if (rc == KD_OK) rc = bk_json_cstr(&doc, b->name);
+  if (rc == KD_OK) rc = kd_buf_adds(&doc, ",\"namespace\":");
+  if (rc == KD_OK) rc = bk_json_cstr(&doc, b->ns);
+  if (rc == KD_OK) rc = kd_buf_adds(&doc, ",\"uid\":");
+  if (rc == KD_OK) rc = bk_json_cstr(&doc, b->uid ? b->uid : "");
+  if (rc == KD_OK) rc = kd_buf_adds(&doc, "}\n");
+  if (rc != KD_OK) goto fail;
+  rc = objstore_put_new(b->job->store, b->claim_key, doc.data, doc.len);
+  if (rc == KD_OK) {
+    b->claimed = true;
+  } else if (rc == KD_ERR_CONFLICT) {
+    rc = add_error(errors, "backup %.200s already exists in backup storage location %.200s (another Backup of that "
+                   "name claimed the folder first): it is never overwritten", b->name, b->bsl_name);
+    if (rc == KD_OK) rc = KD_ERR_CONFLICT;
+  } else if (rc == KD_ERR_UNSUPPORTED) { /* the gateway cannot create exclusively: the check before must do */
+    joblog_note(&b->jl, JOBLOG_WARN, NULL, "storage location %s cannot create a file exclusively (%s); two clusters "
+                "writing a backup of the same name at once are not told apart", b->bsl_name, kd_errmsg());
+    if ((rc = objstore_put(b->job->store, b->claim_key, doc.data, doc.len)) == KD_OK) b->claimed = true;
+  }
+  if (rc != KD_OK && rc != KD_ERR_CONFLICT) rc = kd_fail_wrap(rc, "writing %s", b->claim_key);
+fail:
+  kd_buf_free(&doc);
+  return rc;
 }
 
 static void bk_stop_progress(struct bk *b) {
@@ -2387,6 +2423,11 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
     goto fail;
   }
   b->prog_started = pthread_create(&b->prog, NULL, bk_progress, b) == 0;
+  size_t si;
+  json_t *sk;
+  json_array_foreach(b->disc_skipped, si, sk) /* never Completed with a group silently missing */
+    joblog_note(&b->jl, JOBLOG_ERROR, NULL, "discovery: the API server could not serve %s, so none of its resources are "
+                "in this backup: %s", bk_cstr(json_object_get(sk, "groupVersion")), bk_cstr(json_object_get(sk, "error")));
   joblog_note(&b->jl, JOBLOG_INFO, NULL, "Backing up to %s (%zu LISTs of %zu resource types)", objstore_describe(b->job->store), b->ntasks,
           b->ntypes);
   /* Velero logs an error for an included namespace that does not exist */
@@ -2442,6 +2483,7 @@ static kd_rc bk_run(struct bk *b, json_t **final_status) {
   EVP_DigestFinal_ex(b->tar_sha, d, &dl);
   bk_hex(d, dl, b->sums[F_TAR]);
   b->sizes[F_TAR] = b->tar_bytes;
+  b->committed[F_TAR] = true; /* may exist from now on, whatever the commit answers */
   rc = objstore_writer_commit(b->tw);
   b->tw = NULL;
   if (rc) {
@@ -2484,15 +2526,51 @@ static void bk_result(struct bk *b, struct backup_result *res, const char *phase
   res->tarball_bytes = b->committed[F_TAR] ? b->tar_bytes : 0;
 }
 
-/* Record a phase without running (FailedValidation, or Failed before anything was written). */
-static kd_rc bk_refuse(struct bk *b, const char *phase, const char *reason, json_t *errors, struct backup_result *res) {
+/* The final status waits this long for an API server that is down: the backup is done, only its
+ * record is missing; a lost term ends the wait (the next leader finishes it). */
+#define BK_FINAL_PATIENCE_MS (10 * 60 * 1000)
+
+/* Record a phase without running (FailedValidation, or Failed before anything was written), from
+ * one of the phases expect. */
+static kd_rc bk_refuse(struct bk *b, const char *phase, const char *reason, json_t *errors, const char *const *expect,
+                       struct backup_result *res) {
   json_t *st = bk_final_status(b, phase, reason, errors);
   if (!st) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  kd_rc rc = bk_patch_status(b->c, b->ns, b->name, st, true);
+  kd_rc rc = bk_status(b, st, expect, BK_FINAL_PATIENCE_MS);
   json_decref(st);
   bk_result(b, res, phase);
   if (rc == KD_OK) kd_log(KD_LOG_INFO, "backup %s/%s: %s%s%s", b->ns, b->name, phase, reason ? ": " : "", reason ? reason : "");
   return rc;
+}
+
+/* New -> InProgress as a compare-and-swap: of two executors, one wins. */
+static kd_rc bk_start(struct bk *b) {
+  kd_time_format(b->start = time(NULL), b->start_ts);
+  kd_time_format(b->start + (time_t)b->ttl, b->exp_ts);
+  json_t *ip = json_pack("{s:s,s:s,s:s,s:i,s:s}", "phase", VELERO_PHASE_IN_PROGRESS, "startTimestamp", b->start_ts,
+                         "expiration", b->exp_ts, "version", 1, "formatVersion", VELERO_FORMAT_VERSION);
+  if (!ip) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  kd_rc rc = bk_status(b, ip, vstatus_new, 60000);
+  json_decref(ip);
+  if (rc == KD_OK) kd_log(KD_LOG_INFO, "backup %s/%s: InProgress", b->ns, b->name);
+  return rc;
+}
+
+/* The outcome of a run that wrote every file: its status, or (that failing for good) the lie
+ * undone. */
+static kd_rc bk_finish(struct bk *b, json_t *status, struct backup_result *res) {
+  const char *ph = json_string_value(json_object_get(status, "phase"));
+  kd_rc rc = bk_status(b, status, vstatus_in_progress, BK_FINAL_PATIENCE_MS);
+  bk_result(b, res, ph);
+  if (rc == KD_OK) {
+    kd_log(KD_LOG_INFO, "backup %s/%s: %s, %ld items", b->ns, b->name, ph, res->items);
+    return KD_OK;
+  }
+  char why[1200];
+  snprintf(why, sizeof why, "%s", kd_errmsg());
+  if (backup_undo_metadata(b->c, b->ns, b->job->backup, b->job->store, ph) != KD_OK)
+    kd_log(KD_LOG_WARN, "backup %s/%s: %s", b->ns, b->name, kd_errmsg());
+  return kd_fail(rc, "%s", why);
 }
 
 kd_rc backup_execute(const struct backup_job *job, struct backup_result *res) {
@@ -2500,6 +2578,7 @@ kd_rc backup_execute(const struct backup_job *job, struct backup_result *res) {
   struct bk *b = calloc(1, sizeof *b);
   json_t *errors = json_array(), *status = NULL;
   kd_rc rc = KD_OK;
+  char reason[1200];
   if (!b || !errors) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto out;
@@ -2507,132 +2586,56 @@ kd_rc backup_execute(const struct backup_job *job, struct backup_result *res) {
   b->t0_ms = kd_now_ms();
   if ((rc = bk_setup(b, job))) goto out;
   const char *phase = bk_cstr(json_object_get(json_object_get(job->backup, "status"), "phase"));
-  if (phase && phase[0] && strcmp(phase, VELERO_PHASE_NEW) != 0) {
+  if (!vstatus_phase_in(phase, vstatus_new)) {
     rc = kd_fail(KD_ERR_CONFLICT, "Backup %s/%s is already %s", b->ns, b->name, phase);
     goto out;
   }
-  if ((rc = bk_patch_meta(b))) goto out;
+  if ((rc = fence_check(job->fence, "starting a backup")) || (rc = bk_patch_meta(b))) goto out;
   if ((rc = bk_validate(b, errors))) goto out;
   if (json_array_size(errors)) {
-    rc = bk_refuse(b, VELERO_PHASE_FAILED_VALIDATION, NULL, errors, res);
+    rc = bk_refuse(b, VELERO_PHASE_FAILED_VALIDATION, NULL, errors, vstatus_new, res);
     goto out;
   }
   bk_mark(b, "validated");
   if ((rc = bk_prepare(b, errors)) == KD_OK && !json_array_size(errors)) rc = bk_check_absent(b, errors);
   bk_mark(b, "prepared");
   if (rc) {
-    if (rc == KD_ERR_NOMEM) goto out;
-    char reason[1200];
+    if (rc == KD_ERR_NOMEM || rc == KD_ERR_CANCELLED) goto out;
     snprintf(reason, sizeof reason, "%s", kd_errmsg());
-    rc = bk_refuse(b, VELERO_PHASE_FAILED, reason, NULL, res);
+    rc = bk_refuse(b, VELERO_PHASE_FAILED, reason, NULL, vstatus_new, res);
     goto out;
   }
   if (json_array_size(errors)) {
-    rc = bk_refuse(b, VELERO_PHASE_FAILED_VALIDATION, NULL, errors, res);
+    rc = bk_refuse(b, VELERO_PHASE_FAILED_VALIDATION, NULL, errors, vstatus_new, res);
     goto out;
   }
-  kd_time_format(b->start = time(NULL), b->start_ts);
-  kd_time_format(b->start + (time_t)b->ttl, b->exp_ts);
-  json_t *ip = json_pack("{s:s,s:s,s:s,s:i,s:s}", "phase", VELERO_PHASE_IN_PROGRESS, "startTimestamp", b->start_ts,
-                         "expiration", b->exp_ts, "version", 1, "formatVersion", VELERO_FORMAT_VERSION);
-  if (!ip) {
-    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
-    goto out;
-  }
-  rc = bk_patch_status(b->c, b->ns, b->name, ip, true);
-  json_decref(ip);
-  if (rc) goto out;
-  kd_log(KD_LOG_INFO, "backup %s/%s: InProgress", b->ns, b->name);
+  if ((rc = bk_start(b))) goto out;
   bk_mark(b, "InProgress recorded");
+  if ((rc = bk_claim(b, errors)) != KD_OK) {
+    if (rc == KD_ERR_CONFLICT) {
+      rc = bk_refuse(b, VELERO_PHASE_FAILED_VALIDATION, NULL, errors, vstatus_in_progress, res);
+      goto out;
+    }
+    snprintf(reason, sizeof reason, "%s", kd_errmsg());
+    rc = bk_refuse(b, VELERO_PHASE_FAILED, reason, NULL, vstatus_in_progress, res);
+    goto out;
+  }
   if (bk_run(b, &status) == KD_OK) {
     bk_mark(b, "files written");
-    const char *ph = json_string_value(json_object_get(status, "phase"));
-    rc = bk_patch_status(b->c, b->ns, b->name, status, true);
-    bk_result(b, res, ph);
-    if (rc == KD_OK) kd_log(KD_LOG_INFO, "backup %s/%s: %s, %ld items", b->ns, b->name, ph, res->items);
+    rc = bk_finish(b, status, res);
     goto out;
   }
-  char reason[1200];
   snprintf(reason, sizeof reason, "%s", joblog_fail_msg(&b->jl)[0] ? joblog_fail_msg(&b->jl) : "cancelled");
   if (!(status = bk_final_status(b, VELERO_PHASE_FAILED, reason, NULL))) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto out;
   }
-  rc = bk_patch_status(b->c, b->ns, b->name, status, true);
+  rc = bk_status(b, status, vstatus_in_progress, BK_FINAL_PATIENCE_MS);
   bk_result(b, res, VELERO_PHASE_FAILED);
   kd_log(KD_LOG_WARN, "backup %s/%s: Failed: %s", b->ns, b->name, reason);
 out:
   json_decref(status);
   json_decref(errors);
   bk_free(b);
-  return rc;
-}
-
-/* ---- a Backup left InProgress ---- */
-
-struct bk_keys {
-  char **v;
-  size_t n;
-};
-
-static kd_rc bk_collect_key(const char *key, bool is_prefix, uint64_t size, void *ud) {
-  (void)size;
-  struct bk_keys *k = ud;
-  if (is_prefix) return KD_OK;
-  if (k->n >= 10000) return kd_fail(KD_ERR_TOOBIG, "more than 10000 files under one backup");
-  char **nv = realloc(k->v, (k->n + 1) * sizeof *nv);
-  if (!nv) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  k->v = nv;
-  if (!(k->v[k->n] = strdup(key))) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  k->n++;
-  return KD_OK;
-}
-
-kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objstore *store, const char *reason) {
-  const char *name = bk_cstr(json_object_get(json_object_get(backup, "metadata"), "name"));
-  char key[VELERO_KEY_MAX], prefix[VELERO_KEY_MAX], done[21];
-  struct bk_keys keys = {0};
-  char *data = NULL;
-  json_t *stored = NULL, *st = NULL;
-  kd_rc rc;
-  if (!name || (rc = velero_backup_key(name, VELERO_BACKUP_METADATA, key, sizeof key)))
-    return kd_fail(KD_ERR_INVALID, "the Backup has no usable name");
-  if (store) {
-    size_t len = 0;
-    rc = objstore_get_all(store, key, 16u << 20, &data, &len);
-    if (rc == KD_OK) {
-      stored = json_loadb(data, len, JSON_ALLOW_NUL, NULL);
-      const char *ph = bk_cstr(json_object_get(json_object_get(stored, "status"), "phase"));
-      if (kd_streq(ph, VELERO_PHASE_COMPLETED) || kd_streq(ph, VELERO_PHASE_PARTIALLY_FAILED)) {
-        /* every file was written; only the last status update was lost */
-        rc = bk_patch_status(c, ns, name, json_object_get(stored, "status"), true);
-        if (rc == KD_OK) kd_log(KD_LOG_INFO, "backup %s/%s: found complete in the store after a restart: %s", ns, name, ph);
-        goto out;
-      }
-    } else if (rc == KD_ERR_NOTFOUND) {
-      snprintf(prefix, sizeof prefix, "backups/%s/", name);
-      if ((rc = objstore_list(store, prefix, '\0', bk_collect_key, &keys)) == KD_OK) {
-        for (size_t i = 0; i < keys.n; i++)
-          if (objstore_delete(store, keys.v[i]) != KD_OK)
-            kd_log(KD_LOG_WARN, "backup %s/%s: could not remove %s: %s", ns, name, keys.v[i], kd_errmsg());
-      } else {
-        kd_log(KD_LOG_WARN, "backup %s/%s: could not list its partial files: %s", ns, name, kd_errmsg());
-      }
-    } else {
-      kd_log(KD_LOG_WARN, "backup %s/%s: could not look at its files: %s", ns, name, kd_errmsg());
-    }
-  }
-  kd_time_format(time(NULL), done);
-  if (!(st = json_pack("{s:s,s:s,s:s}", "phase", VELERO_PHASE_FAILED, "completionTimestamp", done, "failureReason",
-                       reason ? reason : "abandoned")))
-    st = json_pack("{s:s,s:s}", "phase", VELERO_PHASE_FAILED, "completionTimestamp", done);
-  rc = st ? bk_patch_status(c, ns, name, st, true) : kd_fail(KD_ERR_NOMEM, "out of memory");
-  if (rc == KD_OK) kd_log(KD_LOG_WARN, "backup %s/%s: marked Failed: %s", ns, name, reason ? reason : "abandoned");
-out:
-  for (size_t i = 0; i < keys.n; i++) free(keys.v[i]);
-  free(keys.v);
-  free(data);
-  json_decref(stored);
-  json_decref(st);
   return rc;
 }

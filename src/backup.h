@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "fence.h"
 #include "kube.h"
 #include "objstore.h"
 #include "util.h"
@@ -44,6 +45,7 @@ struct backup_job {
   volatile const int *cancel; /* set: stop soon, mark Failed ("cancelled: ...") */
   int gzip_level;             /* 0 = default */
   int list_concurrency;       /* resources listed at once; 0 = 4 */
+  const struct fence *fence;  /* the leadership term the job runs in (NULL: no election) */
 };
 
 /* What one execution ended with (also written to the Backup's status). */
@@ -66,13 +68,57 @@ struct backup_result {
  * (KD_ERR_CONFLICT: the Backup is not New, or changed since it was read: re-read and retry). */
 kd_rc backup_execute(const struct backup_job *job, struct backup_result *res);
 
-/* Mark a Backup this engine left InProgress (a crash, a kill, lost leadership) Failed with
- * reason, and remove its partial files from store (may be NULL). One exception: when
- * backups/<b>/velero-backup.json exists, every file was written and only the last status update
- * was lost; the Backup then gets the status recorded in that file (Completed or
- * PartiallyFailed) and nothing is removed. (Velero marks such Backups Failed and never touches
- * the bucket, because it uploads only at the end.) Returns KD_OK when the status was written. */
-kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objstore *store, const char *reason);
+/* ---- ownership (backup_owner.c) ----
+ * backups/<b>/<b>-claim.json ({"backup","namespace","uid"}) is written once, exclusively
+ * (objstore_put_new), right after the Backup went InProgress and before any other file: the
+ * folder then belongs to that Backup (its uid). Two clusters sharing a bucket and firing the
+ * same schedule slot make the same name: one claim wins, the other Backup is FailedValidation
+ * and writes nothing. Velero ignores the file and deletes it with the backup. */
+
+/* Annotation on a Backup that sync created from a location (value: the location's name):
+ * such a Backup is never executed, its status comes from the location. */
+#define BACKUP_SYNCED_ANNOTATION "kcmdr.io/synced-from-location"
+
+/* Label on a DeleteBackupRequest: the uid of the Backup it means (Velero sets it too); a request
+ * whose Backup has another uid now (deleted and created again) deletes nothing. */
+#define BACKUP_UID_LABEL "velero.io/backup-uid"
+
+/* A DeleteBackupRequest for backup in ns (new reference; NULL without memory): generateName
+ * "<name>-", labels velero.io/backup-name and velero.io/backup-uid, spec.backupName. */
+json_t *backup_delete_request(const char *ns, json_t *backup);
+
+/* The claim's key of backup name. KD_ERR_TOOBIG when it does not fit n. */
+kd_rc backup_claim_key(const char *name, char *out, size_t n);
+/* Was backup created by sync (BACKUP_SYNCED_ANNOTATION)? */
+bool backup_is_synced(json_t *backup);
+/* May backup (as the server has it) delete the files of its folder in st? Its own claim says so;
+ * with no claim, a velero-backup.json written for its uid; a synced Backup: a whole backup there
+ * whose claim (if any) names the same writer. A FailedValidation Backup never. *why says why not.
+ * Fails only when st cannot be read (transport, server). */
+kd_rc backup_files_ours(objstore *st, json_t *backup, bool *ours, char *why, size_t n);
+/* Delete every file of backups/<name>/: velero-backup.json first, the claim last (kept when any
+ * other file could not be removed). Returns the first failure. Checks no ownership: call
+ * backup_files_ours first. */
+kd_rc backup_delete_files(objstore *st, const char *name);
+/* Does every file the backup's checksums file lists exist with its recorded size? Fails only
+ * when st cannot be read; no checksums file is simply not whole. */
+kd_rc backup_files_whole(objstore *st, const char *name, bool *whole);
+
+/* A Backup left InProgress by an engine that stopped (crash, kill, lost leadership), looked at
+ * fresh from the server (nothing happens when it is no longer InProgress or is a namesake).
+ * When its velero-backup.json (written for its uid) says Completed or PartiallyFailed and every
+ * file its checksums list is there, only the last status update was lost: it gets that status.
+ * Otherwise its files are removed when they are its own (backup_files_ours), it is marked Failed
+ * with reason (compare-and-swap from InProgress), and a velero-backup.json a deposed engine wrote
+ * meanwhile is removed. store may be NULL (nothing removed). fence guards every write. Returns
+ * KD_OK when the status was written or nothing was to do. */
+kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objstore *store, const char *reason,
+                            const struct fence *fence);
+/* After a final status write failed (lost term, conflict): when the Backup is no longer ours to
+ * finish (deleted, a namesake, or ended in a phase other than wrote_phase), remove the
+ * velero-backup.json this execution wrote (uid-checked), so no cluster syncs a lie. Clears
+ * store's guard. Fails when the Backup cannot be read (then the next leader decides). */
+kd_rc backup_undo_metadata(kube_client *c, const char *ns, json_t *backup, objstore *store, const char *wrote_phase);
 
 /* ---- the pure parts, exposed for unit tests ---- */
 

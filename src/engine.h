@@ -23,14 +23,17 @@ struct engine_opts {
   int workers;                     /* Backups executed at once; 0 = 2 */
   _Atomic int64_t *valid_until_ms; /* leader election: act only while kd_now_ms() is below it; NULL = always */
   volatile const int *leading;     /* leader election: 0 while standing by; NULL = always leading */
+  _Atomic uint64_t *term;          /* leader election: the lease's term counter (fence.h); NULL = none */
 };
 
 /* Create the engine (c borrowed, must outlive it). KD_ERR_NOMEM. */
 kd_rc engine_new(kube_client *c, const struct engine_opts *opts, engine **out);
-/* Run until *stop: informers on Backups, storage locations and DeleteBackupRequests, a loop that
- * starts due Backups on workers, validates locations, syncs and collects garbage. Running
- * Backups are cancelled (and end Failed) when *stop is set or leadership is lost. Returns KD_OK
- * after a stop, or a fatal error (the Velero CRDs are not served, no memory). */
+/* Run until *stop: informers on Backups, Restores, storage locations and DeleteBackupRequests; a
+ * loop that never touches the network and starts due Backups and Restores on workers and a
+ * round of upkeep (validation, sync, deletions, expiry, abandoned jobs) on a thread of its own.
+ * Every job carries the leadership term it started in and writes nothing once that term ended;
+ * running jobs are cancelled when *stop is set or the term ends. Returns KD_OK after a stop, or
+ * a fatal error (the Velero CRDs are not served, no memory). */
 kd_rc engine_run(engine *e, volatile const int *stop);
 /* Free the engine after engine_run returned. NULL is fine. */
 void engine_free(engine *e);

@@ -1024,13 +1024,16 @@ kd_rc kube_update_retry(kube_client *c, const struct kube_res *res, const char *
 
 /* ---- discovery ---- */
 
-static kd_rc discover_group_version(kube_client *c, const char *group, const char *gv, json_t *all) {
+static kd_rc discover_group_version(kube_client *c, const char *group, const char *gv, json_t *all, json_t *skipped) {
   char path[KUBE_MAX_PATH];
   json_t *doc = NULL;
   snprintf(path, sizeof path, "%s/%s", group[0] ? "/apis" : "/api", gv);
   kd_rc rc = kube_request(c, "GET", path, NULL, NULL, 0, &doc);
   if (rc == KD_ERR_NOTFOUND || rc == KD_ERR_HTTP) { /* a group that went away or an aggregated API that is down */
     kd_log(KD_LOG_WARN, "discovery: skipping %s: %s", gv, kd_errmsg());
+    if (skipped && json_array_size(skipped) < 1000 &&
+        json_array_append_new(skipped, json_pack("{s:s,s:s}", "groupVersion", gv, "error", kd_errmsg())))
+      return kd_fail(KD_ERR_NOMEM, "out of memory");
     return KD_OK;
   }
   if (rc) return rc;
@@ -1054,7 +1057,14 @@ static kd_rc discover_group_version(kube_client *c, const char *group, const cha
   return KD_OK;
 }
 
-kd_rc kube_discover(kube_client *c, bool refresh, json_t **out) {
+kd_rc kube_discover(kube_client *c, bool refresh, json_t **out) { return kube_discover_report(c, refresh, out, NULL); }
+
+kd_rc kube_discover_report(kube_client *c, bool refresh, json_t **out, json_t **skipped_out) {
+  if (skipped_out) {
+    refresh = true; /* what was skipped is known only from a fresh look */
+    if (!(*skipped_out = json_array())) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  }
+  json_t *skipped = skipped_out ? *skipped_out : NULL;
   pthread_mutex_lock(&c->lock);
   if (c->discovery && !refresh) {
     *out = json_incref(c->discovery);
@@ -1065,7 +1075,7 @@ kd_rc kube_discover(kube_client *c, bool refresh, json_t **out) {
   kd_rc rc = KD_OK;
   json_t *all = json_array(), *groups = NULL;
   if (!all) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  if ((rc = discover_group_version(c, "", "v1", all))) goto fail;
+  if ((rc = discover_group_version(c, "", "v1", all, skipped))) goto fail;
   if ((rc = kube_request(c, "GET", "/apis", NULL, NULL, 0, &groups))) goto fail;
   size_t i;
   json_t *g;
@@ -1077,7 +1087,7 @@ kd_rc kube_discover(kube_client *c, bool refresh, json_t **out) {
     const char *name = json_string_value(json_object_get(g, "name"));
     const char *gv = json_string_value(json_object_get(json_object_get(g, "preferredVersion"), "groupVersion"));
     if (!name || !gv) continue;
-    if ((rc = discover_group_version(c, name, gv, all))) goto fail;
+    if ((rc = discover_group_version(c, name, gv, all, skipped))) goto fail;
   }
   pthread_mutex_lock(&c->lock);
   json_decref(c->discovery);
@@ -1088,6 +1098,10 @@ kd_rc kube_discover(kube_client *c, bool refresh, json_t **out) {
 fail:
   json_decref(all);
   json_decref(groups);
+  if (rc != KD_OK && skipped_out) {
+    json_decref(*skipped_out);
+    *skipped_out = NULL;
+  }
   return rc;
 }
 

@@ -70,6 +70,10 @@ kd_rc kube_resolve(kube_client *c, const char *name, struct kube_res *res);
 /* Every resource the server offers at the preferred version of each group, as a JSON array of
  * {group, version, resource, kind, namespaced, verbs} (new reference). Cached until refreshed. */
 kd_rc kube_discover(kube_client *c, bool refresh, json_t **out);
+/* kube_discover, always fresh, also saying which group-versions the server listed but could not
+ * serve (a 404 or 5xx, e.g. an aggregated API whose Service has no endpoints): *skipped gets an
+ * array of {groupVersion, error} (new reference, [] when none). Fails as kube_discover. */
+kd_rc kube_discover_report(kube_client *c, bool refresh, json_t **out, json_t **skipped);
 
 /* Build the URL path of res (ns and name may be NULL; sub e.g. "status"; query without '?').
  * KD_ERR_TOOBIG when it does not fit in KUBE_MAX_PATH. */

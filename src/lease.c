@@ -131,6 +131,7 @@ kd_rc lease_run(kube_client *c, const struct lease_opts *opts, lease_fn on_start
       int64_t sent = kd_now_ms();
       kd_rc rc = try_acquire(c, &o, me, lease_s, &ob, &other);
       if (rc == KD_OK) {
+        if (o.term) atomic_fetch_add(o.term, 1);
         set_valid(&o, sent + o.renew_deadline_ms);
         break;
       }

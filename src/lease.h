@@ -22,6 +22,9 @@ struct lease_opts {
    * was sent) + renew deadline, and to 0 when leadership ends. A writer checks
    * kd_now_ms() < *valid_until_ms right before each write that only the leader may make. */
   _Atomic int64_t *valid_until_ms;
+  /* Optional: incremented each time this process starts leading (before valid_until_ms is set),
+   * so a job can tell the term it started in from a later one (fence.h). */
+  _Atomic uint64_t *term;
 };
 
 /* Called on lease_run's thread when this process starts and stops leading. */

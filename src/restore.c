@@ -38,6 +38,7 @@
 #include "resmod.h"
 #include "velero.h"
 #include "verify.h"
+#include "vstatus.h"
 
 #define RS_MAX_OBJECTS 2000000     /* objects indexed from one backup */
 #define RS_DEFAULT_WORKERS 16
@@ -107,7 +108,9 @@ struct rs {
   atomic_int progress_stop;
 };
 
-static bool rs_stopped(struct rs *r) { return joblog_failed(&r->jl) || (r->job->cancel && *r->job->cancel); }
+static bool rs_stopped(struct rs *r) {
+  return joblog_failed(&r->jl) || (r->job->cancel && *r->job->cancel) || !fence_held(r->job->fence);
+}
 
 /* ---- log and results ---- */
 
@@ -119,26 +122,16 @@ static bool rs_rc_fatal(kd_rc rc) {
 
 /* ---- status ---- */
 
-/* Merge-patch the Restore's status (status subresource, else the main resource as Velero's
- * CRDs have none). Absolute values: harmless to repeat, so retried on transport failures. */
-static kd_rc rs_patch_status(kube_client *c, const char *ns, const char *name, json_t *status) {
-  json_t *patch = json_pack("{s:O}", "status", status), *out = NULL;
-  if (!patch) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  kd_rc rc = KD_OK;
-  for (int attempt = 0; attempt < 5; attempt++) {
-    if (attempt) kd_sleep_ms(kube_backoff_ms(attempt, 500, 5000, (unsigned)kd_now_ms()), NULL);
-    struct kube_patch_opts po = {KUBE_PATCH_MERGE, NULL, false, "status"};
-    rc = kube_patch(c, &rs_restore_res, ns, name, patch, &po, &out);
-    if (rc == KD_ERR_NOTFOUND) {
-      po.subresource = NULL;
-      rc = kube_patch(c, &rs_restore_res, ns, name, patch, &po, &out);
-    }
-    json_decref(out);
-    out = NULL;
-    if (rc != KD_ERR_TRANSPORT && rc != KD_ERR_TIMEOUT && rc != KD_ERR_HTTP) break;
-  }
-  json_decref(patch);
-  return rc ? kd_fail_wrap(rc, "updating the status of Restore %s/%s", ns, name) : KD_OK;
+/* The final status waits this long for an API server that is down; a lost term ends the wait. */
+#define RS_FINAL_PATIENCE_MS (10 * 60 * 1000)
+
+/* Write the Restore's status as a compare-and-swap from one of expect (vstatus.h), on this very
+ * Restore (uid), under fence (may be NULL); transient failures retried for patience_ms. */
+static kd_rc rs_status(kube_client *c, const char *ns, json_t *restore, json_t *status, const char *const *expect,
+                       const struct fence *fence, int patience_ms) {
+  json_t *md = json_object_get(restore, "metadata");
+  struct vstatus_write w = {&rs_restore_res, ns, rs_cstr(md, "name"), status, expect, rs_cstr(md, "uid"), fence, patience_ms};
+  return vstatus_write(c, &w, NULL);
 }
 
 static void *rs_progress(void *arg) {
@@ -150,7 +143,7 @@ static void *rs_progress(void *arg) {
     if (done == last) continue;
     last = done;
     json_t *st = json_pack("{s:{s:I,s:I}}", "progress", "totalItems", (json_int_t)r->n, "itemsRestored", (json_int_t)done);
-    if (st && rs_patch_status(r->c, r->job->ns, r->name, st) != KD_OK)
+    if (st && rs_status(r->c, r->job->ns, r->job->restore, st, vstatus_in_progress, r->job->fence, 0) != KD_OK)
       kd_log(KD_LOG_WARN, "restore %s/%s: progress not recorded: %s", r->job->ns, r->name, kd_errmsg());
     json_decref(st);
   }
@@ -1381,30 +1374,19 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
       rc = kd_fail(KD_ERR_NOMEM, "out of memory");
       goto out;
     }
-    rc = rs_patch_status(r.c, job->ns, r.name, status);
+    rc = rs_status(r.c, job->ns, job->restore, status, vstatus_new, job->fence, RS_FINAL_PATIENCE_MS);
     rs_fill_result(&r, res, VELERO_PHASE_FAILED_VALIDATION);
     kd_log(KD_LOG_INFO, "restore %s/%s: FailedValidation: %s", job->ns, r.name,
            json_string_value(json_array_get(errors, 0)));
     goto out;
   }
 
-  /* InProgress, guarded by the resourceVersion we read: two executors never run one Restore */
+  /* New -> InProgress as a compare-and-swap: two executors never run one Restore */
   char ts[21];
   kd_time_format(time(NULL), ts);
-  json_t *patch = json_pack("{s:{s:s},s:{s:s,s:s}}", "metadata", "resourceVersion",
-                            rs_cstr(md, "resourceVersion") ? rs_cstr(md, "resourceVersion") : "", "status", "phase",
-                            VELERO_PHASE_IN_PROGRESS, "startTimestamp", ts);
-  json_t *pout = NULL;
-  /* the status subresource (the resourceVersion is a precondition there too); the main
-   * resource when the CRD has none, as Velero's own CRDs */
-  struct kube_patch_opts po = {KUBE_PATCH_MERGE, NULL, false, "status"};
-  rc = patch ? kube_patch(r.c, &rs_restore_res, job->ns, r.name, patch, &po, &pout) : KD_ERR_NOMEM;
-  if (rc == KD_ERR_NOTFOUND) {
-    po.subresource = NULL;
-    rc = kube_patch(r.c, &rs_restore_res, job->ns, r.name, patch, &po, &pout);
-  }
-  json_decref(patch);
-  json_decref(pout);
+  json_t *ip = json_pack("{s:s,s:s}", "phase", VELERO_PHASE_IN_PROGRESS, "startTimestamp", ts);
+  rc = ip ? rs_status(r.c, job->ns, job->restore, ip, vstatus_new, job->fence, 60000) : kd_fail(KD_ERR_NOMEM, "out of memory");
+  json_decref(ip);
   if (rc) goto out;
   joblog_note(&r.jl, JOBLOG_INFO, NULL, "starting restore of backup %s", rs_cstr(r.spec, "backupName"));
 
@@ -1438,7 +1420,8 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
           (long long)(kd_now_ms() - r.t0_ms));
   if (job->store) rs_upload(&r);
   status = rs_final(&r, phase, joblog_failed(&r.jl) ? joblog_fail_msg(&r.jl) : NULL);
-  rc = status ? rs_patch_status(r.c, job->ns, r.name, status) : kd_fail(KD_ERR_NOMEM, "out of memory");
+  rc = status ? rs_status(r.c, job->ns, job->restore, status, vstatus_in_progress, job->fence, RS_FINAL_PATIENCE_MS)
+              : kd_fail(KD_ERR_NOMEM, "out of memory");
   rs_fill_result(&r, res, phase);
   kd_log(KD_LOG_INFO, "restore %s/%s: %s (%ld errors, %ld warnings)", job->ns, r.name, phase, res->errors, res->warnings);
 out:
@@ -1448,7 +1431,7 @@ out:
   return rc;
 }
 
-kd_rc restore_fail_abandoned(kube_client *c, const char *ns, json_t *restore, const char *reason) {
+kd_rc restore_fail_abandoned(kube_client *c, const char *ns, json_t *restore, const char *reason, const struct fence *fence) {
   const char *name = rs_cstr(json_object_get(restore, "metadata"), "name");
   char ts[21];
   kd_time_format(time(NULL), ts);
@@ -1457,7 +1440,7 @@ kd_rc restore_fail_abandoned(kube_client *c, const char *ns, json_t *restore, co
     json_decref(st);
     return kd_fail(KD_ERR_NOMEM, "out of memory");
   }
-  kd_rc rc = rs_patch_status(c, ns, name, st);
+  kd_rc rc = rs_status(c, ns, restore, st, vstatus_in_progress, fence, 60000);
   json_decref(st);
   return rc;
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "archive.h"
+#include "fence.h"
 #include "kube.h"
 #include "objstore.h"
 #include "util.h"
@@ -41,6 +42,7 @@ struct restore_job {
   int concurrency;            /* objects created at once within one priority class; 0 = 16 */
   uint64_t max_archive;       /* 0 = RESTORE_MAX_ARCHIVE */
   int crd_wait_s;             /* how long a restored CRD may take to be Established; 0 = 60 */
+  const struct fence *fence;  /* the leadership term the job runs in (NULL: no election) */
 };
 
 struct restore_result {
@@ -62,9 +64,11 @@ struct restore_result {
 kd_rc restore_execute(const struct restore_job *job, struct restore_result *res);
 
 /* Mark a Restore this engine left InProgress (crash, kill, lost leadership) Failed with
- * reason. Objects it created stay (as with Velero); running the Restore again under policy
- * update finishes the job. Returns KD_OK when the status was written. */
-kd_rc restore_fail_abandoned(kube_client *c, const char *ns, json_t *restore, const char *reason);
+ * reason: a compare-and-swap from InProgress on this very Restore, under fence (may be NULL).
+ * Objects it created stay (as with Velero); running the Restore again under policy update
+ * finishes the job. Returns KD_OK when the status was written; KD_ERR_CONFLICT when it is no
+ * longer InProgress. */
+kd_rc restore_fail_abandoned(kube_client *c, const char *ns, json_t *restore, const char *reason, const struct fence *fence);
 
 /* ---- pure parts, exposed for unit tests ---- */
 
