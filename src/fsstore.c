@@ -17,9 +17,13 @@
 #define FS_MAX_DIR_ENTRIES (4u << 20) /* entries of one directory held while listing it */
 #define FS_OPEN_TRIES 3               /* a concurrent delete may prune a directory we just made */
 
+#define FS_FILE_MODE 0600 /* backups hold Secrets: owner only, whatever the umask */
+#define FS_DIR_MODE 0700
+
 struct fsstore {
   char *root;
   volatile const int *cancel;
+  bool no_links; /* tests: act as on a filesystem without hard links */
 };
 
 struct fsstore_writer {
@@ -55,6 +59,7 @@ void fsstore_free(fsstore *f) {
 }
 
 void fsstore_set_cancel(fsstore *f, volatile const int *cancel) { f->cancel = cancel; }
+void fsstore_test_without_links(fsstore *f, bool on) { f->no_links = on; }
 const char *fsstore_root(const fsstore *f) { return f->root; }
 
 static kd_rc fs_cancelled(const fsstore *f) {
@@ -93,8 +98,8 @@ static kd_rc fs_segment(const char *key, const char **p, char seg[NAME_MAX + 1])
 }
 
 /* Open the directory that holds key's last segment, walking from the root without following
- * symbolic links; with create, make missing directories (0755, parent fsync'ed). *leaf points
- * into key. */
+ * symbolic links; with create, make missing directories (FS_DIR_MODE whatever the umask, parent
+ * fsync'ed). *leaf points into key. */
 static kd_rc fs_open_parent(const fsstore *f, const char *key, bool create, int *dirfd, const char **leaf) {
   kd_rc rc = KD_OK;
   char seg[NAME_MAX + 1];
@@ -118,12 +123,19 @@ static kd_rc fs_open_parent(const fsstore *f, const char *key, bool create, int 
     }
     int next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0 && errno == ENOENT && create) {
-      if (mkdirat(fd, seg, 0755) < 0 && errno != EEXIST) {
+      bool made = mkdirat(fd, seg, FS_DIR_MODE) == 0;
+      if (!made && errno != EEXIST) {
         rc = fs_errno(errno, "cannot create directory for", f->root, key);
         goto fail;
       }
       fsync(fd);
       next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      /* the umask took bits away (or, at 000, none): the mode is ours to set, exactly */
+      if (next >= 0 && made && fchmod(next, FS_DIR_MODE) < 0) {
+        rc = fs_errno(errno, "cannot set the mode of a directory for", f->root, key);
+        close(next);
+        goto fail;
+      }
     }
     if (next < 0) {
       int e = errno;
@@ -204,7 +216,11 @@ kd_rc fsstore_writer_open(fsstore *f, const char *key, fsstore_writer **out) {
   for (int attempt = 0; attempt < FS_OPEN_TRIES; attempt++) {
     if ((rc = fs_open_parent(f, w->key, true, &w->dirfd, &w->leaf)) != KD_OK) goto fail;
     fs_random_name(w->tmp, sizeof w->tmp);
-    w->fd = openat(w->dirfd, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    w->fd = openat(w->dirfd, w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, FS_FILE_MODE);
+    if (w->fd >= 0 && fchmod(w->fd, FS_FILE_MODE) < 0) {
+      rc = fs_errno(errno, "cannot set the mode of a temporary file for", f->root, key);
+      goto fail;
+    }
     if (w->fd >= 0) break;
     int e = errno;
     close(w->dirfd);
@@ -218,6 +234,10 @@ kd_rc fsstore_writer_open(fsstore *f, const char *key, fsstore_writer **out) {
   *out = w;
   return KD_OK;
 fail:
+  if (w->fd >= 0) {
+    close(w->fd);
+    unlinkat(w->dirfd, w->tmp, 0);
+  }
   if (w->dirfd >= 0) close(w->dirfd);
   free(w->key);
   free(w);
@@ -250,7 +270,37 @@ static void fs_writer_free(fsstore_writer *w, bool remove_tmp) {
   free(w);
 }
 
-kd_rc fsstore_writer_commit(fsstore_writer *w) {
+/* Put the temporary file in place only if nothing is under the key: a hard link (EEXIST: taken),
+ * or without hard links an O_EXCL claim that the rename then replaces. On KD_OK the key holds
+ * our bytes and the temporary name is gone; on failure the key is as it was. */
+static kd_rc fs_place_exclusive(fsstore_writer *w) {
+  int e = EPERM;
+  if (!w->f->no_links) e = linkat(w->dirfd, w->tmp, w->dirfd, w->leaf, 0) == 0 ? 0 : errno;
+  if (e == 0) {
+    unlinkat(w->dirfd, w->tmp, 0);
+    return KD_OK;
+  }
+  if (e == EEXIST) return kd_fail(KD_ERR_CONFLICT, "cannot create %s/%s: it already exists", w->f->root, w->key);
+  if (e != EPERM && e != EOPNOTSUPP && e != ENOSYS) return fs_errno(e, "cannot link into", w->f->root, w->key);
+  /* no hard links here (some FUSE and network filesystems): claim the name, then replace the claim */
+  int fd = openat(w->dirfd, w->leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, FS_FILE_MODE);
+  if (fd < 0) {
+    e = errno;
+    return e == EEXIST ? kd_fail(KD_ERR_CONFLICT, "cannot create %s/%s: it already exists", w->f->root, w->key)
+                       : fs_errno(e, "cannot create", w->f->root, w->key);
+  }
+  close(fd);
+  if (renameat(w->dirfd, w->tmp, w->dirfd, w->leaf) < 0) {
+    kd_rc rc = fs_errno(errno, "cannot rename into", w->f->root, w->key);
+    unlinkat(w->dirfd, w->leaf, 0); /* our empty claim */
+    return rc;
+  }
+  return KD_OK;
+}
+
+/* fsync and close the temporary file, put it under the key (replacing, or only if absent),
+ * fsync the directory; frees w. */
+static kd_rc fs_writer_finish(fsstore_writer *w, bool exclusive) {
   kd_rc rc = fs_cancelled(w->f);
   if (rc != KD_OK) goto fail;
   if (fsync(w->fd) < 0) {
@@ -263,7 +313,9 @@ kd_rc fsstore_writer_commit(fsstore_writer *w) {
     rc = fs_errno(errno, "cannot close", w->f->root, w->key);
     goto fail;
   }
-  if (renameat(w->dirfd, w->tmp, w->dirfd, w->leaf) < 0) {
+  if (exclusive) {
+    if ((rc = fs_place_exclusive(w)) != KD_OK) goto fail;
+  } else if (renameat(w->dirfd, w->tmp, w->dirfd, w->leaf) < 0) {
     int e = errno;
     rc = e == EISDIR || e == ENOTEMPTY || e == EEXIST
              ? kd_fail(KD_ERR_CONFLICT, "cannot write %s/%s: a directory has that name", w->f->root, w->key)
@@ -283,6 +335,8 @@ fail:
   return rc;
 }
 
+kd_rc fsstore_writer_commit(fsstore_writer *w) { return fs_writer_finish(w, false); }
+
 void fsstore_writer_abort(fsstore_writer *w) {
   if (w) fs_writer_free(w, true);
 }
@@ -296,6 +350,17 @@ kd_rc fsstore_put(fsstore *f, const char *key, const void *p, size_t n) {
     return rc;
   }
   return fsstore_writer_commit(w);
+}
+
+kd_rc fsstore_put_new(fsstore *f, const char *key, const void *p, size_t n) {
+  fsstore_writer *w;
+  kd_rc rc = fsstore_writer_open(f, key, &w);
+  if (rc != KD_OK) return rc;
+  if ((rc = fsstore_writer_write(w, p, n)) != KD_OK) {
+    fsstore_writer_abort(w);
+    return rc;
+  }
+  return fs_writer_finish(w, true);
 }
 
 /* ---- reads ---- */

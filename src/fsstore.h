@@ -8,6 +8,9 @@
  * KD_ERR_INVALID. The root itself may be a symbolic link (the user chose it).
  * Durability: a write goes to ".kcmdr-tmp-<random>" in the target's directory, is fsync'ed,
  * renamed over the key, and the directory is fsync'ed; readers never see a partial file.
+ * Permissions: backups hold Secrets, so every file this store creates is 0600 and every
+ * directory 0700, set with fchmod after creation whatever the process umask (directories that
+ * already exist, the root included, are left as they are).
  * Listing walks directories in byte order of the keys, hides temporary files, symbolic links
  * and directories without objects (as S3 has no empty "folders"); deleting removes parent
  * directories left empty (never the root). */
@@ -52,6 +55,15 @@ kd_rc fsstore_writer_commit(fsstore_writer *w);
 void fsstore_writer_abort(fsstore_writer *w);
 /* Write a whole object atomically (writer open, write, commit). */
 kd_rc fsstore_put(fsstore *f, const char *key, const void *p, size_t n);
+/* Create key with these bytes only if no object is there: a temporary file (fsync'ed) linked to
+ * the key with linkat (EEXIST: KD_ERR_CONFLICT "already exists"), then removed. Where the
+ * filesystem has no hard links (EPERM, EOPNOTSUPP, ENOSYS from linkat) the key is claimed with
+ * O_CREAT|O_EXCL (an empty file, visible briefly) and the temporary file renamed over it. The
+ * directory is fsync'ed. On failure nothing new is left under key. */
+kd_rc fsstore_put_new(fsstore *f, const char *key, const void *p, size_t n);
+/* For tests: behave as on a filesystem without hard links (linkat is not tried), so that
+ * fsstore_put_new's O_EXCL path runs. */
+void fsstore_test_without_links(fsstore *f, bool on);
 /* Stream key's bytes into fn in chunks. KD_ERR_NOTFOUND, KD_ERR_INVALID, KD_ERR_IO, the sink's code. */
 kd_rc fsstore_get(fsstore *f, const char *key, objstore_sink_fn fn, void *ud);
 /* Size of key. KD_ERR_NOTFOUND when it is not a regular file there. */

@@ -21,6 +21,9 @@ struct objstore {
   fsstore *fs;
   char *prefix;   /* "" or "<prefix>/" */
   char *describe;
+  objstore_guard_fn guard; /* the write guard, or NULL */
+  void *guard_ud;
+  size_t list_max_keys;
 };
 
 struct objstore_writer {
@@ -208,6 +211,7 @@ kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore
   *out = NULL;
   objstore *s = calloc(1, sizeof *s);
   if (!s) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  s->list_max_keys = OBJSTORE_MAX_LIST_KEYS;
   json_t *spec = json_object_get(bsl, "spec");
   if (!json_is_object(spec)) {
     rc = kd_fail(KD_ERR_CONFIG, "the BackupStorageLocation has no spec");
@@ -330,6 +334,25 @@ void objstore_set_cancel(objstore *s, volatile const int *cancel) {
 
 const char *objstore_describe(const objstore *s) { return s->describe; }
 
+void objstore_set_guard(objstore *s, objstore_guard_fn guard, void *ud) {
+  s->guard = guard;
+  s->guard_ud = ud;
+  if (s->s3) s3_set_guard(s->s3, guard, ud);
+}
+
+void objstore_set_list_caps(objstore *s, long max_pages, size_t max_keys) {
+  s->list_max_keys = max_keys > 0 ? max_keys : OBJSTORE_MAX_LIST_KEYS;
+  if (s->s3) s3_set_list_caps(s->s3, max_pages, max_keys);
+}
+
+/* Ask the write guard before a mutating call; its code when it refuses. */
+static kd_rc ob_guard(const objstore *s, const char *what, const char *key) {
+  if (!s->guard) return KD_OK;
+  kd_rc rc = s->guard(s->guard_ud);
+  if (rc != KD_OK) kd_fail_wrap(rc, "%s %s in %s refused by the write guard", what, key ? key : "", s->describe);
+  return rc;
+}
+
 /* The full key "<prefix>/<key>" (caller frees); KD_ERR_INVALID for a bad or too long key. */
 static kd_rc ob_full_key(const objstore *s, const char *key, char **out) {
   *out = NULL;
@@ -353,6 +376,10 @@ kd_rc objstore_writer_open(objstore *s, const char *key, objstore_writer **out) 
   *out = NULL;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
+  if ((rc = ob_guard(s, "writing", key)) != KD_OK) {
+    free(full);
+    return rc;
+  }
   objstore_writer *w = calloc(1, sizeof *w);
   if (!w) {
     free(full);
@@ -378,7 +405,14 @@ uint64_t objstore_writer_size(const objstore_writer *w) {
 }
 
 kd_rc objstore_writer_commit(objstore_writer *w) {
-  kd_rc rc = w->s3 ? s3_writer_commit(w->s3) : fsstore_writer_commit(w->fs);
+  kd_rc rc = ob_guard(w->s, "committing", "an upload");
+  if (rc != KD_OK) { /* refused: what was uploaded goes away, nothing becomes visible */
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", kd_errmsg());
+    objstore_writer_abort(w);
+    return kd_fail(rc, "%s", saved);
+  }
+  rc = w->s3 ? s3_writer_commit(w->s3) : fsstore_writer_commit(w->fs);
   free(w);
   return rc;
 }
@@ -394,7 +428,17 @@ kd_rc objstore_put(objstore *s, const char *key, const void *p, size_t n) {
   char *full;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  rc = s->s3 ? s3_put(s->s3, full, p, n) : fsstore_put(s->fs, full, p, n);
+  if ((rc = ob_guard(s, "putting", key)) == KD_OK) rc = s->s3 ? s3_put(s->s3, full, p, n) : fsstore_put(s->fs, full, p, n);
+  free(full);
+  return rc;
+}
+
+kd_rc objstore_put_new(objstore *s, const char *key, const void *p, size_t n) {
+  char *full;
+  kd_rc rc = ob_full_key(s, key, &full);
+  if (rc != KD_OK) return rc;
+  if ((rc = ob_guard(s, "creating", key)) == KD_OK)
+    rc = s->s3 ? s3_put_new(s->s3, full, p, n) : fsstore_put_new(s->fs, full, p, n);
   free(full);
   return rc;
 }
@@ -439,22 +483,29 @@ kd_rc objstore_delete(objstore *s, const char *key) {
   char *full;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  rc = s->s3 ? s3_delete(s->s3, full) : fsstore_delete(s->fs, full);
+  if ((rc = ob_guard(s, "deleting", key)) == KD_OK) rc = s->s3 ? s3_delete(s->s3, full) : fsstore_delete(s->fs, full);
   free(full);
   return rc;
 }
 
 struct ob_list {
   const objstore *s;
-  size_t plen;
+  const char *full; /* the requested prefix, location prefix included */
+  size_t plen, flen;
+  size_t keys;      /* entries passed to fn */
   objstore_list_fn fn;
   void *ud;
 };
 
 static kd_rc ob_list_cb(const char *key, bool is_prefix, uint64_t size, void *ud) {
   struct ob_list *l = ud;
-  /* the store answers full keys; callers see keys relative to the location */
-  if (strncmp(key, l->s->prefix, l->plen) != 0 || !key[l->plen]) return KD_OK;
+  /* the store answers full keys; callers see keys relative to the location, and only those
+   * under the prefix they asked for (whatever a server sends) */
+  if (strncmp(key, l->full, l->flen) != 0 || !key[l->plen]) return KD_OK;
+  if (l->keys >= l->s->list_max_keys)
+    return kd_fail(KD_ERR_TOOBIG, "listing %s under '%.200s': more than %zu keys; stopped (the cap on keys of one "
+                   "listing)", l->s->describe, l->full + l->plen, l->s->list_max_keys);
+  l->keys++;
   return l->fn(key + l->plen, is_prefix, size, l->ud);
 }
 
@@ -466,7 +517,7 @@ kd_rc objstore_list(objstore *s, const char *prefix, char delimiter, objstore_li
   char *full = malloc(n + 1);
   if (!full) return kd_fail(KD_ERR_NOMEM, "out of memory");
   snprintf(full, n + 1, "%s%s", s->prefix, prefix ? prefix : "");
-  struct ob_list l = {s, strlen(s->prefix), fn, ud};
+  struct ob_list l = {s, full, strlen(s->prefix), n, 0, fn, ud};
   kd_rc rc = s->s3 ? s3_list(s->s3, full, delimiter, ob_list_cb, &l) : fsstore_list(s->fs, full, delimiter, ob_list_cb, &l);
   free(full);
   return rc;

@@ -34,6 +34,21 @@ void objstore_free(objstore *s);
 /* A flag the store watches: when *cancel becomes non-zero, running and later calls fail with
  * KD_ERR_CANCELLED (transfers stop within about a second). NULL: never cancelled. */
 void objstore_set_cancel(objstore *s, volatile const int *cancel);
+/* A write guard: called before every mutating call (and, on S3, before every attempt of a
+ * mutating request, retries included); a non-KD_OK return means "do not write now". */
+typedef kd_rc (*objstore_guard_fn)(void *ud);
+/* Install guard (NULL: none) with its ud. From then on objstore_put, objstore_put_new,
+ * objstore_delete, objstore_writer_open and objstore_writer_commit (and on S3 each
+ * CreateMultipartUpload, UploadPart, CompleteMultipartUpload, PutObject and DeleteObject
+ * attempt) call it first and fail with its code, without touching the store, when it refuses
+ * (a refused commit aborts the writer). Reads (get, head, list, check) are never guarded, nor is
+ * removing our own unfinished upload (writer abort). Set before the store is shared. */
+void objstore_set_guard(objstore *s, objstore_guard_fn guard, void *ud);
+/* Caps of one objstore_list: S3 requests at most max_pages pages (0 = S3_MAX_LIST_PAGES); at
+ * most max_keys entries reach fn (0 = OBJSTORE_MAX_LIST_KEYS), then KD_ERR_TOOBIG. */
+void objstore_set_list_caps(objstore *s, long max_pages, size_t max_keys);
+#define OBJSTORE_MAX_LIST_KEYS 1000000u
+
 /* Human description for logs and status: "s3://bucket/prefix at https://host" or "file:///path".
  * Never contains credentials. Owned by the store. */
 const char *objstore_describe(const objstore *s);
@@ -61,6 +76,14 @@ void objstore_writer_abort(objstore_writer *w);
 
 /* Put a whole small object (one request). Same visibility rule as a writer. */
 kd_rc objstore_put(objstore *s, const char *key, const void *p, size_t n);
+/* Create key with these bytes only if no object with that key exists, atomically with respect
+ * to every other objstore_put_new (S3: PUT with If-None-Match: *; filesystem: a temporary file
+ * hard-linked into place, or an O_EXCL claim replaced by rename where the filesystem has no
+ * hard links). KD_ERR_CONFLICT with "already exists" when it does; KD_ERR_UNSUPPORTED when the
+ * S3 server cannot guarantee it (501 NotImplemented, or it was found to ignore If-None-Match:
+ * see s3_put_new); then nothing was written under key. A plain objstore_put may still replace
+ * the object afterwards: exclusivity holds between put_new callers. */
+kd_rc objstore_put_new(objstore *s, const char *key, const void *p, size_t n);
 
 /* Called with successive chunks of an object's bytes; return KD_OK to go on, anything else to
  * stop the transfer with that code. */
@@ -80,7 +103,9 @@ kd_rc objstore_delete(objstore *s, const char *key);
 typedef kd_rc (*objstore_list_fn)(const char *key, bool is_prefix, uint64_t size, void *ud);
 /* List keys starting with prefix ("" = everything), in byte order, all pages. delimiter '/'
  * groups deeper keys into common prefixes; '\0' lists every key. fn's non-KD_OK stops the
- * listing with that code. */
+ * listing with that code. fn only ever sees keys starting with prefix (a server's entries
+ * outside it are dropped). KD_ERR_TOOBIG past the caps (objstore_set_list_caps), KD_ERR_PARSE
+ * for a server whose continuation tokens cycle; the message says which. */
 kd_rc objstore_list(objstore *s, const char *prefix, char delimiter, objstore_list_fn fn, void *ud);
 
 /* True when key is a valid relative key (see above). Pure; for tests and callers that build keys

@@ -2,6 +2,7 @@
 #include "s3.h"
 
 #include <ctype.h>
+#include <openssl/rand.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,7 +438,15 @@ struct s3_client {
   char *secret_key;
   char *token;
   volatile const int *cancel;
+  objstore_guard_fn guard; /* the write guard, or NULL */
+  void *guard_ud;
+  long list_max_pages;
+  size_t list_max_keys;
+  atomic_int cond_put;     /* enum s3_cond: what the probe found about If-None-Match */
 };
+
+/* What a server does with "If-None-Match: *" on PutObject (s3_put_new's probe). */
+enum s3_cond { S3_COND_UNKNOWN = 0, S3_COND_HONOURED, S3_COND_IGNORED, S3_COND_NOT_IMPLEMENTED };
 
 void s3_free(s3_client *c) {
   if (!c) return;
@@ -462,6 +471,16 @@ void s3_free(s3_client *c) {
 }
 
 void s3_set_cancel(s3_client *c, volatile const int *cancel) { c->cancel = cancel; }
+
+void s3_set_guard(s3_client *c, objstore_guard_fn guard, void *ud) {
+  c->guard = guard;
+  c->guard_ud = ud;
+}
+
+void s3_set_list_caps(s3_client *c, long max_pages, size_t max_keys) {
+  c->list_max_pages = max_pages > 0 ? max_pages : S3_MAX_LIST_PAGES;
+  c->list_max_keys = max_keys > 0 ? max_keys : S3_MAX_LIST_KEYS;
+}
 const char *s3_endpoint(const s3_client *c) { return c->origin; }
 
 /* A bucket name usable as a DNS label under TLS: 3-63 of a-z 0-9 '-', no dots. */
@@ -579,6 +598,7 @@ kd_rc s3_new(const struct s3_config *cfg, s3_client **out) {
     c->tls.ca_pem_len = cfg->ca_pem_len;
   }
   c->tls.insecure = cfg->insecure;
+  s3_set_list_caps(c, 0, 0);
   if ((rc = http_pool_new(NULL, &c->pool)) != KD_OK) goto fail;
   *out = c;
   return KD_OK;
@@ -624,16 +644,24 @@ struct s3_call {
   size_t nquery;
   const char *payload_hash; /* NULL = empty body */
   const char *const *headers; /* extra unsigned "Name: value" lines, NULL-terminated */
+  bool mutating;            /* a write: the client's guard is asked before every attempt */
   kd_buf path, host;
   char bucket_region[64];   /* x-amz-bucket-region of the answer */
   bool content_range;       /* the answer has a Content-Range (a partial object) */
 };
 
 static kd_rc s3_prepare(struct http_hdrs *h, const struct http_tls **tls, int attempt, void *ud) {
-  (void)tls, (void)attempt;
+  (void)tls;
   struct s3_call *k = ud;
   s3_client *c = k->c;
   char date[17];
+  /* the write guard, before every attempt: a retry after a pause never goes out once it says no */
+  if (k->mutating && c->guard) {
+    kd_rc g = c->guard(c->guard_ud);
+    if (g != KD_OK)
+      return kd_fail_wrap(g, "%s s3://%s/%s not sent (attempt %d): the write guard refused", k->op, c->bucket, k->key,
+                          attempt + 1);
+  }
   sigv4_amz_date(time(NULL), date);
   const char *hash = k->payload_hash ? k->payload_hash : SIGV4_EMPTY_SHA256;
   sigv4_kv hv[4] = {{"host", k->host.data}, {"x-amz-content-sha256", hash}, {"x-amz-date", date},
@@ -836,6 +864,7 @@ kd_rc s3_put(s3_client *c, const char *key, const void *p, size_t n) {
   sigv4_sha256_hex(p, n, hash);
   kd_rc rc = s3_call_init(&k, c, "PutObject", "PUT", key, NULL, 0);
   k.payload_hash = hash;
+  k.mutating = true;
   struct s3_opts o = {.body = p ? p : "", .body_len = n, .streaming = n > S3_SMALL_BODY};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   http_resp_free(&r);
@@ -918,6 +947,7 @@ kd_rc s3_delete(s3_client *c, const char *key) {
   struct s3_call k;
   struct http_resp r = {0};
   kd_rc rc = s3_call_init(&k, c, "DeleteObject", "DELETE", key, NULL, 0);
+  k.mutating = true;
   struct s3_opts o = {0};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   /* a missing key is fine (S3 says 204 anyway; some gateways say NoSuchKey) */
@@ -936,16 +966,44 @@ static int s3_entry_cmp(const void *a, const void *b) {
   return r ? r : (int)x->is_prefix - (int)y->is_prefix;
 }
 
+/* True when entry (key, is_prefix) belongs to a listing of prefix with delimiter: S3 answers
+ * objects whose key starts with prefix and, with a delimiter, holds none past it, and common
+ * prefixes that are prefix + one segment + the delimiter. */
+static bool s3_list_fits(const struct s3_entry *e, const char *prefix, size_t plen, char delimiter) {
+  if (strncmp(e->key, prefix, plen) != 0) return false;
+  const char *rest = e->key + plen, *d = delimiter ? strchr(rest, delimiter) : NULL;
+  if (!e->is_prefix) return d == NULL;
+  return d && d > rest && d[1] == '\0';
+}
+
+/* FNV-1a of a continuation token: the listing remembers these to see a cycle. */
+static uint64_t s3_token_hash(const char *t) {
+  uint64_t h = 14695981039346656037ull;
+  for (; *t; t++) h = (h ^ (unsigned char)*t) * 1099511628211ull;
+  return h;
+}
+
 kd_rc s3_list(s3_client *c, const char *prefix, char delimiter, objstore_list_fn fn, void *ud) {
   kd_rc rc = KD_OK;
   char *token = NULL;
   char delim[2] = {delimiter, '\0'};
+  const char *pfx = prefix ? prefix : "";
+  size_t plen = strlen(pfx), keys = 0, ignored = 0;
   long pages = 0;
+  /* the tokens used so far (as hashes), to stop a server that sends one again; at most one per
+   * page, so the page cap bounds this array */
+  uint64_t *seen = NULL;
+  size_t nseen = 0, aseen = 0;
   for (;;) {
+    if (pages >= c->list_max_pages) {
+      rc = kd_fail(KD_ERR_TOOBIG, "listing s3://%s/%s: still not complete after %ld pages (%zu keys); stopped "
+                   "(the cap on pages of one listing)", c->bucket, pfx, pages, keys);
+      break;
+    }
     struct s3_call k;
     struct http_resp r = {0};
     struct s3_page pg = {0};
-    sigv4_kv q[6] = {{"list-type", "2"}, {"prefix", prefix ? prefix : ""}, {"encoding-type", "url"}};
+    sigv4_kv q[6] = {{"list-type", "2"}, {"prefix", pfx}, {"encoding-type", "url"}};
     size_t nq = 3;
     if (delimiter) q[nq++] = (sigv4_kv){"delimiter", delim};
     if (token) q[nq++] = (sigv4_kv){"continuation-token", token};
@@ -957,13 +1015,39 @@ kd_rc s3_list(s3_client *c, const char *prefix, char delimiter, objstore_list_fn
     http_resp_free(&r);
     s3_call_free(&k);
     pages++;
+    if (rc == KD_OK && pg.n > c->list_max_keys - keys)
+      rc = kd_fail(KD_ERR_TOOBIG, "listing s3://%s/%s: more than %zu keys (page %ld brings %zu more); stopped "
+                   "(the cap on keys of one listing)", c->bucket, pfx, c->list_max_keys, pages, pg.n);
+    if (rc == KD_OK) keys += pg.n;
     /* one page covers one key range: its objects and prefixes merged are in byte order */
     if (rc == KD_OK && pg.n > 1) qsort(pg.entries, pg.n, sizeof *pg.entries, s3_entry_cmp);
-    for (size_t i = 0; rc == KD_OK && i < pg.n; i++) rc = fn(pg.entries[i].key, pg.entries[i].is_prefix, pg.entries[i].size, ud);
+    for (size_t i = 0; rc == KD_OK && i < pg.n; i++) {
+      if (!s3_list_fits(&pg.entries[i], pfx, plen, delimiter)) {
+        ignored++;
+        continue;
+      }
+      rc = fn(pg.entries[i].key, pg.entries[i].is_prefix, pg.entries[i].size, ud);
+    }
     if (rc == KD_OK && pg.truncated) {
-      if (!pg.next_token || !*pg.next_token || (token && strcmp(token, pg.next_token) == 0))
-        rc = kd_fail(KD_ERR_PARSE, "listing s3://%s/%s: a truncated page without a new continuation token", c->bucket,
-                     prefix ? prefix : "");
+      if (!pg.next_token || !*pg.next_token) {
+        rc = kd_fail(KD_ERR_PARSE, "listing s3://%s/%s: page %ld is truncated but has no continuation token", c->bucket,
+                     pfx, pages);
+      } else {
+        if (token) { /* remember the token this page answered */
+          if (nseen == aseen) {
+            size_t na = aseen ? aseen * 2 : 16;
+            uint64_t *ns = realloc(seen, na * sizeof *ns);
+            if (!ns) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+            else seen = ns, aseen = na;
+          }
+          if (rc == KD_OK) seen[nseen++] = s3_token_hash(token);
+        }
+        uint64_t h = s3_token_hash(pg.next_token);
+        for (size_t i = 0; rc == KD_OK && i < nseen; i++)
+          if (seen[i] == h)
+            rc = kd_fail(KD_ERR_PARSE, "listing s3://%s/%s: page %ld names as next the continuation token page %zu "
+                         "was requested with (the server's tokens go round in a cycle); stopped", c->bucket, pfx, pages, i + 2);
+      }
     }
     bool more = rc == KD_OK && pg.truncated;
     if (more) {
@@ -974,7 +1058,133 @@ kd_rc s3_list(s3_client *c, const char *prefix, char delimiter, objstore_list_fn
     s3_page_free(&pg);
     if (!more) break;
   }
+  if (ignored)
+    kd_log(KD_LOG_WARN, "s3: listing s3://%s/%.200s at %s: ignored %zu entries the server sent outside the requested "
+           "prefix or delimiter", c->bucket, pfx, c->origin, ignored);
+  free(seen);
   free(token);
+  return rc;
+}
+
+/* ---- conditional PUT: create only if absent ---- */
+
+struct s3_cmp {
+  const char *want;
+  size_t n, got;
+  bool same;
+};
+
+static kd_rc s3_cmp_sink(const char *p, size_t n, void *ud) {
+  struct s3_cmp *m = ud;
+  if (n > m->n - m->got || memcmp(m->want + m->got, p, n) != 0) {
+    m->same = false;
+    return kd_fail(KD_ERR_CONFLICT, "different bytes"); /* stop reading */
+  }
+  m->got += n;
+  return KD_OK;
+}
+
+/* One PUT with If-None-Match: *. KD_ERR_CONFLICT on 412, KD_ERR_UNSUPPORTED on 501 or
+ * NotImplemented; *attempts is how many attempts went out. */
+static kd_rc s3_put_if_absent(s3_client *c, const char *key, const void *p, size_t n, int *attempts) {
+  struct s3_call k;
+  struct http_resp r = {0};
+  char hash[65];
+  static const char *const hdrs[] = {"If-None-Match: *", NULL};
+  sigv4_sha256_hex(p, n, hash);
+  kd_rc rc = s3_call_init(&k, c, "PutObject (If-None-Match: *)", "PUT", key, NULL, 0);
+  k.payload_hash = hash;
+  k.mutating = true;
+  k.headers = hdrs;
+  struct s3_opts o = {.body = p ? p : "", .body_len = n, .streaming = n > S3_SMALL_BODY};
+  if (rc == KD_OK) rc = s3_do(&k, &o, &r);
+  if (rc != KD_OK && r.status == 412)
+    rc = kd_fail(KD_ERR_CONFLICT, "PutObject s3://%s/%s at %s: an object with this key already exists (HTTP 412 "
+                 "PreconditionFailed to If-None-Match: *)", c->bucket, key, c->origin);
+  else if (rc != KD_OK && (r.status == 501 || (r.status >= 400 && strstr(kd_errmsg(), "NotImplemented"))))
+    rc = kd_fail(KD_ERR_UNSUPPORTED, "PutObject s3://%s/%s at %s: the server does not implement conditional writes "
+                 "(If-None-Match: *, HTTP %ld): it cannot create objects exclusively", c->bucket, key, c->origin, r.status);
+  *attempts = r.attempts;
+  http_resp_free(&r);
+  s3_call_free(&k);
+  return rc;
+}
+
+/* Find out once whether the server honours If-None-Match: * (see s3.h): a probe object next to
+ * key, put conditionally twice (the second must be refused), then deleted. */
+static kd_rc s3_probe_conditional(s3_client *c, const char *key) {
+  int state = atomic_load(&c->cond_put);
+  if (state == S3_COND_HONOURED) return KD_OK;
+  if (state == S3_COND_IGNORED)
+    return kd_fail(KD_ERR_UNSUPPORTED, "S3 server %s ignores If-None-Match: * on PutObject (a second conditional PUT "
+                   "of one key succeeded): it cannot create objects exclusively", c->origin);
+  if (state == S3_COND_NOT_IMPLEMENTED)
+    return kd_fail(KD_ERR_UNSUPPORTED, "S3 server %s does not implement If-None-Match: * on PutObject: it cannot "
+                   "create objects exclusively", c->origin);
+  unsigned char rnd[8];
+  char name[sizeof S3_PROBE_PREFIX + 17];
+  if (RAND_bytes(rnd, sizeof rnd) != 1) return kd_fail(KD_ERR_IO, "no random bytes for the probe's name");
+  snprintf(name, sizeof name, "%s%02x%02x%02x%02x%02x%02x%02x%02x", S3_PROBE_PREFIX, rnd[0], rnd[1], rnd[2], rnd[3],
+           rnd[4], rnd[5], rnd[6], rnd[7]);
+  const char *slash = strrchr(key, '/');
+  size_t dl = slash ? (size_t)(slash - key + 1) : 0;
+  kd_buf probe = KD_BUF_INIT(SIGV4_MAX_CANONICAL);
+  kd_rc rc = kd_buf_add(&probe, key, dl);
+  if (rc == KD_OK) rc = kd_buf_adds(&probe, name);
+  if (rc != KD_OK) {
+    kd_buf_free(&probe);
+    return rc;
+  }
+  static const char body[] = "kcmdr: does this server honour If-None-Match: *? (deleted at once)\n";
+  int attempts;
+  bool written = false;
+  rc = s3_put_if_absent(c, probe.data, body, sizeof body - 1, &attempts);
+  if (rc == KD_OK || rc == KD_ERR_CONFLICT) { /* 412 on a fresh name: an earlier attempt of ours landed */
+    written = true;
+    rc = s3_put_if_absent(c, probe.data, body, sizeof body - 1, &attempts);
+    if (rc == KD_OK) {
+      atomic_store(&c->cond_put, S3_COND_IGNORED);
+      rc = kd_fail(KD_ERR_UNSUPPORTED, "S3 server %s ignores If-None-Match: * on PutObject (a second conditional PUT "
+                   "of one key succeeded): it cannot create objects exclusively", c->origin);
+    } else if (rc == KD_ERR_CONFLICT) {
+      atomic_store(&c->cond_put, S3_COND_HONOURED);
+      kd_clear_error();
+      rc = KD_OK;
+    }
+  }
+  if (rc == KD_ERR_UNSUPPORTED && atomic_load(&c->cond_put) == S3_COND_UNKNOWN)
+    atomic_store(&c->cond_put, S3_COND_NOT_IMPLEMENTED);
+  if (written) {
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", kd_errmsg());
+    if (s3_delete(c, probe.data) != KD_OK)
+      kd_log(KD_LOG_WARN, "s3: could not delete the probe object s3://%s/%s: %s", c->bucket, probe.data, kd_errmsg());
+    if (rc != KD_OK) kd_fail(rc, "%s", saved);
+    else kd_clear_error();
+  }
+  kd_buf_free(&probe);
+  return rc;
+}
+
+kd_rc s3_put_new(s3_client *c, const char *key, const void *p, size_t n) {
+  kd_rc rc = s3_probe_conditional(c, key);
+  if (rc != KD_OK) return rc;
+  int attempts = 0;
+  rc = s3_put_if_absent(c, key, p, n, &attempts);
+  if (rc == KD_ERR_CONFLICT && attempts > 1 && n <= S3_SMALL_BODY) {
+    /* an earlier attempt may have been applied and its answer lost: the object tells whose it is */
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", kd_errmsg());
+    struct s3_cmp m = {p ? p : "", n, 0, true};
+    kd_rc g = s3_get(c, key, s3_cmp_sink, &m);
+    if (g == KD_OK && m.same && m.got == n) {
+      kd_log(KD_LOG_INFO, "s3: PutObject s3://%s/%s: 412 on attempt %d holds our own bytes: an earlier attempt "
+             "created it", c->bucket, key, attempts);
+      kd_clear_error();
+      return KD_OK;
+    }
+    rc = kd_fail(KD_ERR_CONFLICT, "%s", saved);
+  }
   return rc;
 }
 
@@ -1022,6 +1232,7 @@ static kd_rc s3_initiate(s3_writer *w) {
   kd_buf id = KD_BUF_INIT(4096);
   sigv4_kv q[] = {{"uploads", NULL}};
   kd_rc rc = s3_call_init(&k, w->c, "CreateMultipartUpload", "POST", w->key, q, 1);
+  k.mutating = true;
   /* repeated after a failure it may leave an empty upload behind, never a visible object */
   struct s3_opts o = {.body = "", .body_len = 0, .idem = HTTP_IDEM_YES};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
@@ -1051,6 +1262,7 @@ static kd_rc s3_upload_part(s3_writer *w) {
   sigv4_kv q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
   kd_rc rc = s3_call_init(&k, w->c, "UploadPart", "PUT", w->key, q, 2);
   k.payload_hash = hash;
+  k.mutating = true;
   struct s3_opts o = {.body = w->buf ? w->buf : "", .body_len = w->len, .streaming = true, .idem = HTTP_IDEM_YES};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   if (rc == KD_OK && (!r.etag || !*r.etag)) rc = kd_fail(KD_ERR_PARSE, "part %s of s3://%s/%s: no ETag in the answer", num, w->c->bucket, w->key);
@@ -1135,6 +1347,7 @@ static kd_rc s3_complete(s3_writer *w) {
   else memset(&k, 0, sizeof k);
   sigv4_sha256_hex(body.data, body.len, hash);
   k.payload_hash = hash;
+  k.mutating = true;
   struct s3_opts o = {.body = body.data, .body_len = body.len, .idem = HTTP_IDEM_YES, .streaming = true};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   if (rc == KD_OK) { /* a 200 may still carry an <Error> (the server failed while assembling) */

@@ -28,6 +28,9 @@
 #define S3_MAX_LIST_BODY (32u << 20)  /* one ListObjectsV2 page */
 #define S3_MAX_PAGE_ENTRIES 100000    /* entries of one page (S3 sends at most 1,000) */
 #define S3_MAX_XML_TEXT (64u << 10)   /* decoded text of one XML element */
+#define S3_MAX_LIST_PAGES 10000L      /* pages of one listing (S3 sends up to 1,000 keys a page) */
+#define S3_MAX_LIST_KEYS 1000000u     /* entries of one listing, all pages together */
+#define S3_PROBE_PREFIX ".kcmdr-probe-" /* the object s3_put_new's probe writes and deletes */
 
 typedef struct s3_client s3_client;
 typedef struct s3_writer s3_writer;
@@ -57,14 +60,39 @@ const char *s3_endpoint(const s3_client *c);
 /* The URL of key ("" = the bucket) with query q, as requests use it (for tests). */
 kd_rc s3_url(const s3_client *c, const char *key, const sigv4_kv *q, size_t nq, kd_buf *url);
 
+/* Caps of one s3_list: at most max_pages requests and max_keys entries received (0 = the
+ * default S3_MAX_LIST_PAGES / S3_MAX_LIST_KEYS; tests set small ones). Set before use. */
+void s3_set_list_caps(s3_client *c, long max_pages, size_t max_keys);
+/* The write guard (see objstore_set_guard): when set, it is called before EVERY attempt of a
+ * mutating request (PutObject, conditional PutObject, CreateMultipartUpload, UploadPart,
+ * CompleteMultipartUpload, DeleteObject), retries included, and a non-KD_OK answer ends the
+ * call with that code before anything is sent. AbortMultipartUpload (cleaning up our own upload)
+ * and reads are not guarded. NULL guard: none. Set before use. */
+void s3_set_guard(s3_client *c, objstore_guard_fn guard, void *ud);
+
 /* ListObjectsV2 with max-keys=1 under prefix: the bucket exists and these credentials may list. */
 kd_rc s3_check(s3_client *c, const char *prefix);
 kd_rc s3_put(s3_client *c, const char *key, const void *p, size_t n);
+/* Create key only if no object has that key: one PUT with "If-None-Match: *". KD_ERR_CONFLICT
+ * ("already exists") on 412. A retried PUT whose earlier attempt was applied (answer lost) gets
+ * 412 too: then the object is read back and, when its bytes are ours (objects up to 1 MiB), the
+ * call succeeds. Gateways that do not honour the header: once per client, before the first
+ * conditional PUT, a probe object S3_PROBE_PREFIX<random> in the key's folder is put
+ * conditionally twice and deleted; a 501/NotImplemented, or a second PUT that succeeds (the
+ * header ignored), makes this and every later call KD_ERR_UNSUPPORTED ("cannot create objects
+ * exclusively"), so exclusivity is never silently lost. */
+kd_rc s3_put_new(s3_client *c, const char *key, const void *p, size_t n);
 /* Streamed GET; a connection lost midway is resumed with a Range request pinned by ETag. */
 kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud);
 kd_rc s3_head(s3_client *c, const char *key, uint64_t *size);
 kd_rc s3_delete(s3_client *c, const char *key);
-/* Every key under prefix in byte order, all pages, delimiter '/' or '\0' (none). */
+/* Every key under prefix in byte order, all pages, delimiter '/' or '\0' (none). Entries that do
+ * not belong to this listing (a key outside prefix; with a delimiter, an object key holding it
+ * past prefix or a common prefix that is not prefix + one segment + delimiter; a common prefix
+ * without one) are dropped, counted and logged, never passed to fn. KD_ERR_TOOBIG past the
+ * page or key cap (s3_set_list_caps); KD_ERR_PARSE for a truncated page without a token or a
+ * continuation token that was already used in this listing (a cycle); messages name the
+ * bucket, prefix and page. */
 kd_rc s3_list(s3_client *c, const char *prefix, char delimiter, objstore_list_fn fn, void *ud);
 
 /* Writers: see objstore_writer_*; same contracts. */

@@ -5,6 +5,10 @@
  *   objstore-e2e BSL CREDS check                  objstore_check
  *   objstore-e2e BSL CREDS describe               print objstore_describe
  *   objstore-e2e BSL CREDS put KEY                stdin as one object (objstore_put)
+ *   objstore-e2e BSL CREDS put-new KEY            stdin as one object, only if KEY is absent
+ *                                                 (objstore_put_new; "conflict" when present)
+ *   objstore-e2e BSL CREDS guarded VERB ARGS...   VERB with a write guard that refuses
+ *                                                 (KD_ERR_CANCELLED "deposed")
  *   objstore-e2e BSL CREDS writer KEY             stdin streamed through a writer; prints the size
  *   objstore-e2e BSL CREDS writer-abort KEY       stdin through a writer, then abort
  *   objstore-e2e BSL CREDS get KEY                the object to stdout (streamed)
@@ -39,6 +43,11 @@ static kd_rc print_entry(const char *key, bool is_prefix, uint64_t size, void *u
   (void)ud;
   printf("%s\t%s\t%llu\n", key, is_prefix ? "P" : "O", (unsigned long long)size);
   return KD_OK;
+}
+
+static kd_rc refuse(void *ud) {
+  (void)ud;
+  return kd_fail(KD_ERR_CANCELLED, "deposed: this process lost its lease");
 }
 
 struct many {
@@ -113,18 +122,23 @@ int main(int argc, char **argv) {
   json_decref(bsl);
   free(cred);
   if (rc != KD_OK) return die(rc);
+  if (strcmp(argv[3], "guarded") == 0 && argc > 4) { /* the rest with a guard that always refuses */
+    objstore_set_guard(s, refuse, NULL);
+    argv++;
+    argc--;
+  }
   const char *verb = argv[3], *arg = argc > 4 ? argv[4] : NULL;
   if (strcmp(verb, "check") == 0) {
     rc = objstore_check(s);
   } else if (strcmp(verb, "describe") == 0) {
     printf("%s\n", objstore_describe(s));
-  } else if (strcmp(verb, "put") == 0 && arg) {
+  } else if ((strcmp(verb, "put") == 0 || strcmp(verb, "put-new") == 0) && arg) {
     kd_buf b = KD_BUF_INIT(1u << 30);
     static char buf[1 << 16];
     size_t n;
     rc = kd_buf_add(&b, "", 0);
     while (rc == KD_OK && (n = fread(buf, 1, sizeof buf, stdin)) > 0) rc = kd_buf_add(&b, buf, n);
-    if (rc == KD_OK) rc = objstore_put(s, arg, b.data, b.len);
+    if (rc == KD_OK) rc = verb[3] ? objstore_put_new(s, arg, b.data, b.len) : objstore_put(s, arg, b.data, b.len);
     kd_buf_free(&b);
   } else if ((strcmp(verb, "writer") == 0 || strcmp(verb, "writer-abort") == 0) && arg) {
     rc = pump_writer(s, arg, strcmp(verb, "writer-abort") == 0);
