@@ -1870,7 +1870,7 @@ static kd_rc bk_setup(struct bk *b, const struct backup_job *job) {
   pthread_mutex_init(&b->mu, NULL);
   if (!b->name || !b->name[0]) return kd_fail(KD_ERR_INVALID, "the Backup has no name");
   b->uid = bk_cstr(json_object_get(meta, "uid"));
-  if (bk_claim_key(b->name, b->claim_key, sizeof b->claim_key) != KD_OK) b->claim_key[0] = '\0';
+  if (backup_claim_key(b->name, b->claim_key, sizeof b->claim_key) != KD_OK) b->claim_key[0] = '\0';
   b->bsl_name = job->bsl ? bk_cstr(json_object_get(json_object_get(job->bsl, "metadata"), "name")) : NULL;
   if (!b->bsl_name) b->bsl_name = bk_cstr(json_object_get(spec, "storageLocation"));
   if (!b->bsl_name) b->bsl_name = "";

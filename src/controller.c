@@ -53,6 +53,7 @@ struct ctl {
   informer *inf[INF_COUNT];
   volatile int leading;
   _Atomic int64_t lease_valid_until_ms; /* leader election: may create Backups until then */
+  _Atomic uint64_t lease_term;          /* leader election: terms won so far (fence.h) */
   kube_client *lease_c;                 /* the Lease's own client: short timeouts, no retries */
   engine *eng;                          /* the builtin engine, or NULL when Velero executes */
   int restore_wait_s;
@@ -662,7 +663,7 @@ struct lease_arg {
 
 static void *lease_thread(void *arg) {
   struct lease_arg *a = arg;
-  struct lease_opts o = {a->x->ns, "kcmdr-controller-leader", NULL, 0, 0, 0, &a->x->lease_valid_until_ms};
+  struct lease_opts o = {a->x->ns, "kcmdr-controller-leader", NULL, 0, 0, 0, &a->x->lease_valid_until_ms, &a->x->lease_term};
   a->rc = lease_run(a->x->lease_c, &o, lead_start, lead_stop, a->x, &g_stop);
   if (a->rc != KD_OK) {
     kd_log(KD_LOG_ERROR, "%s; exiting so that another replica takes over", kd_errmsg());
@@ -799,7 +800,8 @@ int controller_main(int argc, char **argv) {
     if (velero) kd_log(KD_LOG_INFO, "a Velero server (Deployment %s/%s) runs here: it executes the Backups", x.ns, which);
   }
   if (strcmp(engine, "builtin") == 0) {
-    struct engine_opts eo = {x.ns, 0, x.leader_elect ? &x.lease_valid_until_ms : NULL, x.leader_elect ? &x.leading : NULL};
+    struct engine_opts eo = {x.ns, 0, x.leader_elect ? &x.lease_valid_until_ms : NULL, x.leader_elect ? &x.leading : NULL,
+                             x.leader_elect ? &x.lease_term : NULL};
     if (engine_new(x.c, &eo, &x.eng) != KD_OK) {
       fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
       goto done;

@@ -130,7 +130,8 @@ static bool rs_rc_fatal(kd_rc rc) {
 static kd_rc rs_status(kube_client *c, const char *ns, json_t *restore, json_t *status, const char *const *expect,
                        const struct fence *fence, int patience_ms) {
   json_t *md = json_object_get(restore, "metadata");
-  struct vstatus_write w = {&rs_restore_res, ns, rs_cstr(md, "name"), status, expect, rs_cstr(md, "uid"), fence, patience_ms};
+  struct vstatus_write w = {&rs_restore_res, ns, json_string_value(json_object_get(md, "name")), status, expect,
+                           json_string_value(json_object_get(md, "uid")), fence, patience_ms};
   return vstatus_write(c, &w, NULL);
 }
 

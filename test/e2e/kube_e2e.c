@@ -545,7 +545,7 @@ static int cmd_lease(const char *ns, const char *name, const char *id) {
   kube_client *c = connect_or_die();
   ensure_ns(c, ns);
   lease_id = id;
-  struct lease_opts o = {ns, name, id, 0, 0, 0, NULL};
+  struct lease_opts o = {ns, name, id, 0, 0, 0, NULL, NULL};
   kd_rc rc = lease_run(c, &o, lead_start, lead_stop, NULL, &stop_flag);
   kube_client_free(c);
   if (rc != KD_OK) fprintf(stderr, "kube-e2e lease: %s\n", kd_errmsg());
