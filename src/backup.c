@@ -2327,11 +2327,13 @@ static kd_rc bk_write_files(struct bk *b, json_t *status) {
     rc = kd_buf_addf(&tmp, ":{\"sha256\":\"%s\",\"size\":%llu}", b->sums[f], (unsigned long long)b->sizes[f]);
   }
   if (rc == KD_OK) rc = kd_buf_adds(&tmp, "}}\n");
+  kd_test_pause("before-checksums");
   if (rc || (rc = bk_put(b, F_CHECKSUMS, tmp.data, tmp.len))) goto fail;
   if (!(meta = bk_metadata_json(b, status))) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto fail;
   }
+  if ((rc = fence_check(b->job->fence, "writing velero-backup.json")) != KD_OK) goto fail;
   rc = bk_put(b, F_META, meta, strlen(meta));
 fail:
   free(meta);

@@ -662,6 +662,12 @@ static kd_rc s3_prepare(struct http_hdrs *h, const struct http_tls **tls, int at
       return kd_fail_wrap(g, "%s s3://%s/%s not sent (attempt %d): the write guard refused", k->op, c->bucket, k->key,
                           attempt + 1);
   }
+  if (k->mutating && k->key) { /* tests stop here: the guard said yes, the request is about to go out */
+    const char *base = strrchr(k->key, '/');
+    char point[300];
+    snprintf(point, sizeof point, "s3-send:%s", base ? base + 1 : k->key);
+    kd_test_pause(point);
+  }
   sigv4_amz_date(time(NULL), date);
   const char *hash = k->payload_hash ? k->payload_hash : SIGV4_EMPTY_SHA256;
   sigv4_kv hv[4] = {{"host", k->host.data}, {"x-amz-content-sha256", hash}, {"x-amz-date", date},

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,4 +403,12 @@ void kd_log(kd_log_level level, const char *fmt, ...) {
   }
   fflush(stderr);
   pthread_mutex_unlock(&log_lock);
+}
+
+void kd_test_pause(const char *point) {
+  static atomic_int paused;
+  const char *want = getenv("KCMDR_TEST_PAUSE_AT");
+  if (!want || strcmp(want, point) != 0 || atomic_exchange(&paused, 1)) return;
+  kd_log(KD_LOG_WARN, "test hook: stopping the process at %s (KCMDR_TEST_PAUSE_AT)", point);
+  raise(SIGSTOP);
 }

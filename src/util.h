@@ -122,4 +122,9 @@ void kd_log(kd_log_level level, const char *fmt, ...) __attribute__((format(prin
 
 #define KD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Test hook: when the environment variable KCMDR_TEST_PAUSE_AT names point, the process logs it
+ * and stops itself (SIGSTOP) the first time it gets there, so a test can take leadership away at
+ * that exact moment and SIGCONT it. Does nothing otherwise. */
+void kd_test_pause(const char *point);
+
 #endif

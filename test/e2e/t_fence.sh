@@ -1,0 +1,166 @@
+# t_fence.sh — the engine where users run it and where it fails: Velero's own CRD shape (no
+# status subresource), two replicas with leader election and a leader stopped mid-backup, two
+# clusters sharing one bucket, stale delete requests, an API server that goes away mid-backup.
+# Every environment here uses Velero's upstream CRD shape (KCMDR_VELERO_CRDS=upstream).
+
+# fence_env NAME: a control plane with Velero's CRD shape, kcm-system, a small kcm fixture, and a
+# default S3 location under a prefix of its own
+fence_env() {
+  FENCE_ENV=fence-${1:0:30}
+  trap 'ctl_stop_all; "$REPO/scripts/testenv" down --name "$FENCE_ENV" >/dev/null 2>&1' EXIT
+  eval "$(KCMDR_VELERO_CRDS=upstream "$REPO/scripts/testenv" up --name "$FENCE_ENV" 2>/dev/null)"
+  kubectl create namespace kcm-system >/dev/null
+  "$REPO/scripts/fixture" --cluster-deployments "${CDS:-5}" --extra 10 2>/dev/null
+  PREFIX=${PREFIX:-$FENCE_ENV-$RANDOM$RANDOM}
+  s3_bsl default
+}
+
+# velero_backup NAME: a Backup as `velero backup create` makes it
+velero_backup() {
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: $1, namespace: kcm-system}
+spec: {includedNamespaces: ["*"], storageLocation: default, ttl: 720h0m0s}
+YAML
+}
+
+# files NAME: the keys stored under backups/NAME/ (basenames, sorted)
+files() { s3 ls "s3://$KCMDR_S3_BUCKET/$PREFIX/backups/$1/" 2>/dev/null | awk '{print $4}' | sort; }
+lease_holder() { kubectl -n kcm-system get lease kcmdr-controller-leader -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
+proc_state() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
+
+# tried: the leader is stopped (SIGSTOP) mid-backup at $1 (a test hook); the standby takes the
+# Lease, finds the Backup abandoned and fails it; the old leader is continued. Asserted: the
+# Backup is Failed, the bucket holds no file of it (no velero-backup.json above all), and the new
+# leader's next backup completes and verifies.
+fence_round() {
+  fence_env "$1"
+  KCMDR_TEST_PAUSE_AT=$1 start_controller a.log --engine=builtin --leader-elect
+  local a=$CTL_PID
+  wait_until 30 sh -c "kubectl -n kcm-system get lease kcmdr-controller-leader -o jsonpath='{.spec.holderIdentity}' | grep -q _$a\$"
+  start_controller b.log --engine=builtin --leader-elect
+  local b=$CTL_PID
+  velero_backup x
+  wait_until 60 sh -c "[ \"\$(awk '{print \$3}' /proc/$a/stat)\" = T ]"
+  grep -q "test hook: stopping the process at $1" a.log || fail "the leader did not stop at $1"
+  wait_until 60 sh -c "kubectl -n kcm-system get lease kcmdr-controller-leader -o jsonpath='{.spec.holderIdentity}' | grep -q _$b\$"
+  wait_phase x Failed 60
+  kill -CONT "$a"
+  # the old leader goes on for a while: whatever it still tries must be refused
+  sleep 8
+  [ "$(proc_state "$a")" != "" ] || fail "the old leader died"
+  assert_eq Failed "$(phase x)" "phase of the backup after the old leader resumed"
+  assert_eq "" "$(files x)" "files of the failed backup"
+  # the new leader works: the next backup is Completed and whole
+  velero_backup y
+  wait_phase y Completed 90
+  "$KCMDR" backup verify y -n kcm-system >/dev/null || fail "backup y does not verify"
+  assert_eq "" "$(files x)" "files of the failed backup, after the next one"
+}
+
+test_fence_deposed_leader_writes_nothing_before_checksums() { fence_round before-checksums; }
+
+# the same, stopped after every check of the term passed, with the PUT of velero-backup.json
+# signed and about to go out (the worst moment): the file lands late, and the old leader removes
+# it once it sees the Backup Failed
+test_fence_deposed_leader_removes_its_late_metadata() {
+  fence_round s3-send:velero-backup.json
+  grep -q "removed a velero-backup.json written after the backup had failed" a.log b.log ||
+    fail "nobody says it removed the late velero-backup.json"
+}
+
+# tried: two control planes share one bucket prefix (two clusters, one location) and create six
+# Backups of the same names at once. Asserted: per name one Completed and one FailedValidation;
+# the claim and velero-backup.json name the winner's uid; the winner verifies; deleting the
+# losers (backup delete) changes no file of the winners.
+test_fence_two_clusters_one_location_same_names() {
+  fence_env one
+  local env1=$FENCE_ENV kc1=$KUBECONFIG
+  start_controller c1.log --engine=builtin
+  local env2=fence-two
+  eval "$(KCMDR_VELERO_CRDS=upstream "$REPO/scripts/testenv" up --name "$env2" 2>/dev/null)"
+  trap 'ctl_stop_all; "$REPO/scripts/testenv" down --name "$env1" >/dev/null 2>&1; "$REPO/scripts/testenv" down --name "'"$env2"'" >/dev/null 2>&1' EXIT
+  local kc2=$KUBECONFIG
+  kubectl create namespace kcm-system >/dev/null
+  s3_bsl default
+  start_controller c2.log --engine=builtin
+  for n in 1 2 3 4 5 6; do
+    KUBECONFIG=$kc1 velero_backup "same-$n" &
+    KUBECONFIG=$kc2 velero_backup "same-$n" &
+  done
+  wait
+  for n in 1 2 3 4 5 6; do
+    KUBECONFIG=$kc1 wait_until 120 sh -c "kubectl -n kcm-system get backup same-$n -o jsonpath='{.status.phase}' | grep -Eq 'Completed|FailedValidation|Failed'"
+    KUBECONFIG=$kc2 wait_until 120 sh -c "kubectl -n kcm-system get backup same-$n -o jsonpath='{.status.phase}' | grep -Eq 'Completed|FailedValidation|Failed'"
+    local p1 p2 winner uid
+    p1=$(KUBECONFIG=$kc1 phase "same-$n"); p2=$(KUBECONFIG=$kc2 phase "same-$n")
+    case "$p1/$p2" in
+      Completed/FailedValidation) winner=$kc1 ;;
+      FailedValidation/Completed) winner=$kc2 ;;
+      *) fail "same-$n: phases $p1 and $p2, expected one Completed and one FailedValidation" ;;
+    esac
+    uid=$(KUBECONFIG=$winner kubectl -n kcm-system get backup "same-$n" -o jsonpath='{.metadata.uid}')
+    assert_eq "$uid" "$(s3 cp "s3://$KCMDR_S3_BUCKET/$PREFIX/backups/same-$n/same-$n-claim.json" - | jq -r .uid)" "claim of same-$n"
+    assert_eq "$uid" "$(s3 cp "s3://$KCMDR_S3_BUCKET/$PREFIX/backups/same-$n/velero-backup.json" - | jq -r .metadata.uid)" "velero-backup.json of same-$n"
+    KUBECONFIG=$winner "$KCMDR" backup verify "same-$n" -n kcm-system >/dev/null || fail "same-$n does not verify"
+  done
+  local before after
+  before=$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$PREFIX/backups/" | awk '{print $3, $4}' | sort)
+  for n in 1 2 3 4 5 6; do
+    for kc in "$kc1" "$kc2"; do
+      [ "$(KUBECONFIG=$kc phase "same-$n")" = FailedValidation ] || continue
+      KUBECONFIG=$kc "$KCMDR" backup delete "same-$n" -n kcm-system --confirm >/dev/null
+      KUBECONFIG=$kc wait_until 60 sh -c "! kubectl -n kcm-system get backup same-$n >/dev/null 2>&1"
+    done
+  done
+  after=$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$PREFIX/backups/" | awk '{print $3, $4}' | sort)
+  assert_eq "$before" "$after" "the bucket after deleting the losers"
+}
+
+# tried: a DeleteBackupRequest that names a Backup by name but carries the uid of an earlier
+# Backup of that name (the README's `backup delete x` then `backup create x`). Asserted: it ends
+# Processed with an error saying so; the Backup and every file stay.
+test_fence_stale_delete_request_deletes_nothing() {
+  fence_env stale
+  start_controller ctl.log --engine=builtin
+  velero_backup keep
+  wait_phase keep Completed 90
+  local before; before=$(files keep)
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: DeleteBackupRequest
+metadata: {name: stale, namespace: kcm-system, labels: {velero.io/backup-name: keep, velero.io/backup-uid: 00000000-dead-beef-0000-000000000000}}
+spec: {backupName: keep}
+YAML
+  wait_until 60 sh -c "[ \"\$(kubectl -n kcm-system get deletebackuprequest stale -o jsonpath='{.status.phase}')\" = Processed ]"
+  assert_contains "$(kubectl -n kcm-system get deletebackuprequest stale -o jsonpath='{.status.errors[0]}')" "another one" "the request's error"
+  assert_eq Completed "$(phase keep)" "the Backup after a stale request"
+  assert_eq "$before" "$(files keep)" "its files"
+  # the CLI's own request carries the uid and a generated name, and deletes
+  "$KCMDR" backup delete keep -n kcm-system --confirm >/dev/null
+  wait_until 60 sh -c "! kubectl -n kcm-system get backup keep >/dev/null 2>&1"
+  assert_eq "" "$(files keep)" "files after a real delete"
+  kubectl -n kcm-system get deletebackuprequests -o json |
+    jq -e '[.items[] | select(.metadata.name != "stale") | select(.metadata.labels["velero.io/backup-uid"] != null) | select(.metadata.name | startswith("keep-"))] | length == 1' >/dev/null ||
+    fail "the CLI's request has no generated name or no uid label"
+}
+
+# tried: the API server is stopped for 90 s while a backup is InProgress (the controller paused
+# there by the test hook, so the outage lands mid-backup), then started again. Asserted: the
+# Backup ends Completed within a minute of the restart and verifies; the schedule goes on.
+test_fence_api_outage_mid_backup_ends_terminal() {
+  fence_env outage
+  KCMDR_TEST_PAUSE_AT=before-checksums start_controller ctl.log --engine=builtin
+  local a=$CTL_PID
+  velero_backup x
+  wait_until 60 sh -c "[ \"\$(awk '{print \$3}' /proc/$a/stat)\" = T ]"
+  "$REPO/scripts/testenv" apiserver stop --name "$FENCE_ENV" >/dev/null
+  kill -CONT "$a"
+  sleep 90
+  "$REPO/scripts/testenv" apiserver start --name "$FENCE_ENV" >/dev/null
+  wait_phase x Completed 60
+  "$KCMDR" backup verify x -n kcm-system >/dev/null || fail "x does not verify after the outage"
+  velero_backup y
+  wait_phase y Completed 90
+}
