@@ -184,8 +184,11 @@ static void fs_random_name(char *out, size_t n) {
   snprintf(out, n, "%s%02x%02x%02x%02x%02x%02x%02x%02x", FSSTORE_TMP_PREFIX, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
 }
 
-/* Remove the now-empty directories of key, deepest first, never the root. Best effort. */
+/* Remove the now-empty directories of key, deepest first, never the root. Best effort; this
+ * thread's error message is left as it was (a failed write's reason stays). */
 static void fs_prune(const fsstore *f, const char *key) {
+  char saved[1024];
+  snprintf(saved, sizeof saved, "%s", kd_errmsg());
   char *k = kd_strdup(key);
   if (!k) return;
   for (char *slash = strrchr(k, '/'); slash; slash = strrchr(k, '/')) {
@@ -199,7 +202,7 @@ static void fs_prune(const fsstore *f, const char *key) {
     if (r < 0) break;
   }
   free(k);
-  kd_clear_error();
+  kd_fail(KD_OK, "%s", saved);
 }
 
 kd_rc fsstore_writer_open(fsstore *f, const char *key, fsstore_writer **out) {

@@ -44,10 +44,11 @@ typedef kd_rc (*objstore_guard_fn)(void *ud);
  * (a refused commit aborts the writer). Reads (get, head, list, check) are never guarded, nor is
  * removing our own unfinished upload (writer abort). Set before the store is shared. */
 void objstore_set_guard(objstore *s, objstore_guard_fn guard, void *ud);
-/* Caps of one objstore_list: S3 requests at most max_pages pages (0 = S3_MAX_LIST_PAGES); at
- * most max_keys entries reach fn (0 = OBJSTORE_MAX_LIST_KEYS), then KD_ERR_TOOBIG. */
+#define OBJSTORE_MAX_LIST_KEYS 1000000u /* entries one objstore_list passes to its fn */
+/* Caps of one objstore_list: S3 requests at most max_pages pages (0 = S3_MAX_LIST_PAGES,
+ * 10,000); at most max_keys entries reach fn (0 = OBJSTORE_MAX_LIST_KEYS), then KD_ERR_TOOBIG.
+ * Set before the store is shared (tests set small ones). */
 void objstore_set_list_caps(objstore *s, long max_pages, size_t max_keys);
-#define OBJSTORE_MAX_LIST_KEYS 1000000u
 
 /* Human description for logs and status: "s3://bucket/prefix at https://host" or "file:///path".
  * Never contains credentials. Owned by the store. */

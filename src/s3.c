@@ -1190,6 +1190,9 @@ kd_rc s3_put_new(s3_client *c, const char *key, const void *p, size_t n) {
       return KD_OK;
     }
     rc = kd_fail(KD_ERR_CONFLICT, "%s", saved);
+  } else if (rc == KD_ERR_CONFLICT && attempts > 1) {
+    kd_fail_wrap(rc, "after %d attempts (an earlier one may have created it; objects over 1 MiB are not compared)",
+                 attempts);
   }
   return rc;
 }

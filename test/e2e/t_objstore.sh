@@ -109,6 +109,78 @@ test_objstore_multipart_upload_and_abort() {
   s3api delete-object --bucket "$KCMDR_S3_BUCKET" --key "$p/small" >/dev/null
 }
 
+# Debian's radosgw 16.2.15 honours "If-None-Match: *" on PutObject (412 PreconditionFailed when
+# the key exists; checked here and, independently, with botocore), so put_new is exclusive there.
+test_objstore_put_new_is_exclusive_on_rgw() {
+  local p="e2e-objstore/new-$$"
+  write_bsl bsl.json "$p"
+  write_creds creds
+  printf 'first' | "$OBJSTORE_E2E" bsl.json creds put-new backups/b/velero-backup.json
+  assert_eq first "$(s3api get-object --bucket "$KCMDR_S3_BUCKET" --key "$p/backups/b/velero-backup.json" /dev/stdout | head -c 5)" \
+    "put_new wrote"
+  # tried: the same key again -> conflict, the first bytes kept
+  expect_exit 1 sh -c "printf second | '$OBJSTORE_E2E' bsl.json creds put-new backups/b/velero-backup.json"
+  assert_contains "$OUT" "conflict" "second put_new"
+  assert_contains "$OUT" "already exists" "second put_new says why"
+  assert_eq first "$(s3api get-object --bucket "$KCMDR_S3_BUCKET" --key "$p/backups/b/velero-backup.json" /dev/stdout | head -c 5)" \
+    "the first bytes stay"
+  # independently: botocore's conditional PUT of the same key is refused by the gateway too
+  python3 - "$KCMDR_S3_ENDPOINT" "$KCMDR_S3_BUCKET" "$p/backups/b/velero-backup.json" > boto.out 2>&1 <<'PY' || true
+import sys, botocore.session
+c = botocore.session.get_session().create_client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")
+c.meta.events.register("before-call.s3.PutObject", lambda params, **kw: params["headers"].update({"If-None-Match": "*"}))
+try:
+    c.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=b"boto")
+    print("accepted")
+except Exception as e:
+    print("refused", e)
+PY
+  assert_contains "$(cat boto.out)" "refused" "botocore's conditional PUT"
+  assert_contains "$(cat boto.out)" "PreconditionFailed" "botocore's conditional PUT"
+  # the probe left nothing behind
+  assert_eq "$p/backups/b/velero-backup.json" \
+    "$(s3api list-objects-v2 --bucket "$KCMDR_S3_BUCKET" --prefix "$p/" | jq -r '.Contents[].Key')" "only the key is there"
+  # tried: eight processes creating one key at once: exactly one wins, the object holds its bytes
+  local i
+  for i in 1 2 3 4 5 6 7 8; do
+    (printf 'racer %s' "$i" | "$OBJSTORE_E2E" bsl.json creds put-new race/lock > "race.$i.out" 2>&1; echo $? > "race.$i.rc") &
+  done
+  wait
+  assert_eq 1 "$(cat race.*.rc | grep -c '^0$')" "winners"
+  assert_eq 7 "$(grep -l 'already exists' race.*.out | wc -l)" "losers told it exists"
+  local winner
+  winner=$(grep -l '^0$' race.*.rc | sed 's/race\.\(.*\)\.rc/\1/')
+  assert_eq "racer $winner" "$(s3api get-object --bucket "$KCMDR_S3_BUCKET" --key "$p/race/lock" /dev/stdout | head -c 7)" \
+    "the winner's bytes"
+  aws --endpoint-url "$KCMDR_S3_ENDPOINT" s3 rm --recursive --quiet "s3://$KCMDR_S3_BUCKET/$p/"
+}
+
+# tried: a write guard that refuses (a deposed leader): put, put_new, delete and a multipart
+# writer fail with its code and the gateway is unchanged; reads go on.
+test_objstore_write_guard_on_rgw() {
+  local p="e2e-objstore/guard-$$"
+  write_bsl bsl.json "$p"
+  write_creds creds
+  printf 'kept' | "$OBJSTORE_E2E" bsl.json creds put keep
+  expect_exit 1 sh -c "printf x | '$OBJSTORE_E2E' bsl.json creds guarded put k"
+  assert_contains "$OUT" "deposed" "guarded put"
+  assert_contains "$OUT" "cancelled" "guarded put code"
+  expect_exit 1 sh -c "printf x | '$OBJSTORE_E2E' bsl.json creds guarded put-new k"
+  assert_contains "$OUT" "deposed" "guarded put_new"
+  expect_exit 1 "$OBJSTORE_E2E" bsl.json creds guarded delete keep
+  assert_contains "$OUT" "deposed" "guarded delete"
+  head -c 9000000 /dev/urandom > big
+  expect_exit 1 sh -c "'$OBJSTORE_E2E' bsl.json creds guarded writer w < big"
+  assert_contains "$OUT" "deposed" "guarded writer"
+  assert_eq keep "$(s3api list-objects-v2 --bucket "$KCMDR_S3_BUCKET" --prefix "$p/" | jq -r '.Contents[].Key' | sed "s#^$p/##")" \
+    "nothing written or deleted"
+  assert_eq 0 "$(s3api list-multipart-uploads --bucket "$KCMDR_S3_BUCKET" --prefix "$p/" | jq '.Uploads // [] | length')" \
+    "no upload started"
+  assert_eq kept "$("$OBJSTORE_E2E" bsl.json creds guarded get keep)" "reads are not guarded"
+  assert_eq keep "$("$OBJSTORE_E2E" bsl.json creds guarded list "" | cut -f1)" "listings are not guarded"
+  aws --endpoint-url "$KCMDR_S3_ENDPOINT" s3 rm --recursive --quiet "s3://$KCMDR_S3_BUCKET/$p/"
+}
+
 test_objstore_listing_pages_past_1000_keys() {
   local p="e2e-objstore/pages-$$"
   write_bsl bsl.json "$p"
@@ -271,6 +343,17 @@ test_objstore_filesystem_location() {
   head -c 20971520 /dev/urandom > big
   "$OBJSTORE_E2E" fs.json - writer "backups/b/b.tar.gz" < big >/dev/null
   cmp big store/pre/backups/b/b.tar.gz || fail "the file differs"
+  # backups hold Secrets: owner-only files and directories, whatever the umask
+  (umask 000; printf x | "$OBJSTORE_E2E" fs.json - put "backups/c/velero-backup.json")
+  assert_eq "600 700 700 700" "$(stat -c %a store/pre/backups/c/velero-backup.json store/pre/backups/c store/pre/backups store/pre | tr '\n' ' ' | sed 's/ $//')" \
+    "modes under umask 000"
+  assert_eq 600 "$(stat -c %a store/pre/backups/b/b.tar.gz)" "mode of a streamed file (umask 022)"
+  printf y | "$OBJSTORE_E2E" fs.json - put-new "backups/c/lock"
+  expect_exit 1 sh -c "printf z | '$OBJSTORE_E2E' fs.json - put-new backups/c/lock"
+  assert_contains "$OUT" "already exists" "filesystem put_new twice"
+  assert_eq y "$(cat store/pre/backups/c/lock)" "the first bytes stay"
+  "$OBJSTORE_E2E" fs.json - delete "backups/c/velero-backup.json"
+  "$OBJSTORE_E2E" fs.json - delete "backups/c/lock"
   "$OBJSTORE_E2E" fs.json - get "backups/b/b.tar.gz" | cmp big - || fail "read back differs"
   assert_eq "backups/	P	0" "$("$OBJSTORE_E2E" fs.json - list "" /)" "filesystem listing"
   [ -z "$(find store -name '.kcmdr-tmp-*')" ] || fail "a temporary file was left"

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,6 +613,194 @@ static void fs_hostile_keys_and_links(void **state) {
   assert_int_equal(objstore_put(s, "a/b", "x", 1), KD_ERR_CONFLICT);
 }
 
+static mode_t mode_of(const char *root, const char *rel) {
+  char path[512];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/store/%s", root, rel);
+  if (lstat(path, &st) != 0) fail_msg("%s: %s", path, strerror(errno));
+  return st.st_mode & 07777;
+}
+
+/* tried: umask 022 (the usual one, which made files 0644 and directories 0755, readable by
+ * everyone on the host although backups hold Secrets), 000, and 0277 (which would leave even
+ * the owner without write or search bits): whatever the umask, put, put_new and the writer make
+ * files 0600 and the directories they create 0700. */
+static void fs_modes_whatever_the_umask(void **state) {
+  struct fsfix *f = *state;
+  mode_t masks[] = {022, 000, 0277};
+  for (size_t i = 0; i < KD_ARRAY_LEN(masks); i++) {
+    mode_t old = umask(masks[i]);
+    char k1[64], k2[64], k3[64], rel[80];
+    snprintf(k1, sizeof k1, "m%zu/backups/b/velero-backup.json", i);
+    snprintf(k2, sizeof k2, "m%zu/backups/b/new/lock", i);
+    snprintf(k3, sizeof k3, "m%zu/restores/r/r.tar.gz", i);
+    kd_rc r1 = objstore_put(f->s, k1, "{}", 2), r2 = objstore_put_new(f->s, k2, "x", 1);
+    objstore_writer *w = NULL;
+    kd_rc r3 = objstore_writer_open(f->s, k3, &w);
+    if (r3 == KD_OK) r3 = objstore_writer_write(w, "abc", 3);
+    if (r3 == KD_OK) r3 = objstore_writer_commit(w);
+    umask(old);
+    if (r1 || r2 || r3) fail_msg("umask %03o: %s", (unsigned)masks[i], kd_errmsg());
+    const char *files[] = {k1, k2, k3};
+    for (size_t j = 0; j < KD_ARRAY_LEN(files); j++) {
+      snprintf(rel, sizeof rel, "loc/%s", files[j]);
+      if (mode_of(f->root, rel) != 0600) fail_msg("umask %03o: %s is %03o", (unsigned)masks[i], rel, (unsigned)mode_of(f->root, rel));
+    }
+    const char *dirs[] = {"m%zu", "m%zu/backups", "m%zu/backups/b", "m%zu/backups/b/new", "m%zu/restores/r"};
+    for (size_t j = 0; j < KD_ARRAY_LEN(dirs); j++) {
+      char d[64];
+      snprintf(d, sizeof d, dirs[j], i);
+      snprintf(rel, sizeof rel, "loc/%s", d);
+      if (mode_of(f->root, rel) != 0700) fail_msg("umask %03o: directory %s is %03o", (unsigned)masks[i], rel, (unsigned)mode_of(f->root, rel));
+    }
+  }
+  /* the location's own directory ("loc", made by the first put) is ours too; the root is not */
+  assert_int_equal(mode_of(f->root, "loc"), 0700);
+  assert_int_equal(mode_of(f->root, ""), 0755);
+}
+
+struct racer {
+  fsstore *fs;
+  int id;
+  kd_rc rc;
+};
+
+static void *race_put_new(void *ud) {
+  struct racer *r = ud;
+  char body[32];
+  int n = snprintf(body, sizeof body, "racer %d", r->id);
+  r->rc = fsstore_put_new(r->fs, "race/velero-backup.json", body, (size_t)n);
+  return NULL;
+}
+
+/* tried: creating a key that is absent (made), present (conflict "already exists", the first
+ * bytes kept, no temporary file left), a directory of that name (conflict), and eight threads
+ * creating one key at once (exactly one wins, the file holds its bytes) -- with hard links, and
+ * again as on a filesystem without them (the O_EXCL claim). */
+static void fs_put_new_creates_only_once(void **state) {
+  struct fsfix *f = *state;
+  char dir[128], path[256];
+  snprintf(dir, sizeof dir, "%s/store", f->root);
+  for (int links = 1; links >= 0; links--) {
+    fsstore *fs;
+    assert_int_equal(fsstore_new(dir, &fs), KD_OK);
+    fsstore_test_without_links(fs, !links);
+    char key[64];
+    snprintf(key, sizeof key, "l%d/backups/b/velero-backup.json", links);
+    assert_int_equal(fsstore_put_new(fs, key, "first", 5), KD_OK);
+    assert_int_equal(fsstore_put_new(fs, key, "second!", 7), KD_ERR_CONFLICT);
+    assert_non_null(strstr(kd_errmsg(), "already exists"));
+    char *data;
+    size_t n;
+    snprintf(path, sizeof path, "%s/%s", dir, key);
+    assert_int_equal(kd_read_file(path, 100, &data, &n), KD_OK);
+    assert_string_equal(data, "first");
+    free(data);
+    assert_false(dir_has_tmp(dir));
+    snprintf(key, sizeof key, "l%d/backups", links); /* a directory is there */
+    assert_int_equal(fsstore_put_new(fs, key, "x", 1), KD_ERR_CONFLICT);
+    assert_false(dir_has_tmp(dir));
+    /* the race */
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/race'", dir);
+    assert_int_equal(system(cmd), 0);
+    struct racer r[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+      r[i] = (struct racer){fs, i, KD_OK};
+      assert_int_equal(pthread_create(&t[i], NULL, race_put_new, &r[i]), 0);
+    }
+    int won = -1, lost = 0;
+    for (int i = 0; i < 8; i++) {
+      pthread_join(t[i], NULL);
+      if (r[i].rc == KD_OK) {
+        if (won >= 0) fail_msg("two racers created the key (links %d)", links);
+        won = i;
+      } else if (r[i].rc == KD_ERR_CONFLICT) {
+        lost++;
+      } else {
+        fail_msg("racer %d: %s", i, kd_rc_name(r[i].rc));
+      }
+    }
+    assert_true(won >= 0);
+    assert_int_equal(lost, 7);
+    snprintf(path, sizeof path, "%s/race/velero-backup.json", dir);
+    assert_int_equal(kd_read_file(path, 100, &data, &n), KD_OK);
+    char want[32];
+    snprintf(want, sizeof want, "racer %d", won);
+    assert_string_equal(data, want);
+    free(data);
+    assert_false(dir_has_tmp(dir));
+    fsstore_free(fs);
+  }
+}
+
+struct fsguard {
+  bool refuse;
+  int calls;
+};
+
+static kd_rc fs_guard(void *ud) {
+  struct fsguard *g = ud;
+  g->calls++;
+  return g->refuse ? kd_fail(KD_ERR_CANCELLED, "deposed: the lease is gone") : KD_OK;
+}
+
+/* tried: a write guard that refuses: put, put_new, delete and opening a writer fail with its
+ * code and change nothing; a writer opened while it allowed is refused at commit (nothing
+ * visible, its temporary file gone); reads and listings go on; allowed again, writes work. */
+static void fs_guard_blocks_every_mutation(void **state) {
+  struct fsfix *f = *state;
+  objstore *s = f->s;
+  char dir[128];
+  snprintf(dir, sizeof dir, "%s/store", f->root);
+  assert_int_equal(objstore_put(s, "keep", "k", 1), KD_OK);
+  struct fsguard g = {false, 0};
+  objstore_set_guard(s, fs_guard, &g);
+  objstore_writer *w, *w2;
+  assert_int_equal(objstore_writer_open(s, "backups/b/b.tar.gz", &w), KD_OK);
+  assert_int_equal(objstore_writer_write(w, "data", 4), KD_OK);
+  g.refuse = true;
+  assert_int_equal(objstore_put(s, "k", "v", 1), KD_ERR_CANCELLED);
+  assert_non_null(strstr(kd_errmsg(), "deposed"));
+  assert_int_equal(objstore_put_new(s, "k", "v", 1), KD_ERR_CANCELLED);
+  assert_int_equal(objstore_delete(s, "keep"), KD_ERR_CANCELLED);
+  assert_int_equal(objstore_writer_open(s, "w", &w2), KD_ERR_CANCELLED);
+  assert_int_equal(objstore_writer_commit(w), KD_ERR_CANCELLED);
+  assert_non_null(strstr(kd_errmsg(), "deposed"));
+  assert_int_equal(objstore_head(s, "backups/b/b.tar.gz", NULL), KD_ERR_NOTFOUND);
+  assert_false(dir_has_tmp(dir));
+  char *got = list_all(s, "", '\0');
+  assert_string_equal(got, "keep s\n");
+  free(got);
+  assert_int_equal(objstore_head(s, "keep", NULL), KD_OK);
+  assert_int_equal(g.calls, 6);
+  g.refuse = false;
+  assert_int_equal(objstore_put_new(s, "k", "v", 1), KD_OK);
+  assert_int_equal(objstore_delete(s, "keep"), KD_OK);
+}
+
+/* tried: a listing with more keys than the cap: it stops with a clear message after the cap,
+ * fn never sees more */
+static void fs_list_key_cap(void **state) {
+  struct fsfix *f = *state;
+  for (int i = 0; i < 5; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "backups/b%d", i & 7);
+    assert_int_equal(objstore_put(f->s, k, "x", 1), KD_OK);
+  }
+  objstore_set_list_caps(f->s, 0, 3);
+  struct listed l = {KD_BUF_INIT(1 << 16)};
+  kd_buf_add(&l.text, "", 0);
+  assert_int_equal(objstore_list(f->s, "backups/", '\0', collect, &l), KD_ERR_TOOBIG);
+  assert_non_null(strstr(kd_errmsg(), "more than 3 keys"));
+  assert_string_equal(l.text.data, "backups/b0 s\nbackups/b1 s\nbackups/b2 s\n");
+  kd_buf_free(&l.text);
+  objstore_set_list_caps(f->s, 0, 0);
+  char *got = list_all(f->s, "backups/", '\0');
+  free(got);
+}
+
 static void fs_missing_root(void **state) {
   (void)state;
   json_t *b = bsl("filesystem", NULL, NULL, json_pack("{s:s}", "path", "/nonexistent/kcmdr-backups"));
@@ -629,6 +818,8 @@ static void fs_missing_root(void **state) {
   objstore_free(s);
 }
 
+int test_s3store(void); /* test_s3store.c */
+
 int test_objstore(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(key_rules),
@@ -644,6 +835,11 @@ int test_objstore(void) {
       cmocka_unit_test_setup_teardown(fs_writer_visibility, fs_setup, fs_teardown),
       cmocka_unit_test_setup_teardown(fs_hostile_keys_and_links, fs_setup, fs_teardown),
       cmocka_unit_test(fs_missing_root),
+      cmocka_unit_test_setup_teardown(fs_modes_whatever_the_umask, fs_setup, fs_teardown),
+      cmocka_unit_test_setup_teardown(fs_put_new_creates_only_once, fs_setup, fs_teardown),
+      cmocka_unit_test_setup_teardown(fs_guard_blocks_every_mutation, fs_setup, fs_teardown),
+      cmocka_unit_test_setup_teardown(fs_list_key_cap, fs_setup, fs_teardown),
   };
-  return cmocka_run_group_tests_name("objstore", tests, NULL, NULL);
+  /* the S3 client against a hostile in-process peer: test_s3store.c, run with this group */
+  return cmocka_run_group_tests_name("objstore", tests, NULL, NULL) + test_s3store();
 }
