@@ -22,6 +22,7 @@
 #include "lease.h"
 #include "metrics.h"
 #include "mgmtbackup.h"
+#include "velero.h"
 
 #define UPGRADE_KEY "\x01management-upgrade"
 #define REQUEUE_CONFLICT_MS 200
@@ -196,8 +197,8 @@ static void on_mb_update(json_t *old, json_t *o, void *ud) {
 static void backup_metrics(struct ctl *x, const char *mb, json_t *old, json_t *o) {
   const char *was = json_string_value(json_object_get(json_object_get(old, "status"), "phase"));
   const char *now = json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
-  if (!mb_phase_terminal(now) || kd_streq(was, now)) return;
-  if (strcmp(now, "Completed") == 0) {
+  if (!velero_phase_terminal(now) || kd_streq(was, now)) return;
+  if (strcmp(now, VELERO_PHASE_COMPLETED) == 0) {
     metrics_counter_add(x->m, "kcmdr_backups_completed_total", "Backups that completed, by ManagementBackup.",
                         "managementbackup", mb, 1);
     time_t t;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cron.h"
+#include "velero.h"
 
 static const char *meta_str(json_t *obj, const char *key) {
   return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
@@ -208,22 +209,6 @@ bool mb_parse_scheduled_name(const char *mb, const char *backup, time_t *t) {
   return true;
 }
 
-bool mb_phase_running(const char *phase) {
-  static const char *const r[] = {"New", "InProgress", "WaitingForPluginOperations",
-                                  "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed"};
-  if (!phase || !phase[0]) return true;
-  for (size_t i = 0; i < KD_ARRAY_LEN(r); i++)
-    if (strcmp(phase, r[i]) == 0) return true;
-  return false;
-}
-
-bool mb_phase_terminal(const char *phase) {
-  static const char *const t[] = {"Completed", "PartiallyFailed", "Failed", "FailedValidation"};
-  for (size_t i = 0; phase && i < KD_ARRAY_LEN(t); i++)
-    if (strcmp(phase, t[i]) == 0) return true;
-  return false;
-}
-
 json_t *mb_pick_restored(const char *mb, bool scheduled, json_t *backups, time_t now) {
   size_t i;
   json_t *b, *best = NULL;
@@ -405,10 +390,10 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
   json_array_foreach(in->backups, i, b) {
     if (!owned(b, label)) continue;
     const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
-    if (mb_phase_running(phase)) {
+    if (velero_phase_running(phase)) {
       running = true;
       time_t c;
-      if ((!phase || !phase[0] || strcmp(phase, "New") == 0) && time_field(json_object_get(b, "metadata"), "creationTimestamp", &c)) {
+      if ((!phase || !phase[0] || strcmp(phase, VELERO_PHASE_NEW) == 0) && time_field(json_object_get(b, "metadata"), "creationTimestamp", &c)) {
         if (in->now - c > MB_NOT_STARTED_S) stuck = meta_str(b, "name");
         else if (c + MB_NOT_STARTED_S + 1 - in->now < wake) wake = c + MB_NOT_STARTED_S + 1 - in->now;
       }

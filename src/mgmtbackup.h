@@ -46,12 +46,6 @@ void mb_scheduled_name(const char *mb, time_t t, char *out);
 /* If backup is mb_scheduled_name(mb, t) for some t, its time in *t. */
 bool mb_parse_scheduled_name(const char *mb, const char *backup, time_t *t);
 
-/* Backup phases: "", New, InProgress and Velero's Finalizing and WaitingForPluginOperations
- * phases are running; Completed, PartiallyFailed, Failed and FailedValidation end an attempt
- * (kcm forgets FailedValidation; we do not). Anything else (Deleting, unknown) is neither. */
-bool mb_phase_running(const char *phase);
-bool mb_phase_terminal(const char *phase);
-
 /* True when v can be a label value (at most 63 bytes, alphanumerics with '-', '_', '.' inside).
  * A selector on any other value selects nothing, so mb_selectors leaves such values out. */
 bool mb_label_value_valid(const char *v);

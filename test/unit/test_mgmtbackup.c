@@ -244,20 +244,6 @@ static void names_and_bounds(void **state) {
   assert_true(strlen(out) <= MB_NAME_MAX);
 }
 
-static void phases(void **state) {
-  (void)state;
-  assert_true(mb_phase_running(NULL));
-  assert_true(mb_phase_running(""));
-  assert_true(mb_phase_running("New"));
-  assert_true(mb_phase_running("InProgress"));
-  assert_false(mb_phase_running("Completed"));
-  const char *terminal[] = {"Completed", "PartiallyFailed", "Failed", "FailedValidation"};
-  for (int i = 0; i < 4; i++) assert_true(mb_phase_terminal(terminal[i]));
-  assert_false(mb_phase_terminal("InProgress"));
-  assert_false(mb_phase_terminal("Finalizing"));
-  assert_false(mb_phase_terminal(NULL));
-}
-
 static void restored_pick(void **state) {
   (void)state;
   json_t *bs = json_pack("[{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}}]",
@@ -341,7 +327,9 @@ static void plan_no_backup_while_one_runs_and_one_after_missed_slots(void **stat
   (void)state;
   json_t *mb = mb_obj("tick", "@every 5s", "2025-12-31T00:00:00Z",
                       json_pack("{s:s,s:s}", "lastBackupName", "tick-20251231235000", "lastBackupTime", "2025-12-31T23:50:00Z"), NULL);
-  const char *running[] = {NULL, "", "New", "InProgress", "Finalizing", "WaitingForPluginOperations"};
+  /* tried (issue 13, item 1): a Backup waiting in Velero 1.18's queue (Queued, ReadyToStart) is
+   * running: without that a schedule made another Backup while one was queued */
+  const char *running[] = {NULL, "", "New", "Queued", "ReadyToStart", "InProgress", "Finalizing", "WaitingForPluginOperations"};
   for (size_t i = 0; i < KD_ARRAY_LEN(running); i++) {
     json_t *bs = json_pack("[o]", backup("tick-20251231235000", "tick", running[i], "2025-12-31T23:59:00Z"));
     struct mb_plan p;
@@ -648,7 +636,7 @@ int test_mgmtbackup(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(selectors_no_cluster_deployments), cmocka_unit_test(selectors_one_cluster_deployment),
       cmocka_unit_test(selectors_200_cluster_deployments), cmocka_unit_test(backup_object),
-      cmocka_unit_test(names_and_bounds),                 cmocka_unit_test(phases),
+      cmocka_unit_test(names_and_bounds),
       cmocka_unit_test(restored_pick),
       cmocka_unit_test(plan_schedule_goes_on_after_latest_backup_deleted),
       cmocka_unit_test(plan_no_backup_while_one_runs_and_one_after_missed_slots),
