@@ -312,9 +312,18 @@ static kd_rc plan_restored(const struct mb_input *in, struct mb_plan *p, const c
   time_t created = in->now;
   time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &created);
   int64_t waited = (int64_t)(in->now - created);
-  /* Backups come back in any order: pick only once a whole sync has run since the restore (or
-   * the wait is over), so the newest is among them */
-  if (b && in->bsl_synced <= created && waited < wait) b = NULL;
+  /* A one-shot has one Backup, its namesake: once listed, it is the one. A schedule's Backups
+   * come back in any order within a sync pass, so its newest is picked only once a whole pass
+   * has ended since that Backup object was made (lastSyncedTime is written when a pass ends: all
+   * that was in the bucket is listed then), or since the restore, or when the wait is over.
+   * A Backup synced before the restore began is thus picked at once: waiting for a pass after
+   * the restore held the status back a whole sync period (issue 13, item 5). */
+  if (b && scheduled && waited < wait) {
+    time_t bc;
+    bool pass_done = in->bsl_synced > created ||
+                     (time_field(json_object_get(b, "metadata"), "creationTimestamp", &bc) && in->bsl_synced >= bc);
+    if (!pass_done) b = NULL;
+  }
   if (b) {
     if ((rc = set_last(p, meta_str(b, "name"), backup_time(name, b))) || (rc = mirror_last(p, in->backups))) return rc;
     p->drop_restore_labels = true;

@@ -66,7 +66,8 @@ struct mb_input {
   time_t now;
   int restore_wait_s;       /* 0 = MB_RESTORE_WAIT_S */
   time_t bsl_synced;        /* status.lastSyncedTime of mb's storage location (0: unknown): a
-                             * restored object picks its Backup only after a sync since then */
+                             * restored schedule picks its newest Backup only once a sync pass
+                             * has ended since that Backup (or the restored object) was made */
 };
 
 struct mb_plan {

@@ -528,9 +528,9 @@ static void plan_restored_waits_for_its_backups(void **state) {
     assert_null(st_str(&p, "error"));
     assert_true(p.requeue_s > 0 && p.requeue_s <= 10);
     mb_plan_free(&p);
-    /* review: only the oldest Backup is back and no sync has finished since the restore: the
-     * newest may still come, so nothing is picked yet */
-    json_t *old = json_pack("[o]", backup("kcm-20251230000000", "kcm", "Completed", "2025-12-30T00:00:00Z"));
+    /* review: only the oldest Backup is back, made 20 s ago by a sync pass that has not ended
+     * (the last pass ended an hour ago): the newest may still come, so nothing is picked yet */
+    json_t *old = json_pack("[o]", backup("kcm-20251230000000", "kcm", "Completed", "2025-12-31T23:59:40Z"));
     struct mb_input early = {mb, old, NULL, 0, NOW, 0, NOW - 3600};
     assert_int_equal(mb_plan_reconcile(&early, &p), KD_OK);
     assert_false(p.drop_restore_labels);
@@ -567,6 +567,50 @@ static void plan_restored_waits_for_its_backups(void **state) {
     json_decref(mb);
   }
   json_decref(none);
+}
+
+static void plan_restored_after_its_backups_were_synced_rebuilds_at_once(void **state) {
+  (void)state;
+  /* tried (issue 13, item 5): the Backups were synced ten minutes before the restore (the
+   * pass ended then too); the restore made the ManagementBackup a second ago, and no pass has
+   * ended since. The old rule waited for a pass after the restore: a whole sync period (60 s)
+   * with no status. Now the status is rebuilt on the first look. */
+  json_t *bs = json_pack("[o,o,o]", backup("kcm-20251231000000", "kcm", "Completed", "2025-12-31T23:50:00Z"),
+                         backup("kcm-20251230000000", "kcm", "Completed", "2025-12-31T23:50:00Z"),
+                         backup("one", "one", "Completed", "2025-12-31T23:50:00Z"));
+  json_t *labels = json_pack("{s:s,s:s}", VELERO_LABEL_RESTORE, "r1", VELERO_LABEL_BACKUP, "kcm-20251231000000");
+  json_t *sched = mb_obj("kcm", "@every 1h", "2025-12-31T23:59:59Z", NULL, json_incref(labels));
+  json_t *once = mb_obj("one", NULL, "2025-12-31T23:59:59Z", NULL, json_incref(labels));
+  struct mb_input in = {sched, bs, NULL, 0, NOW, 0, NOW - 590};
+  struct mb_plan p;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_true(p.drop_restore_labels);
+  assert_false(p.create);
+  assert_string_equal(st_str(&p, "lastBackupName"), "kcm-20251231000000");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(p.status, "lastBackup"), "phase")), "Completed");
+  mb_plan_free(&p);
+  /* a pass ending in the very second it made the Backup counts (lastSyncedTime has seconds) */
+  in.bsl_synced = NOW - 600;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_true(p.drop_restore_labels);
+  mb_plan_free(&p);
+  /* the pass that made them has not ended: wait (the BSL's update wakes the controller) */
+  in.bsl_synced = NOW - 601;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_false(p.drop_restore_labels);
+  assert_true(p.requeue_s > 0);
+  mb_plan_free(&p);
+  /* a one-shot has only its namesake: listed means found, whatever the sync says (even unknown) */
+  in.mb = once;
+  in.bsl_synced = 0;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_true(p.drop_restore_labels);
+  assert_string_equal(st_str(&p, "lastBackupName"), "one");
+  mb_plan_free(&p);
+  json_decref(sched);
+  json_decref(once);
+  json_decref(labels);
+  json_decref(bs);
 }
 
 static void selectors_skip_values_no_label_can_hold(void **state) {
@@ -645,6 +689,7 @@ int test_mgmtbackup(void) {
       cmocka_unit_test(plan_backup_stuck_in_new_is_reported),
       cmocka_unit_test(plan_on_demand),
       cmocka_unit_test(plan_restored_waits_for_its_backups),
+      cmocka_unit_test(plan_restored_after_its_backups_were_synced_rebuilds_at_once),
       cmocka_unit_test(selectors_skip_values_no_label_can_hold),
   };
   return cmocka_run_group_tests_name("mgmtbackup", tests, NULL, NULL);
