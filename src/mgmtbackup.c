@@ -498,3 +498,36 @@ void mb_plan_free(struct mb_plan *p) {
   json_decref(p->status);
   p->status = NULL;
 }
+
+/* ---- the controller's bookkeeping ---- */
+
+void mb_served_listed(struct mb_served *s) { s->notfound = 0; }
+
+void mb_served_ended(struct mb_served *s, kd_rc rc) {
+  if (rc == KD_ERR_NOTFOUND && s->notfound < MB_NOT_SERVED_AFTER) s->notfound++;
+}
+
+bool mb_served_missing(const struct mb_served *s) { return s->notfound >= MB_NOT_SERVED_AFTER; }
+
+bool mb_served_ready(const struct mb_served *s, bool synced) { return synced || mb_served_missing(s); }
+
+/* how long after the last reconcile the next may come, for a streak */
+static int64_t backoff_wait(int streak) {
+  if (streak <= MB_BACKOFF_FREE) return 0;
+  int shift = streak - MB_BACKOFF_FREE - 1;
+  int64_t wait = shift >= 6 ? MB_BACKOFF_MAX_MS : (int64_t)MB_BACKOFF_MIN_MS << shift; /* 1000 << 6 > 60000 */
+  return wait > MB_BACKOFF_MAX_MS ? MB_BACKOFF_MAX_MS : wait;
+}
+
+void mb_backoff_done(struct mb_backoff *b, bool progress, int64_t now_ms) {
+  bool hot = b->last_ms != 0 && now_ms - b->last_ms < backoff_wait(b->streak) + MB_BACKOFF_HOT_MS;
+  if (progress) b->streak = 0;
+  else if (!hot) b->streak = 1;
+  else if (b->streak < 1000) b->streak++;
+  b->last_ms = now_ms;
+}
+
+int64_t mb_backoff_not_before(const struct mb_backoff *b) {
+  int64_t wait = backoff_wait(b->streak);
+  return wait ? b->last_ms + wait : 0;
+}

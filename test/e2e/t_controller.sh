@@ -735,3 +735,31 @@ YAML
   grep -q "ManagementBackup dr1: status rebuilt after restore (last backup dr1)" ctl.log || fail "no rebuild logged"
   assert_eq 3 "$(backups | wc -l)" "no new Backup for the restored objects"
 }
+
+test_controller_reconciles_that_change_nothing_back_off() {
+  ctl_env
+  start_controller ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: calm}
+YAML
+  wait_until 15 kubectl -n kcm-system get backup calm
+  sleep 3 # the creation's own events are done
+  # tried (issue 13): a Backup that gets no phase, touched again and again (something keeps
+  # writing it): every touch was a reconcile finding nothing to do (771 in 20 min seen)
+  local n0 i
+  n0=$(grep -c 'ManagementBackup calm: reconciled' ctl.log || true)
+  for i in $(seq 1 60); do
+    kubectl -n kcm-system annotate --overwrite backup calm "kcmdr.test/touch=$i" >/dev/null
+  done
+  sleep 1
+  local n=$(( $(grep -c 'ManagementBackup calm: reconciled' ctl.log) - n0 ))
+  echo "reconciles for 60 touches: $n"
+  [ "$n" -ge 1 ] || fail "the touches were not seen at all"
+  [ "$n" -le 15 ] || fail "$n reconciles for 60 touches that change nothing: no backoff"
+  grep -q "ManagementBackup calm: .* changed nothing; looking again less often" ctl.log || fail "backoff not logged"
+  # progress goes through: the Backup completes and the status follows (within the backoff)
+  velero_sets calm Completed
+  wait_until 70 sh -c "kubectl get mgmtbackup calm -o json | jq -e '.status.lastBackup.phase == \"Completed\"'"
+}

@@ -613,6 +613,105 @@ static void plan_restored_after_its_backups_were_synced_rebuilds_at_once(void **
   json_decref(bs);
 }
 
+/* ---- the controller's bookkeeping ---- */
+
+static void served_needs_two_404s_and_comes_back(void **state) {
+  (void)state;
+  struct mb_served s = {0};
+  /* tried (issue 13, controller fault): one 404, as a kube-apiserver answers for custom
+   * resources while it loads its CRDs after a restart. It used to mark the resource missing for
+   * good, so the controller went on (readiness and the first reconciles) with an empty cache. */
+  mb_served_ended(&s, KD_ERR_NOTFOUND);
+  assert_false(mb_served_missing(&s));
+  assert_false(mb_served_ready(&s, false)); /* not listed, not surely missing: wait */
+  /* other ends (server errors, forbidden, cancelled) say nothing about being served */
+  mb_served_ended(&s, KD_ERR_HTTP);
+  mb_served_ended(&s, KD_ERR_FORBIDDEN);
+  assert_false(mb_served_missing(&s));
+  /* a second 404 in a row: not installed (kcm partly installed); go on without it */
+  mb_served_ended(&s, KD_ERR_NOTFOUND);
+  assert_true(mb_served_missing(&s));
+  assert_true(mb_served_ready(&s, false));
+  mb_served_ended(&s, KD_ERR_NOTFOUND);
+  assert_true(mb_served_missing(&s));
+  /* the CRD is installed (or the server has loaded it): the first full list clears it */
+  mb_served_listed(&s);
+  assert_false(mb_served_missing(&s));
+  assert_true(mb_served_ready(&s, true));
+  /* and a later lone 404 counts from zero again */
+  mb_served_ended(&s, KD_ERR_NOTFOUND);
+  assert_false(mb_served_missing(&s));
+}
+
+/* Events ask for one key every period_ms for total_ms, and no reconcile changes anything
+ * (progress never); a reconcile runs when due (coalescing events, as the queue does). Returns
+ * the reconciles; *max_delay: the longest an event waited. */
+static int backoff_run(struct mb_backoff *b, int64_t start, int64_t period_ms, int64_t total_ms, int64_t *max_delay) {
+  int64_t due = -1, asked = 0;
+  int n = 0;
+  *max_delay = 0;
+  for (int64_t t = start; t < start + total_ms; t += 10) {
+    if ((t - start) % period_ms == 0 && due < 0) {
+      int64_t nb = mb_backoff_not_before(b);
+      due = nb > t ? nb : t;
+      asked = t;
+    }
+    if (due >= 0 && t >= due) {
+      n++;
+      if (t - asked > *max_delay) *max_delay = t - asked;
+      mb_backoff_done(b, false, t);
+      due = -1;
+    }
+  }
+  return n;
+}
+
+static void backoff_bounds_a_key_that_changes_nothing(void **state) {
+  (void)state;
+  struct mb_backoff b = {0};
+  int64_t delay;
+  /* tried (issue 13, controller fault): a Backup with no phase, its ManagementBackup asked for
+   * every 1.5 s for 20 minutes: 771 reconciles before (800 here without the backoff) */
+  int n = backoff_run(&b, 1000, 1500, 20 * 60 * 1000, &delay);
+  print_message("reconciles in 20 min: %d, longest wait %lld ms\n", n, (long long)delay);
+  assert_true(n <= 40);
+  assert_true(n >= 20); /* still looked at about once a minute */
+  assert_true(delay <= MB_BACKOFF_MAX_MS);
+  assert_int_equal(mb_backoff_not_before(&b) - b.last_ms, MB_BACKOFF_MAX_MS);
+  /* progress (a status written) ends it: the next event is served at once */
+  mb_backoff_done(&b, true, b.last_ms + 10);
+  assert_int_equal(mb_backoff_not_before(&b), 0);
+  /* the first few reconciles that change nothing are never held back (the update event of
+   * the controller's own status write is one) */
+  struct mb_backoff f = {0};
+  n = backoff_run(&f, 1000, 100, MB_BACKOFF_FREE * 100 + 50, &delay);
+  assert_int_equal(n, MB_BACKOFF_FREE + 1);
+  assert_int_equal(delay, 0);
+  /* a storm, then quiet: the first event after the quiet is served at once */
+  struct mb_backoff q = {0};
+  backoff_run(&q, 1000, 200, 5 * 60 * 1000, &delay);
+  assert_true(mb_backoff_not_before(&q) > q.last_ms);
+  n = backoff_run(&q, q.last_ms + 3 * MB_BACKOFF_MAX_MS, 1000, 10, &delay);
+  assert_int_equal(n, 1);
+  assert_int_equal(delay, 0);
+  assert_int_equal(mb_backoff_not_before(&q), 0);
+}
+
+static void backoff_never_delays_a_plans_own_clock(void **state) {
+  (void)state;
+  /* a restored object waiting for its Backups looks every 10 s, a missing Velero every 5 s:
+   * those looks change nothing for minutes, yet the one that finds the Backups must not wait
+   * (item 5: the status follows within a second) */
+  const int64_t periods[] = {10000, 5000, 2010};
+  for (size_t i = 0; i < KD_ARRAY_LEN(periods); i++) {
+    struct mb_backoff b = {0};
+    int64_t delay;
+    int n = backoff_run(&b, 1000, periods[i], 10 * 60 * 1000, &delay);
+    assert_int_equal(n, (10 * 60 * 1000 + periods[i] - 1) / periods[i]);
+    assert_int_equal(delay, 0);
+  }
+}
+
 static void selectors_skip_values_no_label_can_hold(void **state) {
   (void)state;
   /* tried: a hostile tenant's ClusterTemplate status lists providers no label value can be ("a
@@ -691,6 +790,9 @@ int test_mgmtbackup(void) {
       cmocka_unit_test(plan_restored_waits_for_its_backups),
       cmocka_unit_test(plan_restored_after_its_backups_were_synced_rebuilds_at_once),
       cmocka_unit_test(selectors_skip_values_no_label_can_hold),
+      cmocka_unit_test(served_needs_two_404s_and_comes_back),
+      cmocka_unit_test(backoff_bounds_a_key_that_changes_nothing),
+      cmocka_unit_test(backoff_never_delays_a_plans_own_clock),
   };
   return cmocka_run_group_tests_name("mgmtbackup", tests, NULL, NULL);
 }
