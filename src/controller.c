@@ -102,8 +102,8 @@ static void enqueue_all(struct ctl *x) {
 }
 
 /* A reconcile of name ended, with or without progress: its backoff follows, and a look
- * already queued (by events during the reconcile) moves to the backoff's time. No progress
- * and no object (deleted): its state is dropped, so the map holds only existing objects. */
+ * already queued (by events during the reconcile) moves to the backoff's time. When the object
+ * is gone its state is dropped, so the map holds only existing objects. */
 static void reconciled(struct ctl *x, const char *name, bool progress, bool gone) {
   pthread_mutex_lock(&x->qlock);
   if (gone) {
