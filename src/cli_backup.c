@@ -351,7 +351,7 @@ static kd_rc backup_row(cli_table *t, json_t *b, json_t *mb, bool wide, time_t n
   json_t *st = json_object_get(b, "status");
   long long done = (long long)json_integer_value(json_object_get(json_object_get(st, "progress"), "itemsBackedUp"));
   long long total = (long long)json_integer_value(json_object_get(json_object_get(st, "progress"), "totalItems"));
-  if (mb_phase_running(phase) && total > 0) snprintf(items, sizeof items, "%lld/%lld", done, total);
+  if (velero_phase_running(phase) && total > 0) snprintf(items, sizeof items, "%lld/%lld", done, total);
   else snprintf(items, sizeof items, "%lld", done);
   snprintf(errs, sizeof errs, "%lld", (long long)json_integer_value(json_object_get(st, "errors")));
   snprintf(warns, sizeof warns, "%lld", (long long)json_integer_value(json_object_get(st, "warnings")));
@@ -701,7 +701,7 @@ static void print_backup(json_t *b, json_t *mb, bool show_mb, json_t *desc, time
     }
     cli_size_text((uint64_t)json_integer_value(json_object_get(desc, "filesSize")), sz, sizeof sz);
     if (json_array_size(files)) cli_printf(stdout, "  %zu file%s, %s in all\n", json_array_size(files), json_array_size(files) == 1 ? "" : "s", sz);
-    else cli_printf(stdout, "  <none>%s\n", mb_phase_running(cli_phase(b)) ? " (the backup is still running)" : "");
+    else cli_printf(stdout, "  <none>%s\n", velero_phase_running(cli_phase(b)) ? " (the backup is still running)" : "");
     json_t *sums = json_object_get(desc, "checksums");
     if (json_string_value(json_object_get(sums, "error")))
       cli_printf(stdout, "\nVerification:  the checksums file is damaged: %s\n", json_string_value(json_object_get(sums, "error")));
@@ -795,7 +795,7 @@ static int bk_log_find(kube_client *c, const char *ns, const char *name, struct 
   json_t *mb = NULL;
   if (resolve_one(c, ns, "logs", name, &at->obj, &mb) != CLI_OK) return CLI_FAIL;
   json_decref(mb);
-  at->running = mb_phase_running(cli_phase(at->obj));
+  at->running = velero_phase_running(cli_phase(at->obj));
   if (cli_backup_store(c, ns, at->obj, &at->st, &at->bsl) ||
       velero_backup_key(cli_meta_s(at->obj, "name"), VELERO_BACKUP_LOGS, at->key, sizeof at->key)) {
     say_err("logs");
@@ -1182,7 +1182,7 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
   json_object_set_new(v.report, "backup", json_string(name));
   json_object_set_new(v.report, "storageLocation", json_string(cli_meta_s(bsl, "name")));
   if ((rc = objstore_list(st, prefix, '\0', collect_file, &f))) goto fail_msg;
-  if (mb_phase_running(cli_phase(b))) vfy_line(&v, "warning", "the backup is %s: its files are written as it goes", cli_phase(b));
+  if (velero_phase_running(cli_phase(b))) vfy_line(&v, "warning", "the backup is %s: its files are written as it goes", cli_phase(b));
   /* 1. the checksums */
   rc = verify_sums_load(st, name, &sums);
   bool have_sums = rc == KD_OK;
@@ -1241,7 +1241,7 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
       if (a.preferred != a.objects)
         vfy_line(&v, "warning", "%zu objects but %zu preferred-version copies (Velero writes one of each)", a.objects, a.preferred);
       long long items = int_at(json_object_get(b, "status"), "progress", "itemsBackedUp");
-      if (!mb_phase_running(cli_phase(b)) && items != (long long)a.objects)
+      if (!velero_phase_running(cli_phase(b)) && items != (long long)a.objects)
         vfy_line(&v, "warning", "the Backup says %lld items were backed up; the tarball holds %zu", items, a.objects);
     }
   }

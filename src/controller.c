@@ -22,6 +22,7 @@
 #include "lease.h"
 #include "metrics.h"
 #include "mgmtbackup.h"
+#include "velero.h"
 
 #define UPGRADE_KEY "\x01management-upgrade"
 #define REQUEUE_CONFLICT_MS 200
@@ -58,10 +59,11 @@ struct ctl {
   engine *eng;                          /* the builtin engine, or NULL when Velero executes */
   int restore_wait_s;
   volatile int velero_ok; /* the Velero CRDs are served and cached */
-  volatile int missing[INF_COUNT]; /* the resource is not served (kcm only partly installed) */
+  struct mb_served served[INF_COUNT]; /* is the resource served (kcm may be partly installed)? */
   pthread_mutex_t qlock;
   pthread_cond_t qcond;
   json_t *queue;   /* name -> due (ms, monotonic) */
+  json_t *backoff; /* name -> [streak, last_ms]: mb_backoff of each ManagementBackup (qlock) */
   json_t *created; /* name -> {"backup":..., "time":unix}: what we created, ahead of the cache */
 };
 
@@ -72,9 +74,18 @@ struct inf_thread {
 
 /* ---- queue ---- */
 
+/* name's backoff state (caller holds qlock) */
+static struct mb_backoff backoff_of(struct ctl *x, const char *name) {
+  json_t *b = json_object_get(x->backoff, name);
+  return (struct mb_backoff){(int)json_integer_value(json_array_get(b, 0)), json_integer_value(json_array_get(b, 1))};
+}
+
 static void enqueue(struct ctl *x, const char *name, int64_t delay_ms) {
   int64_t due = kd_now_ms() + delay_ms;
   pthread_mutex_lock(&x->qlock);
+  struct mb_backoff bo = backoff_of(x, name);
+  int64_t nb = mb_backoff_not_before(&bo);
+  if (due < nb) due = nb; /* a key that keeps changing nothing is looked at less and less often */
   json_t *cur = json_object_get(x->queue, name);
   if (!cur || json_integer_value(cur) > due) json_object_set_new(x->queue, name, json_integer(due));
   pthread_cond_signal(&x->qcond);
@@ -89,6 +100,28 @@ static void enqueue_all(struct ctl *x) {
     enqueue(x, json_string_value(json_object_get(json_object_get(o, "metadata"), "name")), 0);
   }
   json_decref(all);
+}
+
+/* A reconcile of name ended, with or without progress: its backoff follows, and a look
+ * already queued (by events during the reconcile) moves to the backoff's time. When the object
+ * is gone its state is dropped, so the map holds only existing objects. */
+static void reconciled(struct ctl *x, const char *name, bool progress, bool gone) {
+  pthread_mutex_lock(&x->qlock);
+  if (gone) {
+    json_object_del(x->backoff, name);
+  } else {
+    struct mb_backoff bo = backoff_of(x, name);
+    mb_backoff_done(&bo, progress, kd_now_ms());
+    if (json_object_set_new(x->backoff, name, json_pack("[i,I]", bo.streak, (json_int_t)bo.last_ms)))
+      kd_log(KD_LOG_WARN, "ManagementBackup %s: out of memory keeping its requeue backoff", name);
+    int64_t nb = mb_backoff_not_before(&bo);
+    json_t *cur = json_object_get(x->queue, name);
+    if (cur && json_integer_value(cur) < nb) json_object_set_new(x->queue, name, json_integer(nb));
+    if (nb && bo.streak == MB_BACKOFF_FREE + 1)
+      kd_log(KD_LOG_INFO, "ManagementBackup %s: %d reconciles in a row changed nothing; looking again less often "
+             "(up to every %d s) until something changes", name, bo.streak, MB_BACKOFF_MAX_MS / 1000);
+  }
+  pthread_mutex_unlock(&x->qlock);
 }
 
 /* Take the next due name (caller frees); NULL when stopping. Waits while nothing is due. */
@@ -197,8 +230,8 @@ static void on_mb_update(json_t *old, json_t *o, void *ud) {
 static void backup_metrics(struct ctl *x, const char *mb, json_t *old, json_t *o) {
   const char *was = json_string_value(json_object_get(json_object_get(old, "status"), "phase"));
   const char *now = json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
-  if (!mb_phase_terminal(now) || kd_streq(was, now)) return;
-  if (strcmp(now, "Completed") == 0) {
+  if (!velero_phase_terminal(now) || kd_streq(was, now)) return;
+  if (strcmp(now, VELERO_PHASE_COMPLETED) == 0) {
     metrics_counter_add(x->m, "kcmdr_backups_completed_total", "Backups that completed, by ManagementBackup.",
                         "managementbackup", mb, 1);
     time_t t;
@@ -249,6 +282,20 @@ static void on_mgmt_update(json_t *old, json_t *o, void *ud) {
   (void)old;
   on_mgmt(o, ud);
 }
+static const char *inf_what(int which) {
+  return which == INF_MGMT ? "Managements" : which == INF_CD ? "ClusterDeployments" : which == INF_CT ? "ClusterTemplates" : "ManagementBackups";
+}
+
+/* A full list of an optional resource: it is served (again) */
+static void served_listed(struct ctl *x, int which) {
+  if (mb_served_missing(&x->served[which])) kd_log(KD_LOG_INFO, "%s are served again", inf_what(which));
+  mb_served_listed(&x->served[which]);
+}
+static void on_cd_synced(void *ud) { served_listed(ud, INF_CD); }
+static void on_ct_synced(void *ud) { served_listed(ud, INF_CT); }
+static void on_mgmt_synced(void *ud) { served_listed(ud, INF_MGMT); }
+static void on_mb_synced(void *ud) { served_listed(ud, INF_MB); }
+
 static void on_velero_synced(void *ud) {
   struct ctl *x = ud;
   if (!x->velero_ok) {
@@ -355,9 +402,11 @@ done:
   return rc;
 }
 
-/* Write status st to mb when it differs. Returns the requeue delay (0 none). */
-static int64_t write_status(struct ctl *x, json_t *mb, json_t *st) {
+/* Write status st to mb when it differs; *wrote (may be NULL) says whether it was written.
+ * Returns the requeue delay (0 none). */
+static int64_t write_status(struct ctl *x, json_t *mb, json_t *st, bool *wrote) {
   json_t *cur = json_object_get(mb, "status");
+  if (wrote) *wrote = false;
   if (cur ? json_equal(cur, st) : json_object_size(st) == 0) return 0;
   json_t *obj = json_deep_copy(mb), *out = NULL;
   if (!obj) return REQUEUE_ERROR_MS;
@@ -370,6 +419,7 @@ static int64_t write_status(struct ctl *x, json_t *mb, json_t *st) {
     kd_log(KD_LOG_WARN, "ManagementBackup %s: status update failed: %s", meta_str(mb, "name"), kd_errmsg());
     return REQUEUE_ERROR_MS;
   }
+  if (wrote) *wrote = true;
   return 0;
 }
 
@@ -418,16 +468,20 @@ static int64_t do_create(struct ctl *x, json_t *mb, struct mb_plan *plan) {
   if (!st) st = json_object();
   if (!st) return REQUEUE_ERROR_MS;
   set_error(x, mb, st, reason, msg);
-  int64_t rq = write_status(x, mb, st);
+  int64_t rq = write_status(x, mb, st, NULL);
   json_decref(st);
   return rq > wait ? rq : wait;
 }
 
-static int64_t reconcile(struct ctl *x, const char *name) {
+/* Reconcile the ManagementBackup name. *progress: something was written (a label, a Backup,
+ * the status); *gone: no such object. Returns the requeue delay (ms; 0 none). */
+static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *gone) {
   json_t *mb = informer_get(x->inf[INF_MB], NULL, name), *backups = NULL;
   struct mb_plan plan = {0};
+  *progress = *gone = false;
   if (!mb) {
     json_object_del(x->created, name);
+    *gone = true;
     return 0;
   }
   int64_t rq = 0;
@@ -445,6 +499,7 @@ static int64_t reconcile(struct ctl *x, const char *name) {
       goto done;
     }
     if (rc == KD_OK) {
+      *progress = true;
       json_decref(mb); /* go on with the patched object: no round trip through the watch */
       mb = strip_managed_fields(out);
       json_decref(out);
@@ -462,7 +517,7 @@ static int64_t reconcile(struct ctl *x, const char *name) {
     if (!st) st = json_object();
     set_error(x, mb, st, "VeleroNotInstalled",
               "Velero is not installed: the velero.io/v1 Backup and BackupStorageLocation CRDs are not served");
-    if (st) write_status(x, mb, st);
+    if (st) write_status(x, mb, st, NULL);
     json_decref(st);
     rq = VELERO_RETRY_MS;
     goto done;
@@ -494,9 +549,12 @@ static int64_t reconcile(struct ctl *x, const char *name) {
     goto done;
   }
   if (plan.create && (rq = do_create(x, mb, &plan)) != 0) goto done;
+  if (plan.create) *progress = true;
   const char *err = json_string_value(json_object_get(plan.status, "error"));
   if (err) note_error(x, mb, plan.reason, err);
-  rq = write_status(x, mb, plan.status);
+  bool wrote;
+  rq = write_status(x, mb, plan.status, &wrote);
+  if (wrote) *progress = true;
   if (rq) goto done;
   if (plan.drop_restore_labels) {
     json_t *patch = json_pack("{s:{s:{s:n,s:n}}}", "metadata", "labels", VELERO_LABEL_RESTORE, VELERO_LABEL_BACKUP), *out = NULL;
@@ -507,6 +565,7 @@ static int64_t reconcile(struct ctl *x, const char *name) {
       rq = REQUEUE_ERROR_MS;
       goto done;
     }
+    *progress = true;
     const char *last = json_string_value(json_object_get(plan.status, "lastBackupName"));
     kd_log(KD_LOG_INFO, "ManagementBackup %s: status rebuilt after restore (last backup %s)", name, last ? last : "not found");
   }
@@ -576,8 +635,9 @@ static void reconcile_upgrade(struct ctl *x) {
 static bool all_synced(struct ctl *x) {
   for (int i = 0; i < INF_COUNT; i++) {
     if ((i == INF_BACKUP || i == INF_BSL) && !x->velero_ok) continue;
-    if (x->missing[i]) continue; /* nothing to wait for: an empty cache is the truth */
-    if (!informer_synced(x->inf[i])) return false;
+    /* listed, or surely not served (an empty cache is then the truth); one 404, as an API
+     * server answers while it loads its CRDs, is not enough to go on without a cache */
+    if (!mb_served_ready(&x->served[i], informer_synced(x->inf[i]))) return false;
   }
   return true;
 }
@@ -598,12 +658,13 @@ static void *informer_thread(void *arg) {
       x->velero_ok = 0;
       enqueue_all(x);
     } else {
-      if (rc == KD_ERR_NOTFOUND && !x->missing[t->which])
-        kd_log(KD_LOG_WARN, "%s are not served; going on without them (their selectors are left out)",
-               t->which == INF_MGMT ? "Managements" : t->which == INF_CD ? "ClusterDeployments" : "ClusterTemplates");
-      else
-        kd_log(KD_LOG_WARN, "watch ended: %s (%s); retrying", kd_errmsg(), kd_rc_name(rc));
-      if (rc == KD_ERR_NOTFOUND) x->missing[t->which] = 1;
+      const char *what = inf_what(t->which);
+      bool was = mb_served_missing(&x->served[t->which]);
+      mb_served_ended(&x->served[t->which], rc);
+      if (!was && mb_served_missing(&x->served[t->which]))
+        kd_log(KD_LOG_WARN, "%s are not served; going on without them (their selectors are left out)", what);
+      else if (!was)
+        kd_log(KD_LOG_WARN, "%s: watch ended: %s (%s); retrying", what, kd_errmsg(), kd_rc_name(rc));
     }
     kd_sleep_ms(VELERO_RETRY_MS, &g_stop);
   }
@@ -631,8 +692,13 @@ static void *worker_thread(void *arg) {
     if (!name) break;
     int64_t t0 = kd_now_ms();
     int64_t rq = 0;
-    if (strcmp(name, UPGRADE_KEY) == 0) reconcile_upgrade(x);
-    else rq = reconcile(x, name);
+    if (strcmp(name, UPGRADE_KEY) == 0) {
+      reconcile_upgrade(x);
+    } else {
+      bool progress, gone;
+      rq = reconcile(x, name, &progress, &gone);
+      reconciled(x, name, progress, gone);
+    }
     double secs = (double)(kd_now_ms() - t0) / 1000.0;
     metrics_counter_add(x->m, "kcmdr_reconcile_total", "Reconciles done.", NULL, NULL, 1);
     metrics_gauge_set(x->m, "kcmdr_kube_requests_total", "Requests sent to the Kubernetes API so far.", NULL, NULL,
@@ -760,6 +826,7 @@ int controller_main(int argc, char **argv) {
   pthread_cond_init(&x.qcond, NULL);
   x.queue = json_object();
   x.created = json_object();
+  x.backoff = json_object();
   struct sigaction sa = {0};
   sa.sa_handler = on_signal;
   sigaction(SIGTERM, &sa, NULL);
@@ -808,19 +875,20 @@ int controller_main(int argc, char **argv) {
     }
   }
   x.velero_ok = 1; /* until the Backup informer says otherwise */
-  struct informer_handlers hmb = {on_mb, on_mb_update, on_mb, NULL, &x};
+  struct informer_handlers hmb = {on_mb, on_mb_update, on_mb, on_mb_synced, &x};
   struct informer_handlers hbk = {on_backup, on_backup_update, on_backup, on_velero_synced, &x};
   struct informer_handlers hbsl = {on_anything, on_anything_update, on_anything, NULL, &x};
-  struct informer_handlers hmg = {on_mgmt, on_mgmt_update, NULL, NULL, &x};
-  struct informer_handlers none = {0};
+  struct informer_handlers hmg = {on_mgmt, on_mgmt_update, NULL, on_mgmt_synced, &x};
+  struct informer_handlers hcd = {NULL, NULL, NULL, on_cd_synced, &x};
+  struct informer_handlers hct = {NULL, NULL, NULL, on_ct_synced, &x};
   struct informer_opts o_mb = {NULL, NULL, 0, strip_managed_fields};
   struct informer_opts o_ns = {x.ns, NULL, 0, strip_managed_fields};
   struct informer_opts o_bk = {x.ns, NULL, 0, keep_backup};
   struct informer_opts o_sel = {NULL, NULL, 0, keep_for_selectors};
   struct informer_opts o_mg = {NULL, NULL, 0, strip_managed_fields};
   if (informer_new(x.c, &res_mb, &o_mb, &hmb, &x.inf[INF_MB]) || informer_new(x.c, &res_backup, &o_bk, &hbk, &x.inf[INF_BACKUP]) ||
-      informer_new(x.c, &res_bsl, &o_ns, &hbsl, &x.inf[INF_BSL]) || informer_new(x.c, &res_cd, &o_sel, &none, &x.inf[INF_CD]) ||
-      informer_new(x.c, &res_ct, &o_sel, &none, &x.inf[INF_CT]) || informer_new(x.c, &res_mgmt, &o_mg, &hmg, &x.inf[INF_MGMT])) {
+      informer_new(x.c, &res_bsl, &o_ns, &hbsl, &x.inf[INF_BSL]) || informer_new(x.c, &res_cd, &o_sel, &hcd, &x.inf[INF_CD]) ||
+      informer_new(x.c, &res_ct, &o_sel, &hct, &x.inf[INF_CT]) || informer_new(x.c, &res_mgmt, &o_mg, &hmg, &x.inf[INF_MGMT])) {
     fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
     goto done;
   }
@@ -857,6 +925,7 @@ done:
   kube_client_free(x.lease_c);
   json_decref(x.queue);
   json_decref(x.created);
+  json_decref(x.backoff);
   pthread_mutex_destroy(&x.qlock);
   pthread_cond_destroy(&x.qcond);
   return ret;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cron.h"
+#include "velero.h"
 
 static const char *meta_str(json_t *obj, const char *key) {
   return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
@@ -208,22 +209,6 @@ bool mb_parse_scheduled_name(const char *mb, const char *backup, time_t *t) {
   return true;
 }
 
-bool mb_phase_running(const char *phase) {
-  static const char *const r[] = {"New", "InProgress", "WaitingForPluginOperations",
-                                  "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed"};
-  if (!phase || !phase[0]) return true;
-  for (size_t i = 0; i < KD_ARRAY_LEN(r); i++)
-    if (strcmp(phase, r[i]) == 0) return true;
-  return false;
-}
-
-bool mb_phase_terminal(const char *phase) {
-  static const char *const t[] = {"Completed", "PartiallyFailed", "Failed", "FailedValidation"};
-  for (size_t i = 0; phase && i < KD_ARRAY_LEN(t); i++)
-    if (strcmp(phase, t[i]) == 0) return true;
-  return false;
-}
-
 json_t *mb_pick_restored(const char *mb, bool scheduled, json_t *backups, time_t now) {
   size_t i;
   json_t *b, *best = NULL;
@@ -327,9 +312,18 @@ static kd_rc plan_restored(const struct mb_input *in, struct mb_plan *p, const c
   time_t created = in->now;
   time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &created);
   int64_t waited = (int64_t)(in->now - created);
-  /* Backups come back in any order: pick only once a whole sync has run since the restore (or
-   * the wait is over), so the newest is among them */
-  if (b && in->bsl_synced <= created && waited < wait) b = NULL;
+  /* A one-shot has one Backup, its namesake: once listed, it is the one. A schedule's Backups
+   * come back in any order within a sync pass, so its newest is picked only once a whole pass
+   * has ended since that Backup object was made (lastSyncedTime is written when a pass ends: all
+   * that was in the bucket is listed then), or since the restore, or when the wait is over.
+   * A Backup synced before the restore began is thus picked at once: waiting for a pass after
+   * the restore held the status back a whole sync period (issue 13, item 5). */
+  if (b && scheduled && waited < wait) {
+    time_t bc;
+    bool pass_done = in->bsl_synced > created ||
+                     (time_field(json_object_get(b, "metadata"), "creationTimestamp", &bc) && in->bsl_synced >= bc);
+    if (!pass_done) b = NULL;
+  }
   if (b) {
     if ((rc = set_last(p, meta_str(b, "name"), backup_time(name, b))) || (rc = mirror_last(p, in->backups))) return rc;
     p->drop_restore_labels = true;
@@ -405,10 +399,10 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
   json_array_foreach(in->backups, i, b) {
     if (!owned(b, label)) continue;
     const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
-    if (mb_phase_running(phase)) {
+    if (velero_phase_running(phase)) {
       running = true;
       time_t c;
-      if ((!phase || !phase[0] || strcmp(phase, "New") == 0) && time_field(json_object_get(b, "metadata"), "creationTimestamp", &c)) {
+      if ((!phase || !phase[0] || strcmp(phase, VELERO_PHASE_NEW) == 0) && time_field(json_object_get(b, "metadata"), "creationTimestamp", &c)) {
         if (in->now - c > MB_NOT_STARTED_S) stuck = meta_str(b, "name");
         else if (c + MB_NOT_STARTED_S + 1 - in->now < wake) wake = c + MB_NOT_STARTED_S + 1 - in->now;
       }
@@ -503,4 +497,37 @@ fail:
 void mb_plan_free(struct mb_plan *p) {
   json_decref(p->status);
   p->status = NULL;
+}
+
+/* ---- the controller's bookkeeping ---- */
+
+void mb_served_listed(struct mb_served *s) { s->notfound = 0; }
+
+void mb_served_ended(struct mb_served *s, kd_rc rc) {
+  if (rc == KD_ERR_NOTFOUND && s->notfound < MB_NOT_SERVED_AFTER) s->notfound++;
+}
+
+bool mb_served_missing(const struct mb_served *s) { return s->notfound >= MB_NOT_SERVED_AFTER; }
+
+bool mb_served_ready(const struct mb_served *s, bool synced) { return synced || mb_served_missing(s); }
+
+/* how long after the last reconcile the next may come, for a streak */
+static int64_t backoff_wait(int streak) {
+  if (streak <= MB_BACKOFF_FREE) return 0;
+  int shift = streak - MB_BACKOFF_FREE - 1;
+  int64_t wait = shift >= 6 ? MB_BACKOFF_MAX_MS : (int64_t)MB_BACKOFF_MIN_MS << shift; /* 1000 << 6 > 60000 */
+  return wait > MB_BACKOFF_MAX_MS ? MB_BACKOFF_MAX_MS : wait;
+}
+
+void mb_backoff_done(struct mb_backoff *b, bool progress, int64_t now_ms) {
+  bool hot = b->last_ms != 0 && now_ms - b->last_ms < backoff_wait(b->streak) + MB_BACKOFF_HOT_MS;
+  if (progress) b->streak = 0;
+  else if (!hot) b->streak = 1;
+  else if (b->streak < 1000) b->streak++;
+  b->last_ms = now_ms;
+}
+
+int64_t mb_backoff_not_before(const struct mb_backoff *b) {
+  int64_t wait = backoff_wait(b->streak);
+  return wait ? b->last_ms + wait : 0;
 }

@@ -10,13 +10,27 @@
 
 #include "cron.h"
 
+static bool vl_phase_in(const char *phase, const char *const *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(phase, list[i]) == 0) return true;
+  return false;
+}
+
 bool velero_phase_terminal(const char *phase) {
   static const char *const done[] = {VELERO_PHASE_COMPLETED, VELERO_PHASE_PARTIALLY_FAILED, VELERO_PHASE_FAILED,
                                      VELERO_PHASE_FAILED_VALIDATION};
-  if (!phase) return false;
-  for (size_t i = 0; i < KD_ARRAY_LEN(done); i++)
-    if (strcmp(phase, done[i]) == 0) return true;
-  return false;
+  return phase && vl_phase_in(phase, done, KD_ARRAY_LEN(done));
+}
+
+bool velero_phase_not_started(const char *phase) {
+  static const char *const early[] = {VELERO_PHASE_NEW, VELERO_PHASE_QUEUED, VELERO_PHASE_READY_TO_START};
+  return !phase || !phase[0] || vl_phase_in(phase, early, KD_ARRAY_LEN(early));
+}
+
+bool velero_phase_running(const char *phase) {
+  static const char *const run[] = {VELERO_PHASE_IN_PROGRESS, VELERO_PHASE_WAITING_PLUGIN_OPS, VELERO_PHASE_WAITING_PLUGIN_OPS_PF,
+                                    VELERO_PHASE_FINALIZING, VELERO_PHASE_FINALIZING_PF};
+  return velero_phase_not_started(phase) || vl_phase_in(phase, run, KD_ARRAY_LEN(run));
 }
 
 /* A backup or restore name that is one path segment. */

@@ -20,18 +20,32 @@
 #define VELERO_LABEL_MAX 63
 #define VELERO_KEY_MAX 1024
 
-/* Backup phases */
+/* Backup phases (Velero 1.18's pkg/apis/velero/v1/backup_types.go; Queued and ReadyToStart
+ * come with its backup queue: a Backup waits there, at status.queuePosition, before it runs) */
 #define VELERO_PHASE_NEW "New"
+#define VELERO_PHASE_QUEUED "Queued"
+#define VELERO_PHASE_READY_TO_START "ReadyToStart"
 #define VELERO_PHASE_FAILED_VALIDATION "FailedValidation"
 #define VELERO_PHASE_IN_PROGRESS "InProgress"
+#define VELERO_PHASE_WAITING_PLUGIN_OPS "WaitingForPluginOperations"
+#define VELERO_PHASE_WAITING_PLUGIN_OPS_PF "WaitingForPluginOperationsPartiallyFailed"
 #define VELERO_PHASE_FINALIZING "Finalizing"
+#define VELERO_PHASE_FINALIZING_PF "FinalizingPartiallyFailed"
 #define VELERO_PHASE_COMPLETED "Completed"
 #define VELERO_PHASE_PARTIALLY_FAILED "PartiallyFailed"
 #define VELERO_PHASE_FAILED "Failed"
 #define VELERO_PHASE_DELETING "Deleting"
 
-/* A backup (or restore) phase that ends it: Completed, PartiallyFailed, Failed, FailedValidation. */
+/* A backup (or restore) phase that ends it: Completed, PartiallyFailed, Failed, FailedValidation.
+ * False for NULL. */
 bool velero_phase_terminal(const char *phase);
+/* A backup (or restore) that has not ended yet and may still write: no phase (NULL or "", not
+ * looked at yet), New, Queued, ReadyToStart, InProgress, WaitingForPluginOperations[PartiallyFailed],
+ * Finalizing[PartiallyFailed]. Deleting and unknown phases are neither running nor terminal.
+ * The one list every "does a Backup still run / block / get waited for" decision uses. */
+bool velero_phase_running(const char *phase);
+/* Not started yet: no phase, New, Queued or ReadyToStart (nothing has been written for it). */
+bool velero_phase_not_started(const char *phase);
 
 /* Files of one backup in the bucket. */
 enum velero_backup_file {

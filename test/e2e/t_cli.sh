@@ -614,3 +614,32 @@ test_cli_hostile_text_and_deleted_while_waiting() {
   assert_eq 1 "$CLI_RC" "backup create --wait after the ManagementBackup was deleted: $(cat mbgone.err)"
   assert_contains "$(cat mbgone.err)" "backup mbgone was deleted while waiting" "says why"
 }
+
+test_cli_backup_wait_counts_queued_as_running() {
+  cli_env queued
+  start_controller ctl.log # --engine=velero: the test plays Velero 1.18 and its backup queue
+  ( set +e; "$KCMDR" backup create q1 --wait --timeout 60s >wait.out 2>&1; echo $? >wait.rc ) &
+  wait_until 15 kubectl -n kcm-system get backup q1
+  # tried (issue 13, item 1): Velero 1.18 queues the Backup. Before, the CRD refused the phase
+  # (and queuePosition), and logs/describe took a Queued backup for one that had ended
+  cli_status backup q1 '{"phase":"Queued","queuePosition":2}'
+  wait_until 10 sh -c "kubectl get mgmtbackup q1 -o json | jq -e '.status.lastBackup.phase == \"Queued\" and .status.lastBackup.queuePosition == 2'"
+  expect_exit 0 "$KCMDR" backup get q1
+  assert_contains "$(grep '^q1 ' <<<"$OUT")" " Queued " "get shows the phase"
+  expect_exit 1 "$KCMDR" backup logs q1
+  assert_contains "$OUT" "is written when it ends (it is Queued)" "logs of a queued backup"
+  expect_exit 0 "$KCMDR" backup describe q1
+  assert_contains "$OUT" "<none> (the backup is still running)" "describe of a queued backup"
+  sleep 1
+  [ ! -f wait.rc ] || fail "--wait returned while the Backup was Queued: $(cat wait.out)"
+  cli_status backup q1 '{"phase":"ReadyToStart","queuePosition":null}'
+  wait_until 10 sh -c "kubectl get mgmtbackup q1 -o json | jq -e '.status.lastBackup.phase == \"ReadyToStart\"'"
+  expect_exit 1 "$KCMDR" backup logs q1
+  assert_contains "$OUT" "(it is ReadyToStart)" "logs of a backup about to start"
+  sleep 1
+  [ ! -f wait.rc ] || fail "--wait returned while the Backup was ReadyToStart: $(cat wait.out)"
+  cli_status backup q1 "{\"phase\":\"Completed\",\"startTimestamp\":\"$(date -u +%FT%TZ)\",\"completionTimestamp\":\"$(date -u +%FT%TZ)\",\"progress\":{\"totalItems\":3,\"itemsBackedUp\":3}}"
+  wait_until 15 test -f wait.rc
+  assert_eq 0 "$(cat wait.rc)" "--wait exit code once Completed: $(cat wait.out)"
+  assert_contains "$(cat wait.out)" "Backup q1 ended: Completed" "--wait final line"
+}

@@ -695,3 +695,71 @@ YAML
   wait_until 20 sh -c "kubectl get mgmtbackup gone -o json | jq -e '.status.error | test(\"come back within\")'"
   assert_eq "precious" "$(backups)" "nothing created for the one whose Backup never came back"
 }
+
+test_controller_restored_object_shows_status_at_once() {
+  ctl_env
+  # tried (issue 13, item 5): the Backups were synced before the restore began (and that sync
+  # pass ended); the restore then brings the ManagementBackups back. The old rule waited for a
+  # sync pass after the restore: a whole sync period (none comes here, so the 3 min wait) with
+  # no status. Now the status follows the watch: rebuilt within a few seconds.
+  for b in dr1 dr2-20250117120000 dr2-20250117180000; do
+    kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: $b, namespace: kcm-system, labels: {k0rdent.mirantis.com/management-backup: ${b%%-*}}}
+spec: {storageLocation: aws-s3}
+YAML
+    velero_sets "$b" Completed
+  done
+  kubectl -n kcm-system patch backupstoragelocation aws-s3 --subresource=status --type=merge \
+    -p "{\"status\":{\"phase\":\"Available\",\"lastSyncedTime\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}}" >/dev/null
+  start_controller ctl.log
+  sleep 2 # the restore comes after the last sync pass, in a later second
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata:
+  name: dr1
+  labels: {velero.io/restore-name: r1, velero.io/backup-name: dr2-20250117180000, k0rdent.mirantis.com/component: kcm}
+spec: {storageLocation: aws-s3}
+---
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata:
+  name: dr2
+  labels: {velero.io/restore-name: r1, velero.io/backup-name: dr2-20250117180000, k0rdent.mirantis.com/component: kcm}
+spec: {schedule: "0 0 29 2 *", storageLocation: aws-s3}
+YAML
+  wait_until 5 sh -c "kubectl get mgmtbackup dr1 -o json | jq -e '.status.lastBackupName == \"dr1\" and .status.lastBackup.phase == \"Completed\"'"
+  wait_until 3 sh -c "kubectl get mgmtbackup dr2 -o json | jq -e '.status.lastBackupName == \"dr2-20250117180000\" and .metadata.labels[\"velero.io/restore-name\"] == null'"
+  grep -q "ManagementBackup dr1: status rebuilt after restore (last backup dr1)" ctl.log || fail "no rebuild logged"
+  assert_eq 3 "$(backups | wc -l)" "no new Backup for the restored objects"
+}
+
+test_controller_reconciles_that_change_nothing_back_off() {
+  ctl_env
+  start_controller ctl.log
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: calm}
+YAML
+  wait_until 15 kubectl -n kcm-system get backup calm
+  sleep 3 # the creation's own events are done
+  # tried (issue 13): a Backup that gets no phase, touched again and again (something keeps
+  # writing it): every touch was a reconcile finding nothing to do (771 in 20 min seen)
+  local n0 i
+  n0=$(grep -c 'ManagementBackup calm: reconciled' ctl.log || true)
+  for i in $(seq 1 60); do
+    kubectl -n kcm-system annotate --overwrite backup calm "kcmdr.test/touch=$i" >/dev/null
+  done
+  sleep 1
+  local n=$(( $(grep -c 'ManagementBackup calm: reconciled' ctl.log) - n0 ))
+  echo "reconciles for 60 touches: $n"
+  [ "$n" -ge 1 ] || fail "the touches were not seen at all"
+  [ "$n" -le 15 ] || fail "$n reconciles for 60 touches that change nothing: no backoff"
+  grep -q "ManagementBackup calm: .* changed nothing; looking again less often" ctl.log || fail "backoff not logged"
+  # progress goes through: the Backup completes and the status follows (within the backoff)
+  velero_sets calm Completed
+  wait_until 70 sh -c "kubectl get mgmtbackup calm -o json | jq -e '.status.lastBackup.phase == \"Completed\"'"
+}

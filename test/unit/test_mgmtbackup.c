@@ -244,20 +244,6 @@ static void names_and_bounds(void **state) {
   assert_true(strlen(out) <= MB_NAME_MAX);
 }
 
-static void phases(void **state) {
-  (void)state;
-  assert_true(mb_phase_running(NULL));
-  assert_true(mb_phase_running(""));
-  assert_true(mb_phase_running("New"));
-  assert_true(mb_phase_running("InProgress"));
-  assert_false(mb_phase_running("Completed"));
-  const char *terminal[] = {"Completed", "PartiallyFailed", "Failed", "FailedValidation"};
-  for (int i = 0; i < 4; i++) assert_true(mb_phase_terminal(terminal[i]));
-  assert_false(mb_phase_terminal("InProgress"));
-  assert_false(mb_phase_terminal("Finalizing"));
-  assert_false(mb_phase_terminal(NULL));
-}
-
 static void restored_pick(void **state) {
   (void)state;
   json_t *bs = json_pack("[{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}},{s:{s:s,s:{s:s}}}]",
@@ -341,7 +327,9 @@ static void plan_no_backup_while_one_runs_and_one_after_missed_slots(void **stat
   (void)state;
   json_t *mb = mb_obj("tick", "@every 5s", "2025-12-31T00:00:00Z",
                       json_pack("{s:s,s:s}", "lastBackupName", "tick-20251231235000", "lastBackupTime", "2025-12-31T23:50:00Z"), NULL);
-  const char *running[] = {NULL, "", "New", "InProgress", "Finalizing", "WaitingForPluginOperations"};
+  /* tried (issue 13, item 1): a Backup waiting in Velero 1.18's queue (Queued, ReadyToStart) is
+   * running: without that a schedule made another Backup while one was queued */
+  const char *running[] = {NULL, "", "New", "Queued", "ReadyToStart", "InProgress", "Finalizing", "WaitingForPluginOperations"};
   for (size_t i = 0; i < KD_ARRAY_LEN(running); i++) {
     json_t *bs = json_pack("[o]", backup("tick-20251231235000", "tick", running[i], "2025-12-31T23:59:00Z"));
     struct mb_plan p;
@@ -540,9 +528,9 @@ static void plan_restored_waits_for_its_backups(void **state) {
     assert_null(st_str(&p, "error"));
     assert_true(p.requeue_s > 0 && p.requeue_s <= 10);
     mb_plan_free(&p);
-    /* review: only the oldest Backup is back and no sync has finished since the restore: the
-     * newest may still come, so nothing is picked yet */
-    json_t *old = json_pack("[o]", backup("kcm-20251230000000", "kcm", "Completed", "2025-12-30T00:00:00Z"));
+    /* review: only the oldest Backup is back, made 20 s ago by a sync pass that has not ended
+     * (the last pass ended an hour ago): the newest may still come, so nothing is picked yet */
+    json_t *old = json_pack("[o]", backup("kcm-20251230000000", "kcm", "Completed", "2025-12-31T23:59:40Z"));
     struct mb_input early = {mb, old, NULL, 0, NOW, 0, NOW - 3600};
     assert_int_equal(mb_plan_reconcile(&early, &p), KD_OK);
     assert_false(p.drop_restore_labels);
@@ -579,6 +567,149 @@ static void plan_restored_waits_for_its_backups(void **state) {
     json_decref(mb);
   }
   json_decref(none);
+}
+
+static void plan_restored_after_its_backups_were_synced_rebuilds_at_once(void **state) {
+  (void)state;
+  /* tried (issue 13, item 5): the Backups were synced ten minutes before the restore (the
+   * pass ended then too); the restore made the ManagementBackup a second ago, and no pass has
+   * ended since. The old rule waited for a pass after the restore: a whole sync period (60 s)
+   * with no status. Now the status is rebuilt on the first look. */
+  json_t *bs = json_pack("[o,o,o]", backup("kcm-20251231000000", "kcm", "Completed", "2025-12-31T23:50:00Z"),
+                         backup("kcm-20251230000000", "kcm", "Completed", "2025-12-31T23:50:00Z"),
+                         backup("one", "one", "Completed", "2025-12-31T23:50:00Z"));
+  json_t *labels = json_pack("{s:s,s:s}", VELERO_LABEL_RESTORE, "r1", VELERO_LABEL_BACKUP, "kcm-20251231000000");
+  json_t *sched = mb_obj("kcm", "@every 1h", "2025-12-31T23:59:59Z", NULL, json_incref(labels));
+  json_t *once = mb_obj("one", NULL, "2025-12-31T23:59:59Z", NULL, json_incref(labels));
+  struct mb_input in = {sched, bs, NULL, 0, NOW, 0, NOW - 590};
+  struct mb_plan p;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_true(p.drop_restore_labels);
+  assert_false(p.create);
+  assert_string_equal(st_str(&p, "lastBackupName"), "kcm-20251231000000");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(p.status, "lastBackup"), "phase")), "Completed");
+  mb_plan_free(&p);
+  /* a pass ending in the very second it made the Backup counts (lastSyncedTime has seconds) */
+  in.bsl_synced = NOW - 600;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_true(p.drop_restore_labels);
+  mb_plan_free(&p);
+  /* the pass that made them has not ended: wait (the BSL's update wakes the controller) */
+  in.bsl_synced = NOW - 601;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_false(p.drop_restore_labels);
+  assert_true(p.requeue_s > 0);
+  mb_plan_free(&p);
+  /* a one-shot has only its namesake: listed means found, whatever the sync says (even unknown) */
+  in.mb = once;
+  in.bsl_synced = 0;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_true(p.drop_restore_labels);
+  assert_string_equal(st_str(&p, "lastBackupName"), "one");
+  mb_plan_free(&p);
+  json_decref(sched);
+  json_decref(once);
+  json_decref(labels);
+  json_decref(bs);
+}
+
+/* ---- the controller's bookkeeping ---- */
+
+static void served_needs_two_404s_and_comes_back(void **state) {
+  (void)state;
+  struct mb_served s = {0};
+  /* tried (issue 13, controller fault): one 404, as a kube-apiserver answers for custom
+   * resources while it loads its CRDs after a restart. It used to mark the resource missing for
+   * good, so the controller went on (readiness and the first reconciles) with an empty cache. */
+  mb_served_ended(&s, KD_ERR_NOTFOUND);
+  assert_false(mb_served_missing(&s));
+  assert_false(mb_served_ready(&s, false)); /* not listed, not surely missing: wait */
+  /* other ends (server errors, forbidden, cancelled) say nothing about being served */
+  mb_served_ended(&s, KD_ERR_HTTP);
+  mb_served_ended(&s, KD_ERR_FORBIDDEN);
+  assert_false(mb_served_missing(&s));
+  /* a second 404 in a row: not installed (kcm partly installed); go on without it */
+  mb_served_ended(&s, KD_ERR_NOTFOUND);
+  assert_true(mb_served_missing(&s));
+  assert_true(mb_served_ready(&s, false));
+  mb_served_ended(&s, KD_ERR_NOTFOUND);
+  assert_true(mb_served_missing(&s));
+  /* the CRD is installed (or the server has loaded it): the first full list clears it */
+  mb_served_listed(&s);
+  assert_false(mb_served_missing(&s));
+  assert_true(mb_served_ready(&s, true));
+  /* and a later lone 404 counts from zero again */
+  mb_served_ended(&s, KD_ERR_NOTFOUND);
+  assert_false(mb_served_missing(&s));
+}
+
+/* Events ask for one key every period_ms for total_ms, and no reconcile changes anything
+ * (progress never); a reconcile runs when due (coalescing events, as the queue does). Returns
+ * the reconciles; *max_delay: the longest an event waited. */
+static int backoff_run(struct mb_backoff *b, int64_t start, int64_t period_ms, int64_t total_ms, int64_t *max_delay) {
+  int64_t due = -1, asked = 0;
+  int n = 0;
+  *max_delay = 0;
+  for (int64_t t = start; t < start + total_ms; t += 10) {
+    if ((t - start) % period_ms == 0 && due < 0) {
+      int64_t nb = mb_backoff_not_before(b);
+      due = nb > t ? nb : t;
+      asked = t;
+    }
+    if (due >= 0 && t >= due) {
+      n++;
+      if (t - asked > *max_delay) *max_delay = t - asked;
+      mb_backoff_done(b, false, t);
+      due = -1;
+    }
+  }
+  return n;
+}
+
+static void backoff_bounds_a_key_that_changes_nothing(void **state) {
+  (void)state;
+  struct mb_backoff b = {0};
+  int64_t delay;
+  /* tried (issue 13, controller fault): a Backup with no phase, its ManagementBackup asked for
+   * every 1.5 s for 20 minutes: 771 reconciles before (800 here without the backoff) */
+  int n = backoff_run(&b, 1000, 1500, 20 * 60 * 1000, &delay);
+  print_message("reconciles in 20 min: %d, longest wait %lld ms\n", n, (long long)delay);
+  assert_true(n <= 40);
+  assert_true(n >= 20); /* still looked at about once a minute */
+  assert_true(delay <= MB_BACKOFF_MAX_MS);
+  assert_int_equal(mb_backoff_not_before(&b) - b.last_ms, MB_BACKOFF_MAX_MS);
+  /* progress (a status written) ends it: the next event is served at once */
+  mb_backoff_done(&b, true, b.last_ms + 10);
+  assert_int_equal(mb_backoff_not_before(&b), 0);
+  /* the first few reconciles that change nothing are never held back (the update event of
+   * the controller's own status write is one) */
+  struct mb_backoff f = {0};
+  n = backoff_run(&f, 1000, 100, MB_BACKOFF_FREE * 100 + 50, &delay);
+  assert_int_equal(n, MB_BACKOFF_FREE + 1);
+  assert_int_equal(delay, 0);
+  /* a storm, then quiet: the first event after the quiet is served at once */
+  struct mb_backoff q = {0};
+  backoff_run(&q, 1000, 200, 5 * 60 * 1000, &delay);
+  assert_true(mb_backoff_not_before(&q) > q.last_ms);
+  n = backoff_run(&q, q.last_ms + 3 * MB_BACKOFF_MAX_MS, 1000, 10, &delay);
+  assert_int_equal(n, 1);
+  assert_int_equal(delay, 0);
+  assert_int_equal(mb_backoff_not_before(&q), 0);
+}
+
+static void backoff_never_delays_a_plans_own_clock(void **state) {
+  (void)state;
+  /* a restored object waiting for its Backups looks every 10 s, a missing Velero every 5 s:
+   * those looks change nothing for minutes, yet the one that finds the Backups must not wait
+   * (item 5: the status follows within a second) */
+  const int64_t periods[] = {10000, 5000, 2010};
+  for (size_t i = 0; i < KD_ARRAY_LEN(periods); i++) {
+    struct mb_backoff b = {0};
+    int64_t delay;
+    int n = backoff_run(&b, 1000, periods[i], 10 * 60 * 1000, &delay);
+    assert_int_equal(n, (10 * 60 * 1000 + periods[i] - 1) / periods[i]);
+    assert_int_equal(delay, 0);
+  }
 }
 
 static void selectors_skip_values_no_label_can_hold(void **state) {
@@ -648,7 +779,7 @@ int test_mgmtbackup(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(selectors_no_cluster_deployments), cmocka_unit_test(selectors_one_cluster_deployment),
       cmocka_unit_test(selectors_200_cluster_deployments), cmocka_unit_test(backup_object),
-      cmocka_unit_test(names_and_bounds),                 cmocka_unit_test(phases),
+      cmocka_unit_test(names_and_bounds),
       cmocka_unit_test(restored_pick),
       cmocka_unit_test(plan_schedule_goes_on_after_latest_backup_deleted),
       cmocka_unit_test(plan_no_backup_while_one_runs_and_one_after_missed_slots),
@@ -657,7 +788,11 @@ int test_mgmtbackup(void) {
       cmocka_unit_test(plan_backup_stuck_in_new_is_reported),
       cmocka_unit_test(plan_on_demand),
       cmocka_unit_test(plan_restored_waits_for_its_backups),
+      cmocka_unit_test(plan_restored_after_its_backups_were_synced_rebuilds_at_once),
       cmocka_unit_test(selectors_skip_values_no_label_can_hold),
+      cmocka_unit_test(served_needs_two_404s_and_comes_back),
+      cmocka_unit_test(backoff_bounds_a_key_that_changes_nothing),
+      cmocka_unit_test(backoff_never_delays_a_plans_own_clock),
   };
   return cmocka_run_group_tests_name("mgmtbackup", tests, NULL, NULL);
 }

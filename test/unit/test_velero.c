@@ -160,6 +160,31 @@ static void phases_and_ttl(void **state) {
   const char *not[] = {"New", "InProgress", "Finalizing", "Deleting", "WaitingForPluginOperations", "", "completed"};
   for (size_t i = 0; i < KD_ARRAY_LEN(not); i++) assert_false(velero_phase_terminal(not[i]));
   assert_false(velero_phase_terminal(NULL));
+  /* tried (issue 13, item 1): Velero 1.18's queue phases Queued and ReadyToStart; before, they
+   * counted as neither running nor ended, so a schedule made a second Backup while one waited
+   * in Velero's queue */
+  const char *run[] = {"", "New", "Queued", "ReadyToStart", "InProgress", "WaitingForPluginOperations",
+                       "WaitingForPluginOperationsPartiallyFailed", "Finalizing", "FinalizingPartiallyFailed"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(run); i++) {
+    print_message("running: %s\n", run[i]);
+    assert_true(velero_phase_running(run[i]));
+    assert_false(velero_phase_terminal(run[i]));
+  }
+  assert_true(velero_phase_running(NULL));
+  for (size_t i = 0; i < KD_ARRAY_LEN(term); i++) assert_false(velero_phase_running(term[i]));
+  /* Deleting and anything unknown (or differently spelled) are neither */
+  const char *neither[] = {"Deleting", "queued", "Queued ", "SomethingNew"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(neither); i++) {
+    assert_false(velero_phase_running(neither[i]));
+    assert_false(velero_phase_terminal(neither[i]));
+  }
+  /* not started: nothing written yet */
+  assert_true(velero_phase_not_started(NULL));
+  assert_true(velero_phase_not_started(""));
+  assert_true(velero_phase_not_started("Queued"));
+  assert_true(velero_phase_not_started("ReadyToStart"));
+  assert_false(velero_phase_not_started("InProgress"));
+  assert_false(velero_phase_not_started("Completed"));
 
   int64_t s;
   assert_int_equal(velero_parse_ttl("720h0m0s", &s), KD_OK);
