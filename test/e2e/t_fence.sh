@@ -53,9 +53,9 @@ fence_round() {
   assert_eq Failed "$(phase x)" "phase of the backup after the old leader resumed"
   assert_eq "" "$(files x)" "files of the failed backup"
   # the new leader works: the next backup is Completed and whole
-  velero_backup y
-  wait_phase y Completed 90
-  "$KCMDR" backup verify y -n kcm-system >/dev/null || fail "backup y does not verify"
+  velero_backup after
+  wait_phase after Completed 90
+  "$KCMDR" backup verify after -n kcm-system >/dev/null || fail "backup after does not verify"
   assert_eq "" "$(files x)" "files of the failed backup, after the next one"
 }
 
@@ -161,6 +161,6 @@ test_fence_api_outage_mid_backup_ends_terminal() {
   "$REPO/scripts/testenv" apiserver start --name "$FENCE_ENV" >/dev/null
   wait_phase x Completed 60
   "$KCMDR" backup verify x -n kcm-system >/dev/null || fail "x does not verify after the outage"
-  velero_backup y
-  wait_phase y Completed 90
+  velero_backup after
+  wait_phase after Completed 90
 }
