@@ -546,6 +546,7 @@ static void serve_deletion(engine *e, json_t *dbr, const struct fence *f) {
   json_t *backup = NULL, *bsl = NULL;
   objstore *st = NULL;
   char err[1200] = "", why[300];
+  bool files_deleted = false;
   if (set_dbr(e, dbr, "InProgress", NULL, dbr_open, f) != KD_OK) {
     kd_log(KD_LOG_WARN, "DeleteBackupRequest %s: %s", meta_str(dbr, "name"), kd_errmsg());
     return;
@@ -597,13 +598,14 @@ static void serve_deletion(engine *e, json_t *dbr, const struct fence *f) {
       goto done; /* the object stays (Deleting) while its files may remain: it can be deleted again */
     }
     if (!ours) kd_log(KD_LOG_WARN, "Backup %s: its folder in %s is left alone: %s", bname, meta_str(bsl, "name"), why);
+    files_deleted = ours;
   }
   if (fence_check(f, "deleting a Backup") != KD_OK) goto retry;
   rc = delete_exact(e, &res_backup, bname, uid);
   if (rc != KD_OK && rc != KD_ERR_NOTFOUND && rc != KD_ERR_CONFLICT)
     snprintf(err, sizeof err, "deleting Backup %s: %s", bname, kd_errmsg());
   else
-    kd_log(KD_LOG_INFO, "Backup %s deleted (%s)", bname, st ? "files and object" : "object");
+    kd_log(KD_LOG_INFO, "Backup %s deleted (%s)", bname, files_deleted ? "files and object" : "the object only");
 done:
   if (err[0]) kd_log(KD_LOG_WARN, "DeleteBackupRequest %s: %s", meta_str(dbr, "name"), err);
   if (set_dbr(e, dbr, "Processed", err[0] ? err : NULL, dbr_in_progress, f) != KD_OK)

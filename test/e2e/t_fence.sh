@@ -85,11 +85,12 @@ test_fence_two_clusters_one_location_same_names() {
   kubectl create namespace kcm-system >/dev/null
   s3_bsl default
   start_controller c2.log --engine=builtin
+  local pids=()
   for n in 1 2 3 4 5 6; do
-    KUBECONFIG=$kc1 velero_backup "same-$n" &
-    KUBECONFIG=$kc2 velero_backup "same-$n" &
+    KUBECONFIG=$kc1 velero_backup "same-$n" & pids+=($!)
+    KUBECONFIG=$kc2 velero_backup "same-$n" & pids+=($!)
   done
-  wait
+  wait "${pids[@]}" # not a bare wait: the controllers run in the background too
   for n in 1 2 3 4 5 6; do
     KUBECONFIG=$kc1 wait_until 120 sh -c "kubectl -n kcm-system get backup same-$n -o jsonpath='{.status.phase}' | grep -Eq 'Completed|FailedValidation|Failed'"
     KUBECONFIG=$kc2 wait_until 120 sh -c "kubectl -n kcm-system get backup same-$n -o jsonpath='{.status.phase}' | grep -Eq 'Completed|FailedValidation|Failed'"
@@ -111,7 +112,8 @@ test_fence_two_clusters_one_location_same_names() {
     for kc in "$kc1" "$kc2"; do
       [ "$(KUBECONFIG=$kc phase "same-$n")" = FailedValidation ] || continue
       KUBECONFIG=$kc "$KCMDR" backup delete "same-$n" -n kcm-system --confirm >/dev/null
-      KUBECONFIG=$kc wait_until 60 sh -c "! kubectl -n kcm-system get backup same-$n >/dev/null 2>&1"
+      # the object goes; sync then shows the other cluster's backup of that name (a synced copy)
+      KUBECONFIG=$kc wait_until 60 sh -c "[ \"\$(kubectl -n kcm-system get backup same-$n -o jsonpath='{.status.phase}' 2>/dev/null)\" != FailedValidation ]"
     done
   done
   after=$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$PREFIX/backups/" | awk '{print $3, $4}' | sort)
