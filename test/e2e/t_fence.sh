@@ -80,7 +80,7 @@ test_fence_two_clusters_one_location_same_names() {
   start_controller c1.log --engine=builtin
   local env2=fence-two
   eval "$(KCMDR_VELERO_CRDS=upstream "$REPO/scripts/testenv" up --name "$env2" 2>/dev/null)"
-  trap 'ctl_stop_all; "$REPO/scripts/testenv" down --name "$env1" >/dev/null 2>&1; "$REPO/scripts/testenv" down --name "'"$env2"'" >/dev/null 2>&1' EXIT
+  trap "ctl_stop_all; '$REPO/scripts/testenv' down --name $env1 >/dev/null 2>&1; '$REPO/scripts/testenv' down --name $env2 >/dev/null 2>&1" EXIT
   local kc2=$KUBECONFIG
   kubectl create namespace kcm-system >/dev/null
   s3_bsl default
