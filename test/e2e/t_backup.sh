@@ -379,15 +379,26 @@ test_backup_failures_apiserver_killed_cancel_abandoned() {
     "the reason names the API server"
   [ -z "$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/backups/killed/")" ] || fail "files of a backup whose API server died"
 
-  # an engine that died mid-backup leaves the Backup InProgress with partial files; its
-  # start-up path (abandon) marks it Failed with the reason and removes them
+  # an engine that died mid-backup leaves the Backup InProgress with its claim and partial
+  # files; its start-up path (abandon) marks it Failed with the reason and removes them
   mkb stuck
-  kubectl -n kcm-system patch backup stuck --subresource=status --type=merge -p '{"status":{"phase":"InProgress"}}' >/dev/null
+  kubectl_status -n kcm-system patch backup stuck --type=merge -p '{"status":{"phase":"InProgress"}}' >/dev/null
+  local uid; uid=$(kubectl -n kcm-system get backup stuck -o jsonpath='{.metadata.uid}')
+  printf '{"backup":"stuck","namespace":"kcm-system","uid":"%s"}\n' "$uid" | s3 cp - "s3://$KCMDR_S3_BUCKET/$p/backups/stuck/stuck-claim.json" --quiet
   echo partial | s3 cp - "s3://$KCMDR_S3_BUCKET/$p/backups/stuck/stuck.tar.gz" --quiet
   "$ENGINE_E2E" abandon --namespace kcm-system --backup stuck --bsl-file s3loc.bsl.json --cred-file creds --reason "engine restarted"
   assert_eq Failed "$(bk_phase stuck)" "abandoned backup"
-  assert_eq "engine restarted" "$(kubectl -n kcm-system get backup stuck -o jsonpath='{.status.failureReason}')" "abandon reason"
+  assert_contains "$(kubectl -n kcm-system get backup stuck -o jsonpath='{.status.failureReason}')" "engine restarted" "abandon reason"
   [ -z "$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/backups/stuck/")" ] || fail "partial files of an abandoned backup left"
+  # tried: the same with a folder another Backup (another cluster, same name) claimed: Failed,
+  # and not one of its files removed
+  mkb other
+  kubectl_status -n kcm-system patch backup other --type=merge -p '{"status":{"phase":"InProgress"}}' >/dev/null
+  echo '{"backup":"other","namespace":"kcm-system","uid":"0000-another-cluster"}' | s3 cp - "s3://$KCMDR_S3_BUCKET/$p/backups/other/other-claim.json" --quiet
+  echo theirs | s3 cp - "s3://$KCMDR_S3_BUCKET/$p/backups/other/other.tar.gz" --quiet
+  "$ENGINE_E2E" abandon --namespace kcm-system --backup other --bsl-file s3loc.bsl.json --cred-file creds --reason "engine restarted"
+  assert_eq Failed "$(bk_phase other)" "abandoned backup in a folder claimed by another"
+  assert_eq 2 "$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/backups/other/" | wc -l)" "files of the other cluster's backup"
 
   # the next backup works and holds everything
   mkb after
@@ -397,7 +408,7 @@ test_backup_failures_apiserver_killed_cancel_abandoned() {
 
   # a backup whose files were all written but whose last status update was lost comes back
   # Completed from velero-backup.json; nothing is removed
-  kubectl -n kcm-system patch backup after --subresource=status --type=merge -p '{"status":{"phase":"InProgress"}}' >/dev/null
+  kubectl_status -n kcm-system patch backup after --type=merge -p '{"status":{"phase":"InProgress"}}' >/dev/null
   "$ENGINE_E2E" abandon --namespace kcm-system --backup after --bsl-file s3loc.bsl.json --cred-file creds --reason restart
   assert_eq Completed "$(bk_phase after)" "recovered from velero-backup.json"
   s3 ls "s3://$KCMDR_S3_BUCKET/$p/backups/after/velero-backup.json" >/dev/null || fail "complete backup's files removed"
@@ -455,8 +466,12 @@ PY
   assert_contains "$reason" "storage location gw: writing backups/gwkill/gwkill.tar.gz: " "the reason names the location and file"
   assert_contains "$reason" "${gw#http://}" "the reason names the dead gateway"
   echo "failed $((SECONDS - t0)) s after the kill: $reason"
-  # nothing of it through the shared gateway: no object at all, no velero-backup.json
-  [ -z "$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/")" ] || fail "objects left: $(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/")"
+  # nothing of it through the shared gateway but its claim (the gateway that could remove it is
+  # dead; deleting the Backup removes it): no velero-backup.json, no partial file
+  local left; left=$(s3 ls --recursive "s3://$KCMDR_S3_BUCKET/$p/" | awk '{print $4}')
+  assert_eq "$p/backups/gwkill/gwkill-claim.json" "$left" "objects left"
+  assert_eq "$(kubectl -n kcm-system get backup gwkill -o jsonpath='{.metadata.uid}')" \
+    "$(s3 cp "s3://$KCMDR_S3_BUCKET/$p/backups/gwkill/gwkill-claim.json" - | jq -r .uid)" "the claim's uid"
   aws --endpoint-url "$KCMDR_S3_ENDPOINT" s3api list-multipart-uploads --bucket "$KCMDR_S3_BUCKET" --prefix "$p/" \
     --query 'Uploads[].[Key,UploadId]' --output text > pending.txt
   echo "pending multipart uploads after the failure: $(cat pending.txt)"
