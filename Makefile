@@ -22,7 +22,7 @@ KUBE_E2E := $(BUILD)/kube-e2e
 OBJSTORE_E2E := $(BUILD)/objstore-e2e
 ENGINE_E2E := $(BUILD)/engine-e2e
 
-.PHONY: all test test-unit test-e2e test-diff asan valgrind fuzz fuzz-build bench bench-backup bench-restore clean demo deps
+.PHONY: all test test-unit test-e2e test-diff test-build asan asan-unit asan-diff asan-e2e asan-build valgrind fuzz fuzz-build bench bench-backup bench-restore clean demo deps
 
 all: $(BIN)
 
@@ -96,11 +96,24 @@ test-diff: $(BIN) $(UNIT)
 
 test: test-unit test-diff test-e2e
 
-# All tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer.
-asan:
-	$(MAKE) BUILD=build/asan BIN=build/asan/kcmdr \
+# everything the tests run, built (scripts/test builds before it times the suites)
+test-build: $(BIN) $(UNIT) $(KUBE_E2E) $(OBJSTORE_E2E) $(ENGINE_E2E) $(BUILD)/bench-backup
+
+# All tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; asan-unit,
+# asan-diff, asan-e2e and asan-build: one suite of them (scripts/test runs diff and e2e only here).
+ASAN_MAKE = $(MAKE) BUILD=build/asan BIN=build/asan/kcmdr \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
-	  LDFLAGS="-fsanitize=address,undefined" test
+	  LDFLAGS="-fsanitize=address,undefined"
+asan:
+	$(ASAN_MAKE) test
+asan-unit:
+	$(ASAN_MAKE) test-unit
+asan-diff:
+	$(ASAN_MAKE) test-diff
+asan-e2e:
+	$(ASAN_MAKE) test-e2e
+asan-build:
+	$(ASAN_MAKE) test-build
 
 # Unit tests under valgrind: any leak or memory error fails.
 valgrind: $(UNIT)

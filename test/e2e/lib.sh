@@ -31,3 +31,31 @@ wait_until() {
     sleep 0.2
   done
 }
+
+# kubectl_status KUBECTL_ARGS...: `kubectl KUBECTL_ARGS --subresource=status`, as a test writes
+# status the way an engine would; on the upstream velero.io CRDs ($KCMDR_VELERO_CRDS=upstream,
+# from scripts/testenv's export lines) Backup, Restore, DeleteBackupRequest and
+# BackupStorageLocation have no status subresource, so for those the main resource is written.
+# The resource is the second word that is not an option (after the verb), e.g.
+#   kubectl_status -n kcm-system patch backup b1 --type=merge -p '{"status":{"phase":"Failed"}}'
+kubectl_status() {
+  local a words=() skip=0 res
+  for a in "$@"; do
+    if [ "$skip" = 1 ]; then skip=0; continue; fi
+    case $a in
+      -n|--namespace|--kubeconfig|--context|-p|--patch|--type|-o|--output|-f|--filename) skip=1 ;;
+      -*) ;;
+      *) words+=("$a") ;;
+    esac
+  done
+  [ "${#words[@]}" -ge 2 ] || fail "kubectl_status: no resource in: $*"
+  res=${words[1]%%/*}
+  case ${KCMDR_VELERO_CRDS:-kcmdr}:$res in
+    upstream:backup|upstream:backups|upstream:backup.velero.io|upstream:backups.velero.io|\
+    upstream:restore|upstream:restores|upstream:restore.velero.io|upstream:restores.velero.io|\
+    upstream:deletebackuprequest|upstream:deletebackuprequests|upstream:deletebackuprequest.velero.io|upstream:deletebackuprequests.velero.io|\
+    upstream:backupstoragelocation|upstream:backupstoragelocations|upstream:backupstoragelocation.velero.io|upstream:backupstoragelocations.velero.io|upstream:bsl)
+      kubectl "$@" ;;
+    *) kubectl "$@" --subresource=status ;;
+  esac
+}
