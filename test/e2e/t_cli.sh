@@ -37,7 +37,7 @@ kind: Backup
 metadata: {name: $1, namespace: kcm-system, labels: {velero.io/storage-location: ${2:-local}}}
 spec: {storageLocation: ${2:-local}, includedNamespaces: ["*"], ttl: 720h0m0s}
 YAML
-  kubectl -n kcm-system patch backup "$1" --subresource=status --type=merge \
+  kubectl_status -n kcm-system patch backup "$1" --type=merge \
     -p '{"status":{"phase":"Completed","version":1,"formatVersion":"1.1.0","progress":{"totalItems":3,"itemsBackedUp":3}}}' >/dev/null
 }
 
@@ -52,7 +52,7 @@ YAML
 }
 
 # cli_status KIND NAME JSON: write status as an engine does (merge patch on the subresource)
-cli_status() { kubectl -n kcm-system patch "$1" "$2" --subresource=status --type=merge -p "{\"status\":$3}" >/dev/null; }
+cli_status() { kubectl_status -n kcm-system patch "$1" "$2" --type=merge -p "{\"status\":$3}" >/dev/null; }
 
 # the seed's Restore (disaster-recovery.md, "A Restore object"), spec only, as JSON
 CLI_SEED_RESTORE_SPEC='{"backupName":"BACKUP","excludedResources":["nodes","events","events.events.k8s.io","backups.velero.io","restores.velero.io","resticrepositories.velero.io","csinodes.storage.k8s.io","volumeattachments.storage.k8s.io","backuprepositories.velero.io"],"existingResourcePolicy":"update","hooks":{},"includedNamespaces":["*"]}'

@@ -155,7 +155,7 @@ YAML
   start_controller a2.log --engine=builtin
   wait_until 30 sh -c "! kubectl -n kcm-system get backup drop >/dev/null 2>&1"
   # expiry: a Backup past its expiration gets a DeleteBackupRequest and goes, files first
-  kubectl -n kcm-system patch backup keep --subresource=status --type=merge -p '{"status":{"expiration":"2001-01-01T00:00:00Z"}}' >/dev/null
+  kubectl_status -n kcm-system patch backup keep --type=merge -p '{"status":{"expiration":"2001-01-01T00:00:00Z"}}' >/dev/null
   wait_until 90 sh -c "! kubectl -n kcm-system get backup keep >/dev/null 2>&1"
   [ -z "$(s3 ls "s3://$KCMDR_S3_BUCKET/$PREFIX/backups/keep/" 2>/dev/null)" ] || fail "files of the expired backup remain"
 }
