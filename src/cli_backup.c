@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "backup.h"
 #include "cli.h"
 #include "cron.h"
 #include "mgmtbackup.h"
@@ -919,14 +920,7 @@ static int bk_delete(const struct cli_globals *g, int argc, char **argv) {
   json_t *b;
   json_array_foreach(found, i, b) {
     const char *name = cli_meta_s(b, "name");
-    char gen[300], lbl[VELERO_LABEL_MAX + 1];
-    velero_label_value(name, lbl);
-    snprintf(gen, sizeof gen, "%.200s-", name);
-    json_t *dbr = json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s}},s:{s:s}}", "apiVersion", "velero.io/v1", "kind",
-                            "DeleteBackupRequest", "metadata", "generateName", gen, "namespace", ns, "labels",
-                            VELERO_LABEL_BACKUP_NAME, lbl, "velero.io/backup-uid", cli_meta_s(b, "uid") ? cli_meta_s(b, "uid") : "",
-                            "spec", "backupName", name),
-           *made = NULL;
+    json_t *dbr = backup_delete_request(ns, b), *made = NULL;
     rc = dbr ? kube_create(c, &cli_res_dbr, ns, dbr, &made) : kd_fail(KD_ERR_NOMEM, "out of memory");
     json_decref(dbr);
     if (rc != KD_OK) {
