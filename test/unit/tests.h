@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 int test_util(void);
+int test_fence(void);
 int test_yamljson(void);
 int test_kubeconfig(void);
 int test_kube(void);
