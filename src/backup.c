@@ -1234,7 +1234,7 @@ static bool bk_rc_fatal(kd_rc rc) {
  * under the job's fence and only on this very Backup (its uid); transient failures are retried
  * for patience_ms. */
 static kd_rc bk_status(struct bk *b, json_t *status, const char *const *expect, int patience_ms) {
-  struct vstatus_write w = {&bk_backup_res, b->ns, b->name, status, expect, b->uid, b->job->fence, patience_ms};
+  struct vstatus_write w = {&bk_backup_res, b->ns, b->name, status, expect, b->uid, b->job->fence, patience_ms, b->job->cancel};
   return vstatus_write(b->c, &w, NULL);
 }
 

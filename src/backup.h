@@ -34,6 +34,7 @@
 #include "kube.h"
 #include "objstore.h"
 #include "util.h"
+#include "velero.h"
 
 struct backup_job {
   kube_client *client;        /* borrowed */
@@ -75,9 +76,8 @@ kd_rc backup_execute(const struct backup_job *job, struct backup_result *res);
  * same schedule slot make the same name: one claim wins, the other Backup is FailedValidation
  * and writes nothing. Velero ignores the file and deletes it with the backup. */
 
-/* Annotation on a Backup that sync created from a location (value: the location's name):
- * such a Backup is never executed, its status comes from the location. */
-#define BACKUP_SYNCED_ANNOTATION "kcmdr.io/synced-from-location"
+/* Annotation on a Backup that sync created from a location: VELERO_SYNCED_ANNOTATION. */
+#define BACKUP_SYNCED_ANNOTATION VELERO_SYNCED_ANNOTATION
 
 /* Label on a DeleteBackupRequest: the uid of the Backup it means (Velero sets it too); a request
  * whose Backup has another uid now (deleted and created again) deletes nothing. */
@@ -100,20 +100,25 @@ kd_rc backup_files_ours(objstore *st, json_t *backup, bool *ours, char *why, siz
  * other file could not be removed). Returns the first failure. Checks no ownership: call
  * backup_files_ours first. */
 kd_rc backup_delete_files(objstore *st, const char *name);
-/* Does every file the backup's checksums file lists exist with its recorded size? Fails only
- * when st cannot be read; no checksums file is simply not whole. */
+/* Are the backup's four files (tarball, resource list, results, logs) named in its checksums
+ * file and there with their recorded sizes? Fails only when st cannot be read; no checksums file
+ * (or one that does not name them) is simply not whole. */
 kd_rc backup_files_whole(objstore *st, const char *name, bool *whole);
 
-/* A Backup left InProgress by an engine that stopped (crash, kill, lost leadership), looked at
- * fresh from the server (nothing happens when it is no longer InProgress or is a namesake).
- * When its velero-backup.json (written for its uid) says Completed or PartiallyFailed and every
- * file its checksums list is there, only the last status update was lost: it gets that status.
- * Otherwise its files are removed when they are its own (backup_files_ours), it is marked Failed
- * with reason (compare-and-swap from InProgress), and a velero-backup.json a deposed engine wrote
- * meanwhile is removed. store may be NULL (nothing removed). fence guards every write. Returns
- * KD_OK when the status was written or nothing was to do. */
-kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objstore *store, const char *reason,
-                            const struct fence *fence);
+/* A Backup left InProgress by an engine that stopped (crash, kill, lost leadership, a final
+ * status lost in an outage), looked at fresh from the server (nothing happens when it is no
+ * longer InProgress or is a namesake). When its velero-backup.json (written for its uid) says
+ * Completed or PartiallyFailed and the four files its checksums name are there with their sizes,
+ * only the last status update was lost: it gets that status. Otherwise its files are removed
+ * when they are its own (backup_files_ours), it is marked Failed with reason plus what happened
+ * to its files (compare-and-swap from InProgress), and a velero-backup.json a deposed engine
+ * wrote meanwhile is removed. store NULL: no location (store_error NULL) or one that cannot be
+ * opened (store_error says why). When the location cannot be read, the Backup stays InProgress
+ * and the error is returned (ask again later), for an hour after it started; then it is failed
+ * without looking. fence guards every write. Returns KD_OK when the status was written or there
+ * was nothing to do. */
+kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objstore *store, const char *store_error,
+                            const char *reason, const struct fence *fence);
 /* After a final status write failed (lost term, conflict): when the Backup is no longer ours to
  * finish (deleted, a namesake, or ended in a phase other than wrote_phase), remove the
  * velero-backup.json this execution wrote (uid-checked), so no cluster syncs a lie. Clears

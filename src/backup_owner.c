@@ -27,7 +27,10 @@ json_t *backup_delete_request(const char *ns, json_t *backup) {
   char lbl[VELERO_LABEL_MAX + 1], gen[VELERO_LABEL_MAX + 2];
   if (!name) return NULL;
   velero_label_value(name, lbl);
-  snprintf(gen, sizeof gen, "%.*s-", 57, lbl); /* the server adds 5 characters */
+  size_t n = strlen(lbl);
+  if (n > 57) n = 57; /* the server adds 5 characters */
+  while (n && (lbl[n - 1] == '.' || lbl[n - 1] == '-')) n--; /* "x.-" is no DNS name */
+  snprintf(gen, sizeof gen, "%.*s-", (int)n, n ? lbl : "backup");
   json_t *o = json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s}},s:{s:s}}", "apiVersion", "velero.io/v1", "kind", "DeleteBackupRequest",
                         "metadata", "generateName", gen, "namespace", ns, "labels", VELERO_LABEL_BACKUP_NAME, lbl, "spec",
                         "backupName", name);
@@ -153,6 +156,8 @@ fail:
 }
 
 kd_rc backup_files_whole(objstore *st, const char *name, bool *whole) {
+  static const enum velero_backup_file expected[] = {VELERO_BACKUP_TARBALL, VELERO_BACKUP_RESOURCE_LIST,
+                                                     VELERO_BACKUP_RESULTS, VELERO_BACKUP_LOGS};
   char key[VELERO_KEY_MAX];
   json_t *sums = NULL;
   *whole = false;
@@ -160,17 +165,21 @@ kd_rc backup_files_whole(objstore *st, const char *name, bool *whole) {
   if (rc == KD_OK) rc = read_doc(st, key, &sums);
   if (rc == KD_ERR_NOTFOUND || rc == KD_ERR_PARSE) return KD_OK; /* no checksums: not whole */
   if (rc != KD_OK) return rc;
-  json_t *files = json_object_get(sums, "files"), *f;
-  const char *k;
-  bool all = json_object_size(files) > 0;
-  json_object_foreach(files, k, f) {
+  /* exactly the backup's own four files, whatever else a crafted checksums file lists */
+  bool all = true;
+  json_t *files = json_object_get(sums, "files");
+  for (size_t i = 0; all && i < KD_ARRAY_LEN(expected); i++) {
     uint64_t size = 0;
-    json_t *want = json_object_get(f, "size");
-    rc = objstore_head(st, k, &size);
-    if (rc == KD_ERR_NOTFOUND || (rc == KD_OK && (!json_is_integer(want) || (uint64_t)json_integer_value(want) != size))) {
+    if ((rc = velero_backup_key(name, expected[i], key, sizeof key)) != KD_OK) break;
+    json_t *want = json_object_get(json_object_get(files, key), "size");
+    if (!json_is_integer(want) || json_integer_value(want) < 0) {
+      all = false;
+      break;
+    }
+    rc = objstore_head(st, key, &size);
+    if (rc == KD_ERR_NOTFOUND || (rc == KD_OK && (uint64_t)json_integer_value(want) != size)) {
       all = false;
       rc = KD_OK;
-      break;
     }
     if (rc != KD_OK) break;
   }
@@ -193,11 +202,18 @@ static void remove_late_metadata(objstore *st, const char *ns, const char *name,
   json_decref(meta);
 }
 
-kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objstore *store, const char *reason,
-                            const struct fence *fence) {
+/* How long a Backup left InProgress may wait for its location to answer before it is failed
+ * without looking (its files then stay until the Backup is deleted). */
+#define OWNER_ABANDONED_PATIENCE_S 3600
+
+static bool conclusive(kd_rc rc) { return rc == KD_OK || rc == KD_ERR_NOTFOUND || rc == KD_ERR_PARSE; }
+
+kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objstore *store, const char *store_error,
+                            const char *reason, const struct fence *fence) {
   const char *name = meta_str(backup, "name");
-  char mkey[VELERO_KEY_MAX], done[21], why[300];
+  char mkey[VELERO_KEY_MAX], done[21], why[300], text[1600];
   json_t *cur = NULL, *stored = NULL, *st = NULL;
+  const char *outcome = "";
   kd_rc rc;
   if (!name || (rc = velero_backup_key(name, VELERO_BACKUP_METADATA, mkey, sizeof mkey)))
     return kd_fail(KD_ERR_INVALID, "the Backup has no usable name");
@@ -210,8 +226,13 @@ kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objs
   if (!vstatus_phase_in(json_string_value(json_object_get(json_object_get(cur, "status"), "phase")), vstatus_in_progress) ||
       !kd_streq(uid, meta_str(backup, "uid")))
     goto out; /* finished meanwhile, or a namesake */
-  bool cleaned = false;
-  if (store) {
+  time_t started = 0;
+  bool patient = kd_time_parse(json_string_value(json_object_get(json_object_get(cur, "status"), "startTimestamp")), &started) == KD_OK &&
+                 time(NULL) - started < OWNER_ABANDONED_PATIENCE_S;
+  bool looked = false; /* the folder was looked at and dealt with */
+  if (!store && store_error) {
+    rc = kd_fail(KD_ERR_TRANSPORT, "its storage location cannot be opened: %s", store_error);
+  } else if (store) {
     rc = read_doc(store, mkey, &stored);
     const char *ph = json_string_value(json_object_get(json_object_get(stored, "status"), "phase"));
     bool whole = false;
@@ -219,37 +240,43 @@ kd_rc backup_fail_abandoned(kube_client *c, const char *ns, json_t *backup, objs
         (kd_streq(ph, VELERO_PHASE_COMPLETED) || kd_streq(ph, VELERO_PHASE_PARTIALLY_FAILED)) &&
         (rc = backup_files_whole(store, name, &whole)) == KD_OK && whole) {
       /* every file was written; only the last status update was lost */
-      struct vstatus_write w = {&owner_backup_res, ns, name, json_object_get(stored, "status"), vstatus_in_progress, uid, fence, 60000};
+      struct vstatus_write w = {&owner_backup_res, ns, name, json_object_get(stored, "status"), vstatus_in_progress, uid, fence, 60000, NULL};
       rc = vstatus_write(c, &w, NULL);
       if (rc == KD_OK) kd_log(KD_LOG_INFO, "backup %s/%s: found whole in the location after its engine stopped: %s", ns, name, ph);
       goto out;
     }
     bool ours = false;
-    if ((rc == KD_OK || rc == KD_ERR_NOTFOUND || rc == KD_ERR_PARSE) &&
-        (rc = backup_files_ours(store, cur, &ours, why, sizeof why)) == KD_OK) {
+    if (conclusive(rc) && (rc = backup_files_ours(store, cur, &ours, why, sizeof why)) == KD_OK) {
       if (!ours) {
         kd_log(KD_LOG_WARN, "backup %s/%s: leaving its folder alone: %s", ns, name, why);
-        cleaned = true;
+        outcome = "; its folder belongs to another Backup and was left alone";
+        looked = true;
       } else if ((rc = fence_check(fence, "removing partial files")) == KD_OK &&
                  (rc = backup_delete_files(store, name)) == KD_OK) {
-        cleaned = true;
+        outcome = "; its partial files were removed";
+        looked = true;
       }
     }
-    if (!cleaned) kd_log(KD_LOG_WARN, "backup %s/%s: its partial files were not removed: %s", ns, name, kd_errmsg());
+  }
+  if (rc != KD_OK && !looked) {
+    if (rc == KD_ERR_CANCELLED || patient) { /* asked again on the next pass; the Backup stays InProgress */
+      rc = kd_fail_wrap(rc, "backup %s/%s, left InProgress: its files cannot be looked at yet", ns, name);
+      goto out;
+    }
+    kd_log(KD_LOG_WARN, "backup %s/%s: its files were not looked at: %s", ns, name, kd_errmsg());
+    outcome = "; its files could not be looked at for an hour and may remain (deleting the Backup removes them)";
   }
   kd_time_format(time(NULL), done);
-  char text[1200];
-  snprintf(text, sizeof text, "%s%s", reason ? reason : "abandoned",
-           cleaned ? "" : " (its partial files could not be removed; deleting the Backup removes them)");
+  snprintf(text, sizeof text, "%s%s", reason ? reason : "abandoned", outcome);
   if (!(st = json_pack("{s:s,s:s,s:s}", "phase", VELERO_PHASE_FAILED, "completionTimestamp", done, "failureReason", text))) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto out;
   }
-  struct vstatus_write w = {&owner_backup_res, ns, name, st, vstatus_in_progress, uid, fence, 60000};
+  struct vstatus_write w = {&owner_backup_res, ns, name, st, vstatus_in_progress, uid, fence, 60000, NULL};
   if ((rc = vstatus_write(c, &w, NULL)) != KD_OK) goto out;
   kd_log(KD_LOG_WARN, "backup %s/%s: marked Failed: %s", ns, name, text);
   /* a deposed engine may still have written its velero-backup.json after we looked */
-  if (store && fence_held(fence)) remove_late_metadata(store, ns, name, uid);
+  if (store && looked && fence_held(fence)) remove_late_metadata(store, ns, name, uid);
 out:
   json_decref(cur);
   json_decref(stored);

@@ -31,6 +31,10 @@
 #define ENGINE_DBR_MAX_AGE_S (24 * 3600) /* processed DeleteBackupRequests are removed after this, as Velero */
 #define ENGINE_METADATA_MAX (16u << 20) /* largest velero-backup.json read back */
 #define ENGINE_SYNC_NAMES_MAX 100000     /* backups in one location that sync looks at */
+/* With leader election, a new term looks at abandoned jobs only this long after it began: a
+ * deposed leader's request already on the wire (its HTTP timeout is 60 s) has landed by then. */
+#define ENGINE_TERM_GRACE_MS 65000
+#define ENGINE_REDELETE_S 600            /* a Deleting Backup with no open request is asked again */
 
 static const struct kube_res res_backup = {"velero.io", "v1", "backups", "Backup", true};
 static const struct kube_res res_bsl = {"velero.io", "v1", "backupstoragelocations", "BackupStorageLocation", true};
@@ -70,6 +74,7 @@ struct engine {
   volatile int upkeep_done;
   struct fence upkeep_fence;
   bool new_term;          /* the next round looks at abandoned jobs first */
+  int64_t term_began_ms;  /* when this term began (monotonic) */
   int64_t next_upkeep_ms;
   /* owned by the upkeep thread */
   json_t *last_validated; /* bsl name -> monotonic ms */
@@ -223,7 +228,7 @@ static kd_rc note_toplevel(const char *key, bool is_prefix, uint64_t size, void 
 /* A velero.io status write under the fence f: no expected phase, no uid (storage locations,
  * lastSyncedTime); logged when it fails. */
 static void write_status(engine *e, const struct kube_res *res, const char *name, json_t *status, const struct fence *f) {
-  struct vstatus_write w = {res, e->o.ns, name, status, NULL, NULL, f, 0};
+  struct vstatus_write w = {res, e->o.ns, name, status, NULL, NULL, f, 0, e->stop};
   if (vstatus_write(e->c, &w, NULL) != KD_OK)
     kd_log(KD_LOG_WARN, "%s %s: status not written: %s", res->kind, name, kd_errmsg());
 }
@@ -279,6 +284,17 @@ struct names {
   bool nomem, too_many;
 };
 
+static bool dns_subdomain(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 253) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || ((c == '-' || c == '.') && i > 0 && i < n - 1);
+    if (!ok) return false;
+  }
+  return true;
+}
+
 static kd_rc note_backup_dir(const char *key, bool is_prefix, uint64_t size, void *ud) {
   (void)size;
   struct names *n = ud;
@@ -290,6 +306,10 @@ static kd_rc note_backup_dir(const char *key, bool is_prefix, uint64_t size, voi
   if (len - 1 >= sizeof name) return KD_OK; /* no Backup can have such a name */
   memcpy(name, p, len - 1);
   name[len - 1] = '\0';
+  if (!dns_subdomain(name)) { /* no Backup can have it (non-UTF-8 bytes would also break the set) */
+    kd_log(KD_LOG_DEBUG, "sync: skipping a folder under backups/ that is not a Backup name");
+    return KD_OK;
+  }
   if (json_object_size(n->set) >= ENGINE_SYNC_NAMES_MAX) {
     n->too_many = true;
     return kd_fail(KD_ERR_TOOBIG, "more than %d backups in the location", ENGINE_SYNC_NAMES_MAX);
@@ -298,16 +318,6 @@ static kd_rc note_backup_dir(const char *key, bool is_prefix, uint64_t size, voi
   return KD_OK;
 }
 
-static bool dns_subdomain(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 253) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || ((c == '-' || c == '.') && i > 0 && i < n - 1);
-    if (!ok) return false;
-  }
-  return true;
-}
 
 /* The Backup object for backups/<name>/velero-backup.json of bsl: created with its status (on
  * Velero's CRDs the status is kept from the create; on ours it is then written through /status),
@@ -366,7 +376,7 @@ static void sync_one(engine *e, objstore *st, json_t *bsl, const char *name, jso
     have = out;
   }
   if (!phase_of(have) || !phase_of(have)[0]) { /* the CRD has /status: the create dropped it */
-    struct vstatus_write w = {&res_backup, e->o.ns, name, fst, vstatus_new, meta_str(have, "uid"), f, 10000};
+    struct vstatus_write w = {&res_backup, e->o.ns, name, fst, vstatus_new, meta_str(have, "uid"), f, 10000, e->stop};
     if (vstatus_write(e->c, &w, NULL) != KD_OK) kd_log(KD_LOG_WARN, "sync %s: status of Backup %s: %s", bname, name, kd_errmsg());
   }
 done:
@@ -483,16 +493,19 @@ static json_t *bsl_of(engine *e, json_t *backup) {
   return found;
 }
 
-/* Is a DeleteBackupRequest for this Backup (by name, and uid when labelled) waiting or served? */
+/* Is a DeleteBackupRequest for this Backup (by name, and uid when labelled) waiting, being
+ * served, or made less than ENGINE_REDELETE_S ago? */
 static bool deletion_pending(engine *e, json_t *backup) {
   json_t *all = informer_list(e->inf[INF_DBRS]);
   size_t i;
   json_t *d;
   bool found = false;
+  time_t now = time(NULL), made;
   json_array_foreach(all, i, d) {
     const char *uid = json_string_value(json_object_get(json_object_get(json_object_get(d, "metadata"), "labels"), BACKUP_UID_LABEL));
+    bool recent = kd_time_parse(meta_str(d, "creationTimestamp"), &made) == KD_OK && now - made < ENGINE_REDELETE_S;
     if (kd_streq(json_string_value(json_object_get(json_object_get(d, "spec"), "backupName")), meta_str(backup, "name")) &&
-        (!uid || kd_streq(uid, meta_str(backup, "uid"))) && !kd_streq(phase_of(d), "Processed"))
+        (!uid || kd_streq(uid, meta_str(backup, "uid"))) && (!kd_streq(phase_of(d), "Processed") || recent))
       found = true;
   }
   json_decref(all);
@@ -517,8 +530,12 @@ static void expire(engine *e, const struct fence *f) {
   time_t now = time(NULL), exp;
   json_array_foreach(all, i, b) {
     const char *s = json_string_value(json_object_get(json_object_get(b, "status"), "expiration"));
+    if (kd_streq(phase_of(b), VELERO_PHASE_DELETING)) { /* a deletion that failed (its files stay) is tried again */
+      request_deletion(e, b, "is still Deleting", f);
+      continue;
+    }
     if (!s || kd_time_parse(s, &exp) != KD_OK || exp > now) continue;
-    if (!velero_phase_terminal(phase_of(b))) continue; /* never one that runs or is being deleted */
+    if (!velero_phase_terminal(phase_of(b))) continue; /* never one that runs */
     request_deletion(e, b, "expired", f);
   }
   json_decref(all);
@@ -528,7 +545,7 @@ static void expire(engine *e, const struct fence *f) {
 static kd_rc set_dbr(engine *e, json_t *dbr, const char *phase, const char *error, const char *const *expect,
                      const struct fence *f) {
   json_t *st = json_pack("{s:s,s:o}", "phase", phase, "errors", error ? json_pack("[s]", error) : json_array());
-  struct vstatus_write w = {&res_dbr, e->o.ns, meta_str(dbr, "name"), st, expect, meta_str(dbr, "uid"), f, 30000};
+  struct vstatus_write w = {&res_dbr, e->o.ns, meta_str(dbr, "name"), st, expect, meta_str(dbr, "uid"), f, 30000, e->stop};
   kd_rc rc = st ? vstatus_write(e->c, &w, NULL) : kd_fail(KD_ERR_NOMEM, "out of memory");
   json_decref(st);
   return rc;
@@ -579,7 +596,7 @@ static void serve_deletion(engine *e, json_t *dbr, const struct fence *f) {
     goto done;
   }
   json_t *deleting = json_pack("{s:s}", "phase", VELERO_PHASE_DELETING);
-  struct vstatus_write w = {&res_backup, e->o.ns, bname, deleting, backup_deletable, uid, f, 30000};
+  struct vstatus_write w = {&res_backup, e->o.ns, bname, deleting, backup_deletable, uid, f, 30000, e->stop};
   rc = deleting ? vstatus_write(e->c, &w, NULL) : kd_fail(KD_ERR_NOMEM, "out of memory");
   json_decref(deleting);
   if (rc != KD_OK) {
@@ -677,9 +694,10 @@ static void *run_backup(void *arg) {
   struct backup_job job = {e->c, e->o.ns, backup, bsl, st, store_error[0] ? store_error : NULL, &e->cancel, 0, 0, &sl->fence};
   struct backup_result res = {0};
   int64_t t0 = kd_now_ms();
-  if (backup_execute(&job, &res) != KD_OK)
+  if (backup_execute(&job, &res) != KD_OK) {
     kd_log(KD_LOG_WARN, "Backup %s: %s", sl->name, kd_errmsg());
-  else
+    kd_sleep_ms(5000, &e->cancel); /* a lasting error (RBAC, a webhook) is not retried in a tight loop */
+  } else
     kd_log(KD_LOG_INFO, "Backup %s: %s, %ld items, %ld errors, %ld warnings, %llu bytes in %.1f s", sl->name, res.phase,
            res.items, res.errors, res.warnings, (unsigned long long)res.tarball_bytes, (double)(kd_now_ms() - t0) / 1000.0);
 out:
@@ -716,9 +734,10 @@ static void *run_restore(void *arg) {
                             .fence = &sl->fence};
   struct restore_result res = {0};
   int64_t t0 = kd_now_ms();
-  if (restore_execute(&job, &res) != KD_OK)
+  if (restore_execute(&job, &res) != KD_OK) {
     kd_log(KD_LOG_WARN, "Restore %s: %s", sl->name, kd_errmsg());
-  else
+    kd_sleep_ms(5000, &e->cancel); /* a lasting error is not retried in a tight loop */
+  } else
     kd_log(KD_LOG_INFO, "Restore %s: %s, %ld objects: %ld created, %ld updated, %ld skipped, %ld failed; %ld errors, %ld "
                         "warnings in %.1f s", sl->name, res.phase, res.total, res.created, res.updated, res.skipped,
            res.failed, res.errors, res.warnings, (double)(kd_now_ms() - t0) / 1000.0);
@@ -814,11 +833,11 @@ static void abandoned(engine *e, const struct fence *f) {
     if (!vstatus_phase_in(phase_of(b), vstatus_in_progress) || !name || running_here(e, name, false)) continue;
     json_t *bsl = bsl_of(e, b);
     objstore *st = NULL;
-    if (bsl && open_fenced(e, bsl, f, &st) != KD_OK) st = NULL;
-    if (backup_fail_abandoned(e->c, e->o.ns, b, st,
+    char store_error[1200] = "";
+    if (bsl && open_fenced(e, bsl, f, &st) != KD_OK) snprintf(store_error, sizeof store_error, "%s", kd_errmsg());
+    if (backup_fail_abandoned(e->c, e->o.ns, b, st, store_error[0] ? store_error : NULL,
                               "the engine that ran this backup stopped before it finished (restart, kill, lost "
-                              "leadership or an API outage longer than its patience); its partial files were removed",
-                              f) != KD_OK)
+                              "leadership or an API outage longer than its patience)", f) != KD_OK)
       kd_log(KD_LOG_WARN, "Backup %s: left InProgress by a stopped engine: %s", name, kd_errmsg());
     objstore_free(st);
     json_decref(bsl);
@@ -866,7 +885,8 @@ static void *upkeep_main(void *arg) {
     e->last_velero_check_ms = now;
   }
   if (!e->velero_running) {
-    if (e->new_term || now - e->last_abandoned_ms >= ENGINE_ABANDONED_MS) {
+    bool grace = e->o.term && now - e->term_began_ms < ENGINE_TERM_GRACE_MS;
+    if (!grace && (e->new_term || now - e->last_abandoned_ms >= ENGINE_ABANDONED_MS)) {
       abandoned(e, f);
       e->last_abandoned_ms = now;
       e->new_term = false;
@@ -1009,6 +1029,7 @@ kd_rc engine_run(engine *e, volatile const int *stop) {
       term = term_now(e);
       e->was_leading = true;
       e->new_term = true;
+      e->term_began_ms = kd_now_ms();
       e->next_upkeep_ms = 0;
     }
     start_upkeep(e);

@@ -1031,9 +1031,14 @@ static kd_rc discover_group_version(kube_client *c, const char *group, const cha
   kd_rc rc = kube_request(c, "GET", path, NULL, NULL, 0, &doc);
   if (rc == KD_ERR_NOTFOUND || rc == KD_ERR_HTTP) { /* a group that went away or an aggregated API that is down */
     kd_log(KD_LOG_WARN, "discovery: skipping %s: %s", gv, kd_errmsg());
-    if (skipped && json_array_size(skipped) < 1000 &&
-        json_array_append_new(skipped, json_pack("{s:s,s:s}", "groupVersion", gv, "error", kd_errmsg())))
-      return kd_fail(KD_ERR_NOMEM, "out of memory");
+    if (skipped && json_array_size(skipped) < 1000) {
+      char msg[800];
+      snprintf(msg, sizeof msg, "%s", kd_errmsg());
+      msg[kd_utf8_cut(msg, strlen(msg))] = '\0'; /* a message cut mid-character is no JSON string */
+      json_t *e = json_pack("{s:s,s:s}", "groupVersion", gv, "error", msg);
+      if (!e) e = json_pack("{s:s,s:s}", "groupVersion", gv, "error", "the server could not serve it");
+      if (json_array_append_new(skipped, e)) return kd_fail(KD_ERR_NOMEM, "out of memory");
+    }
     return KD_OK;
   }
   if (rc) return rc;

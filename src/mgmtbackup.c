@@ -399,7 +399,8 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
   json_array_foreach(in->backups, i, b) {
     if (!owned(b, label)) continue;
     const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
-    if (velero_phase_running(phase)) {
+    bool synced = json_object_get(json_object_get(json_object_get(b, "metadata"), "annotations"), VELERO_SYNCED_ANNOTATION);
+    if (velero_phase_running(phase) && !(synced && (!phase || !phase[0]))) {
       running = true;
       time_t c;
       if ((!phase || !phase[0] || strcmp(phase, VELERO_PHASE_NEW) == 0) && time_field(json_object_get(b, "metadata"), "creationTimestamp", &c)) {

@@ -128,10 +128,10 @@ static bool rs_rc_fatal(kd_rc rc) {
 /* Write the Restore's status as a compare-and-swap from one of expect (vstatus.h), on this very
  * Restore (uid), under fence (may be NULL); transient failures retried for patience_ms. */
 static kd_rc rs_status(kube_client *c, const char *ns, json_t *restore, json_t *status, const char *const *expect,
-                       const struct fence *fence, int patience_ms) {
+                       const struct fence *fence, int patience_ms, volatile const int *stop) {
   json_t *md = json_object_get(restore, "metadata");
   struct vstatus_write w = {&rs_restore_res, ns, json_string_value(json_object_get(md, "name")), status, expect,
-                           json_string_value(json_object_get(md, "uid")), fence, patience_ms};
+                           json_string_value(json_object_get(md, "uid")), fence, patience_ms, stop};
   return vstatus_write(c, &w, NULL);
 }
 
@@ -144,7 +144,7 @@ static void *rs_progress(void *arg) {
     if (done == last) continue;
     last = done;
     json_t *st = json_pack("{s:{s:I,s:I}}", "progress", "totalItems", (json_int_t)r->n, "itemsRestored", (json_int_t)done);
-    if (st && rs_status(r->c, r->job->ns, r->job->restore, st, vstatus_in_progress, r->job->fence, 0) != KD_OK)
+    if (st && rs_status(r->c, r->job->ns, r->job->restore, st, vstatus_in_progress, r->job->fence, 0, r->job->cancel) != KD_OK)
       kd_log(KD_LOG_WARN, "restore %s/%s: progress not recorded: %s", r->job->ns, r->name, kd_errmsg());
     json_decref(st);
   }
@@ -1375,7 +1375,7 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
       rc = kd_fail(KD_ERR_NOMEM, "out of memory");
       goto out;
     }
-    rc = rs_status(r.c, job->ns, job->restore, status, vstatus_new, job->fence, RS_FINAL_PATIENCE_MS);
+    rc = rs_status(r.c, job->ns, job->restore, status, vstatus_new, job->fence, RS_FINAL_PATIENCE_MS, job->cancel);
     rs_fill_result(&r, res, VELERO_PHASE_FAILED_VALIDATION);
     kd_log(KD_LOG_INFO, "restore %s/%s: FailedValidation: %s", job->ns, r.name,
            json_string_value(json_array_get(errors, 0)));
@@ -1386,7 +1386,7 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
   char ts[21];
   kd_time_format(time(NULL), ts);
   json_t *ip = json_pack("{s:s,s:s}", "phase", VELERO_PHASE_IN_PROGRESS, "startTimestamp", ts);
-  rc = ip ? rs_status(r.c, job->ns, job->restore, ip, vstatus_new, job->fence, 60000) : kd_fail(KD_ERR_NOMEM, "out of memory");
+  rc = ip ? rs_status(r.c, job->ns, job->restore, ip, vstatus_new, job->fence, 60000, job->cancel) : kd_fail(KD_ERR_NOMEM, "out of memory");
   json_decref(ip);
   if (rc) goto out;
   joblog_note(&r.jl, JOBLOG_INFO, NULL, "starting restore of backup %s", rs_cstr(r.spec, "backupName"));
@@ -1421,7 +1421,7 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
           (long long)(kd_now_ms() - r.t0_ms));
   if (job->store) rs_upload(&r);
   status = rs_final(&r, phase, joblog_failed(&r.jl) ? joblog_fail_msg(&r.jl) : NULL);
-  rc = status ? rs_status(r.c, job->ns, job->restore, status, vstatus_in_progress, job->fence, RS_FINAL_PATIENCE_MS)
+  rc = status ? rs_status(r.c, job->ns, job->restore, status, vstatus_in_progress, job->fence, RS_FINAL_PATIENCE_MS, job->cancel)
               : kd_fail(KD_ERR_NOMEM, "out of memory");
   rs_fill_result(&r, res, phase);
   kd_log(KD_LOG_INFO, "restore %s/%s: %s (%ld errors, %ld warnings)", job->ns, r.name, phase, res->errors, res->warnings);
@@ -1441,7 +1441,7 @@ kd_rc restore_fail_abandoned(kube_client *c, const char *ns, json_t *restore, co
     json_decref(st);
     return kd_fail(KD_ERR_NOMEM, "out of memory");
   }
-  kd_rc rc = rs_status(c, ns, restore, st, vstatus_in_progress, fence, 60000);
+  kd_rc rc = rs_status(c, ns, restore, st, vstatus_in_progress, fence, 60000, NULL);
   json_decref(st);
   return rc;
 }

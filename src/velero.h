@@ -18,6 +18,10 @@
 #define VELERO_LABEL_STORAGE_LOCATION "velero.io/storage-location"
 #define VELERO_LABEL_EXCLUDE "velero.io/exclude-from-backup"
 #define VELERO_LABEL_MAX 63
+/* kcmdr's annotation on a Backup that its sync created from a location (value: the location's
+ * name): never executed; its status comes from the location, and one still without a phase is
+ * not "running" (it blocks no schedule). */
+#define VELERO_SYNCED_ANNOTATION "kcmdr.io/synced-from-location"
 #define VELERO_KEY_MAX 1024
 
 /* Backup phases (Velero 1.18's pkg/apis/velero/v1/backup_types.go; Queued and ReadyToStart

@@ -92,16 +92,11 @@ kd_rc vstatus_has_subresource(kube_client *c, const struct kube_res *res, bool r
 
 static bool transient(kd_rc rc) { return rc == KD_ERR_TRANSPORT || rc == KD_ERR_TIMEOUT || rc == KD_ERR_HTTP; }
 
-/* Does obj's status hold the string fields of want (phase, timestamps, reasons), equal? Only
- * strings: a schema may prune a field it does not know, never one of these. */
+/* Does obj's status hold the phase want sets (true when want sets none)? Only the phase: a
+ * schema may prune a field it does not know, never the phase. */
 static bool holds(json_t *obj, json_t *want) {
-  json_t *st = json_object_get(obj, "status");
-  const char *k;
-  json_t *v;
-  json_object_foreach(want, k, v) {
-    if (json_is_string(v) && !json_equal(json_object_get(st, k), v)) return false;
-  }
-  return true;
+  json_t *p = json_object_get(want, "phase");
+  return !p || json_equal(json_object_get(json_object_get(obj, "status"), "phase"), p);
 }
 
 static const char *phase_of(json_t *o) {
@@ -118,9 +113,9 @@ kd_rc vstatus_write(kube_client *c, const struct vstatus_write *w, json_t **out)
   kd_rc rc = KD_OK;
   if (out) *out = NULL;
   for (int attempt = 0;; attempt++) {
-    if (rc != KD_OK) { /* a transient failure before: wait, unless patience is spent */
-      if (kd_now_ms() >= deadline) goto fail;
-      kd_sleep_ms(kube_backoff_ms(attempt, 500, 10000, (unsigned)kd_now_ms()), NULL);
+    if (rc != KD_OK) { /* a transient failure before: wait, unless patience is spent or we stop */
+      if (kd_now_ms() >= deadline || (w->stop && *w->stop)) goto fail;
+      kd_sleep_ms(kube_backoff_ms(attempt, 500, 10000, (unsigned)kd_now_ms()), w->stop);
     }
     json_decref(cur), cur = NULL;
     json_decref(patch), patch = NULL;

@@ -32,6 +32,7 @@ struct vstatus_write {
   const char *uid;            /* optional: the object must have this uid (not a namesake) */
   const struct fence *fence;  /* optional: checked before every attempt */
   int patience_ms;            /* transient failures (transport, 5xx, 429) retried this long; 0 = once */
+  volatile const int *stop;   /* optional: once set, no more waiting (the process stops) */
 };
 
 /* Write w->status as a compare-and-swap (see above). *out (may be NULL) gets the object as

@@ -126,7 +126,7 @@ static int cmd_abandon(int argc, char **argv) {
   objstore *store = NULL;
   char why[1024];
   json_t *bsl = load_bsl(arg(argc, argv, "--bsl-file", NULL), arg(argc, argv, "--cred-file", NULL), &store, why, sizeof why);
-  if (backup_fail_abandoned(c, ns, backup, store, arg(argc, argv, "--reason", "abandoned"), NULL)) die("backup_fail_abandoned");
+  if (backup_fail_abandoned(c, ns, backup, store, NULL, arg(argc, argv, "--reason", "abandoned"), NULL)) die("backup_fail_abandoned");
   objstore_free(store);
   json_decref(bsl);
   json_decref(backup);
