@@ -322,6 +322,24 @@ done:
   return s;
 }
 
+/* Is the folder's claim still ours (our uid)? Read back before the checksums: a gateway that
+ * could not create it exclusively, or a tenant with write access, may have replaced it; then
+ * this backup's files may be mixed with another's and it must not say Completed. */
+static kd_rc bk_claim_held(struct bk *b) {
+  char *data = NULL;
+  size_t len = 0;
+  kd_rc rc = objstore_get_all(b->job->store, b->claim_key, 64u << 10, &data, &len);
+  if (rc != KD_OK) return kd_fail_wrap(rc, "reading back %s", b->claim_key);
+  json_t *doc = json_loadb(data, len, JSON_ALLOW_NUL, NULL);
+  const char *uid = json_string_value(json_object_get(doc, "uid"));
+  if (!kd_streq(uid, b->uid ? b->uid : ""))
+    rc = kd_fail(KD_ERR_CONFLICT, "%s now names another Backup (uid %.64s): another writer uses this folder; nothing of "
+                 "this backup is marked complete", b->claim_key, uid ? uid : "none");
+  json_decref(doc);
+  free(data);
+  return rc;
+}
+
 /* Write the four small files, the checksums and velero-backup.json (last). */
 static kd_rc bk_write_files(struct bk *b, json_t *status) {
   archive_gz g = {0};
@@ -350,7 +368,7 @@ static kd_rc bk_write_files(struct bk *b, json_t *status) {
   }
   if (rc == KD_OK) rc = kd_buf_adds(&tmp, "}}\n");
   kd_test_pause("before-checksums");
-  if (rc || (rc = bk_put(b, F_CHECKSUMS, tmp.data, tmp.len))) goto fail;
+  if (rc || (rc = bk_claim_held(b)) || (rc = bk_put(b, F_CHECKSUMS, tmp.data, tmp.len))) goto fail;
   if (!(meta = bk_metadata_json(b, status))) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto fail;
