@@ -118,6 +118,11 @@ static kd_rc collect(const char *key, bool is_prefix, uint64_t size, void *ud) {
   (void)size;
   struct keys *k = ud;
   if (is_prefix) return KD_OK;
+  size_t len = strlen(key);
+  if (!len || key[len - 1] == '/' || strstr(key, "//")) { /* a folder marker (s3fs, consoles): no file of ours */
+    kd_log(KD_LOG_DEBUG, "leaving %s alone: not a file kcmdr writes", key);
+    return KD_OK;
+  }
   if (k->n >= OWNER_KEYS_MAX) return kd_fail(KD_ERR_TOOBIG, "more than %d files under one backup", OWNER_KEYS_MAX);
   char **nv = realloc(k->v, (k->n + 1) * sizeof *nv);
   if (!nv) return kd_fail(KD_ERR_NOMEM, "out of memory");
