@@ -659,12 +659,18 @@ static void deletions(engine *e, bool gc, const struct fence *f) {
 
 /* ---- jobs ---- */
 
-/* A worker is done with its job: the slot is free again and the loop hears of it. */
+/* A worker is done with its job: the slot is free again and the loop hears of it. done is set
+ * under e->lock, together with the wake-up, and nothing after it takes the lock: the loop joins
+ * finished workers while it holds e->lock, so a worker still waiting for it would never end. */
 static void slot_finished(struct slot *sl) {
+  engine *e = sl->e;
   json_decref(sl->obj);
   sl->obj = NULL;
+  pthread_mutex_lock(&e->lock);
   sl->done = 1;
-  poke(sl->e);
+  e->wake = 1;
+  pthread_cond_signal(&e->cond);
+  pthread_mutex_unlock(&e->lock);
 }
 
 /* The object as the server has it now, when it is still New and ours to run; else NULL. */
