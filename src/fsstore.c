@@ -344,7 +344,8 @@ void fsstore_writer_abort(fsstore_writer *w) {
   if (w) fs_writer_free(w, true);
 }
 
-kd_rc fsstore_put(fsstore *f, const char *key, const void *p, size_t n) {
+/* Write p whole through a writer; exclusive: put_new's link instead of a rename. */
+static kd_rc fs_put(fsstore *f, const char *key, const void *p, size_t n, bool exclusive) {
   fsstore_writer *w;
   kd_rc rc = fsstore_writer_open(f, key, &w);
   if (rc != KD_OK) return rc;
@@ -352,19 +353,12 @@ kd_rc fsstore_put(fsstore *f, const char *key, const void *p, size_t n) {
     fsstore_writer_abort(w);
     return rc;
   }
-  return fsstore_writer_commit(w);
+  return fs_writer_finish(w, exclusive);
 }
 
-kd_rc fsstore_put_new(fsstore *f, const char *key, const void *p, size_t n) {
-  fsstore_writer *w;
-  kd_rc rc = fsstore_writer_open(f, key, &w);
-  if (rc != KD_OK) return rc;
-  if ((rc = fsstore_writer_write(w, p, n)) != KD_OK) {
-    fsstore_writer_abort(w);
-    return rc;
-  }
-  return fs_writer_finish(w, true);
-}
+kd_rc fsstore_put(fsstore *f, const char *key, const void *p, size_t n) { return fs_put(f, key, p, n, false); }
+
+kd_rc fsstore_put_new(fsstore *f, const char *key, const void *p, size_t n) { return fs_put(f, key, p, n, true); }
 
 /* ---- reads ---- */
 

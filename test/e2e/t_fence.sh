@@ -6,12 +6,8 @@
 # fence_env NAME: a control plane with Velero's CRD shape, kcm-system, a small kcm fixture, and a
 # default S3 location under a prefix of its own
 fence_env() {
-  FENCE_ENV=fence-${1:0:30}
-  trap 'ctl_stop_all; "$REPO/scripts/testenv" down --name "$FENCE_ENV" >/dev/null 2>&1' EXIT
-  eval "$(KCMDR_VELERO_CRDS=upstream "$REPO/scripts/testenv" up --name "$FENCE_ENV" 2>/dev/null)"
-  kubectl create namespace kcm-system >/dev/null
-  "$REPO/scripts/fixture" --cluster-deployments "${CDS:-5}" --extra 10 2>/dev/null
-  PREFIX=${PREFIX:-$FENCE_ENV-$RANDOM$RANDOM}
+  KCMDR_VELERO_CRDS=upstream eng_env "fence-$1"
+  FENCE_ENV=$ENG_ENV
   s3_bsl default
 }
 
