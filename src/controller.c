@@ -251,18 +251,30 @@ static void backup_metrics(struct ctl *x, const char *mb, json_t *old, json_t *o
                       "managementbackup", mb, (double)(e - s));
 }
 
+/* A change that matters (a Backup appeared, went, or changed phase): name is looked at now,
+ * whatever backoff its quiet reconciles built up (the status follows within a second). */
+static void enqueue_now(struct ctl *x, const char *name) {
+  pthread_mutex_lock(&x->qlock);
+  json_object_del(x->backoff, name);
+  pthread_mutex_unlock(&x->qlock);
+  enqueue(x, name, 0);
+}
+
 static void on_backup(json_t *o, void *ud) {
   char *mb = owner_of(ud, o);
-  if (mb) enqueue(ud, mb, 0);
+  if (mb) enqueue_now(ud, mb);
   free(mb);
   /* an on-demand ManagementBackup whose name this Backup holds (or held) looks again */
-  if (meta_str(o, "name")) enqueue(ud, meta_str(o, "name"), 0);
+  if (meta_str(o, "name")) enqueue_now(ud, meta_str(o, "name"));
 }
 static void on_backup_update(json_t *old, json_t *o, void *ud) {
   char *mb = owner_of(ud, o);
   if (mb) {
     backup_metrics(ud, mb, old, o);
-    enqueue(ud, mb, 0);
+    const char *was = json_string_value(json_object_get(json_object_get(old, "status"), "phase"));
+    const char *now = json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
+    if (!kd_streq(was, now)) enqueue_now(ud, mb);
+    else enqueue(ud, mb, 0);
   }
   free(mb);
 }
