@@ -164,3 +164,29 @@ test_fence_api_outage_mid_backup_ends_terminal() {
   velero_backup after
   wait_phase after Completed 90
 }
+
+# tried: an aggregated API whose Service has no endpoints (as a metrics-server that is down):
+# discovery lists its group, its group-version answers 503. Asserted: the backup is
+# PartiallyFailed, never Completed with a group silently missing, and its log names the group.
+test_fence_undiscoverable_group_is_partially_failed() {
+  fence_env down
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.down.kcmdr.test}
+spec:
+  group: down.kcmdr.test
+  version: v1beta1
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+  insecureSkipTLSVerify: true
+  service: {name: nothing-listens, namespace: kcm-system}
+YAML
+  wait_until 30 sh -c "kubectl get --raw /apis | grep -q down.kcmdr.test"
+  start_controller ctl.log --engine=builtin
+  velero_backup partial
+  wait_until 90 sh -c "kubectl -n kcm-system get backup partial -o jsonpath='{.status.phase}' | grep -Eq 'Completed|PartiallyFailed|Failed'"
+  assert_eq PartiallyFailed "$(phase partial)" "phase with an API group that cannot be served"
+  [ "$(kubectl -n kcm-system get backup partial -o jsonpath='{.status.errors}')" -ge 1 ] || fail "no error counted"
+  assert_contains "$("$KCMDR" backup logs partial -n kcm-system)" "down.kcmdr.test/v1beta1" "the backup's log"
+}
