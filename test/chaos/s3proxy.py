@@ -8,7 +8,10 @@ client talks to the proxy's address and the gateway checks the signature on what
 nothing is rewritten). The control file is JSON, re-read when its mtime changes (polled every
 50 ms):
 
-    {"upstream": "127.0.0.1:PORT", "mode": "pass" | "500" | "hang"}
+    {"upstream": "127.0.0.1:PORT", "mode": "pass" | "500" | "hang", "latency_ms": N}
+
+latency_ms (default 0) delays each chunk the client sends on its way to the gateway: a slow link,
+so that a backup's few S3 requests span long enough for a fault to land among them.
 
   pass  forward (a failed connect to the upstream closes the client's connection: a dead gateway)
   500   answer each new request "500 InternalError" (S3's XML error) and close
@@ -37,6 +40,7 @@ class Proxy:
         self.mtime = None
         self.mode = "pass"
         self.upstream = None
+        self.latency = 0.0
         self.conns = set()  # writers of open client connections
         self.counts = {}
 
@@ -60,6 +64,7 @@ class Proxy:
             mode = self.mode
         changed = mode != self.mode
         self.mode, self.upstream = mode, c.get("upstream", self.upstream)
+        self.latency = max(0, int(c.get("latency_ms", 0))) / 1000.0
         print("s3proxy: mode %s upstream %s counts %s" % (self.mode, self.upstream, self.counts),
               file=sys.stderr, flush=True)
         if changed:
@@ -120,12 +125,14 @@ class Proxy:
             return
         self.conns.add(uwriter)
 
-        async def pipe(r, w):
+        async def pipe(r, w, slow):
             try:
                 while True:
                     data = await r.read(65536)
                     if not data:
                         break
+                    if slow and self.latency:
+                        await asyncio.sleep(self.latency)
                     w.write(data)
                     await w.drain()
             except OSError:
@@ -138,8 +145,8 @@ class Proxy:
                         pass
 
         try:
-            a = asyncio.ensure_future(pipe(creader, uwriter))
-            b = asyncio.ensure_future(pipe(ureader, cwriter))
+            a = asyncio.ensure_future(pipe(creader, uwriter, True))
+            b = asyncio.ensure_future(pipe(ureader, cwriter, False))
             # the gateway's side ending ends the connection (a killed gateway: the client sees it)
             await b
             a.cancel()
