@@ -22,7 +22,7 @@ KUBE_E2E := $(BUILD)/kube-e2e
 OBJSTORE_E2E := $(BUILD)/objstore-e2e
 ENGINE_E2E := $(BUILD)/engine-e2e
 
-.PHONY: all test test-unit test-e2e test-diff test-build asan asan-unit asan-diff asan-e2e asan-build valgrind fuzz fuzz-build bench bench-backup bench-restore clean demo deps
+.PHONY: all test test-unit test-e2e test-diff test-build asan asan-unit asan-diff asan-e2e asan-build valgrind fuzz fuzz-build bench bench-backup bench-restore clean demo deps chaos
 
 all: $(BIN)
 
@@ -141,6 +141,12 @@ $(BUILD)/fuzz-%: test/fuzz/fuzz_%.c $(OBJS)
 
 demo: $(BIN)
 	scripts/demo
+
+# Fault injection (scripts/chaos): ROUNDS rounds of a backup or restore with one fault each, two
+# controller replicas; CHAOS_SEED=N replays a run. CI runs ROUNDS=6.
+ROUNDS ?= 50
+chaos: $(BIN)
+	KCMDR_BIN=$(CURDIR)/$(BIN) scripts/chaos $(ROUNDS)
 
 clean:
 	rm -rf build bin
