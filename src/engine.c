@@ -261,6 +261,12 @@ static void validate_bsl(engine *e, json_t *bsl, const struct fence *f) {
   struct toplevel tl = {KD_BUF_INIT(4096)};
   char msg[1200] = "";
   kd_rc rc = open_fenced(e, bsl, f, &st);
+  if (rc == KD_ERR_TRANSPORT || rc == KD_ERR_TIMEOUT || rc == KD_ERR_HTTP) {
+    /* the API server did not answer (its credentials Secret could not be read): that says
+     * nothing about the location; its status stays as it was and it is validated again later */
+    kd_log(KD_LOG_DEBUG, "storage location %s: validation postponed: %s", meta_str(bsl, "name"), kd_errmsg());
+    goto done;
+  }
   if (rc == KD_OK) {
     objstore_set_cancel(st, e->stop);
     rc = objstore_check(st);
@@ -273,6 +279,7 @@ static void validate_bsl(engine *e, json_t *bsl, const struct fence *f) {
     rc = KD_ERR_CONFIG;
   }
   set_bsl_status(e, bsl, rc == KD_OK ? "Available" : "Unavailable", msg, f);
+done:
   kd_buf_free(&tl.bad);
   objstore_free(st);
 }
