@@ -22,6 +22,7 @@
 #include "lease.h"
 #include "metrics.h"
 #include "mgmtbackup.h"
+#include "retention.h"
 #include "velero.h"
 
 #define UPGRADE_KEY "\x01management-upgrade"
@@ -487,6 +488,19 @@ static int64_t do_create(struct ctl *x, json_t *mb, struct mb_plan *plan) {
 
 /* Reconcile the ManagementBackup name. *progress: something was written (a label, a Backup,
  * the status); *gone: no such object. Returns the requeue delay (ms; 0 none). */
+/* keep-last N (retention.c): ask for the deletion of mb's older backups. Best effort: a failure
+ * is a Warning and is tried again on the next reconcile; it never holds up the schedule. */
+static void retain(struct ctl *x, json_t *mb, json_t *backups) {
+  long keep;
+  int asked = 0;
+  kd_rc rc = retention_keep_last(mb, &keep);
+  if (rc == KD_OK && keep > 0) rc = retention_apply(x->c, x->ns, meta_str(mb, "name"), keep, backups, &asked);
+  if (rc == KD_ERR_INVALID) note_error(x, mb, "InvalidKeepLast", kd_errmsg());
+  else if (rc != KD_OK) kd_log(KD_LOG_WARN, "ManagementBackup %s: keep-last: %s", meta_str(mb, "name"), kd_errmsg());
+  if (asked) events_emit(x->ev, mb, "Normal", "KeepLast", "asked for the deletion of %d older backup(s) (%s=%ld)", asked,
+                         RETENTION_ANNOTATION, keep);
+}
+
 static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *gone) {
   json_t *mb = informer_get(x->inf[INF_MB], NULL, name), *backups = NULL;
   struct mb_plan plan = {0};
@@ -581,6 +595,7 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
     const char *last = json_string_value(json_object_get(plan.status, "lastBackupName"));
     kd_log(KD_LOG_INFO, "ManagementBackup %s: status rebuilt after restore (last backup %s)", name, last ? last : "not found");
   }
+  retain(x, mb, backups);
   rq = plan.requeue_s > 0 ? plan.requeue_s * 1000 + 50 : 0;
   kd_log(KD_LOG_DEBUG, "ManagementBackup %s: reconciled (%s; next look in %lld ms)", name,
          plan.create ? "created a Backup" : plan.waiting ? "slot due while a Backup runs" : "nothing to create", (long long)rq);

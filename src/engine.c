@@ -18,6 +18,7 @@
 #include "backup.h"
 #include "informer.h"
 #include "restore.h"
+#include "retention.h"
 #include "velero.h"
 #include "vstatus.h"
 
@@ -602,6 +603,13 @@ static void serve_deletion(engine *e, json_t *dbr, const struct fence *f) {
              meta_str(bsl, "name"));
     goto done;
   }
+  json_t *restores = informer_list(e->inf[INF_RESTORES]);
+  const char *reader = retention_reader(restores, bname);
+  if (reader) /* deleting it now would fail that restore halfway */
+    snprintf(err, sizeof err, "backup %s is being restored by Restore %s: it can be deleted once that restore has ended",
+             bname, reader);
+  json_decref(restores);
+  if (err[0]) goto done;
   json_t *deleting = json_pack("{s:s}", "phase", VELERO_PHASE_DELETING);
   struct vstatus_write w = {&res_backup, e->o.ns, bname, deleting, backup_deletable, uid, f, 30000, e->stop};
   rc = deleting ? vstatus_write(e->c, &w, NULL) : kd_fail(KD_ERR_NOMEM, "out of memory");

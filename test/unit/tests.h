@@ -10,6 +10,7 @@
 
 int test_util(void);
 int test_fence(void);
+int test_retention(void);
 int test_yamljson(void);
 int test_kubeconfig(void);
 int test_kube(void);

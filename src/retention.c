@@ -1,0 +1,163 @@
+/* retention.c — keep the last N (see retention.h). kcm keeps backups only by their TTL (720 h);
+ * with `kcmdr.io/keep-last: N` on a ManagementBackup the controller also asks for the deletion
+ * of its older scheduled backups, through DeleteBackupRequests as `velero backup delete` does, so
+ * whichever engine runs (kcmdr's or Velero) deletes them by its own rules. */
+#include "retention.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backup.h"
+#include "mgmtbackup.h"
+#include "velero.h"
+
+static const struct kube_res retention_restore_res = {"velero.io", "v1", "restores", "Restore", true};
+static const struct kube_res retention_dbr_res = {"velero.io", "v1", "deletebackuprequests", "DeleteBackupRequest", true};
+
+static const char *meta_str(json_t *o, const char *k) {
+  return json_string_value(json_object_get(json_object_get(o, "metadata"), k));
+}
+static const char *phase_of(json_t *o) { return json_string_value(json_object_get(json_object_get(o, "status"), "phase")); }
+
+kd_rc retention_keep_last(json_t *mb, long *keep) {
+  *keep = 0;
+  json_t *v = json_object_get(json_object_get(json_object_get(mb, "metadata"), "annotations"), RETENTION_ANNOTATION);
+  if (!v) return KD_OK;
+  const char *s = json_string_value(v);
+  char *end = NULL;
+  errno = 0;
+  long n = s && *s >= '0' && *s <= '9' ? strtol(s, &end, 10) : -1;
+  if (n < 1 || n > RETENTION_KEEP_MAX || errno || !end || *end)
+    return kd_fail(KD_ERR_INVALID, "annotation %s: \"%.40s\" is not a whole number from 1 to %d: no backup is deleted",
+                   RETENTION_ANNOTATION, s ? s : "(not a string)", RETENTION_KEEP_MAX);
+  *keep = n;
+  return KD_OK;
+}
+
+const char *retention_reader(json_t *restores, const char *backup) {
+  size_t i;
+  json_t *r;
+  if (!backup) return NULL;
+  json_array_foreach(restores, i, r) {
+    const char *b = json_string_value(json_object_get(json_object_get(r, "spec"), "backupName"));
+    if (kd_streq(b, backup) && !velero_phase_terminal(phase_of(r))) return meta_str(r, "name") ? meta_str(r, "name") : "";
+  }
+  return NULL;
+}
+
+struct candidate {
+  json_t *backup; /* borrowed */
+  time_t t;       /* from its name */
+  bool ok;        /* Completed or PartiallyFailed */
+  bool go;        /* to be deleted */
+};
+
+static int newest_first(const void *a, const void *b) {
+  const struct candidate *x = a, *y = b;
+  return x->t < y->t ? 1 : x->t > y->t ? -1 : strcmp(meta_str(x->backup, "name"), meta_str(y->backup, "name"));
+}
+
+kd_rc retention_plan(const char *mb, long keep, json_t *backups, json_t *restores, json_t **doomed) {
+  struct candidate *c = NULL;
+  size_t n = 0, i;
+  json_t *b, *out = json_array();
+  char label[MB_LABEL_MAX + 1];
+  kd_rc rc = KD_OK;
+  *doomed = NULL;
+  if (!out || (json_array_size(backups) && !(c = calloc(json_array_size(backups), sizeof *c)))) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
+  mb_bounded(mb, MB_LABEL_MAX, label);
+  json_array_foreach(backups, i, b) {
+    const char *owner = json_string_value(json_object_get(json_object_get(json_object_get(b, "metadata"), "labels"), MB_LABEL_BACKUP));
+    const char *ph = phase_of(b);
+    time_t t;
+    if (!kd_streq(owner, label) || !mb_parse_scheduled_name(mb, meta_str(b, "name"), &t)) continue;
+    if (backup_is_synced(b) || json_object_get(json_object_get(b, "metadata"), "deletionTimestamp")) continue;
+    bool ok = kd_streq(ph, VELERO_PHASE_COMPLETED) || kd_streq(ph, VELERO_PHASE_PARTIALLY_FAILED);
+    bool failed = kd_streq(ph, VELERO_PHASE_FAILED) || kd_streq(ph, VELERO_PHASE_FAILED_VALIDATION);
+    if (ok || failed) c[n++] = (struct candidate){b, t, ok, false};
+  }
+  if (n) qsort(c, n, sizeof *c, newest_first);
+  long kept = 0;
+  bool newest_ok_seen = false;
+  for (i = 0; i < n; i++) {
+    bool beyond = c[i].ok ? ++kept > keep : newest_ok_seen;
+    if (c[i].ok) newest_ok_seen = true;
+    c[i].go = beyond && !retention_reader(restores, meta_str(c[i].backup, "name"));
+  }
+  for (i = n; i-- > 0 && json_array_size(out) < RETENTION_DELETES_MAX;) /* oldest first */
+    if (c[i].go && json_array_append(out, c[i].backup)) {
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+  *doomed = out;
+  out = NULL;
+fail:
+  free(c);
+  json_decref(out);
+  return rc;
+}
+
+static bool collect(json_t *item, void *ud) { return json_array_append((json_t *)ud, item) == 0; }
+
+/* Is there a DeleteBackupRequest for the Backup with this uid already (any phase)? */
+static kd_rc requested(kube_client *c, const char *ns, const char *uid, bool *yes) {
+  char sel[160];
+  json_t *found = json_array();
+  *yes = false;
+  if (!found) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  snprintf(sel, sizeof sel, "%s=%s", BACKUP_UID_LABEL, uid);
+  struct kube_list_opts lo = {.label_selector = sel, .limit = 1};
+  kd_rc rc = kube_list(c, &retention_dbr_res, ns, &lo, collect, found, NULL);
+  *yes = json_array_size(found) > 0;
+  json_decref(found);
+  return rc;
+}
+
+kd_rc retention_apply(kube_client *c, const char *ns, const char *mb, long keep, json_t *backups, int *asked) {
+  json_t *restores = json_array(), *doomed = NULL, *b;
+  size_t i;
+  int made = 0;
+  kd_rc rc;
+  if (asked) *asked = 0;
+  if (!restores) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  /* without Restores the plan is a superset: when it is empty, nothing is listed */
+  if ((rc = retention_plan(mb, keep, backups, NULL, &doomed)) != KD_OK || !json_array_size(doomed)) goto fail;
+  json_decref(doomed);
+  doomed = NULL;
+  if ((rc = kube_list(c, &retention_restore_res, ns, NULL, collect, restores, NULL)) != KD_OK) {
+    rc = kd_fail_wrap(rc, "listing the Restores (a Backup being restored is never deleted)");
+    goto fail;
+  }
+  if ((rc = retention_plan(mb, keep, backups, restores, &doomed)) != KD_OK) goto fail;
+  json_array_foreach(doomed, i, b) {
+    const char *uid = meta_str(b, "uid");
+    bool yes;
+    if (!uid) continue; /* a request without the uid could hit a later Backup of that name */
+    if ((rc = requested(c, ns, uid, &yes)) != KD_OK) {
+      rc = kd_fail_wrap(rc, "looking for DeleteBackupRequests of Backup %s", meta_str(b, "name"));
+      goto fail;
+    }
+    if (yes) continue;
+    json_t *req = backup_delete_request(ns, b), *out = NULL;
+    rc = req ? kube_create(c, &retention_dbr_res, ns, req, &out) : kd_fail(KD_ERR_NOMEM, "out of memory");
+    json_decref(req);
+    json_decref(out);
+    if (rc != KD_OK) {
+      rc = kd_fail_wrap(rc, "asking for the deletion of Backup %s", meta_str(b, "name"));
+      goto fail;
+    }
+    made++;
+    kd_log(KD_LOG_INFO, "ManagementBackup %s: asked for the deletion of Backup %s (%s, beyond %s=%ld)", mb,
+           meta_str(b, "name"), phase_of(b), RETENTION_ANNOTATION, keep);
+  }
+fail:
+  if (asked) *asked = made;
+  json_decref(doomed);
+  json_decref(restores);
+  return rc;
+}
