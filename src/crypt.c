@@ -847,7 +847,7 @@ void crypt_detach(objstore *st) {
   pthread_mutex_unlock(&att_mu);
 }
 
-static const crypt_keyring *attached(objstore *st) {
+const crypt_keyring *crypt_attached(objstore *st) {
   const crypt_keyring *kr = NULL;
   pthread_mutex_lock(&att_mu);
   for (int i = 0; i < ATTACH_MAX && !kr; i++)
@@ -858,7 +858,7 @@ static const crypt_keyring *attached(objstore *st) {
 
 kd_rc crypt_get(objstore *st, const char *key, objstore_sink_fn fn, void *ud) {
   crypt_reader *r = NULL;
-  kd_rc rc = crypt_reader_new(attached(st), key, fn, ud, &r);
+  kd_rc rc = crypt_reader_new(crypt_attached(st), key, fn, ud, &r);
   if (rc) return rc;
   rc = objstore_get(st, key, crypt_reader_feed, r);
   if (rc == KD_OK) rc = crypt_reader_finish(r);

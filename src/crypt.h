@@ -152,6 +152,8 @@ void crypt_location_free(struct crypt_location *l);
  * KD_ERR_TOOBIG past 256 attached stores. kr NULL detaches. */
 kd_rc crypt_attach(objstore *st, const crypt_keyring *kr);
 void crypt_detach(objstore *st);
+/* The keys attached to st, or NULL. */
+const crypt_keyring *crypt_attached(objstore *st);
 /* objstore_get, decrypting an encrypted file with the keys attached to st (see crypt_reader). */
 kd_rc crypt_get(objstore *st, const char *key, objstore_sink_fn fn, void *ud);
 /* Peek at key's header: *encrypted and its key id into id[CRYPT_ID_MAX+1]. The store's failure
