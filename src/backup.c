@@ -128,6 +128,9 @@ static void bk_free(struct bk *b) {
   json_decref(b->sa_set);
   json_decref(b->queued);
   if (b->tar_sha) EVP_MD_CTX_free(b->tar_sha);
+  crypt_writer_abort(b->cw);
+  crypt_dek_free(b->dek);
+  crypt_location_free(&b->loc);
   pthread_mutex_destroy(&b->mu);
   free(b);
 }
@@ -154,7 +157,8 @@ static kd_rc bk_setup(struct bk *b, const struct backup_job *job) {
   for (int f = 0; f < F_COUNT; f++) {
     static const enum velero_backup_file vf[F_COUNT] = {VELERO_BACKUP_TARBALL, VELERO_BACKUP_RESOURCE_LIST,
                                                         VELERO_BACKUP_RESULTS, VELERO_BACKUP_LOGS,
-                                                        VELERO_BACKUP_CHECKSUMS, VELERO_BACKUP_METADATA};
+                                                        VELERO_BACKUP_CHECKSUMS, VELERO_BACKUP_SIGNATURE,
+                                                        VELERO_BACKUP_METADATA};
     if (velero_backup_key(b->name, vf[f], b->keys[f], sizeof b->keys[f]) != KD_OK) b->keys[f][0] = '\0';
   }
   kd_rc rc;
@@ -188,6 +192,13 @@ static kd_rc bk_validate(struct bk *b, json_t *errors) {
     if (!job->store && (rc = bk_add_error(errors, "cannot open backup storage location %.200s: %.500s", b->bsl_name,
                                        job->store_error ? job->store_error : "unknown error")))
       return rc;
+    /* encryption and signing (crypt.h): every configured Secret must load, or nothing is written */
+    if ((rc = crypt_location_load(b->c, b->ns, job->bsl, &b->loc)) != KD_OK) {
+      if (rc != KD_ERR_CONFIG) return kd_fail_wrap(rc, "storage location %s", b->bsl_name);
+      if ((rc = bk_add_error(errors, "backup storage location %.200s: %.800s", b->bsl_name, kd_errmsg()))) return rc;
+    } else if (b->loc.keys && (rc = crypt_dek_new(b->loc.keys, &b->dek))) {
+      return rc;
+    }
   }
   if (spec && !json_is_object(spec) && (rc = bk_add_error(errors, "spec must be an object"))) return rc;
   const char *ttl = bk_cstr(json_object_get(spec, "ttl"));
@@ -279,7 +290,25 @@ void bk_hex(const unsigned char *d, unsigned n, char *out) {
   out[2 * n] = '\0';
 }
 
+static kd_rc bk_put_stored(struct bk *b, enum bk_file f, const void *data, size_t n);
+
 static kd_rc bk_put(struct bk *b, enum bk_file f, const void *data, size_t n) {
+  kd_buf sealed = KD_BUF_INIT(BK_SMALL_MAX + (BK_SMALL_MAX >> 8) + 4096);
+  if (b->dek && (f == F_RESLIST || f == F_RESULTS || f == F_LOGS)) { /* the data files; checksums, signature, metadata stay clear */
+    kd_rc rc = crypt_seal(b->dek, b->keys[f], data, n, &sealed);
+    if (rc) {
+      kd_buf_free(&sealed);
+      return kd_fail_wrap(rc, "encrypting %s", b->keys[f]);
+    }
+    data = sealed.data, n = sealed.len;
+  }
+  kd_rc rc = bk_put_stored(b, f, data, n);
+  kd_buf_free(&sealed);
+  return rc;
+}
+
+/* store data as key f, its SHA-256 and size recorded (over the stored bytes) */
+static kd_rc bk_put_stored(struct bk *b, enum bk_file f, const void *data, size_t n) {
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned dl = 0;
   if (EVP_Digest(data, n, d, &dl, EVP_sha256(), NULL) != 1) return kd_fail(KD_ERR_NOMEM, "sha256 failed");
@@ -312,6 +341,12 @@ static char *bk_metadata_json(struct bk *b, json_t *status) {
       json_object_set_new(labels, VELERO_LABEL_STORAGE_LOCATION, json_string(b->bsl_label)) ||
       json_object_set(o, "status", status))
     goto done;
+  if (b->dek || b->loc.signer) { /* for people and sync: the files themselves say it too */
+    json_t *ann = json_object_get(md, "annotations");
+    if (!json_is_object(ann) && (!(ann = json_object()) || json_object_set_new(md, "annotations", ann))) goto done;
+    if (b->dek && json_object_set_new(ann, CRYPT_ANN_KEY_ID, json_string(crypt_dek_key_id(b->dek)))) goto done;
+    if (b->loc.signer && json_object_set_new(ann, CRYPT_ANN_SIGNER_ID, json_string(crypt_signer_id(b->loc.signer)))) goto done;
+  }
   if (json_is_object(spec) && !json_string_length(json_object_get(spec, "storageLocation")))
     json_object_set_new(spec, "storageLocation", json_string(b->bsl_name));
   if (json_is_object(spec) && !json_string_length(json_object_get(spec, "ttl")))
@@ -369,6 +404,12 @@ static kd_rc bk_write_files(struct bk *b, json_t *status) {
   if (rc == KD_OK) rc = kd_buf_adds(&tmp, "}}\n");
   kd_test_pause("before-checksums");
   if (rc || (rc = bk_claim_held(b)) || (rc = bk_put(b, F_CHECKSUMS, tmp.data, tmp.len))) goto fail;
+  if (b->loc.signer) { /* the signature over the checksums file's exact bytes (crypt.c) */
+    kd_buf sig = KD_BUF_INIT(CRYPT_SIGFILE_MAX);
+    if ((rc = crypt_sign(b->loc.signer, tmp.data, tmp.len, &sig)) == KD_OK) rc = bk_put(b, F_SIG, sig.data, sig.len);
+    kd_buf_free(&sig);
+    if (rc) goto fail;
+  }
   if (!(meta = bk_metadata_json(b, status))) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     goto fail;

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 
 #include "archive.h"
+#include "crypt.h"
 #include "joblog.h"
 #include "velero.h"
 
@@ -64,7 +65,7 @@ struct bk_rel { /* an object an item action adds */
   char *ns, *name;
 };
 
-enum bk_file { F_TAR, F_RESLIST, F_RESULTS, F_LOGS, F_CHECKSUMS, F_META, F_COUNT };
+enum bk_file { F_TAR, F_RESLIST, F_RESULTS, F_LOGS, F_CHECKSUMS, F_SIG, F_META, F_COUNT };
 
 struct bk {
   const struct backup_job *job;
@@ -101,6 +102,11 @@ struct bk {
   archive_writer *aw;
   objstore_writer *tw;
   EVP_MD_CTX *tar_sha;
+  /* encryption and signing (crypt.h): the location's settings, this backup's data key and the
+   * tarball's encrypting writer between the archive writer and the store (NULL: plain) */
+  struct crypt_location loc;
+  crypt_dek *dek;
+  crypt_writer *cw;
   uint64_t tar_bytes;
   backup_reslist *rl;
   joblog jl; /* log, results, the first fatal failure (its own lock) */

@@ -330,7 +330,7 @@ static bool bk_included(struct bk *b, struct bk_type *t, const struct backup_met
  * revoked, NoSuchUpload, too many parts), it ends the backup (bk_store_fatal); it is never an
  * error of the object being added. The archive writer stops at its first failure, so this
  * runs no more after one. */
-static kd_rc bk_tar_out(const void *p, size_t n, void *ud) {
+static kd_rc bk_tar_store(const void *p, size_t n, void *ud) {
   struct bk *b = ud;
   if (EVP_DigestUpdate(b->tar_sha, p, n) != 1) return kd_fail(KD_ERR_NOMEM, "sha256 failed");
   b->tar_bytes += n;
@@ -343,6 +343,14 @@ static kd_rc bk_tar_out(const void *p, size_t n, void *ud) {
     atomic_store(&b->store_failed, 1);
   }
   return rc;
+}
+
+/* The archive writer's output: through the encrypting writer when the backup is encrypted (its
+ * sealed chunks then reach bk_tar_store), straight to bk_tar_store otherwise. The checksum is
+ * over the stored bytes. */
+static kd_rc bk_tar_out(const void *p, size_t n, void *ud) {
+  struct bk *b = ud;
+  return b->cw ? crypt_writer_write(b->cw, p, n) : bk_tar_store(p, n, b);
 }
 
 /* After a failed archive write: when the store failed under it, end the backup with the
@@ -736,6 +744,10 @@ kd_rc bk_stream(struct bk *b) {
     joblog_fail(&b->jl, KD_ERR_NOMEM, "sha256 failed");
     goto fail;
   }
+  if (b->dek && (rc = crypt_writer_open(b->dek, b->keys[F_TAR], bk_tar_store, b, &b->cw))) {
+    if (!bk_store_fatal(b)) joblog_fail(&b->jl, rc, "starting the encrypted tarball: %s", kd_errmsg());
+    goto fail;
+  }
   if ((rc = archive_writer_open(bk_tar_out, b, b->gz_level, &b->aw))) {
     joblog_fail(&b->jl, rc, "starting the archive: %s", kd_errmsg());
     goto fail;
@@ -787,6 +799,14 @@ kd_rc bk_stream(struct bk *b) {
   if (rc) {
     if (!bk_store_fatal(b)) joblog_fail(&b->jl, rc, "finishing the archive: %s", kd_errmsg());
     goto fail;
+  }
+  if (b->cw) { /* the last chunk, sealed as the last */
+    rc = crypt_writer_close(b->cw);
+    b->cw = NULL;
+    if (rc) {
+      if (!bk_store_fatal(b)) joblog_fail(&b->jl, rc, "finishing the encrypted tarball: %s", kd_errmsg());
+      goto fail;
+    }
   }
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned dl = 0;

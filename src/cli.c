@@ -1,6 +1,7 @@
 /* cli.c — global flags shared by every verb, the small verbs (version, get, install), and what
  * the backup and restore verbs share: output formats, flags, tables, waiting, progress, storage. */
 #include "cli.h"
+#include "crypt.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -1365,7 +1366,7 @@ kd_rc cli_gunzip_get(objstore *st, const char *key, objstore_sink_fn fn, void *u
     free(g);
     return kd_fail(KD_ERR_NOMEM, "out of memory for zlib");
   }
-  rc = objstore_get(st, key, gunzip_feed, g);
+  rc = crypt_get(st, key, gunzip_feed, g); /* an encrypted file decrypted with the keys attached to st */
   if (rc == KD_OK && (!g->any || !g->ended))
     rc = kd_fail(KD_ERR_PARSE, "%s: the gzip stream is truncated", key);
   else if (rc != KD_OK && rc != KD_ERR_NOTFOUND)

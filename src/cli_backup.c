@@ -20,6 +20,7 @@
 #include "cron.h"
 #include "mgmtbackup.h"
 #include "velero.h"
+#include "crypt.h"
 #include "verify.h"
 
 #define BK_SMALL_MAX (256u << 20)        /* decompressed resource list / results read back */
@@ -572,6 +573,39 @@ static kd_rc collect_file(const char *key, bool is_prefix, uint64_t size, void *
   return KD_OK;
 }
 
+/* ---- encryption and signatures (crypt.h) ----
+ * The location's keys, loaded once per command and attached to its store so that every read
+ * (cli_gunzip_get, verify_stage) decrypts transparently. */
+static struct crypt_location cli_loc;
+static objstore *cli_loc_st;
+
+/* Load bsl's crypt settings and attach its keys to st. KD_ERR_CONFIG (message says why) when a
+ * configured Secret cannot be used; the store is then read without keys. */
+static kd_rc attach_keys(kube_client *c, const char *ns, json_t *bsl, objstore *st) {
+  kd_rc rc = crypt_location_load(c, ns, bsl, &cli_loc);
+  if (rc == KD_OK && cli_loc.keys && (rc = crypt_attach(st, cli_loc.keys)) == KD_OK) cli_loc_st = st;
+  return rc;
+}
+
+static void release_keys(void) {
+  if (cli_loc_st) crypt_detach(cli_loc_st);
+  cli_loc_st = NULL;
+  crypt_location_free(&cli_loc);
+}
+
+/* desc.encryption {encrypted, keyId} from the tarball's header; desc.signature {signed, valid,
+ * keyId, message} under the location's keys */
+static void describe_crypt(objstore *st, const char *name, json_t *desc) {
+  char key[VELERO_KEY_MAX], id[CRYPT_ID_MAX + 1];
+  bool enc = false;
+  if (velero_backup_key(name, VELERO_BACKUP_TARBALL, key, sizeof key) == KD_OK && crypt_peek(st, key, &enc, id) == KD_OK)
+    json_object_set_new(desc, "encryption", enc ? json_pack("{s:b,s:s}", "encrypted", 1, "keyId", id) : json_pack("{s:b}", "encrypted", 0));
+  struct verify_sig vs;
+  if (verify_signature(st, name, &cli_loc, &vs, NULL) == KD_OK)
+    json_object_set_new(desc, "signature", json_pack("{s:b,s:b,s:s,s:s}", "signed", vs.present, "valid", vs.valid, "keyId", vs.key_id,
+                                                     "message", vs.why));
+}
+
 /* What the storage location holds for backup b, into desc: storageLocation, location, files,
  * checksums ("present: N files listed", "missing", or the error), results. Failures are
  * recorded in desc as text ("filesError"), never fatal: the object is described anyway. */
@@ -589,6 +623,8 @@ static void describe_store(kube_client *c, const char *ns, json_t *b, json_t *de
   }
   json_object_set_new(desc, "storageLocation", json_string(cli_meta_s(bsl, "name")));
   json_object_set_new(desc, "location", json_string(objstore_describe(st)));
+  if (attach_keys(c, ns, bsl, st) != KD_OK) json_object_set_new(desc, "keysError", json_string(kd_errmsg()));
+  describe_crypt(st, name, desc);
   snprintf(prefix, sizeof prefix, "backups/%s/", name);
   if (!f.files || (rc = objstore_list(st, prefix, '\0', collect_file, &f)) != KD_OK) {
     json_object_set_new(desc, "filesError", json_string(f.files ? kd_errmsg() : "out of memory"));
@@ -613,6 +649,7 @@ done:
   json_decref(f.files);
   verify_sums_free(sums);
   json_decref(bsl);
+  release_keys();
   objstore_free(st);
 }
 
@@ -711,6 +748,21 @@ static void print_backup(json_t *b, json_t *mb, bool show_mb, json_t *desc, time
              (long long)json_integer_value(json_object_get(sums, "files")), name);
     else if (json_array_size(files))
       cli_printf(stdout, "\nVerification:  no checksums file (written by Velero?): this backup cannot be verified\n");
+    json_t *enc = json_object_get(desc, "encryption"), *sig = json_object_get(desc, "signature");
+    if (enc) {
+      if (json_is_true(json_object_get(enc, "encrypted")))
+        cli_printf(stdout, "Encrypted:     yes (key id %s)\n", json_string_value(json_object_get(enc, "keyId")));
+      else cli_printf(stdout, "Encrypted:     no\n");
+    }
+    if (sig) {
+      if (json_is_true(json_object_get(sig, "valid")))
+        cli_printf(stdout, "Signed:        yes, valid (key id %s)\n", json_string_value(json_object_get(sig, "keyId")));
+      else if (json_is_true(json_object_get(sig, "signed")))
+        cli_printf(stdout, "Signed:        yes, NOT verified: %s\n", json_string_value(json_object_get(sig, "message")));
+      else cli_printf(stdout, "Signed:        no\n");
+    }
+    if (json_string_value(json_object_get(desc, "keysError")))
+      cli_printf(stdout, "Keys:          %s\n", json_string_value(json_object_get(desc, "keysError")));
   }
   json_t *r = json_object_get(desc, "results");
   if (r) {
@@ -799,6 +851,11 @@ static int bk_log_find(kube_client *c, const char *ns, const char *name, struct 
   at->running = velero_phase_running(cli_phase(at->obj));
   if (cli_backup_store(c, ns, at->obj, &at->st, &at->bsl) ||
       velero_backup_key(cli_meta_s(at->obj, "name"), VELERO_BACKUP_LOGS, at->key, sizeof at->key)) {
+    say_err("logs");
+    return CLI_FAIL;
+  }
+  /* the keys stay attached until the process ends (cli_logs owns the store) */
+  if (attach_keys(c, ns, at->bsl, at->st) != KD_OK) {
     say_err("logs");
     return CLI_FAIL;
   }
@@ -1177,6 +1234,26 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
   json_object_set_new(v.report, "storageLocation", json_string(cli_meta_s(bsl, "name")));
   if ((rc = objstore_list(st, prefix, '\0', collect_file, &f))) goto fail_msg;
   if (velero_phase_running(cli_phase(b))) vfy_line(&v, "warning", "the backup is %s: its files are written as it goes", cli_phase(b));
+  /* 0. keys, encryption and the signature (crypt.h) */
+  if (attach_keys(c, ns, bsl, st) != KD_OK) vfy_line(&v, "problem", "storage location keys: %s", kd_errmsg());
+  {
+    char id[CRYPT_ID_MAX + 1];
+    bool enc = false;
+    if (crypt_peek(st, tarkey, &enc, id) == KD_OK) {
+      json_object_set_new(v.report, "encryption", enc ? json_pack("{s:b,s:s}", "encrypted", 1, "keyId", id) : json_pack("{s:b}", "encrypted", 0));
+      if (enc) vfy_line(&v, "checked", "encrypted with key id %s%s", id, crypt_keyring_has(cli_loc.keys, id) ? "" : " (a key this location does not hold: its contents cannot be read)");
+    }
+    struct verify_sig vs;
+    if ((rc = verify_signature(st, name, &cli_loc, &vs, NULL)) == KD_OK) {
+      json_object_set_new(v.report, "signature", json_pack("{s:b,s:b,s:s}", "signed", vs.present, "valid", vs.valid, "keyId", vs.key_id));
+      if (vs.valid) vfy_line(&v, "checked", "signed by key %s: the signature is valid", vs.key_id);
+      else if (vs.refused) vfy_line(&v, "problem", "signature: %s%s", vs.why, cli_loc.require_signature ? " (the location requires a valid signature)" : "");
+      else if (vs.present) vfy_line(&v, "warning", "signature: %s", vs.why);
+      else if (v.text) cli_printf(stdout, "  ----  not signed\n");
+    } else {
+      vfy_line(&v, "problem", "signature: %s", kd_errmsg());
+    }
+  }
   /* 1. the checksums */
   rc = verify_sums_load(st, name, &sums);
   bool have_sums = rc == KD_OK;
@@ -1297,6 +1374,7 @@ static int bk_verify(const struct cli_globals *g, int argc, char **argv) {
 fail_msg:
   say_err("verify");
 fail:
+  release_keys();
   if (fd >= 0) close(fd);
   verify_sums_free(sums);
   objstore_free(st);

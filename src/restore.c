@@ -38,6 +38,7 @@
 #include "resmod.h"
 #include "velero.h"
 #include "verify.h"
+#include "crypt.h"
 #include "vstatus.h"
 
 #define RS_MAX_OBJECTS 2000000     /* objects indexed from one backup */
@@ -98,6 +99,9 @@ struct rs {
   json_t *ensured;            /* namespaces known to exist */
   json_t *crds;               /* names of CRDs this restore created or updated */
   bool verified;
+  struct crypt_location loc;  /* the location's keys and signature policy (crypt.h) */
+  bool attached;              /* loc.keys attached to the job's store */
+  verify_sums *sums;          /* the checksums whose signature was checked, or NULL */
 
   /* creation */
   size_t next;                /* next item of the running class */
@@ -562,6 +566,45 @@ static kd_rc rs_validate(struct rs *r, json_t *errors) {
   if (!job->store)
     return rs_add_error(errors, "The BSL %s cannot be used: %s", loc ? loc : "", job->store_error ? job->store_error : "");
 
+  /* encryption and signatures (crypt.h): refused here, before anything is staged or created */
+  if ((rc = crypt_location_load(r->c, job->ns, job->bsl, &r->loc)) != KD_OK) {
+    if (rc != KD_ERR_CONFIG) return kd_fail_wrap(rc, "storage location %s", loc ? loc : "");
+    return rs_add_error(errors, "The BSL %s cannot be used: %s", loc ? loc : "", kd_errmsg());
+  }
+  if (r->loc.keys) {
+    if ((rc = crypt_attach(job->store, r->loc.keys))) return rc;
+    r->attached = true;
+  }
+  struct verify_sig vs;
+  rc = verify_signature(job->store, backup_name, &r->loc, &vs, &r->sums);
+  if (rc == KD_ERR_PARSE && (r->loc.verify || r->loc.require_signature))
+    return rs_add_error(errors, "backup %s: %s", backup_name, kd_errmsg());
+  if (rc && rc != KD_ERR_PARSE) return kd_fail_wrap(rc, "checking the signature of backup %s", backup_name);
+  if (vs.refused)
+    return rs_add_error(errors, "backup %s is refused: %s%s", backup_name, vs.why,
+                        r->loc.require_signature ? " (the location requires a valid signature: annotation " CRYPT_ANN_REQUIRE_SIG ")" : "");
+  if (vs.valid) {
+    /* every file the signed checksums list, the tarball aside (staging checks it) */
+    char tkey[VELERO_KEY_MAX];
+    if ((rc = velero_backup_key(backup_name, VELERO_BACKUP_TARBALL, tkey, sizeof tkey))) return rc;
+    for (size_t i = 0; i < verify_sums_count(r->sums); i++) {
+      const char *k = verify_sums_key(r->sums, i);
+      if (strcmp(k, tkey) == 0) continue;
+      rc = verify_stage(job->store, k, r->sums, NULL, 1ull << 32, NULL, NULL);
+      if (rc == KD_ERR_INTEGRITY || rc == KD_ERR_NOTFOUND || rc == KD_ERR_TOOBIG)
+        return rs_add_error(errors, "backup %s is refused: %s", backup_name, kd_errmsg());
+      if (rc) return rc;
+    }
+    joblog_note(&r->jl, JOBLOG_INFO, NULL, "backup %s: signature by key %s verified", backup_name, vs.key_id);
+  }
+  char tarkey[VELERO_KEY_MAX];
+  if ((rc = velero_backup_key(backup_name, VELERO_BACKUP_TARBALL, tarkey, sizeof tarkey))) return rc;
+  rc = crypt_check_key(job->store, r->loc.keys, tarkey);
+  if (rc == KD_ERR_CONFIG || rc == KD_ERR_INTEGRITY || rc == KD_ERR_PARSE)
+    return rs_add_error(errors, "backup %s cannot be decrypted: %s", backup_name, kd_errmsg());
+  if (rc && rc != KD_ERR_NOTFOUND) return kd_fail_wrap(rc, "reading %s", tarkey);
+  rc = KD_OK;
+
   /* the resource modifier */
   json_t *rm = json_object_get(spec, "resourceModifier");
   if (rm && !json_is_null(rm)) {
@@ -754,7 +797,12 @@ static kd_rc rs_stage(struct rs *r) {
   verify_sums *sums = NULL;
   archive_reader *ar = NULL;
   char key[VELERO_KEY_MAX];
-  kd_rc rc = verify_sums_load(r->job->store, backup, &sums);
+  kd_rc rc = r->sums ? KD_OK : verify_sums_load(r->job->store, backup, &sums);
+  const verify_sums *use = r->sums ? r->sums : sums; /* the very checksums whose signature was checked */
+  if (rc == KD_OK && !use) {
+    rc = KD_ERR_NOTFOUND;
+    kd_fail(rc, "backup %s has no checksums file", backup);
+  }
   if (rc == KD_ERR_NOTFOUND) {
     joblog_note(&r->jl, JOBLOG_WARN, NULL,
             "backup %s has no checksums file (a backup written by Velero): its contents could not be verified", backup);
@@ -768,14 +816,14 @@ static kd_rc rs_stage(struct rs *r) {
   /* the download may be large: a cancel (shutdown, lost lease) stops it; the logs and results
    * are still written afterwards, so the flag is taken off again */
   objstore_set_cancel(r->job->store, r->job->cancel);
-  rc = verify_stage(r->job->store, key, sums, r->job->stage_dir, max, &r->stage_fd, &verified);
+  rc = verify_stage(r->job->store, key, use, r->job->stage_dir, max, &r->stage_fd, &verified);
   objstore_set_cancel(r->job->store, NULL);
   if (rc) {
     rc = kd_fail_wrap(rc, "staging the backup's archive");
     goto fail;
   }
   r->verified = verified;
-  if (sums && !verified) {
+  if (use && !verified) {
     rc = kd_fail(KD_ERR_INTEGRITY, "the checksums file of backup %s does not list %s", backup, key);
     goto fail;
   }
@@ -1287,6 +1335,9 @@ static void rs_upload(struct rs *r) {
 /* ---- the whole run ---- */
 
 static void rs_free(struct rs *r) {
+  if (r->attached) crypt_detach(r->job->store);
+  crypt_location_free(&r->loc);
+  verify_sums_free(r->sums);
   if (r->progress_started) {
     atomic_store(&r->progress_stop, 1);
     pthread_join(r->progress_thread, NULL);

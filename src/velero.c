@@ -54,6 +54,7 @@ kd_rc velero_backup_key(const char *backup, enum velero_backup_file f, char *out
       [VELERO_BACKUP_RESOURCE_LIST] = "backups/%s/%s-resource-list.json.gz",
       [VELERO_BACKUP_RESULTS] = "backups/%s/%s-results.gz",
       [VELERO_BACKUP_CHECKSUMS] = "backups/%s/%s-checksums.json",
+      [VELERO_BACKUP_SIGNATURE] = "backups/%s/%s-checksums.json.sig",
   };
   kd_rc rc = vl_check_name("backup", backup);
   if (rc != KD_OK) return rc;

@@ -59,6 +59,7 @@ enum velero_backup_file {
   VELERO_BACKUP_RESOURCE_LIST,/* backups/<b>/<b>-resource-list.json.gz */
   VELERO_BACKUP_RESULTS,      /* backups/<b>/<b>-results.gz */
   VELERO_BACKUP_CHECKSUMS,    /* backups/<b>/<b>-checksums.json (kcmdr's) */
+  VELERO_BACKUP_SIGNATURE,    /* backups/<b>/<b>-checksums.json.sig (kcmdr's, crypt.h) */
 };
 enum velero_restore_file {
   VELERO_RESTORE_LOGS,        /* restores/<r>/restore-<r>-logs.gz */

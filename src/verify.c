@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crypt.h"
 #include "velero.h"
 
 struct verify_sums {
@@ -111,15 +112,12 @@ struct stage {
   uint64_t n, max;
   int fd; /* -1: check only */
   const char *key;
+  crypt_reader *rd; /* with fd: decrypts an encrypted file on its way to fd (crypt_get's keys) */
 };
 
-static kd_rc stage_sink(const char *p, size_t n, void *ud) {
+static kd_rc stage_write(const char *p, size_t n, void *ud) {
   struct stage *st = ud;
-  if (n > st->max - st->n)
-    return kd_fail(KD_ERR_TOOBIG, "%s is larger than %llu bytes: refused", st->key, (unsigned long long)st->max);
-  st->n += n;
-  if (EVP_DigestUpdate(st->sha, p, n) != 1) return kd_fail(KD_ERR_NOMEM, "SHA-256 failed");
-  while (st->fd >= 0 && n > 0) {
+  while (n > 0) {
     ssize_t w = write(st->fd, p, n);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) return kd_fail(KD_ERR_IO, "staging %s: %s", st->key, strerror(errno));
@@ -127,6 +125,17 @@ static kd_rc stage_sink(const char *p, size_t n, void *ud) {
     n -= (size_t)w;
   }
   return KD_OK;
+}
+
+/* the stored bytes: counted and hashed as stored (ciphertext for an encrypted file), then kept */
+static kd_rc stage_sink(const char *p, size_t n, void *ud) {
+  struct stage *st = ud;
+  if (n > st->max - st->n)
+    return kd_fail(KD_ERR_TOOBIG, "%s is larger than %llu bytes: refused", st->key, (unsigned long long)st->max);
+  st->n += n;
+  if (EVP_DigestUpdate(st->sha, p, n) != 1) return kd_fail(KD_ERR_NOMEM, "SHA-256 failed");
+  if (st->fd < 0) return KD_OK;
+  return st->rd ? crypt_reader_feed(p, n, st->rd) : stage_write(p, n, st);
 }
 
 static kd_rc temp_file(const char *dir, int *fd) {
@@ -158,6 +167,7 @@ kd_rc verify_stage(objstore *s, const char *key, const verify_sums *sums, const 
     goto fail;
   }
   if (fd && (rc = temp_file(dir, &st.fd))) goto fail;
+  if (fd && (rc = crypt_reader_new(crypt_attached(s), key, stage_write, &st, &st.rd))) goto fail;
   if ((rc = objstore_get(s, key, stage_sink, &st))) {
     if (rc == KD_ERR_NOTFOUND) rc = kd_fail(rc, "%s is missing from the storage location", key);
     goto fail;
@@ -183,6 +193,7 @@ kd_rc verify_stage(objstore *s, const char *key, const verify_sums *sums, const 
     }
     if (verified) *verified = true;
   }
+  if (st.rd && (rc = crypt_reader_finish(st.rd))) goto fail; /* after the checksum: a changed file says so first */
   if (fd) {
     if (lseek(st.fd, 0, SEEK_SET) != 0) {
       rc = kd_fail(KD_ERR_IO, "staging %s: %s", key, strerror(errno));
@@ -193,6 +204,63 @@ kd_rc verify_stage(objstore *s, const char *key, const verify_sums *sums, const 
   }
 fail:
   if (st.fd >= 0) close(st.fd);
+  crypt_reader_free(st.rd);
   EVP_MD_CTX_free(st.sha);
+  return rc;
+}
+
+kd_rc verify_signature(objstore *s, const char *backup, const struct crypt_location *loc, struct verify_sig *out,
+                       verify_sums **sums) {
+  char key[VELERO_KEY_MAX], skey[VELERO_KEY_MAX];
+  char *text = NULL, *sig = NULL;
+  size_t len = 0, slen = 0;
+  memset(out, 0, sizeof *out);
+  if (sums) *sums = NULL;
+  kd_rc rc;
+  if ((rc = velero_backup_key(backup, VELERO_BACKUP_CHECKSUMS, key, sizeof key)) ||
+      (rc = velero_backup_key(backup, VELERO_BACKUP_SIGNATURE, skey, sizeof skey)))
+    return rc;
+  rc = objstore_get_all(s, key, VERIFY_SUMS_MAX, &text, &len);
+  if (rc && rc != KD_ERR_NOTFOUND) return kd_fail_wrap(rc, "reading %s", key);
+  if (rc == KD_OK && sums && (rc = verify_sums_parse(text, len, sums))) {
+    rc = kd_fail_wrap(rc, "%s", key);
+    goto fail;
+  }
+  bool have_sums = text != NULL;
+  rc = objstore_get_all(s, skey, CRYPT_SIGFILE_MAX, &sig, &slen);
+  if (rc == KD_ERR_TOOBIG) {
+    rc = KD_OK;
+    snprintf(out->why, sizeof out->why, "%.1000s is larger than %d bytes: not a signature file", skey, CRYPT_SIGFILE_MAX);
+    out->present = true;
+  } else if (rc == KD_ERR_NOTFOUND) {
+    rc = KD_OK;
+    snprintf(out->why, sizeof out->why, "the backup is not signed (no %s)", skey);
+  } else if (rc) {
+    rc = kd_fail_wrap(rc, "reading %s", skey);
+    goto fail;
+  } else {
+    out->present = true;
+    if (!have_sums) {
+      snprintf(out->why, sizeof out->why, "%s is missing, so its signature proves nothing", key);
+    } else if (!loc || !loc->verify) {
+      unsigned char raw[64];
+      if (crypt_sigfile_parse(sig, slen, out->key_id, raw) != KD_OK) snprintf(out->why, sizeof out->why, "%s: %.1200s", skey, kd_errmsg());
+      else snprintf(out->why, sizeof out->why, "signed by key %s, not checked: the location names no key to verify with "
+                    "(annotation %s)", out->key_id, CRYPT_ANN_VERIFY);
+    } else if (crypt_verify(loc->verify, text, len, sig, slen, out->key_id) == KD_OK) {
+      out->valid = true;
+    } else {
+      snprintf(out->why, sizeof out->why, "%s: %.1200s", skey, kd_errmsg());
+    }
+  }
+  out->refused = !out->valid && ((loc && loc->require_signature) || (out->present && loc && loc->verify));
+  kd_clear_error();
+fail:
+  if (rc && sums) {
+    verify_sums_free(*sums);
+    *sums = NULL;
+  }
+  free(text);
+  free(sig);
   return rc;
 }

@@ -44,4 +44,24 @@ void verify_sums_free(verify_sums *v);
 kd_rc verify_stage(objstore *s, const char *key, const verify_sums *sums, const char *dir, uint64_t max, int *fd,
                    bool *verified);
 
+/* ---- signatures (crypt.h) ---- */
+
+struct crypt_location;
+/* What a backup's <b>-checksums.json.sig says under a location's settings. */
+struct verify_sig {
+  bool present;    /* the signature file exists */
+  bool valid;      /* it verifies the checksums file with one of the location's keys */
+  bool refused;    /* the location's policy refuses this backup: a required signature missing or
+                      not valid, or a signature present that fails with the keys configured */
+  char key_id[17]; /* the signer's key id, when the file parses ("" otherwise) */
+  char why[2400];  /* why it is not valid ("" when it is) */
+};
+/* Read the checksums file and its signature and judge them with loc (NULL: no keys, nothing
+ * required). *sums (may be NULL) gets the checksums parsed from the very bytes that were checked
+ * (NULL when there is no checksums file), owned by the caller. A missing checksums file is a
+ * missing signature. Fails only when the store cannot be read or the checksums file does not
+ * parse (KD_ERR_PARSE). */
+kd_rc verify_signature(objstore *s, const char *backup, const struct crypt_location *loc, struct verify_sig *out,
+                       verify_sums **sums);
+
 #endif
