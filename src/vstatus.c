@@ -90,6 +90,17 @@ kd_rc vstatus_has_subresource(kube_client *c, const struct kube_res *res, bool r
   return KD_OK;
 }
 
+/* After a 404 for an object: is its type served (then the object is gone)? Discovery asked
+ * afresh; an error of discovery counts as not served. The 404's message is kept. */
+static bool served(kube_client *c, const struct kube_res *res) {
+  char msg[1024];
+  bool has;
+  snprintf(msg, sizeof msg, "%s", kd_errmsg());
+  kd_rc rc = vstatus_has_subresource(c, res, true, &has);
+  kd_fail(KD_ERR_NOTFOUND, "%s", msg);
+  return rc == KD_OK;
+}
+
 static bool transient(kd_rc rc) { return rc == KD_ERR_TRANSPORT || rc == KD_ERR_TIMEOUT || rc == KD_ERR_HTTP; }
 
 /* Does obj's status hold the phase want sets (true when want sets none)? Only the phase: a
@@ -123,6 +134,10 @@ kd_rc vstatus_write(kube_client *c, const struct vstatus_write *w, json_t **out)
     if ((rc = fence_check(w->fence, "writing a status")) != KD_OK) goto fail;
     if ((rc = kube_get(c, res, w->ns, w->name, &cur)) != KD_OK) {
       if (transient(rc)) continue;
+      if (rc == KD_ERR_NOTFOUND && !served(c, res)) { /* a restarting server 404s CRD routes for a while */
+        rc = kd_fail(KD_ERR_HTTP, "%s.%s is not served right now (is the API server starting?)", res->resource, res->group);
+        continue;
+      }
       goto fail;
     }
     const char *uid = json_string_value(json_object_get(json_object_get(cur, "metadata"), "uid"));
