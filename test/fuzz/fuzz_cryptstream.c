@@ -13,7 +13,8 @@
  *     files of several 64 KiB chunks) is a plaintext,
  *     sealed under key k1 for "backups/b/b.tar.gz", then changed as byte 2 says: nothing,
  *     cut at a position, one byte flipped, bytes appended, chunks 0 and 1 swapped, read under
- *     another name, or read with another key under the id k1. Unchanged it must decrypt to
+ *     another name, read with another key under the id k1, or cut at a chunk boundary (whole
+ *     chunks left, the last one gone). Unchanged it must decrypt to
  *     exactly the plaintext; changed it must not succeed as encrypted (a change in the first
  *     eight bytes may make it a plain file, passed through as stored).
  * Never a crash, an over-read or a leak. */
@@ -118,7 +119,7 @@ static void sealed_mode(const unsigned char *d, size_t n, unsigned slicing, unsi
   const crypt_keyring *kr = ring;
   const char *name = NAME;
   bool changed = true;
-  switch (edit % 7) {
+  switch (edit % 8) {
   case 0: changed = false; break;
   case 1: sn = pos; break;                            /* cut */
   case 2: st[pos] ^= (unsigned char)(arg1 | 1); break; /* one byte flipped */
@@ -135,7 +136,12 @@ static void sealed_mode(const unsigned char *d, size_t n, unsigned slicing, unsi
     }
     break;
   case 5: name = "backups/c/c.tar.gz"; break; /* another file's name */
-  default: kr = other; break;                 /* another key under the same id */
+  case 6: kr = other; break;                  /* another key under the same id */
+  default:                                    /* cut at a chunk boundary: whole chunks, the last one gone */
+    sn = hdr + (sn - hdr) / full * full;
+    if (sn == s.len) sn -= full; /* the last chunk was full: drop it */
+    sn = hdr + (arg2 % ((sn - hdr) / full + 1)) * full;
+    break;
   }
   struct sink out = {malloc(sn ? sn : 1), 0, sn};
   bool enc;
