@@ -122,7 +122,8 @@ valgrind: $(UNIT)
 
 # libFuzzer targets (clang-14): each runs FUZZ_SECONDS (default 60) from its seed corpus.
 FUZZ_SECONDS ?= 60
-FUZZERS := kubeconfig watch cron jsonscan sigv4 tarpath archive s3list awscreds backupmeta jsonpatch checksums
+FUZZERS := kubeconfig watch cron jsonscan sigv4 tarpath archive s3list awscreds backupmeta jsonpatch checksums \
+  cryptstream cryptsig cryptkeys
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang-14 \
 	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" fuzz-build

@@ -539,12 +539,25 @@ static kd_rc key_id(EVP_PKEY *pk, char id[17]) {
   return KD_OK;
 }
 
+/* OpenSSL's PEM readers ask the terminal for a passphrase when a block is encrypted and no
+ * callback is given (a CLI run on a tty would hang at "Enter PEM pass phrase:"): this one
+ * refuses, and records that it was asked (found by test/fuzz/fuzz_cryptkeys.c) */
+static int no_passphrase(char *buf, int size, int rwflag, void *asked) {
+  (void)buf, (void)size, (void)rwflag;
+  *(bool *)asked = true;
+  return -1;
+}
+
 kd_rc crypt_signer_parse(const char *pem, size_t len, crypt_signer **out) {
+  bool asked = false;
   *out = NULL;
   if (len > CRYPT_SECRET_MAX) return kd_fail(KD_ERR_PARSE, "the private key is larger than %u bytes", CRYPT_SECRET_MAX);
   BIO *bio = BIO_new_mem_buf(pem, (int)len);
-  EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+  EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &asked) : NULL;
   BIO_free(bio);
+  if (!pk && asked)
+    return kd_fail(KD_ERR_PARSE, "the private key is protected by a passphrase; store it unencrypted (openssl pkey -in key.pem "
+                   "-out plain.pem)");
   if (!pk) return kd_fail(KD_ERR_PARSE, "not a PEM private key (expected -----BEGIN PRIVATE KEY-----, e.g. from openssl genpkey -algorithm ed25519)");
   if (EVP_PKEY_id(pk) != EVP_PKEY_ED25519) {
     EVP_PKEY_free(pk);
@@ -634,9 +647,14 @@ kd_rc crypt_verifier_parse(const char *pem, size_t len, crypt_verifier **out) {
       break;
     }
     f += sizeof end - 1;
+    bool asked = false;
     BIO *bio = BIO_new_mem_buf(b, (int)(f - b));
-    EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, &asked) : NULL;
     BIO_free(bio);
+    if (!pk && asked) {
+      rc = kd_fail(KD_ERR_PARSE, "public key %d has PEM encryption headers (Proc-Type: 4,ENCRYPTED): not a public key", block);
+      break;
+    }
     if (!pk || EVP_PKEY_id(pk) != EVP_PKEY_ED25519) {
       EVP_PKEY_free(pk);
       rc = kd_fail(KD_ERR_PARSE, "public key %d is not an Ed25519 public key", block);

@@ -2,9 +2,11 @@
  * edges and refuses every tampering (wrong key, unknown key id, a file cut at a chunk boundary,
  * reordered chunks, a file under another name, a flipped byte); files that are not encrypted
  * pass through; Ed25519 with RFC 8032's first test vector (signature and key id), signature files
- * of the wrong shape refused, a signature by an unknown key or over changed bytes refused. */
+ * of the wrong shape refused, a signature by an unknown key or over changed bytes refused; key
+ * Secrets with PEM encryption never make OpenSSL prompt for a passphrase. */
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ui.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,10 +254,54 @@ static void ed25519(void **state) {
   EVP_PKEY_free(pk), EVP_PKEY_free(pk2);
 }
 
+static int prompts;
+static int ui_read(UI *ui, UI_STRING *uis) {
+  (void)ui, (void)uis;
+  prompts++;
+  return 0; /* no answer */
+}
+
+/* Found by test/fuzz/fuzz_cryptkeys.c: a signing Secret holding a passphrase-protected private
+ * key (openssl genpkey ... -aes256), or a verification Secret whose block carries PEM encryption
+ * headers, made OpenSSL ask the terminal "Enter PEM pass phrase:" (a CLI on a tty hung there).
+ * Tried: both, with OpenSSL's UI replaced by one that counts prompts. Asserted: KD_ERR_PARSE with
+ * a message saying what is wrong, and not one prompt. */
+static void no_passphrase_prompt(void **state) {
+  (void)state;
+  UI_METHOD *m = UI_create_method("count prompts");
+  assert_non_null(m);
+  assert_int_equal(UI_method_set_reader(m, ui_read), 0);
+  UI_set_default_method(m);
+  prompts = 0;
+  EVP_PKEY *pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, rfc8032_sk, 32);
+  BIO *b = BIO_new(BIO_s_mem());
+  assert_int_equal(PEM_write_bio_PKCS8PrivateKey(b, pk, EVP_aes_256_cbc(), "pw", 2, NULL, NULL), 1);
+  char *data;
+  long n = BIO_get_mem_data(b, &data);
+  assert_non_null(memmem(data, (size_t)n, "ENCRYPTED PRIVATE KEY", 21));
+  crypt_signer *s = NULL;
+  assert_int_equal(crypt_signer_parse(data, (size_t)n, &s), KD_ERR_PARSE);
+  assert_int_equal(prompts, 0);
+  assert_null(s);
+  assert_non_null(strstr(kd_errmsg(), "passphrase"));
+  static const char pub[] = "-----BEGIN PUBLIC KEY-----\nProc-Type: 4,ENCRYPTED\n"
+                            "DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n";
+  crypt_verifier *v = NULL;
+  assert_int_equal(crypt_verifier_parse(pub, sizeof pub - 1, &v), KD_ERR_PARSE);
+  assert_int_equal(prompts, 0);
+  assert_null(v);
+  assert_non_null(strstr(kd_errmsg(), "encryption headers"));
+  UI_set_default_method(UI_OpenSSL());
+  UI_destroy_method(m);
+  BIO_free(b);
+  EVP_PKEY_free(pk);
+}
+
 int test_crypt(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(round_trip), cmocka_unit_test(wrong_key),     cmocka_unit_test(tampering),
       cmocka_unit_test(passthrough), cmocka_unit_test(keyring_parse), cmocka_unit_test(ed25519),
+      cmocka_unit_test(no_passphrase_prompt),
   };
   return cmocka_run_group_tests_name("crypt", tests, NULL, NULL);
 }
