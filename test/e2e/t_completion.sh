@@ -68,7 +68,7 @@ YAML
     "$(bash_complete kcmdr backup describe -n "$ns" cmpl-alpha-1 cmpl-al)" "a name given already"
   assert_eq "cmpl-beta" "$(bash_complete kcmdr restore create -n "$ns" --from-backup cmpl-b)" "--from-backup"
   assert_eq "$(printf '%s\n%s' "$ns" "$ns2")" "$(bash_complete kcmdr backup get -n cmpl-$$)" "-n NAMESPACE"
-  assert_eq "cmpl-alpha-elsewhere" "$(bash_complete kcmdr backup get -n "$ns2" cmpl-)" "the other namespace"
+  assert_eq "cmpl-alpha-elsewhere" "$(bash_complete kcmdr backup delete -n "$ns2" cmpl-)" "the other namespace"
   [ ! -s bash_complete.noise ] || fail "completion wrote to the terminal: $(cat bash_complete.noise)"
 }
 
