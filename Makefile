@@ -22,13 +22,28 @@ KUBE_E2E := $(BUILD)/kube-e2e
 OBJSTORE_E2E := $(BUILD)/objstore-e2e
 ENGINE_E2E := $(BUILD)/engine-e2e
 
-.PHONY: all test test-unit test-e2e test-diff test-build asan asan-unit asan-diff asan-e2e asan-build valgrind fuzz fuzz-build bench bench-backup bench-restore clean demo deps chaos
+.PHONY: all install test test-unit test-e2e test-diff test-build asan asan-unit asan-diff asan-e2e asan-build valgrind fuzz fuzz-build bench bench-backup bench-restore clean demo deps chaos
 
 all: $(BIN)
 
 $(BIN): $(BUILD)/main.o $(OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the binary, kubectl-kcmdr (the kubectl plugin:
+# `kubectl kcmdr ...`) and kubectl_complete-kcmdr (its completion in kubectl 1.26+) as links to
+# it, and the bash, zsh and fish completion scripts it prints.
+PREFIX  ?= /usr/local
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kcmdr
+	ln -sf kcmdr $(DESTDIR)$(PREFIX)/bin/kubectl-kcmdr
+	ln -sf kcmdr $(DESTDIR)$(PREFIX)/bin/kubectl_complete-kcmdr
+	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kcmdr
+	ln -sf kcmdr $(DESTDIR)$(PREFIX)/share/bash-completion/completions/kubectl-kcmdr
+	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_kcmdr
+	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/kcmdr.fish
 
 # the manifests `kcmdr install` prints, compiled in
 $(BUILD)/manifests.c: $(MANIFESTS) scripts/embed

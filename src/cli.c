@@ -31,6 +31,102 @@ bool cli_flag_takes_value(const char *arg) {
   return false;
 }
 
+/* ---- completion's questions and the program's name (see cli.h) ---- */
+
+static cli_query_fn query_fn;
+static void *query_ud;
+static const char *prog_name = "kcmdr";
+static const char *const *prog_verbs;
+
+void cli_query_set(cli_query_fn fn, void *ud) {
+  query_fn = fn;
+  query_ud = ud;
+}
+
+const char *cli_global_flag(size_t i, bool *value) {
+  static const char *const bool_flags[] = {"-h", "--help"};
+  *value = i < KD_ARRAY_LEN(value_flags);
+  if (*value) return value_flags[i];
+  i -= KD_ARRAY_LEN(value_flags);
+  return i < KD_ARRAY_LEN(bool_flags) ? bool_flags[i] : NULL;
+}
+
+void cli_set_prog(const char *prog, const char *const *verbs) {
+  prog_name = prog;
+  prog_verbs = verbs;
+}
+
+const char *cli_prog(void) { return prog_name; }
+
+/* True when p (just after "kcmdr ") starts with a verb name, '[' or an upper-case word. */
+static bool prog_word_follows(const char *p) {
+  if (*p == '[' || (*p >= 'A' && *p <= 'Z')) return true;
+  for (size_t k = 0; prog_verbs && prog_verbs[k]; k++) {
+    size_t n = strlen(prog_verbs[k]);
+    if (strncmp(p, prog_verbs[k], n) == 0 && !isalnum((unsigned char)p[n]) && p[n] != '-') return true;
+  }
+  return false;
+}
+
+void cli_put_usage(FILE *f, const char *usage) {
+  bool other = strcmp(prog_name, "kcmdr") != 0;
+  for (const char *p = usage; *p;) {
+    if (other && strncmp(p, "kcmdr ", 6) == 0 && prog_word_follows(p + 6) &&
+        (p == usage || !(isalnum((unsigned char)p[-1]) || strchr("-_/.", p[-1])))) {
+      fprintf(f, "%s ", prog_name);
+      p += 6;
+      continue;
+    }
+    const char *q = p + 1;
+    while (*q && *q != 'k') q++;
+    fwrite(p, 1, (size_t)(q - p), f);
+    p = q;
+  }
+}
+
+/* The flags of a usage text, reported to query_fn: every indented line that starts with '-' lists
+ * its flags up to the first gap of two spaces ("  -l, --selector S   label selector"); a word that
+ * is not a flag after a group of flags is their value ("S"), so they take one; a word that is not
+ * a flag anywhere else is text ("  - every file ..."), and ends the line's flags. */
+static void query_usage_flags(const char *usage) {
+  for (const char *line = usage; *line;) {
+    const char *end = strchr(line, '\n'), *p = line;
+    if (!end) end = line + strlen(line);
+    while (p < end && *p == ' ') p++;
+    if (p > line && p < end && *p == '-') {
+      const char *group[8];
+      size_t glen[8], ng = 0;
+      while (p < end) {
+        const char *t = p;
+        while (p < end && *p != ' ' && *p != ',') p++;
+        size_t n = (size_t)(p - t);
+        bool flag = n > 1 && t[0] == '-' && (isalnum((unsigned char)t[1]) || (t[1] == '-' && n > 2));
+        if (flag && ng < KD_ARRAY_LEN(group)) {
+          group[ng] = t;
+          glen[ng++] = n;
+        } else if (!flag) { /* a value: the group before it takes one; else the text has begun */
+          if (!ng) break;
+          for (size_t k = 0; k < ng; k++) {
+            char w[64];
+            snprintf(w, sizeof w, "%.*s", (int)glen[k], group[k]);
+            query_fn(CLI_WORD_VALUE_FLAG, w, query_ud);
+          }
+          ng = 0;
+        }
+        if (p < end && *p == ',') p++;
+        if (p + 1 < end && p[0] == ' ' && p[1] == ' ') break;
+        if (p < end && *p == ' ') p++;
+      }
+      for (size_t k = 0; k < ng; k++) {
+        char w[64];
+        snprintf(w, sizeof w, "%.*s", (int)glen[k], group[k]);
+        query_fn(CLI_WORD_FLAG, w, query_ud);
+      }
+    }
+    line = *end ? end + 1 : end;
+  }
+}
+
 const char *cli_flag_value(int argc, char **argv, int *i, const char *name, bool *matched) {
   size_t n = strlen(name);
   *matched = false;
@@ -117,8 +213,12 @@ int cli_globals_parse(int *argc, char **argv, struct cli_globals *g) {
 int cli_start(int *argc, char **argv, struct cli_globals *g, const char *usage) {
   int ret = cli_globals_parse(argc, argv, g);
   if (ret != CLI_OK) return ret;
+  if (query_fn) {
+    query_usage_flags(usage);
+    return CLI_OK;
+  }
   if (g->help) {
-    fputs(usage, stdout);
+    cli_put_usage(stdout, usage);
     return CLI_OK;
   }
   return -1;
@@ -127,6 +227,7 @@ int cli_start(int *argc, char **argv, struct cli_globals *g, const char *usage) 
 int cli_client(const struct cli_globals *g, kube_client **out) { return cli_client_with(g, NULL, out); }
 
 int cli_client_with(const struct cli_globals *g, const struct kube_client_opts *opts, kube_client **out) {
+  if (query_fn) return CLI_FAIL; /* a verb only asked what it accepts reaches no cluster */
   struct kubecfg_opts o = {g->kubeconfig, g->context, g->namespace, g->server};
   kd_rc rc = kube_client_from_opts(&o, opts, out);
   if (rc != KD_OK) {
@@ -172,10 +273,10 @@ static const char get_usage[] =
     "Print objects of RESOURCE (plural, Kind, resource.group or group/version/resource) as JSON:\n"
     "one object with NAME, else a List of every object (read page by page).\n"
     "\n"
-    "  -l, --selector S   label selector (k=v, k!=v, k in (a,b), k, !k)\n"
-    "  -A                 all namespaces\n"
-    "  --limit N          page size for lists (default 500)\n"
-    "  --count            print only the number of objects\n";
+    "  -l, --selector S        label selector (k=v, k!=v, k in (a,b), k, !k)\n"
+    "  -A, --all-namespaces    all namespaces\n"
+    "  --limit N               page size for lists (default 500)\n"
+    "  --count                 print only the number of objects\n";
 
 int cli_get(int argc, char **argv) {
   struct cli_globals g;
@@ -197,7 +298,8 @@ int cli_get(int argc, char **argv) {
         return CLI_USAGE;
       }
     } else if (argv[i][0] == '-') {
-      fprintf(stderr, "kcmdr get: unknown flag '%s'\n%s", argv[i], get_usage);
+      fprintf(stderr, "kcmdr get: unknown flag '%s'\n", argv[i]);
+      cli_put_usage(stderr, get_usage);
       return CLI_USAGE;
     } else if (!resource) resource = argv[i];
     else if (!name) name = argv[i];
@@ -207,7 +309,8 @@ int cli_get(int argc, char **argv) {
     }
   }
   if (!resource) {
-    fprintf(stderr, "kcmdr get: which resource?\n%s", get_usage);
+    fprintf(stderr, "kcmdr get: which resource?\n");
+    cli_put_usage(stderr, get_usage);
     return CLI_USAGE;
   }
   kube_client *c = NULL;
@@ -443,7 +546,8 @@ int cli_check_timeout(const char *verb, const char *timeout, int64_t *ms) {
 
 int cli_check_names(const char *verb, const char *usage, int npos) {
   if (npos > 0) return -1;
-  fprintf(stderr, "kcmdr %s: which NAME?\n%s", verb, usage);
+  fprintf(stderr, "kcmdr %s: which NAME?\n", verb);
+  cli_put_usage(stderr, usage);
   return CLI_USAGE;
 }
 
@@ -459,19 +563,24 @@ int cli_subcommand(int argc, char **argv, const char *verb, const char *usage, c
   struct cli_globals g;
   int ret = cli_globals_parse(&argc, argv, &g);
   if (ret != CLI_OK) return ret;
+  if (query_fn && argc < 2) {
+    for (size_t i = 0; i < nsubs; i++) query_fn(CLI_WORD_SUBCOMMAND, subs[i].name, query_ud);
+    return CLI_OK;
+  }
   if (argc < 2) {
-    fputs(usage, g.help ? stdout : stderr);
+    cli_put_usage(g.help ? stdout : stderr, usage);
     return g.help ? CLI_OK : CLI_USAGE;
   }
   for (size_t i = 0; i < nsubs; i++) {
     if (strcmp(argv[1], subs[i].name) != 0) continue;
     if (g.help) {
-      fputs(subs[i].usage, stdout);
+      cli_put_usage(stdout, subs[i].usage);
       return CLI_OK;
     }
     return subs[i].fn(&g, argc - 1, argv + 1);
   }
-  fprintf(stderr, "kcmdr %s: unknown subcommand '%s'\n%s", verb, argv[1], usage);
+  fprintf(stderr, "kcmdr %s: unknown subcommand '%s'\n", verb, argv[1]);
+  cli_put_usage(stderr, usage);
   return CLI_USAGE;
 }
 
@@ -938,6 +1047,14 @@ int cli_parse_opts(int argc, char **argv, const char *verb, const struct cli_opt
                    const char **pos, int max_pos, int *npos) {
   bool flags_done = false;
   *npos = 0;
+  if (query_fn) {
+    for (size_t k = 0; k < nopts; k++) {
+      enum cli_word w = opts[k].kind == CLI_OPT_BOOL ? CLI_WORD_FLAG : CLI_WORD_VALUE_FLAG;
+      query_fn(w, opts[k].name, query_ud);
+      if (opts[k].alias) query_fn(w, opts[k].alias, query_ud);
+    }
+    return CLI_OK;
+  }
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!flags_done && strcmp(a, "--") == 0) {

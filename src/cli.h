@@ -307,6 +307,29 @@ kd_rc cli_wait_shown(FILE *f, const char *noun, const char *counted, struct cli_
                      const struct kube_res *res, const char *ns, const char *name, int64_t timeout_ms, cli_wait_fn fn,
                      void *ud);
 
+/* ---- what completion asks of the verbs, and the program's name (cli.c) ---- */
+
+/* What a verb accepts, as it reports it when asked (cli_query_set). */
+enum cli_word { CLI_WORD_FLAG, CLI_WORD_VALUE_FLAG, CLI_WORD_SUBCOMMAND };
+typedef void (*cli_query_fn)(enum cli_word kind, const char *word, void *ud);
+/* Ask the verbs instead of running them (completion only; fn NULL: run as always). While set,
+ * a verb reports what it accepts to fn and returns CLI_OK having done nothing else: cli_start the
+ * flags its usage text lists (the indented lines that start with '-': "  -l, --selector S   ...";
+ * a flag followed by a word that is not a flag takes a value), cli_subcommand its subcommands
+ * when argv has none (else it runs the one named, which reports), cli_parse_opts the flags of its
+ * table; cli_client refuses (CLI_FAIL), so nothing reaches a cluster while a verb is only asked.
+ * Process-wide state, not for threads. */
+void cli_query_set(cli_query_fn fn, void *ud);
+/* The i-th global flag cli_globals_parse takes (NULL past the last); *value: it takes a value. */
+const char *cli_global_flag(size_t i, bool *value);
+/* The name usage texts show for the program: "kcmdr" unless set, e.g. to "kubectl kcmdr" when run
+ * as a kubectl plugin. verbs: the verb names (NULL-terminated, borrowed for the process's life);
+ * "kcmdr " in a usage text is replaced where a verb name, '[' or an upper-case word follows it. */
+void cli_set_prog(const char *prog, const char *const *verbs);
+const char *cli_prog(void);
+/* Print a usage text on f with the program's name as cli_set_prog says. */
+void cli_put_usage(FILE *f, const char *usage);
+
 /* The backup and restore verbs (cli_backup.c, cli_restore.c). */
 int cli_backup(int argc, char **argv);
 int cli_restore(int argc, char **argv);

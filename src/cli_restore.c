@@ -183,7 +183,8 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
   if (ret >= 0) goto fail;
   ret = CLI_USAGE;
   if (!from || !from[0]) {
-    fprintf(stderr, "kcmdr restore create: --from-backup BACKUP is required\n%s", create_usage);
+    fprintf(stderr, "kcmdr restore create: --from-backup BACKUP is required\n");
+    cli_put_usage(stderr, create_usage);
     goto fail;
   }
   if (!cli_name_valid(from)) {
