@@ -249,6 +249,7 @@ YAML
   # the kubelet rotates the token; the old one is then revoked
   kubectl -n kcm-system create secret generic token-b >/dev/null
   pod_token_dir sa "$(kubectl -n kcm-system create token "$sa" --bound-object-kind Secret --bound-object-name token-b)"
+  assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$POD_CA" -H "Authorization: Bearer $token_a" "$api/api")" "the first token, before its Secret goes"
   kubectl -n kcm-system delete secret token-a >/dev/null
   # the old token is really dead now: what works from here on was done with the new one
   wait_until 10 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' --cacert '$POD_CA' -H 'Authorization: Bearer $token_a' $api/api)\" = 401 ]"
