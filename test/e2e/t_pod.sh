@@ -186,6 +186,7 @@ prctl(38, 1)  # PR_SET_NO_NEW_PRIVS (allowPrivilegeEscalation: false)
 os.execve(sys.argv[5], sys.argv[5:], env)
 PY
   uid=$(jq -r '.securityContext.runAsUser' <<<"$pod") gid=$(jq -r '.securityContext.runAsGroup' <<<"$pod")
+  assert_eq "$uid:$gid" "$(jq -r .config.User <<<"$cfg")" "the Pod's user is the image's own"
   unshare --mount --pid --uts --fork --kill-child --propagation private bash -euc '
     R=$1 W=$2; shift 2
     hostname kcmdr-pod
