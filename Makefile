@@ -89,8 +89,13 @@ deps:
 IMAGE     := build/kcmdr-image.oci.tar
 IMAGE_BIN := bin/kcmdr
 image: $(IMAGE)
-$(IMAGE): $(IMAGE_BIN) scripts/image
+$(IMAGE): $(IMAGE_BIN) scripts/image build/image-revision
 	scripts/image --bin $(IMAGE_BIN) --out $@
+# the commit is in the image (its time and labels): a new commit makes it out of date
+build/image-revision: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(shell git rev-parse HEAD 2>/dev/null)' | cmp -s - $@ || echo '$(shell git rev-parse HEAD 2>/dev/null)' > $@
+.PHONY: FORCE
 
 test-unit: $(UNIT)
 	KCMDR_TEST_DATA=$(CURDIR)/test/data $(UNIT)

@@ -104,14 +104,15 @@ test_pod_runs_from_the_image_as_its_deployment() {
   trap 'pod_stop; ctl_stop_all; "$REPO/scripts/testenv" down --name "$ENG_ENV" >/dev/null 2>&1' EXIT
   POD_CA=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority}')
   [ -s "$POD_CA" ] || fail "no CA file in the kubeconfig"
-  # the manifests, as JSON; the image name follows the binary's version and --image
-  version=$("$KCMDR" version | sed -n '1s/^kcmdr //p')
-  "$KCMDR" install | kubectl create --dry-run=client -o json -f - > install.json
+  # the manifests, as JSON, from the binary in the image; the image name follows its version
+  # and --image
+  version=$("$IMAGE_BIN" version | sed -n '1s/^kcmdr //p')
+  "$IMAGE_BIN" install | kubectl create --dry-run=client -o json -f - > install.json
   dep=$(jq -c 'select(.kind == "Deployment")' install.json)
   assert_eq "kcmdr:$version" "$(jq -r '.spec.template.spec.containers[0].image' <<<"$dep")" "the Deployment's image"
   assert_eq "$(tar -xOf "$IMAGE" index.json | jq -r '.manifests[0].annotations["org.opencontainers.image.ref.name"]')" \
     "kcmdr:$version" "the image make image built is the one kcmdr install names"
-  "$KCMDR" install --image registry.example/kcmdr:1.2 | grep -q '^ *image: registry.example/kcmdr:1.2$' || fail "--image not applied"
+  "$IMAGE_BIN" install --image registry.example/kcmdr:1.2 | grep -q '^ *image: registry.example/kcmdr:1.2$' || fail "--image not applied"
   jq -s '{apiVersion: "v1", kind: "List", items: map(select(.kind != "Deployment"))}' install.json | kubectl apply -f - > apply.log
   pod=$(jq -c '.spec.template.spec' <<<"$dep")
   ctr=$(jq -c '.containers[0]' <<<"$pod")
