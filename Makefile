@@ -22,7 +22,7 @@ KUBE_E2E := $(BUILD)/kube-e2e
 OBJSTORE_E2E := $(BUILD)/objstore-e2e
 ENGINE_E2E := $(BUILD)/engine-e2e
 
-.PHONY: all install test test-unit test-e2e test-diff test-build asan asan-unit asan-diff asan-e2e asan-build valgrind fuzz fuzz-build bench bench-backup bench-restore clean demo deps chaos
+.PHONY: all image install test test-unit test-e2e test-diff test-build asan asan-unit asan-diff asan-e2e asan-build valgrind fuzz fuzz-build bench bench-backup bench-restore clean demo deps chaos
 
 all: $(BIN)
 
@@ -99,11 +99,24 @@ bench-restore: all $(BUILD)/bench-restore
 deps:
 	scripts/deps
 
+# The container image (scripts/image): an OCI archive of bin/kcmdr FROM scratch, always from the
+# normal build (the ASan targets' BIN is another binary; their e2e runs use this image too).
+IMAGE     := build/kcmdr-image.oci.tar
+IMAGE_BIN := bin/kcmdr
+image: $(IMAGE)
+$(IMAGE): $(IMAGE_BIN) scripts/image build/image-revision
+	scripts/image --bin $(IMAGE_BIN) --out $@
+# the commit is in the image (its time and labels): a new commit makes it out of date
+build/image-revision: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(shell git rev-parse HEAD 2>/dev/null)' | cmp -s - $@ || echo '$(shell git rev-parse HEAD 2>/dev/null)' > $@
+.PHONY: FORCE
+
 test-unit: $(UNIT)
 	KCMDR_TEST_DATA=$(CURDIR)/test/data $(UNIT)
 
-test-e2e: $(BIN) $(KUBE_E2E) $(OBJSTORE_E2E) $(ENGINE_E2E) $(BUILD)/bench-backup
-	KCMDR_BIN=$(CURDIR)/$(BIN) KUBE_E2E=$(CURDIR)/$(KUBE_E2E) OBJSTORE_E2E=$(CURDIR)/$(OBJSTORE_E2E) ENGINE_E2E=$(CURDIR)/$(ENGINE_E2E) BENCH_BACKUP=$(CURDIR)/$(BUILD)/bench-backup test/e2e/run
+test-e2e: $(BIN) $(KUBE_E2E) $(OBJSTORE_E2E) $(ENGINE_E2E) $(BUILD)/bench-backup $(IMAGE)
+	KCMDR_IMAGE=$(CURDIR)/$(IMAGE) KCMDR_IMAGE_BIN=$(CURDIR)/$(IMAGE_BIN) KCMDR_BIN=$(CURDIR)/$(BIN) KUBE_E2E=$(CURDIR)/$(KUBE_E2E) OBJSTORE_E2E=$(CURDIR)/$(OBJSTORE_E2E) ENGINE_E2E=$(CURDIR)/$(ENGINE_E2E) BENCH_BACKUP=$(CURDIR)/$(BUILD)/bench-backup test/e2e/run
 
 # Differential tests against the Go libraries the Go side uses (test/diff/t_*.sh).
 test-diff: $(BIN) $(UNIT)
@@ -112,22 +125,22 @@ test-diff: $(BIN) $(UNIT)
 test: test-unit test-diff test-e2e
 
 # everything the tests run, built (scripts/test builds before it times the suites)
-test-build: $(BIN) $(UNIT) $(KUBE_E2E) $(OBJSTORE_E2E) $(ENGINE_E2E) $(BUILD)/bench-backup
+test-build: $(BIN) $(UNIT) $(KUBE_E2E) $(OBJSTORE_E2E) $(ENGINE_E2E) $(BUILD)/bench-backup $(IMAGE)
 
 # All tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; asan-unit,
 # asan-diff, asan-e2e and asan-build: one suite of them (scripts/test runs diff and e2e only here).
 ASAN_MAKE = $(MAKE) BUILD=build/asan BIN=build/asan/kcmdr \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined"
-asan:
+asan: $(IMAGE)
 	$(ASAN_MAKE) test
 asan-unit:
 	$(ASAN_MAKE) test-unit
 asan-diff:
 	$(ASAN_MAKE) test-diff
-asan-e2e:
+asan-e2e: $(IMAGE)
 	$(ASAN_MAKE) test-e2e
-asan-build:
+asan-build: $(IMAGE)
 	$(ASAN_MAKE) test-build
 
 # Unit tests under valgrind: any leak or memory error fails.
