@@ -27,5 +27,6 @@ int test_joblog(void);
 int test_restore(void);
 int test_jsonpatch(void), test_resmod(void);
 int test_cli(void);
+int test_metrics(void);
 
 #endif
