@@ -59,6 +59,7 @@ static void label_string(const char *const *lv, char *out, size_t n) {
   for (size_t i = 0; lv && lv[i] && lv[i + 1]; i += 2) {
     char one[512];
     size_t k = (size_t)snprintf(one, sizeof one, "%s%s=\"", j ? "," : "", lv[i]);
+    if (k + 4 >= sizeof one) break; /* a key this long is a caller's bug: the pair is left out */
     for (const char *p = lv[i + 1]; *p && k + 4 < sizeof one; p++) {
       if (*p == '"' || *p == '\\') one[k++] = '\\';
       if (*p == '\n') {

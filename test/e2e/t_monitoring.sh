@@ -62,6 +62,8 @@ mon_metric() { wait_until "${2:-30}" sh -c "curl -sf '127.0.0.1:$MON_PORT/metric
 #   fire, and nothing for the healthy ManagementBackup and location;
 # - the controller killed: its series go stale; KcmdrNoLeader (absent) fires after 5m, pending
 #   before; nothing else fires.
+# Each alert made to never fire, or to always fire, and KcmdrNoRecentBackup without its margin:
+# each such mutant fails the same promtool tests (so every case can fail).
 # Asserted besides: promtool check rules on the rules file and on the PrometheusRule's spec (and
 # that it is what deploy/monitoring/generate makes of the rules file); promtool check metrics on a
 # real scrape; every kcmdr_ metric the rules and the dashboard's queries use exists in the scrapes;
@@ -195,4 +197,32 @@ YAML
                + (quiet("end+360") | map(select(.alert != "KcmdrNoLeader"))))}]}' > spec.json
   python3 "$REPO/test/e2e/promtool_tests.py" spec.json > kcmdr-tests.yaml || fail "converting the scrapes"
   "$promtool" test rules kcmdr-tests.yaml || fail "promtool test rules (the scrapes are in $PWD/scrapes)"
+
+  # the tests have teeth: with any one alert made to never fire, or to always fire, or with
+  # KcmdrNoRecentBackup's margin taken away, the same tests fail
+  local m
+  for m in $(jq -r '.groups[].rules[].alert' <(python3 -c 'import sys, json, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)' "$mon/kcmdr-rules.yaml")); do
+    for e in 'vector(1) < 0' 'vector(1)'; do
+      mon_mutant "$mon/kcmdr-rules.yaml" "$m" "$e" > mutant.yaml
+      sed "s#$mon/kcmdr-rules.yaml#$PWD/mutant.yaml#" kcmdr-tests.yaml > mutant-tests.yaml
+      if "$promtool" test rules mutant-tests.yaml >/dev/null 2>&1; then fail "the tests pass with $m's expression replaced by: $e"; fi
+    done
+  done
+  sed 's/+ clamp_max(max by (managementbackup) (kcmdr_schedule_interval_seconds), 3600)/+ 0/' "$mon/kcmdr-rules.yaml" > mutant.yaml
+  ! cmp -s mutant.yaml "$mon/kcmdr-rules.yaml" || fail "the margin mutation changed nothing"
+  sed "s#$mon/kcmdr-rules.yaml#$PWD/mutant.yaml#" kcmdr-tests.yaml > mutant-tests.yaml
+  if "$promtool" test rules mutant-tests.yaml >/dev/null 2>&1; then fail "the tests pass without KcmdrNoRecentBackup's margin"; fi
+}
+
+# mon_mutant RULES ALERT EXPR: RULES with ALERT's expression replaced by EXPR
+mon_mutant() {
+  python3 - "$@" <<'PY2'
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+for g in d["groups"]:
+    for r in g["rules"]:
+        if r.get("alert") == sys.argv[2]:
+            r["expr"] = sys.argv[3]
+yaml.safe_dump(d, sys.stdout)
+PY2
 }
