@@ -196,6 +196,7 @@ YAML
        evals: ([{at: "end+60", alert: "KcmdrNoLeader", exp: []}, {at: "end+360", alert: "KcmdrNoLeader", exp: [{}]}]
                + (quiet("end+360") | map(select(.alert != "KcmdrNoLeader"))))}]}' > spec.json
   python3 "$REPO/test/e2e/promtool_tests.py" spec.json > kcmdr-tests.yaml || fail "converting the scrapes"
+  cp kcmdr-tests.yaml promtool-tests.out # test/e2e/run keeps *.out of a failed test
   "$promtool" test rules kcmdr-tests.yaml || fail "promtool test rules (the scrapes are in $PWD/scrapes)"
 
   # the tests have teeth: with any one alert made to never fire, or to always fire, or with
