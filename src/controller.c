@@ -36,6 +36,7 @@ static const struct kube_res res_cd = {"k0rdent.mirantis.com", "v1beta1", "clust
 static const struct kube_res res_ct = {"k0rdent.mirantis.com", "v1beta1", "clustertemplates", "ClusterTemplate", true};
 static const struct kube_res res_backup = {"velero.io", "v1", "backups", "Backup", true};
 static const struct kube_res res_bsl = {"velero.io", "v1", "backupstoragelocations", "BackupStorageLocation", true};
+static const struct kube_res res_restore = {"velero.io", "v1", "restores", "Restore", true};
 
 static volatile int g_stop;
 static void on_signal(int sig) {
@@ -43,7 +44,19 @@ static void on_signal(int sig) {
   g_stop = 1;
 }
 
-enum { INF_MB, INF_BACKUP, INF_BSL, INF_CD, INF_CT, INF_MGMT, INF_COUNT };
+/* INF_RESTORE feeds metrics only: it never holds up readiness or reconciles */
+enum { INF_MB, INF_BACKUP, INF_BSL, INF_CD, INF_CT, INF_MGMT, INF_RESTORE, INF_COUNT };
+
+/* Metrics the alerts in deploy/monitoring/ read. Per ManagementBackup, per storage location or
+ * per phase, never per Backup name: the number of series stays bounded. */
+#define M_BACKUPS_FINISHED "kcmdr_backups_finished_total"
+#define M_BACKUPS_FINISHED_HELP "Backups seen reaching a final phase, by ManagementBackup and phase."
+#define M_RESTORES_FINISHED "kcmdr_restores_finished_total"
+#define M_RESTORES_FINISHED_HELP "Restores seen reaching a final phase, by phase."
+#define M_LEADER "kcmdr_leader"
+#define M_LEADER_HELP "1 while this replica leads (holds the Lease, or runs without leader election), else 0."
+static const char *const final_phases[] = {VELERO_PHASE_COMPLETED, VELERO_PHASE_PARTIALLY_FAILED, VELERO_PHASE_FAILED,
+                                           VELERO_PHASE_FAILED_VALIDATION};
 
 struct ctl {
   kube_client *c;
@@ -232,24 +245,156 @@ static void backup_metrics(struct ctl *x, const char *mb, json_t *old, json_t *o
   const char *was = json_string_value(json_object_get(json_object_get(old, "status"), "phase"));
   const char *now = json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
   if (!velero_phase_terminal(now) || kd_streq(was, now)) return;
+  const char *lv[] = {"managementbackup", mb, "phase", now, NULL};
+  metrics_counter_addv(x->m, M_BACKUPS_FINISHED, M_BACKUPS_FINISHED_HELP, lv, 1);
   if (strcmp(now, VELERO_PHASE_COMPLETED) == 0) {
     metrics_counter_add(x->m, "kcmdr_backups_completed_total", "Backups that completed, by ManagementBackup.",
                         "managementbackup", mb, 1);
-    time_t t;
-    if (time_of(json_object_get(o, "status"), "completionTimestamp", &t))
-      metrics_gauge_set(x->m, "kcmdr_last_successful_backup_timestamp_seconds",
-                        "Completion time of the last successful backup, by ManagementBackup.", "managementbackup", mb,
-                        (double)t);
   } else {
     metrics_counter_add(x->m, "kcmdr_backups_failed_total",
                         "Backups that ended Failed, PartiallyFailed or FailedValidation, by ManagementBackup.",
                         "managementbackup", mb, 1);
   }
-  time_t s, e;
-  if (time_of(json_object_get(o, "status"), "startTimestamp", &s) &&
-      time_of(json_object_get(o, "status"), "completionTimestamp", &e))
-    metrics_gauge_set(x->m, "kcmdr_last_backup_duration_seconds", "Duration of the last finished backup.",
-                      "managementbackup", mb, (double)(e - s));
+}
+
+static void on_restore_update(json_t *old, json_t *o, void *ud) {
+  struct ctl *x = ud;
+  const char *was = json_string_value(json_object_get(json_object_get(old, "status"), "phase"));
+  const char *now = json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
+  if (!velero_phase_terminal(now) || kd_streq(was, now)) return;
+  const char *lv[] = {"phase", now, NULL};
+  metrics_counter_addv(x->m, M_RESTORES_FINISHED, M_RESTORES_FINISHED_HELP, lv, 1);
+}
+
+/* Restores: metadata (without managedFields) and status are all the metrics need */
+static json_t *keep_restore(json_t *o) {
+  json_t *md = json_deep_copy(json_object_get(o, "metadata"));
+  if (md) json_object_del(md, "managedFields");
+  return json_pack("{s:o?,s:O?}", "metadata", md, "status", json_object_get(o, "status"));
+}
+
+static void gauge1(metrics *m, const char *name, const char *help, const char *lk, const char *lv, double v) {
+  const char *l[] = {lk, lv, NULL};
+  metrics_gauge_setv(m, name, help, lk ? l : NULL, v);
+}
+
+/* the phase as a label value: a known Velero phase, else "Unknown" (bounded label values) */
+static const char *phase_label(const char *ph) {
+  static const char *const known[] = {
+      VELERO_PHASE_NEW, VELERO_PHASE_QUEUED, VELERO_PHASE_READY_TO_START, VELERO_PHASE_FAILED_VALIDATION,
+      VELERO_PHASE_IN_PROGRESS, VELERO_PHASE_WAITING_PLUGIN_OPS, VELERO_PHASE_WAITING_PLUGIN_OPS_PF,
+      VELERO_PHASE_FINALIZING, VELERO_PHASE_FINALIZING_PF, VELERO_PHASE_COMPLETED, VELERO_PHASE_PARTIALLY_FAILED,
+      VELERO_PHASE_FAILED, VELERO_PHASE_DELETING};
+  for (size_t i = 0; ph && i < KD_ARRAY_LEN(known); i++)
+    if (strcmp(ph, known[i]) == 0) return known[i];
+  return "Unknown";
+}
+
+/* One ManagementBackup's series: creation time, the schedule's interval (the gap between its
+ * next two activations from now, so CRON_TZ and irregular schedules are what they are), the
+ * newest successful backup (from the cached Backups and the status, whichever is newer), and
+ * the last backup's phase, duration and items (from status.lastBackup). */
+static void collect_mb(metrics *m, json_t *mb, json_t *success, time_t now) {
+  const char *name = meta_str(mb, "name");
+  if (!name) return;
+  const char *lv[] = {"managementbackup", name, NULL};
+  time_t t, s;
+  if (time_of(json_object_get(mb, "metadata"), "creationTimestamp", &t))
+    metrics_gauge_setv(m, "kcmdr_managementbackup_created_timestamp_seconds",
+                       "Creation time of the ManagementBackup (the start of its first interval).", lv, (double)t);
+  json_t *sj = json_object_get(json_object_get(mb, "spec"), "schedule");
+  cron_schedule *cs = NULL;
+  if (json_string_length(sj) && cron_parse_n(json_string_value(sj), json_string_length(sj), &cs) == KD_OK) {
+    int64_t n1 = cron_next(cs, (int64_t)now), n2 = n1 ? cron_next(cs, n1) : 0;
+    if (n2 > n1)
+      metrics_gauge_setv(m, "kcmdr_schedule_interval_seconds",
+                         "Seconds between the next two activations of the ManagementBackup's schedule.", lv,
+                         (double)(n2 - n1));
+    cron_free(cs);
+  }
+  char own[MB_LABEL_MAX + 1];
+  mb_bounded(name, MB_LABEL_MAX, own);
+  double last = (double)json_integer_value(json_object_get(success, own));
+  json_t *lb = json_object_get(json_object_get(mb, "status"), "lastBackup");
+  const char *ph = json_string_value(json_object_get(lb, "phase"));
+  if (kd_streq(ph, VELERO_PHASE_COMPLETED) && time_of(lb, "completionTimestamp", &t) && (double)t > last) last = (double)t;
+  if (last > 0)
+    metrics_gauge_setv(m, "kcmdr_last_successful_backup_timestamp_seconds",
+                       "Completion time of the newest Completed backup, by ManagementBackup.", lv, last);
+  if (ph) {
+    const char *cur = phase_label(ph);
+    for (size_t i = 0; i < KD_ARRAY_LEN(final_phases); i++) {
+      const char *pl[] = {"managementbackup", name, "phase", final_phases[i], NULL};
+      metrics_gauge_setv(m, "kcmdr_last_backup_phase", "1 for the phase of the ManagementBackup's last backup.", pl,
+                         strcmp(cur, final_phases[i]) == 0);
+    }
+    const char *pl[] = {"managementbackup", name, "phase", cur, NULL};
+    metrics_gauge_setv(m, "kcmdr_last_backup_phase", "1 for the phase of the ManagementBackup's last backup.", pl, 1);
+  }
+  if (velero_phase_terminal(ph)) {
+    if (time_of(lb, "startTimestamp", &s) && time_of(lb, "completionTimestamp", &t) && t >= s)
+      metrics_gauge_setv(m, "kcmdr_last_backup_duration_seconds", "Duration of the last finished backup, by ManagementBackup.",
+                         lv, (double)(t - s));
+    json_t *items = json_object_get(json_object_get(lb, "progress"), "itemsBackedUp");
+    if (json_is_integer(items))
+      metrics_gauge_setv(m, "kcmdr_last_backup_items", "Items in the last finished backup, by ManagementBackup.", lv,
+                         (double)json_integer_value(items));
+  }
+  for (size_t i = 0; i < KD_ARRAY_LEN(final_phases); i++) { /* counters exist from 0, so increase() sees the first */
+    const char *pl[] = {"managementbackup", name, "phase", final_phases[i], NULL};
+    metrics_counter_addv(m, M_BACKUPS_FINISHED, M_BACKUPS_FINISHED_HELP, pl, 0);
+  }
+}
+
+/* The metrics collector: series that describe the current state are recomputed from the
+ * caches at every scrape, so they hold after a restart and on every replica alike (the leader
+ * and the standbys show the same values; alerts take the max over replicas). */
+static void collect(metrics *m, void *ud) {
+  struct ctl *x = ud;
+  static const char *const state_families[] = {
+      "kcmdr_managementbackup_created_timestamp_seconds", "kcmdr_schedule_interval_seconds",
+      "kcmdr_last_successful_backup_timestamp_seconds", "kcmdr_last_backup_phase", "kcmdr_last_backup_duration_seconds",
+      "kcmdr_last_backup_items", "kcmdr_storage_location_available", "kcmdr_last_restore_duration_seconds",
+      "kcmdr_last_restore_items"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(state_families); i++) metrics_reset(m, state_families[i]);
+  json_t *mbs = informer_list(x->inf[INF_MB]), *backups = informer_list(x->inf[INF_BACKUP]);
+  json_t *bsls = informer_list(x->inf[INF_BSL]), *restores = informer_list(x->inf[INF_RESTORE]);
+  json_t *success = json_object(), *o, *newest = NULL;
+  size_t i;
+  time_t t, s, newest_t = 0;
+  json_array_foreach(backups, i, o) { /* owner label -> newest Completed backup's completion time */
+    json_t *st = json_object_get(o, "status");
+    const char *owner = label(o, MB_LABEL_BACKUP);
+    if (!owner || !kd_streq(json_string_value(json_object_get(st, "phase")), VELERO_PHASE_COMPLETED) ||
+        !time_of(st, "completionTimestamp", &t))
+      continue;
+    if (json_integer_value(json_object_get(success, owner)) < t) json_object_set_new(success, owner, json_integer(t));
+  }
+  time_t now = time(NULL);
+  json_array_foreach(mbs, i, o) collect_mb(m, o, success, now);
+  json_array_foreach(bsls, i, o) {
+    const char *ph = json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
+    gauge1(m, "kcmdr_storage_location_available", "1 while the BackupStorageLocation's phase is Available, else 0.",
+           "location", meta_str(o, "name"), kd_streq(ph, "Available"));
+  }
+  json_array_foreach(restores, i, o) { /* the newest finished Restore */
+    json_t *st = json_object_get(o, "status");
+    if (velero_phase_terminal(json_string_value(json_object_get(st, "phase"))) && time_of(st, "completionTimestamp", &t) &&
+        (!newest || t > newest_t))
+      newest = st, newest_t = t;
+  }
+  if (newest && time_of(newest, "startTimestamp", &s) && newest_t >= s)
+    gauge1(m, "kcmdr_last_restore_duration_seconds", "Duration of the newest finished Restore.", NULL, NULL,
+           (double)(newest_t - s));
+  json_t *items = json_object_get(json_object_get(newest, "progress"), "itemsRestored");
+  if (json_is_integer(items))
+    gauge1(m, "kcmdr_last_restore_items", "Items restored by the newest finished Restore.", NULL, NULL,
+           (double)json_integer_value(items));
+  json_decref(success);
+  json_decref(mbs);
+  json_decref(backups);
+  json_decref(bsls);
+  json_decref(restores);
 }
 
 /* A change that matters (a Backup appeared, went, or changed phase): name is looked at now,
@@ -661,7 +806,7 @@ static void reconcile_upgrade(struct ctl *x) {
 
 static bool all_synced(struct ctl *x) {
   for (int i = 0; i < INF_COUNT; i++) {
-    if ((i == INF_BACKUP || i == INF_BSL) && !x->velero_ok) continue;
+    if (i == INF_RESTORE || ((i == INF_BACKUP || i == INF_BSL) && !x->velero_ok)) continue;
     /* listed, or surely not served (an empty cache is then the truth); one 404, as an API
      * server answers while it loads its CRDs, is not enough to go on without a cache */
     if (!mb_served_ready(&x->served[i], informer_synced(x->inf[i]))) return false;
@@ -677,10 +822,14 @@ static bool ready(void *ud) {
 static void *informer_thread(void *arg) {
   struct inf_thread *t = arg;
   struct ctl *x = t->ctl;
+  bool warned = false;
   while (!g_stop) {
     kd_rc rc = informer_run(x->inf[t->which], &g_stop);
     if (g_stop) break;
-    if (t->which == INF_BACKUP || t->which == INF_BSL) {
+    if (t->which == INF_RESTORE) { /* metrics only: nothing else waits for it */
+      if (!warned) kd_log(KD_LOG_WARN, "Restores cannot be watched (%s); restore metrics wait; retrying", kd_errmsg());
+      warned = true;
+    } else if (t->which == INF_BACKUP || t->which == INF_BSL) {
       if (x->velero_ok) kd_log(KD_LOG_WARN, "Velero resources unavailable: %s", kd_errmsg());
       x->velero_ok = 0;
       enqueue_all(x);
@@ -728,8 +877,8 @@ static void *worker_thread(void *arg) {
     }
     double secs = (double)(kd_now_ms() - t0) / 1000.0;
     metrics_counter_add(x->m, "kcmdr_reconcile_total", "Reconciles done.", NULL, NULL, 1);
-    metrics_gauge_set(x->m, "kcmdr_kube_requests_total", "Requests sent to the Kubernetes API so far.", NULL, NULL,
-                      (double)kube_client_requests(x->c));
+    metrics_counter_set(x->m, "kcmdr_kube_requests_total", "Requests sent to the Kubernetes API so far.",
+                        (double)kube_client_requests(x->c));
     metrics_observe(x->m, "kcmdr_reconcile_duration_seconds", "Time spent in one reconcile.", secs);
     if (rq > 0) enqueue(x, name, rq);
     free(name);
@@ -740,6 +889,7 @@ static void *worker_thread(void *arg) {
 static void lead_start(void *ud) {
   struct ctl *x = ud;
   x->leading = 1;
+  metrics_gauge_set(x->m, M_LEADER, M_LEADER_HELP, NULL, NULL, 1);
   enqueue_all(x);
   enqueue(x, UPGRADE_KEY, 0);
 }
@@ -747,6 +897,7 @@ static void lead_start(void *ud) {
 static void lead_stop(void *ud) {
   struct ctl *x = ud;
   x->leading = 0;
+  metrics_gauge_set(x->m, M_LEADER, M_LEADER_HELP, NULL, NULL, 0);
 }
 
 struct lease_arg {
@@ -913,18 +1064,27 @@ int controller_main(int argc, char **argv) {
   struct informer_opts o_bk = {x.ns, NULL, 0, keep_backup};
   struct informer_opts o_sel = {NULL, NULL, 0, keep_for_selectors};
   struct informer_opts o_mg = {NULL, NULL, 0, strip_managed_fields};
+  struct informer_handlers hrs = {NULL, on_restore_update, NULL, NULL, &x};
+  struct informer_opts o_rs = {x.ns, NULL, 0, keep_restore};
   if (informer_new(x.c, &res_mb, &o_mb, &hmb, &x.inf[INF_MB]) || informer_new(x.c, &res_backup, &o_bk, &hbk, &x.inf[INF_BACKUP]) ||
       informer_new(x.c, &res_bsl, &o_ns, &hbsl, &x.inf[INF_BSL]) || informer_new(x.c, &res_cd, &o_sel, &hcd, &x.inf[INF_CD]) ||
-      informer_new(x.c, &res_ct, &o_sel, &hct, &x.inf[INF_CT]) || informer_new(x.c, &res_mgmt, &o_mg, &hmg, &x.inf[INF_MGMT])) {
+      informer_new(x.c, &res_ct, &o_sel, &hct, &x.inf[INF_CT]) || informer_new(x.c, &res_mgmt, &o_mg, &hmg, &x.inf[INF_MGMT]) ||
+      informer_new(x.c, &res_restore, &o_rs, &hrs, &x.inf[INF_RESTORE])) {
     fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
     goto done;
   }
+  x.leading = !x.leader_elect;
+  metrics_gauge_set(x.m, M_LEADER, M_LEADER_HELP, NULL, NULL, x.leading);
+  for (size_t i = 0; i < KD_ARRAY_LEN(final_phases); i++) { /* from 0, so increase() sees the first */
+    const char *lv[] = {"phase", final_phases[i], NULL};
+    metrics_counter_addv(x.m, M_RESTORES_FINISHED, M_RESTORES_FINISHED_HELP, lv, 0);
+  }
+  metrics_set_collector(x.m, collect, &x);
   if (httpserv_start(metrics_addr, x.m, NULL, NULL, &hs_metrics) != KD_OK ||
       httpserv_start(health_addr, NULL, ready, &x, &hs_health) != KD_OK) {
     fprintf(stderr, "kcmdr controller: %s\n", kd_errmsg());
     goto done;
   }
-  x.leading = !x.leader_elect;
   for (int i = 0; i < INF_COUNT; i++) {
     it[i] = (struct inf_thread){&x, i};
     pthread_create(&th[nth++], NULL, informer_thread, &it[i]);

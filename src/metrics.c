@@ -15,6 +15,9 @@ static const double buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 struct metrics {
   pthread_mutex_t lock;
+  pthread_mutex_t collect_lock; /* one collect + render at a time */
+  metrics_collect_fn collect;
+  void *collect_ud;
   json_t *families; /* name -> {"type","help","series":{labels: value} | "hist":{counts,sum,count}} */
   long series;
 };
@@ -26,6 +29,7 @@ kd_rc metrics_new(metrics **out) {
     return kd_fail(KD_ERR_NOMEM, "out of memory");
   }
   pthread_mutex_init(&m->lock, NULL);
+  pthread_mutex_init(&m->collect_lock, NULL);
   *out = m;
   return KD_OK;
 }
@@ -34,6 +38,7 @@ void metrics_free(metrics *m) {
   if (!m) return;
   json_decref(m->families);
   pthread_mutex_destroy(&m->lock);
+  pthread_mutex_destroy(&m->collect_lock);
   free(m);
 }
 
@@ -47,29 +52,35 @@ static json_t *family(metrics *m, const char *name, const char *help, const char
   return f;
 }
 
-static void label_string(const char *k, const char *v, char *out, size_t n) {
-  if (!k) {
-    out[0] = '\0';
-    return;
-  }
-  size_t j = (size_t)snprintf(out, n, "%s=\"", k);
-  for (const char *p = v ? v : ""; *p && j + 3 < n; p++) {
-    if (*p == '"' || *p == '\\') out[j++] = '\\';
-    if (*p == '\n') {
-      out[j++] = '\\';
-      out[j++] = 'n';
-      continue;
+/* key="value",... from a NULL-terminated key, value list; truncated (at a pair) to n bytes */
+static void label_string(const char *const *lv, char *out, size_t n) {
+  size_t j = 0;
+  out[0] = '\0';
+  for (size_t i = 0; lv && lv[i] && lv[i + 1]; i += 2) {
+    char one[512];
+    size_t k = (size_t)snprintf(one, sizeof one, "%s%s=\"", j ? "," : "", lv[i]);
+    if (k + 4 >= sizeof one) break; /* a key this long is a caller's bug: the pair is left out */
+    for (const char *p = lv[i + 1]; *p && k + 4 < sizeof one; p++) {
+      if (*p == '"' || *p == '\\') one[k++] = '\\';
+      if (*p == '\n') {
+        one[k++] = '\\';
+        one[k++] = 'n';
+        continue;
+      }
+      one[k++] = *p;
     }
-    out[j++] = *p;
+    one[k++] = '"';
+    one[k] = '\0';
+    if (j + k + 1 > n) break;
+    memcpy(out + j, one, k + 1);
+    j += k;
   }
-  if (j + 2 <= n) out[j++] = '"';
-  out[j < n ? j : n - 1] = '\0';
 }
 
-static void set_or_add(metrics *m, const char *name, const char *help, const char *type, const char *lk,
-                       const char *lv, double v, bool add) {
+static void set_or_add(metrics *m, const char *name, const char *help, const char *type, const char *const *lv,
+                       double v, bool add) {
   char labels[512];
-  label_string(lk, lv, labels, sizeof labels);
+  label_string(lv, labels, sizeof labels);
   pthread_mutex_lock(&m->lock);
   json_t *f = family(m, name, help, type);
   json_t *series = f ? json_object_get(f, "series") : NULL;
@@ -84,11 +95,43 @@ static void set_or_add(metrics *m, const char *name, const char *help, const cha
 }
 
 void metrics_counter_add(metrics *m, const char *name, const char *help, const char *lk, const char *lv, double v) {
-  if (m) set_or_add(m, name, help, "counter", lk, lv, v, true);
+  const char *l[] = {lk, lv ? lv : "", NULL};
+  if (m) set_or_add(m, name, help, "counter", lk ? l : NULL, v, true);
 }
 
 void metrics_gauge_set(metrics *m, const char *name, const char *help, const char *lk, const char *lv, double v) {
-  if (m) set_or_add(m, name, help, "gauge", lk, lv, v, false);
+  const char *l[] = {lk, lv ? lv : "", NULL};
+  if (m) set_or_add(m, name, help, "gauge", lk ? l : NULL, v, false);
+}
+
+void metrics_counter_addv(metrics *m, const char *name, const char *help, const char *const *lv, double v) {
+  if (m) set_or_add(m, name, help, "counter", lv, v, true);
+}
+
+void metrics_gauge_setv(metrics *m, const char *name, const char *help, const char *const *lv, double v) {
+  if (m) set_or_add(m, name, help, "gauge", lv, v, false);
+}
+
+void metrics_counter_set(metrics *m, const char *name, const char *help, double v) {
+  if (m) set_or_add(m, name, help, "counter", NULL, v, false);
+}
+
+void metrics_reset(metrics *m, const char *name) {
+  if (!m) return;
+  pthread_mutex_lock(&m->lock);
+  json_t *f = json_object_get(m->families, name);
+  if (f) {
+    m->series -= (long)json_object_size(json_object_get(f, "series"));
+    json_object_del(m->families, name);
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_set_collector(metrics *m, metrics_collect_fn fn, void *ud) {
+  pthread_mutex_lock(&m->collect_lock);
+  m->collect = fn;
+  m->collect_ud = ud;
+  pthread_mutex_unlock(&m->collect_lock);
 }
 
 void metrics_observe(metrics *m, const char *name, const char *help, double v) {
@@ -118,6 +161,8 @@ char *metrics_render(metrics *m) {
   const char *name;
   json_t *f;
   kd_rc rc = KD_OK;
+  pthread_mutex_lock(&m->collect_lock);
+  if (m->collect) m->collect(m, m->collect_ud);
   pthread_mutex_lock(&m->lock);
   const char **names = malloc((json_object_size(m->families) + 1) * sizeof *names);
   size_t n = 0;
@@ -156,6 +201,7 @@ char *metrics_render(metrics *m) {
     }
   }
   pthread_mutex_unlock(&m->lock);
+  pthread_mutex_unlock(&m->collect_lock);
   free(names);
   if (rc != KD_OK || !names) {
     kd_buf_free(&b);

@@ -21,9 +21,22 @@ void metrics_counter_add(metrics *m, const char *name, const char *help, const c
 /* Set gauge name{label_key="label_value"} to v. */
 void metrics_gauge_set(metrics *m, const char *name, const char *help, const char *label_key,
                        const char *label_value, double v);
+/* Labelled forms: lv is a NULL-terminated list of label key, value, key, value, ... (NULL: no
+ * labels). Label values are escaped; at most 512 bytes of labels are kept per series. */
+void metrics_counter_addv(metrics *m, const char *name, const char *help, const char *const *lv, double v);
+void metrics_gauge_setv(metrics *m, const char *name, const char *help, const char *const *lv, double v);
+/* Set counter name (no labels) to a total kept elsewhere (e.g. requests sent so far). */
+void metrics_counter_set(metrics *m, const char *name, const char *help, double v);
+/* Drop family name and all its series: for gauges recomputed from current state at each
+ * scrape, so an object that is gone leaves no series behind. */
+void metrics_reset(metrics *m, const char *name);
+/* A collector recomputes state-derived series; metrics_render calls it first. Collect and
+ * render run under one lock, so two scrapes never see each other's half-built state. */
+typedef void (*metrics_collect_fn)(metrics *m, void *ud);
+void metrics_set_collector(metrics *m, metrics_collect_fn fn, void *ud);
 /* Observe v (seconds) in histogram name, buckets 1 ms .. 10 s. */
 void metrics_observe(metrics *m, const char *name, const char *help, double v);
-/* The exposition text (caller frees); NULL on no memory. */
+/* The exposition text, after the collector ran (caller frees); NULL on no memory. */
 char *metrics_render(metrics *m);
 
 typedef struct httpserv httpserv;

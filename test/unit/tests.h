@@ -29,5 +29,6 @@ int test_restore(void);
 int test_jsonpatch(void), test_resmod(void);
 int test_cli(void);
 int test_crypt(void);
+int test_metrics(void);
 
 #endif
