@@ -499,10 +499,27 @@ kd_rc objstore_put(objstore *s, const char *key, const void *p, size_t n) {
   return rc;
 }
 
+/* Under object lock every key is written once: its first version is the one kcmdr wrote, whatever
+ * came on top (an overwrite, a delete marker). *version: that version ("" when none). */
+static kd_rc ob_pinned(objstore *s, const char *full, char version[256], bool *any) {
+  kd_rc rc = s3_first_version(s->s3, full, version, 256, any);
+  return rc ? kd_fail_wrap(rc, "finding the first version of %s in %s", full, s->describe) : KD_OK;
+}
+
 kd_rc objstore_put_new(objstore *s, const char *key, const void *p, size_t n) {
   char *full;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
+  if (s->lock_mode[0]) { /* a hidden (delete-marked) version counts: a name is never written twice */
+    char version[256];
+    bool any = false;
+    if ((rc = ob_pinned(s, full, version, &any)) == KD_OK && any)
+      rc = kd_fail(KD_ERR_CONFLICT, "%s in %s already exists (a version of it is kept by object lock)", key, s->describe);
+    if (rc != KD_OK) {
+      free(full);
+      return rc;
+    }
+  }
   if ((rc = ob_guard(s, "creating", key)) == KD_OK)
     rc = s->s3 ? s3_put_new(s->s3, full, p, n) : fsstore_put_new(s->fs, full, p, n);
   free(full);
@@ -513,7 +530,15 @@ kd_rc objstore_get(objstore *s, const char *key, objstore_sink_fn fn, void *ud) 
   char *full;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  rc = s->s3 ? s3_get(s->s3, full, fn, ud) : fsstore_get(s->fs, full, fn, ud);
+  if (s->lock_mode[0]) {
+    char version[256];
+    bool any = false;
+    if ((rc = ob_pinned(s, full, version, &any)) == KD_OK)
+      rc = version[0] ? s3_get_version(s->s3, full, version, fn, ud)
+                      : kd_fail(KD_ERR_NOTFOUND, "no object %s in %s", key, s->describe);
+  } else {
+    rc = s->s3 ? s3_get(s->s3, full, fn, ud) : fsstore_get(s->fs, full, fn, ud);
+  }
   free(full);
   return rc;
 }
@@ -540,7 +565,15 @@ kd_rc objstore_head(objstore *s, const char *key, uint64_t *size) {
   uint64_t dummy;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  rc = s->s3 ? s3_head(s->s3, full, size ? size : &dummy) : fsstore_head(s->fs, full, size ? size : &dummy);
+  if (s->lock_mode[0]) {
+    char version[256];
+    bool any = false;
+    if ((rc = ob_pinned(s, full, version, &any)) == KD_OK)
+      rc = version[0] ? s3_head_version(s->s3, full, version, size ? size : &dummy)
+                      : kd_fail(KD_ERR_NOTFOUND, "no object %s in %s", key, s->describe);
+  } else {
+    rc = s->s3 ? s3_head(s->s3, full, size ? size : &dummy) : fsstore_head(s->fs, full, size ? size : &dummy);
+  }
   free(full);
   return rc;
 }

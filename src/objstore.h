@@ -35,7 +35,11 @@ kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore
  * optionally OBJSTORE_ANN_LOCK_DAYS, a whole number of days 1..OBJSTORE_LOCK_DAYS_MAX. With it,
  * every object the store writes is locked (see s3_set_lock; a backup's files until the date
  * objstore_lock_backup gives, other files for the days from the time of writing, or not at all
- * without days) and objstore_check also requires the bucket to have object lock enabled. */
+ * without days) and objstore_check also requires the bucket to have object lock enabled.
+ * Every key is then written once and read as written: objstore_get and objstore_head read the
+ * key's FIRST version (an overwrite or a delete marker made later changes nothing they see), and
+ * objstore_put_new is KD_ERR_CONFLICT while any version of the key exists, hidden ones too.
+ * Listings (objstore_list) still show only current versions. */
 #define OBJSTORE_ANN_LOCK "kcmdr.io/object-lock"
 #define OBJSTORE_ANN_LOCK_DAYS "kcmdr.io/object-lock-days"
 #define OBJSTORE_LOCK_DAYS_MAX 36500

@@ -953,8 +953,11 @@ static kd_rc s3_get_sink(const char *p, size_t n, void *ud) {
   return g->fn(p, n, g->ud);
 }
 
-kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) {
+kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) { return s3_get_version(c, key, NULL, fn, ud); }
+
+kd_rc s3_get_version(s3_client *c, const char *key, const char *version, objstore_sink_fn fn, void *ud) {
   kd_rc rc = KD_OK;
+  sigv4_kv vq[] = {{"versionId", version}};
   struct s3_get_state g = {fn, ud, 0, false, NULL};
   char *etag = NULL;
   for (int attempt = 0;; attempt++) {
@@ -970,7 +973,7 @@ kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) {
         hdrs[1] = ifmatch;
       }
     }
-    rc = s3_call_init(&k, c, "GetObject", "GET", key, NULL, 0);
+    rc = s3_call_init(&k, c, "GetObject", "GET", key, vq, version ? 1 : 0);
     k.headers = hdrs;
     g.resuming = g.got > 0;
     g.call = &k;
@@ -991,10 +994,13 @@ kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) {
   return rc;
 }
 
-kd_rc s3_head(s3_client *c, const char *key, uint64_t *size) {
+kd_rc s3_head(s3_client *c, const char *key, uint64_t *size) { return s3_head_version(c, key, NULL, size); }
+
+kd_rc s3_head_version(s3_client *c, const char *key, const char *version, uint64_t *size) {
   struct s3_call k;
   struct http_resp r = {0};
-  kd_rc rc = s3_call_init(&k, c, "HeadObject", "HEAD", key, NULL, 0);
+  sigv4_kv vq[] = {{"versionId", version}};
+  kd_rc rc = s3_call_init(&k, c, "HeadObject", "HEAD", key, vq, version ? 1 : 0);
   struct s3_opts o = {0};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   if (rc == KD_OK && size) {
@@ -1610,5 +1616,86 @@ kd_rc s3_retention(s3_client *c, const char *key, char mode[16], time_t *until) 
   }
   http_resp_free(&r);
   s3_call_free(&k);
+  return rc;
+}
+
+/* ---- the first version of a key (ListObjectVersions) ---- */
+
+struct s3x_versions {
+  struct s3_versions_page *pg;
+  char key[S3_MAX_XML_TEXT > 1100 ? 1100 : S3_MAX_XML_TEXT], version[256];
+};
+
+static kd_rc s3x_versions_cb(const char *path, const char *text, size_t len, bool leaf, void *ud) {
+  struct s3x_versions *x = ud;
+  bool v = strncmp(path, "ListVersionsResult/Version/", 27) == 0, dm = strncmp(path, "ListVersionsResult/DeleteMarker/", 32) == 0;
+  if (leaf && (v || dm)) {
+    const char *field = path + (v ? 27 : 32);
+    if (strcmp(field, "Key") == 0) s3x_copy(x->key, sizeof x->key, text, len);
+    else if (strcmp(field, "VersionId") == 0) s3x_copy(x->version, sizeof x->version, text, len);
+  } else if (strcmp(path, "ListVersionsResult/Version") == 0 || strcmp(path, "ListVersionsResult/DeleteMarker") == 0) {
+    struct s3_versions_page *pg = x->pg;
+    if (strcmp(x->key, pg->key) == 0 && x->version[0]) {
+      pg->any = true;
+      if (path[19] == 'V') snprintf(pg->oldest, sizeof pg->oldest, "%s", x->version); /* newest first: the last is the oldest */
+    }
+    x->key[0] = x->version[0] = '\0';
+  } else if (leaf && strcmp(path, "ListVersionsResult/IsTruncated") == 0) {
+    x->pg->truncated = len == 4 && memcmp(text, "true", 4) == 0;
+  } else if (leaf && strcmp(path, "ListVersionsResult/NextKeyMarker") == 0) {
+    s3x_copy(x->pg->next_key, sizeof x->pg->next_key, text, len);
+  } else if (leaf && strcmp(path, "ListVersionsResult/NextVersionIdMarker") == 0) {
+    s3x_copy(x->pg->next_version, sizeof x->pg->next_version, text, len);
+  } else if (strchr(path, '/') == NULL && strcmp(path, "ListVersionsResult") != 0) {
+    return kd_fail(KD_ERR_PARSE, "the answer is <%s>, not <ListVersionsResult>", path);
+  }
+  return KD_OK;
+}
+
+kd_rc s3_parse_versions(const char *xml, size_t len, struct s3_versions_page *pg) {
+  pg->truncated = false;
+  pg->next_key[0] = pg->next_version[0] = '\0';
+  struct s3x_versions *x = calloc(1, sizeof *x);
+  if (!x) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  x->pg = pg;
+  kd_rc rc = s3x_walk(xml, len, s3x_versions_cb, x);
+  free(x);
+  return rc != KD_OK ? kd_fail_wrap(rc, "reading a ListObjectVersions answer") : KD_OK;
+}
+
+kd_rc s3_first_version(s3_client *c, const char *key, char *version, size_t n, bool *any) {
+  struct s3_versions_page pg;
+  kd_rc rc = KD_OK;
+  memset(&pg, 0, sizeof pg);
+  snprintf(pg.key, sizeof pg.key, "%s", key);
+  for (int page = 0;; page++) {
+    if (page >= S3_MAX_VERSION_PAGES) {
+      rc = kd_fail(KD_ERR_TOOBIG, "listing the versions of s3://%s/%s: more than %d pages", c->bucket, key, page);
+      break;
+    }
+    struct s3_call k;
+    struct http_resp r = {0};
+    char km[sizeof pg.next_key], vm[sizeof pg.next_version];
+    snprintf(km, sizeof km, "%s", pg.next_key);
+    snprintf(vm, sizeof vm, "%s", pg.next_version);
+    sigv4_kv q[5] = {{"versions", NULL}, {"prefix", key}};
+    size_t nq = 2;
+    if (page > 0) {
+      q[nq++] = (sigv4_kv){"key-marker", km};
+      if (vm[0]) q[nq++] = (sigv4_kv){"version-id-marker", vm};
+    }
+    rc = s3_call_init(&k, c, "ListObjectVersions", "GET", "", q, nq);
+    struct s3_opts o = {.body_max = S3_MAX_LIST_BODY};
+    if (rc == KD_OK) rc = s3_do(&k, &o, &r);
+    if (rc == KD_OK) rc = s3_parse_versions(r.body.data ? r.body.data : "", r.body.len, &pg);
+    http_resp_free(&r);
+    s3_call_free(&k);
+    /* past our key (markers are in key order): the rest are longer keys under the same prefix */
+    if (rc != KD_OK || !pg.truncated || !pg.next_key[0] || strcmp(pg.next_key, key) > 0) break;
+  }
+  if (rc == KD_OK) {
+    snprintf(version, n, "%s", pg.oldest);
+    *any = pg.any;
+  }
   return rc;
 }

@@ -127,6 +127,24 @@ struct s3_lock_hdrs {
 };
 void s3_lock_hdrs_build(const char *mode, int days, time_t until, time_t now, const void *body, size_t n, bool md5,
                         bool lock, struct s3_lock_hdrs *out);
+/* Pinned reads (objstore under object lock): GetObject and HeadObject of one version. */
+kd_rc s3_get_version(s3_client *c, const char *key, const char *version, objstore_sink_fn fn, void *ud);
+kd_rc s3_head_version(s3_client *c, const char *key, const char *version, uint64_t *size);
+#define S3_MAX_VERSION_PAGES 100 /* pages of one key's ListObjectVersions */
+/* The oldest version of key that is an object, not a delete marker (ListObjectVersions, all
+ * pages): its id into version ("" when there is none); *any: key has any version or delete
+ * marker at all (also hidden ones). */
+kd_rc s3_first_version(s3_client *c, const char *key, char *version, size_t n, bool *any);
+/* One ListObjectVersions page for key (pure; fuzzable): fills any, oldest (carried over pages),
+ * truncated and the markers of the next page. */
+struct s3_versions_page {
+  char key[1100];           /* the key asked for (set by the caller) */
+  bool any;
+  char oldest[256];
+  bool truncated;
+  char next_key[1100], next_version[256];
+};
+kd_rc s3_parse_versions(const char *xml, size_t len, struct s3_versions_page *pg);
 /* Base64 of the MD5 of p[0..n) (the Content-MD5 header value) into out. */
 void s3_content_md5(const void *p, size_t n, char out[S3_MD5_B64_LEN]);
 /* Every key under prefix in byte order, all pages, delimiter '/' or '\0' (none). Entries that do

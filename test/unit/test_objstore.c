@@ -273,6 +273,32 @@ static void object_lock_config_and_headers(void **state) {
   assert_false(cfg.enabled);
   static const char other[] = "<Error><Code>ObjectLockConfigurationNotFoundError</Code></Error>";
   assert_int_equal(s3_parse_lock_config(other, strlen(other), &cfg), KD_ERR_PARSE);
+
+  /* ListObjectVersions, newest first: an attacker's delete marker and overwrite on top of ours,
+   * and a longer key under the same prefix; the first version is ours */
+  static const char versions[] =
+      "<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><IsTruncated>false</IsTruncated>"
+      "<DeleteMarker><Key>p/b.tar.gz</Key><VersionId>dm3</VersionId><IsLatest>true</IsLatest></DeleteMarker>"
+      "<Version><Key>p/b.tar.gz</Key><VersionId>junk2</VersionId></Version>"
+      "<Version><Key>p/b.tar.gz</Key><VersionId>ours1</VersionId></Version>"
+      "<Version><Key>p/b.tar.gz.x</Key><VersionId>other</VersionId></Version></ListVersionsResult>";
+  struct s3_versions_page pg;
+  memset(&pg, 0, sizeof pg);
+  snprintf(pg.key, sizeof pg.key, "p/b.tar.gz");
+  assert_int_equal(s3_parse_versions(versions, strlen(versions), &pg), KD_OK);
+  assert_true(pg.any);
+  assert_string_equal(pg.oldest, "ours1");
+  assert_false(pg.truncated);
+  static const char hidden[] = "<ListVersionsResult><IsTruncated>true</IsTruncated><NextKeyMarker>p/c</NextKeyMarker>"
+                               "<DeleteMarker><Key>p/c</Key><VersionId>dm</VersionId></DeleteMarker></ListVersionsResult>";
+  memset(&pg, 0, sizeof pg);
+  snprintf(pg.key, sizeof pg.key, "p/c");
+  assert_int_equal(s3_parse_versions(hidden, strlen(hidden), &pg), KD_OK);
+  assert_true(pg.any);
+  assert_string_equal(pg.oldest, "");
+  assert_true(pg.truncated);
+  assert_string_equal(pg.next_key, "p/c");
+  assert_int_equal(s3_parse_versions(aws, strlen(aws), &pg), KD_ERR_PARSE);
 }
 
 /* Path-style and virtual-hosted URLs, and when virtual hosting is impossible. Keys are encoded

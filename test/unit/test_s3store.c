@@ -222,6 +222,17 @@ static enum MHD_Result peer_handle(void *cls, struct MHD_Connection *conn, const
     return o ? peer_reply(conn, 200, "", 0, NULL) : peer_error(conn, 404, "NoSuchKey");
   }
 
+  if (get && !*key && MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "versions")) { /* one version per object */
+    const char *prefix = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "prefix");
+    char full[512], body[1024];
+    snprintf(full, sizeof full, "%s/%s", bucket, prefix ? prefix : "");
+    pthread_mutex_lock(&P->lock);
+    bool have = peer_find(full) != NULL;
+    pthread_mutex_unlock(&P->lock);
+    int n = snprintf(body, sizeof body, "<ListVersionsResult><IsTruncated>false</IsTruncated>%s%s%s</ListVersionsResult>",
+                     have ? "<Version><Key>" : "", have ? prefix : "", have ? "</Key><VersionId>v1</VersionId></Version>" : "");
+    return peer_reply(conn, 200, body, (size_t)n, NULL);
+  }
   if (get && !*key) {
     atomic_fetch_add(&P->n[N_LIST], 1);
     return peer_list(conn, bucket);
