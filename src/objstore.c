@@ -421,8 +421,18 @@ time_t objstore_lock_backup(objstore *s, time_t start, time_t expiration) {
   if (!s->lock_mode[0]) return 0;
   time_t until = start + (time_t)s->lock_days * 86400;
   if (expiration > until) until = expiration;
+  if (until <= time(NULL))
+    kd_log(KD_LOG_WARN, "%s: object lock %s, but the backup's expiration is not in the future and %s is not set: its "
+           "files are written without retention", s->describe, s->lock_mode, OBJSTORE_ANN_LOCK_DAYS);
   s3_set_lock(s->s3, s->lock_mode, s->lock_days, until);
   return until;
+}
+
+/* Under object lock every key is written once: its first version is the one kcmdr wrote, whatever
+ * came on top (an overwrite, a delete marker). *version: that version ("" when none). */
+static kd_rc ob_pinned(objstore *s, const char *full, char version[256], bool *any) {
+  kd_rc rc = s3_first_version(s->s3, full, version, 256, any);
+  return rc ? kd_fail_wrap(rc, "finding the first version of %s in %s", full, s->describe) : KD_OK;
 }
 
 kd_rc objstore_retention(objstore *s, const char *key, char mode[16], time_t *until) {
@@ -431,7 +441,15 @@ kd_rc objstore_retention(objstore *s, const char *key, char mode[16], time_t *un
   *until = 0;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  if (s->s3) rc = s3_retention(s->s3, full, mode, until);
+  if (s->s3 && s->lock_mode[0]) { /* the version kcmdr wrote, whatever came on top */
+    char version[256];
+    bool any = false;
+    if ((rc = ob_pinned(s, full, version, &any)) == KD_OK)
+      rc = version[0] ? s3_retention(s->s3, full, version, mode, until)
+                      : kd_fail(KD_ERR_NOTFOUND, "no object %s in %s", key, s->describe);
+  } else if (s->s3) {
+    rc = s3_retention(s->s3, full, NULL, mode, until);
+  }
   else rc = fsstore_head(s->fs, full, &(uint64_t){0}); /* a directory locks nothing: only "is it there" */
   free(full);
   return rc;
@@ -497,13 +515,6 @@ kd_rc objstore_put(objstore *s, const char *key, const void *p, size_t n) {
   if ((rc = ob_guard(s, "putting", key)) == KD_OK) rc = s->s3 ? s3_put(s->s3, full, p, n) : fsstore_put(s->fs, full, p, n);
   free(full);
   return rc;
-}
-
-/* Under object lock every key is written once: its first version is the one kcmdr wrote, whatever
- * came on top (an overwrite, a delete marker). *version: that version ("" when none). */
-static kd_rc ob_pinned(objstore *s, const char *full, char version[256], bool *any) {
-  kd_rc rc = s3_first_version(s->s3, full, version, 256, any);
-  return rc ? kd_fail_wrap(rc, "finding the first version of %s in %s", full, s->describe) : KD_OK;
 }
 
 kd_rc objstore_put_new(objstore *s, const char *key, const void *p, size_t n) {

@@ -1487,14 +1487,14 @@ static kd_rc s3_lock_completed(s3_writer *w) {
   char mode[16];
   time_t have = 0, want = 0;
   kd_rc rc = kd_time_parse(w->lock_until, &want);
-  if (rc == KD_OK) rc = s3_retention(w->c, w->key, mode, &have);
+  if (rc == KD_OK) rc = s3_retention(w->c, w->key, NULL, mode, &have);
   if (rc != KD_OK) return rc;
   if (have >= want && strcmp(mode, w->lock_mode) == 0) return KD_OK;
   kd_log(KD_LOG_DEBUG, "s3: s3://%s/%s: the gateway did not apply the object lock of the multipart upload; setting it "
          "with PutObjectRetention", w->c->bucket, w->key);
   const char *version = w->version_id[0] ? w->version_id : NULL;
   if ((rc = s3_put_retention(w->c, w->key, version, w->lock_mode, w->lock_until)) != KD_OK) return rc;
-  if ((rc = s3_retention(w->c, w->key, mode, &have)) != KD_OK) return rc;
+  if ((rc = s3_retention(w->c, w->key, NULL, mode, &have)) != KD_OK) return rc;
   if (have < want || strcmp(mode, w->lock_mode) != 0)
     return kd_fail(KD_ERR_UNSUPPORTED, "the gateway accepted but did not apply the retention (%s until %s)", w->lock_mode,
                    w->lock_until);
@@ -1600,12 +1600,13 @@ kd_rc s3_check_lock(s3_client *c) {
   return rc;
 }
 
-kd_rc s3_retention(s3_client *c, const char *key, char mode[16], time_t *until) {
+kd_rc s3_retention(s3_client *c, const char *key, const char *version, char mode[16], time_t *until) {
   struct s3_call k;
   struct http_resp r = {0};
+  sigv4_kv vq[] = {{"versionId", version}};
   mode[0] = '\0';
   *until = 0;
-  kd_rc rc = s3_call_init(&k, c, "HeadObject", "HEAD", key, NULL, 0);
+  kd_rc rc = s3_call_init(&k, c, "HeadObject", "HEAD", key, vq, version ? 1 : 0);
   struct s3_opts o = {0};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   if (rc == KD_OK && k.lock_until[0]) {

@@ -114,9 +114,9 @@ kd_rc s3_parse_lock_config(const char *xml, size_t len, struct s3_lock_config *c
  * when it has none (ObjectLockConfigurationNotFoundError, or not Enabled); other failures as
  * every request's. */
 kd_rc s3_check_lock(s3_client *c);
-/* The retention of key's current version (HEAD): mode ("" when none) and retain-until date
- * (0 when none). KD_ERR_NOTFOUND when absent. */
-kd_rc s3_retention(s3_client *c, const char *key, char mode[16], time_t *until);
+/* The retention of a version of key (HEAD; version NULL: the current one): mode ("" when none)
+ * and retain-until date (0 when none). KD_ERR_NOTFOUND when absent. */
+kd_rc s3_retention(s3_client *c, const char *key, const char *version, char mode[16], time_t *until);
 /* The header values one request carries (pure; for tests): md5 (Content-MD5 of body[0..n), when
  * md5), mode and until (ISO 8601 UTC "2026-01-02T03:04:05Z", when lock and a date in the future:
  * until, else now + days); "" for each not sent. */
