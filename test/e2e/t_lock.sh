@@ -12,13 +12,15 @@ lock_bsl() {
 aws_access_key_id = $AWS_ACCESS_KEY_ID
 aws_secret_access_key = $AWS_SECRET_ACCESS_KEY
 " --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  local days=""
+  [ -z "${4:-}" ] || days=", kcmdr.io/object-lock-days: '$4'"
   kubectl apply -f - >/dev/null <<YAML
 apiVersion: velero.io/v1
 kind: BackupStorageLocation
 metadata:
   name: $1
   namespace: kcm-system
-  annotations: {kcmdr.io/object-lock: "$3"${4:+, kcmdr.io/object-lock-days: "$4"}}
+  annotations: {kcmdr.io/object-lock: "$3"$days}
 spec:
   provider: aws
   default: ${5:-false}
