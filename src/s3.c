@@ -1486,15 +1486,15 @@ static kd_rc s3_put_retention(s3_client *c, const char *key, const char *version
 static kd_rc s3_lock_completed(s3_writer *w) {
   char mode[16];
   time_t have = 0, want = 0;
+  const char *version = w->version_id[0] ? w->version_id : NULL; /* the version just written */
   kd_rc rc = kd_time_parse(w->lock_until, &want);
-  if (rc == KD_OK) rc = s3_retention(w->c, w->key, NULL, mode, &have);
+  if (rc == KD_OK) rc = s3_retention(w->c, w->key, version, mode, &have);
   if (rc != KD_OK) return rc;
   if (have >= want && strcmp(mode, w->lock_mode) == 0) return KD_OK;
   kd_log(KD_LOG_DEBUG, "s3: s3://%s/%s: the gateway did not apply the object lock of the multipart upload; setting it "
          "with PutObjectRetention", w->c->bucket, w->key);
-  const char *version = w->version_id[0] ? w->version_id : NULL;
   if ((rc = s3_put_retention(w->c, w->key, version, w->lock_mode, w->lock_until)) != KD_OK) return rc;
-  if ((rc = s3_retention(w->c, w->key, NULL, mode, &have)) != KD_OK) return rc;
+  if ((rc = s3_retention(w->c, w->key, version, mode, &have)) != KD_OK) return rc;
   if (have < want || strcmp(mode, w->lock_mode) != 0)
     return kd_fail(KD_ERR_UNSUPPORTED, "the gateway accepted but did not apply the retention (%s until %s)", w->lock_mode,
                    w->lock_until);
