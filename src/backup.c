@@ -602,6 +602,9 @@ kd_rc backup_execute(const struct backup_job *job, struct backup_result *res) {
   }
   if ((rc = bk_start(b))) goto out;
   bk_mark(b, "InProgress recorded");
+  /* S3 Object Lock (objstore.h): every file of this backup, the claim first, is retained until
+   * the later of its expiration and start + the location's lock days */
+  if (job->store) objstore_lock_backup(job->store, b->start, b->start + (time_t)b->ttl);
   if ((rc = bk_claim(b, errors)) != KD_OK) {
     if (rc == KD_ERR_CONFLICT) {
       rc = bk_refuse(b, VELERO_PHASE_FAILED_VALIDATION, NULL, errors, vstatus_in_progress, res);

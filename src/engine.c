@@ -80,6 +80,7 @@ struct engine {
   /* owned by the upkeep thread */
   json_t *last_validated; /* bsl name -> monotonic ms */
   json_t *last_synced;    /* bsl name -> monotonic ms */
+  json_t *locked;         /* Backup uid -> time its files stay locked until (S3 Object Lock): no deletion before */
   int64_t last_gc_ms, last_abandoned_ms, last_velero_check_ms;
   volatile int velero_running; /* written by upkeep, read by the loop */
   bool was_leading;
@@ -538,6 +539,9 @@ static void expire(engine *e, const struct fence *f) {
   time_t now = time(NULL), exp;
   json_array_foreach(all, i, b) {
     const char *s = json_string_value(json_object_get(json_object_get(b, "status"), "expiration"));
+    json_t *lk = meta_str(b, "uid") ? json_object_get(e->locked, meta_str(b, "uid")) : NULL;
+    if (lk && json_integer_value(lk) > now) continue; /* its files are locked: asked again after the date */
+    if (lk) json_object_del(e->locked, meta_str(b, "uid"));
     if (kd_streq(phase_of(b), VELERO_PHASE_DELETING)) { /* a deletion that failed (its files stay) is tried again */
       request_deletion(e, b, "is still Deleting", f);
       continue;
@@ -562,6 +566,29 @@ static kd_rc set_dbr(engine *e, json_t *dbr, const char *phase, const char *erro
 static const char *const dbr_open[] = {"", "New", "InProgress", NULL};
 static const char *const dbr_in_progress[] = {"InProgress", NULL};
 static const char *const backup_deletable[] = {"Completed", "PartiallyFailed", "Failed", "FailedValidation", "Deleting", NULL};
+
+/* S3 Object Lock: when the files of backup (its own, backup_files_ours) are retained until a
+ * time still to come, that time, with the mode in mode; else 0 (not locked, not ours, or the
+ * location cannot tell: the deletion then reports what fails). Asks velero-backup.json, or the
+ * claim when there is none (a failed backup): every file of a backup shares one date. */
+static time_t locked_until(engine *e, json_t *bsl, json_t *backup, const struct fence *f, char mode[16]) {
+  objstore *st = NULL;
+  char key[VELERO_KEY_MAX], why[300];
+  const char *name = meta_str(backup, "name");
+  time_t until = 0;
+  bool ours = false;
+  mode[0] = '\0';
+  if (!name || open_fenced(e, bsl, f, &st) != KD_OK) return 0;
+  objstore_set_cancel(st, e->stop);
+  if (backup_files_ours(st, backup, &ours, why, sizeof why) == KD_OK && ours &&
+      velero_backup_key(name, VELERO_BACKUP_METADATA, key, sizeof key) == KD_OK) {
+    kd_rc rc = objstore_retention(st, key, mode, &until);
+    if (rc == KD_ERR_NOTFOUND && backup_claim_key(name, key, sizeof key) == KD_OK) rc = objstore_retention(st, key, mode, &until);
+    if (rc != KD_OK) until = 0;
+  }
+  objstore_free(st);
+  return until > time(NULL) ? until : 0;
+}
 
 /* Serve one request: the request goes InProgress (one server wins), the Backup goes Deleting,
  * then its files (only when they are its own) and the object go; the request ends Processed. */
@@ -610,6 +637,15 @@ static void serve_deletion(engine *e, json_t *dbr, const struct fence *f) {
              bname, reader);
   json_decref(restores);
   if (err[0]) goto done;
+  char lmode[16], ldate[21];
+  time_t lu = bsl ? locked_until(e, bsl, backup, f, lmode) : 0;
+  if (lu) { /* deleting would only hide it (a delete marker) or fail half-way: kept whole, phase unchanged */
+    kd_time_format(lu, ldate);
+    snprintf(err, sizeof err, "backup %s is protected by S3 Object Lock (%s) until %s: its files cannot be deleted "
+             "before then; the Backup is kept as it is and deleted after that date", bname, lmode, ldate);
+    if (uid) json_object_set_new(e->locked, uid, json_integer((json_int_t)lu));
+    goto done;
+  }
   json_t *deleting = json_pack("{s:s}", "phase", VELERO_PHASE_DELETING);
   struct vstatus_write w = {&res_backup, e->o.ns, bname, deleting, backup_deletable, uid, f, 30000, e->stop};
   rc = deleting ? vstatus_write(e->c, &w, NULL) : kd_fail(KD_ERR_NOMEM, "out of memory");
@@ -978,10 +1014,11 @@ kd_rc engine_new(kube_client *c, const struct engine_opts *opts, engine **out) {
   pthread_cond_init(&e->cond, NULL);
   e->last_validated = json_object();
   e->last_synced = json_object();
+  e->locked = json_object();
   struct informer_handlers h = {on_add, on_update, on_add, poke, e};
   struct informer_opts io = {e->o.ns, NULL, 0, strip_managed};
   kd_rc rc = KD_OK;
-  if (!e->last_validated || !e->last_synced) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+  if (!e->last_validated || !e->last_synced || !e->locked) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
   if (rc == KD_OK) rc = informer_new(c, &res_backup, &io, &h, &e->inf[INF_BACKUPS]);
   if (rc == KD_OK) rc = informer_new(c, &res_bsl, &io, &h, &e->inf[INF_BSLS]);
   if (rc == KD_OK) rc = informer_new(c, &res_dbr, &io, &h, &e->inf[INF_DBRS]);
@@ -999,6 +1036,7 @@ void engine_free(engine *e) {
   for (int i = 0; i < INF_N; i++) informer_free(e->inf[i]);
   json_decref(e->last_validated);
   json_decref(e->last_synced);
+  json_decref(e->locked);
   pthread_mutex_destroy(&e->lock);
   pthread_cond_destroy(&e->cond);
   free(e);

@@ -24,6 +24,8 @@ struct objstore {
   objstore_guard_fn guard; /* the write guard, or NULL */
   void *guard_ud;
   size_t list_max_keys;
+  char lock_mode[16];      /* kcmdr.io/object-lock: "COMPLIANCE", "GOVERNANCE", or "" */
+  int lock_days;           /* kcmdr.io/object-lock-days, 0 when not given */
 };
 
 struct objstore_writer {
@@ -203,6 +205,37 @@ static kd_rc ob_obj_str(json_t *obj, const char *where, const char *name, const 
   return KD_OK;
 }
 
+kd_rc objstore_lock_annotations(json_t *bsl, char mode[16], int *days) {
+  json_t *ann = json_object_get(json_object_get(bsl, "metadata"), "annotations");
+  mode[0] = '\0';
+  *days = 0;
+  if (ann && !json_is_null(ann) && !json_is_object(ann)) return kd_fail(KD_ERR_CONFIG, "metadata.annotations must be a map");
+  json_t *m = json_object_get(ann, OBJSTORE_ANN_LOCK), *d = json_object_get(ann, OBJSTORE_ANN_LOCK_DAYS);
+  if (m) {
+    const char *v = json_string_value(m);
+    if (!v || (strcmp(v, "COMPLIANCE") != 0 && strcmp(v, "GOVERNANCE") != 0))
+      return kd_fail(KD_ERR_CONFIG, "annotation %s '%.40s' must be COMPLIANCE or GOVERNANCE", OBJSTORE_ANN_LOCK,
+                     v ? v : "(not a string)");
+    snprintf(mode, 16, "%s", v);
+  }
+  if (d) {
+    const char *v = json_string_value(d);
+    long n = 0;
+    size_t len = v ? strlen(v) : 0;
+    bool ok = len > 0 && len <= 5 && v[0] != '0';
+    for (size_t i = 0; ok && i < len; i++) ok = v[i] >= '0' && v[i] <= '9';
+    if (ok) n = strtol(v, NULL, 10);
+    if (!ok || n < 1 || n > OBJSTORE_LOCK_DAYS_MAX)
+      return kd_fail(KD_ERR_CONFIG, "annotation %s '%.40s' must be a whole number of days from 1 to %d", OBJSTORE_ANN_LOCK_DAYS,
+                     v ? v : "(not a string)", OBJSTORE_LOCK_DAYS_MAX);
+    if (!mode[0])
+      return kd_fail(KD_ERR_CONFIG, "annotation %s needs %s (COMPLIANCE or GOVERNANCE) too", OBJSTORE_ANN_LOCK_DAYS,
+                     OBJSTORE_ANN_LOCK);
+    *days = (int)n;
+  }
+  return KD_OK;
+}
+
 kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore **out) {
   kd_rc rc = KD_OK;
   struct objstore_creds creds = {0};
@@ -228,6 +261,7 @@ kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore
   }
   const char *provider, *bucket = NULL, *prefix = NULL, *cacert = NULL;
   if ((rc = ob_obj_str(spec, "spec", "provider", &provider)) != KD_OK) goto fail;
+  if ((rc = objstore_lock_annotations(bsl, s->lock_mode, &s->lock_days)) != KD_OK) goto fail;
   if (os && ((rc = ob_obj_str(os, "objectStorage", "bucket", &bucket)) != KD_OK ||
              (rc = ob_obj_str(os, "objectStorage", "prefix", &prefix)) != KD_OK ||
              (rc = ob_obj_str(os, "objectStorage", "caCert", &cacert)) != KD_OK))
@@ -260,6 +294,11 @@ kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore
     if ((rc = ob_config_str(config, "path", &path)) != KD_OK) goto fail;
     if (!path) {
       rc = kd_fail(KD_ERR_CONFIG, "provider filesystem needs config.path (a directory)");
+      goto fail;
+    }
+    if (s->lock_mode[0]) {
+      rc = kd_fail(KD_ERR_CONFIG, "annotation %s: object lock needs an S3 location (provider aws), not a directory",
+                   OBJSTORE_ANN_LOCK);
       goto fail;
     }
     if ((rc = fsstore_new(path, &s->fs)) != KD_OK) goto fail;
@@ -295,6 +334,7 @@ kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore
     struct s3_config sc = {s3url, bucket, region, path_style, insecure, ca, ca_len,
                            creds.access_key, creds.secret_key, creds.session_token};
     if ((rc = s3_new(&sc, &s->s3)) != KD_OK) goto fail;
+    s3_set_lock(s->s3, s->lock_mode, s->lock_days, 0);
     size_t n = strlen(bucket) + strlen(s->prefix) + strlen(s3_endpoint(s->s3)) + 32;
     if (!(s->describe = malloc(n))) {
       rc = kd_fail(KD_ERR_NOMEM, "out of memory");
@@ -368,7 +408,51 @@ static kd_rc ob_full_key(const objstore *s, const char *key, char **out) {
 
 kd_rc objstore_check(objstore *s) {
   /* both stores' messages already name the bucket and endpoint, or the directory */
-  return s->s3 ? s3_check(s->s3, s->prefix) : fsstore_check(s->fs);
+  kd_rc rc = s->s3 ? s3_check(s->s3, s->prefix) : fsstore_check(s->fs);
+  if (rc == KD_OK && s->lock_mode[0]) rc = s3_check_lock(s->s3);
+  return rc;
+}
+
+const char *objstore_lock_mode(const objstore *s) { return s->lock_mode[0] ? s->lock_mode : NULL; }
+
+int objstore_lock_days(const objstore *s) { return s->lock_days; }
+
+time_t objstore_lock_backup(objstore *s, time_t start, time_t expiration) {
+  if (!s->lock_mode[0]) return 0;
+  time_t until = start + (time_t)s->lock_days * 86400;
+  if (expiration > until) until = expiration;
+  if (until <= time(NULL))
+    kd_log(KD_LOG_WARN, "%s: object lock %s, but the backup's expiration is not in the future and %s is not set: its "
+           "files are written without retention", s->describe, s->lock_mode, OBJSTORE_ANN_LOCK_DAYS);
+  s3_set_lock(s->s3, s->lock_mode, s->lock_days, until);
+  return until;
+}
+
+/* Under object lock every key is written once: its first version is the one kcmdr wrote, whatever
+ * came on top (an overwrite, a delete marker). *version: that version ("" when none). */
+static kd_rc ob_pinned(objstore *s, const char *full, char version[256], bool *any) {
+  kd_rc rc = s3_first_version(s->s3, full, version, 256, any);
+  return rc ? kd_fail_wrap(rc, "finding the first version of %s in %s", full, s->describe) : KD_OK;
+}
+
+kd_rc objstore_retention(objstore *s, const char *key, char mode[16], time_t *until) {
+  char *full;
+  mode[0] = '\0';
+  *until = 0;
+  kd_rc rc = ob_full_key(s, key, &full);
+  if (rc != KD_OK) return rc;
+  if (s->s3 && s->lock_mode[0]) { /* the version kcmdr wrote, whatever came on top */
+    char version[256];
+    bool any = false;
+    if ((rc = ob_pinned(s, full, version, &any)) == KD_OK)
+      rc = version[0] ? s3_retention(s->s3, full, version, mode, until)
+                      : kd_fail(KD_ERR_NOTFOUND, "no object %s in %s", key, s->describe);
+  } else if (s->s3) {
+    rc = s3_retention(s->s3, full, NULL, mode, until);
+  }
+  else rc = fsstore_head(s->fs, full, &(uint64_t){0}); /* a directory locks nothing: only "is it there" */
+  free(full);
+  return rc;
 }
 
 kd_rc objstore_writer_open(objstore *s, const char *key, objstore_writer **out) {
@@ -437,6 +521,16 @@ kd_rc objstore_put_new(objstore *s, const char *key, const void *p, size_t n) {
   char *full;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
+  if (s->lock_mode[0]) { /* a hidden (delete-marked) version counts: a name is never written twice */
+    char version[256];
+    bool any = false;
+    if ((rc = ob_pinned(s, full, version, &any)) == KD_OK && any)
+      rc = kd_fail(KD_ERR_CONFLICT, "%s in %s already exists (a version of it is kept by object lock)", key, s->describe);
+    if (rc != KD_OK) {
+      free(full);
+      return rc;
+    }
+  }
   if ((rc = ob_guard(s, "creating", key)) == KD_OK)
     rc = s->s3 ? s3_put_new(s->s3, full, p, n) : fsstore_put_new(s->fs, full, p, n);
   free(full);
@@ -447,7 +541,15 @@ kd_rc objstore_get(objstore *s, const char *key, objstore_sink_fn fn, void *ud) 
   char *full;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  rc = s->s3 ? s3_get(s->s3, full, fn, ud) : fsstore_get(s->fs, full, fn, ud);
+  if (s->lock_mode[0]) {
+    char version[256];
+    bool any = false;
+    if ((rc = ob_pinned(s, full, version, &any)) == KD_OK)
+      rc = version[0] ? s3_get_version(s->s3, full, version, fn, ud)
+                      : kd_fail(KD_ERR_NOTFOUND, "no object %s in %s", key, s->describe);
+  } else {
+    rc = s->s3 ? s3_get(s->s3, full, fn, ud) : fsstore_get(s->fs, full, fn, ud);
+  }
   free(full);
   return rc;
 }
@@ -474,7 +576,15 @@ kd_rc objstore_head(objstore *s, const char *key, uint64_t *size) {
   uint64_t dummy;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  rc = s->s3 ? s3_head(s->s3, full, size ? size : &dummy) : fsstore_head(s->fs, full, size ? size : &dummy);
+  if (s->lock_mode[0]) {
+    char version[256];
+    bool any = false;
+    if ((rc = ob_pinned(s, full, version, &any)) == KD_OK)
+      rc = version[0] ? s3_head_version(s->s3, full, version, size ? size : &dummy)
+                      : kd_fail(KD_ERR_NOTFOUND, "no object %s in %s", key, s->describe);
+  } else {
+    rc = s->s3 ? s3_head(s->s3, full, size ? size : &dummy) : fsstore_head(s->fs, full, size ? size : &dummy);
+  }
   free(full);
   return rc;
 }

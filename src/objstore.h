@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -29,6 +30,36 @@ typedef struct objstore_writer objstore_writer;
  * caCert (base64 PEM). KD_ERR_CONFIG with a message naming the field for a BSL it cannot use
  * (unknown provider, no bucket, bad URL, bad caCert); never puts a secret in a message. */
 kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore **out);
+/* S3 Object Lock, configured by annotations on the BackupStorageLocation (Velero's AWS plugin
+ * refuses unknown spec.config keys): OBJSTORE_ANN_LOCK "COMPLIANCE" or "GOVERNANCE" (exactly), and
+ * optionally OBJSTORE_ANN_LOCK_DAYS, a whole number of days 1..OBJSTORE_LOCK_DAYS_MAX. With it,
+ * every object the store writes is locked (see s3_set_lock; a backup's files until the date
+ * objstore_lock_backup gives, other files for the days from the time of writing, or not at all
+ * without days) and objstore_check also requires the bucket to have object lock enabled.
+ * Every key is then written once and read as written: objstore_get and objstore_head read the
+ * key's FIRST version (an overwrite or a delete marker made later changes nothing they see), and
+ * objstore_put_new is KD_ERR_CONFLICT while any version of the key exists, hidden ones too.
+ * Listings (objstore_list) still show only current versions. */
+#define OBJSTORE_ANN_LOCK "kcmdr.io/object-lock"
+#define OBJSTORE_ANN_LOCK_DAYS "kcmdr.io/object-lock-days"
+#define OBJSTORE_LOCK_DAYS_MAX 36500
+/* Read and check the two annotations of bsl (pure): mode ("" without lock) and days (0 when not
+ * given). KD_ERR_CONFIG naming the annotation for a value other than the above, days without a
+ * mode, or annotations that are not a map. objstore_open_bsl calls it (a filesystem location
+ * with object lock is KD_ERR_CONFIG there). */
+kd_rc objstore_lock_annotations(json_t *bsl, char mode[16], int *days);
+/* The store's object-lock mode, or NULL without object lock. */
+const char *objstore_lock_mode(const objstore *s);
+/* The store's object-lock days (0 when not given). */
+int objstore_lock_days(const objstore *s);
+/* Under object lock, the files of the backup that starts now are retained until the later of
+ * expiration and start + days (one date for every file it writes from now on); returns that
+ * date, or 0 without object lock (then nothing changes). Call before the backup's first write. */
+time_t objstore_lock_backup(objstore *s, time_t start, time_t expiration);
+/* The retention of key as stored: mode ("" when none) and retain-until date (0 when none; a
+ * directory has none). KD_ERR_NOTFOUND when key does not exist. */
+kd_rc objstore_retention(objstore *s, const char *key, char mode[16], time_t *until);
+
 /* Release the store. NULL is fine. */
 void objstore_free(objstore *s);
 /* A flag the store watches: when *cancel becomes non-zero, running and later calls fail with
@@ -55,7 +86,8 @@ void objstore_set_list_caps(objstore *s, long max_pages, size_t max_keys);
 const char *objstore_describe(const objstore *s);
 
 /* Check the location is usable: the bucket (directory) exists and can be listed with these
- * credentials. KD_OK, or the failure with a message a user can act on: KD_ERR_UNAUTHORIZED /
+ * credentials, and, under object lock, the bucket has object lock enabled (KD_ERR_CONFIG saying
+ * so when not). KD_OK, or the failure with a message a user can act on: KD_ERR_UNAUTHORIZED /
  * KD_ERR_FORBIDDEN (bad key: "SignatureDoesNotMatch", "InvalidAccessKeyId"), KD_ERR_NOTFOUND
  * (no such bucket or directory), KD_ERR_TRANSPORT (connection refused, TLS). */
 kd_rc objstore_check(objstore *s);

@@ -2,6 +2,7 @@
 #include "s3.h"
 
 #include <ctype.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -443,6 +444,9 @@ struct s3_client {
   long list_max_pages;
   size_t list_max_keys;
   atomic_int cond_put;     /* enum s3_cond: what the probe found about If-None-Match */
+  char lock_mode[16];      /* S3 Object Lock mode new objects get ("" = none) */
+  int lock_days;           /* retention from the time of writing, in days (0 = none) */
+  time_t lock_until;       /* a fixed retain-until date (0 = none); the later of the two wins */
 };
 
 /* What a server does with "If-None-Match: *" on PutObject (s3_put_new's probe). */
@@ -644,10 +648,16 @@ struct s3_call {
   size_t nquery;
   const char *payload_hash; /* NULL = empty body */
   const char *const *headers; /* extra unsigned "Name: value" lines, NULL-terminated */
+  sigv4_kv signed_hdrs[S3_LOCK_HEADERS]; /* extra headers, signed and sent (Content-MD5, object lock) */
+  size_t nsigned;
+  struct s3_lock_hdrs lock; /* the values signed_hdrs point to */
   bool mutating;            /* a write: the client's guard is asked before every attempt */
   kd_buf path, host;
   char bucket_region[64];   /* x-amz-bucket-region of the answer */
   bool content_range;       /* the answer has a Content-Range (a partial object) */
+  char version_id[256];     /* x-amz-version-id of the answer */
+  char lock_mode[16];       /* x-amz-object-lock-mode of the answer */
+  char lock_until[64];      /* x-amz-object-lock-retain-until-date of the answer */
 };
 
 static kd_rc s3_prepare(struct http_hdrs *h, const struct http_tls **tls, int attempt, void *ud) {
@@ -670,9 +680,11 @@ static kd_rc s3_prepare(struct http_hdrs *h, const struct http_tls **tls, int at
   }
   sigv4_amz_date(time(NULL), date);
   const char *hash = k->payload_hash ? k->payload_hash : SIGV4_EMPTY_SHA256;
-  sigv4_kv hv[4] = {{"host", k->host.data}, {"x-amz-content-sha256", hash}, {"x-amz-date", date},
-                    {"x-amz-security-token", c->token}};
-  sigv4_req r = {k->method, k->path.data, k->query, k->nquery, hv, c->token ? 4 : 3, hash};
+  sigv4_kv hv[4 + S3_LOCK_HEADERS] = {{"host", k->host.data}, {"x-amz-content-sha256", hash}, {"x-amz-date", date}};
+  size_t nh = 3;
+  if (c->token) hv[nh++] = (sigv4_kv){"x-amz-security-token", c->token};
+  for (size_t i = 0; i < k->nsigned; i++) hv[nh++] = k->signed_hdrs[i];
+  sigv4_req r = {k->method, k->path.data, k->query, k->nquery, hv, nh, hash};
   sigv4_key key = {c->access_key, c->secret_key, c->region, "s3"};
   kd_buf auth = KD_BUF_INIT(8192);
   kd_rc rc = sigv4_authorization(&r, &key, date, &auth);
@@ -680,6 +692,7 @@ static kd_rc s3_prepare(struct http_hdrs *h, const struct http_tls **tls, int at
   if (rc == KD_OK) rc = http_hdrs_add(h, "x-amz-content-sha256", hash);
   if (rc == KD_OK) rc = http_hdrs_add(h, "x-amz-date", date);
   if (rc == KD_OK && c->token) rc = http_hdrs_add(h, "x-amz-security-token", c->token);
+  for (size_t i = 0; rc == KD_OK && i < k->nsigned; i++) rc = http_hdrs_add(h, k->signed_hdrs[i].name, k->signed_hdrs[i].value);
   if (rc == KD_OK) rc = http_hdrs_add(h, "Authorization", auth.data);
   kd_buf_free(&auth);
   return rc;
@@ -689,6 +702,10 @@ static void s3_on_header(const char *name, const char *value, void *ud) {
   struct s3_call *k = ud;
   if (strcasecmp(name, "x-amz-bucket-region") == 0) snprintf(k->bucket_region, sizeof k->bucket_region, "%s", value);
   else if (strcasecmp(name, "Content-Range") == 0) k->content_range = true;
+  else if (strcasecmp(name, "x-amz-version-id") == 0) snprintf(k->version_id, sizeof k->version_id, "%s", value);
+  else if (strcasecmp(name, "x-amz-object-lock-mode") == 0) snprintf(k->lock_mode, sizeof k->lock_mode, "%s", value);
+  else if (strcasecmp(name, "x-amz-object-lock-retain-until-date") == 0)
+    snprintf(k->lock_until, sizeof k->lock_until, "%s", value);
 }
 
 static kd_rc s3_call_init(struct s3_call *k, s3_client *c, const char *op, const char *method, const char *key,
@@ -710,6 +727,45 @@ static kd_rc s3_call_init(struct s3_call *k, s3_client *c, const char *op, const
 static void s3_call_free(struct s3_call *k) {
   kd_buf_free(&k->path);
   kd_buf_free(&k->host);
+}
+
+/* Under object lock (s3_set_lock), give the request the headers S3 asks for: Content-MD5 of
+ * body (md5: PutObject, UploadPart) and the mode and retain-until date (lock: PutObject,
+ * CreateMultipartUpload), signed like every x-amz- header. Nothing without object lock. */
+static void s3_call_lock(struct s3_call *k, const void *body, size_t n, bool md5, bool lock) {
+  const s3_client *c = k->c;
+  k->nsigned = 0;
+  if (!c->lock_mode[0]) return;
+  s3_lock_hdrs_build(c->lock_mode, c->lock_days, c->lock_until, time(NULL), body, n, md5, lock, &k->lock);
+  if (k->lock.md5[0]) k->signed_hdrs[k->nsigned++] = (sigv4_kv){"Content-MD5", k->lock.md5};
+  if (k->lock.mode[0]) {
+    k->signed_hdrs[k->nsigned++] = (sigv4_kv){"x-amz-object-lock-mode", k->lock.mode};
+    k->signed_hdrs[k->nsigned++] = (sigv4_kv){"x-amz-object-lock-retain-until-date", k->lock.until};
+  }
+}
+
+void s3_content_md5(const void *p, size_t n, char out[S3_MD5_B64_LEN]) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned dl = 0;
+  out[0] = '\0';
+  if (EVP_Digest(p ? p : "", n, d, &dl, EVP_md5(), NULL) != 1 || dl != 16) return; /* no MD5 here: S3 refuses, says why */
+  EVP_EncodeBlock((unsigned char *)out, d, 16); /* 24 characters and a NUL */
+}
+
+void s3_lock_hdrs_build(const char *mode, int days, time_t until, time_t now, const void *body, size_t n, bool md5,
+                        bool lock, struct s3_lock_hdrs *out) {
+  memset(out, 0, sizeof *out);
+  if (md5) s3_content_md5(body, n, out->md5);
+  time_t t = until ? until : days > 0 ? now + (time_t)days * 86400 : 0;
+  if (!lock || !mode || !mode[0] || t <= now) return;
+  snprintf(out->mode, sizeof out->mode, "%s", mode);
+  kd_time_format(t, out->until);
+}
+
+void s3_set_lock(s3_client *c, const char *mode, int days, time_t until) {
+  snprintf(c->lock_mode, sizeof c->lock_mode, "%s", mode ? mode : "");
+  c->lock_days = days;
+  c->lock_until = until;
 }
 
 /* What the user should read for an S3 error code. */
@@ -871,6 +927,7 @@ kd_rc s3_put(s3_client *c, const char *key, const void *p, size_t n) {
   kd_rc rc = s3_call_init(&k, c, "PutObject", "PUT", key, NULL, 0);
   k.payload_hash = hash;
   k.mutating = true;
+  s3_call_lock(&k, p, n, true, true);
   struct s3_opts o = {.body = p ? p : "", .body_len = n, .streaming = n > S3_SMALL_BODY};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   http_resp_free(&r);
@@ -896,8 +953,11 @@ static kd_rc s3_get_sink(const char *p, size_t n, void *ud) {
   return g->fn(p, n, g->ud);
 }
 
-kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) {
+kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) { return s3_get_version(c, key, NULL, fn, ud); }
+
+kd_rc s3_get_version(s3_client *c, const char *key, const char *version, objstore_sink_fn fn, void *ud) {
   kd_rc rc = KD_OK;
+  sigv4_kv vq[] = {{"versionId", version}};
   struct s3_get_state g = {fn, ud, 0, false, NULL};
   char *etag = NULL;
   for (int attempt = 0;; attempt++) {
@@ -913,7 +973,7 @@ kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) {
         hdrs[1] = ifmatch;
       }
     }
-    rc = s3_call_init(&k, c, "GetObject", "GET", key, NULL, 0);
+    rc = s3_call_init(&k, c, "GetObject", "GET", key, vq, version ? 1 : 0);
     k.headers = hdrs;
     g.resuming = g.got > 0;
     g.call = &k;
@@ -934,10 +994,13 @@ kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud) {
   return rc;
 }
 
-kd_rc s3_head(s3_client *c, const char *key, uint64_t *size) {
+kd_rc s3_head(s3_client *c, const char *key, uint64_t *size) { return s3_head_version(c, key, NULL, size); }
+
+kd_rc s3_head_version(s3_client *c, const char *key, const char *version, uint64_t *size) {
   struct s3_call k;
   struct http_resp r = {0};
-  kd_rc rc = s3_call_init(&k, c, "HeadObject", "HEAD", key, NULL, 0);
+  sigv4_kv vq[] = {{"versionId", version}};
+  kd_rc rc = s3_call_init(&k, c, "HeadObject", "HEAD", key, vq, version ? 1 : 0);
   struct s3_opts o = {0};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   if (rc == KD_OK && size) {
@@ -949,10 +1012,13 @@ kd_rc s3_head(s3_client *c, const char *key, uint64_t *size) {
   return rc;
 }
 
-kd_rc s3_delete(s3_client *c, const char *key) {
+kd_rc s3_delete(s3_client *c, const char *key) { return s3_delete_version(c, key, NULL); }
+
+kd_rc s3_delete_version(s3_client *c, const char *key, const char *version) {
   struct s3_call k;
   struct http_resp r = {0};
-  kd_rc rc = s3_call_init(&k, c, "DeleteObject", "DELETE", key, NULL, 0);
+  sigv4_kv q[] = {{"versionId", version}};
+  kd_rc rc = s3_call_init(&k, c, "DeleteObject", "DELETE", key, q, version ? 1 : 0);
   k.mutating = true;
   struct s3_opts o = {0};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
@@ -1092,7 +1158,8 @@ static kd_rc s3_cmp_sink(const char *p, size_t n, void *ud) {
 
 /* One PUT with If-None-Match: *. KD_ERR_CONFLICT on 412, KD_ERR_UNSUPPORTED on 501 or
  * NotImplemented; *attempts is how many attempts went out. */
-static kd_rc s3_put_if_absent(s3_client *c, const char *key, const void *p, size_t n, int *attempts) {
+static kd_rc s3_put_if_absent(s3_client *c, const char *key, const void *p, size_t n, bool lock, int *attempts,
+                              char *version, size_t version_len) {
   struct s3_call k;
   struct http_resp r = {0};
   char hash[65];
@@ -1102,8 +1169,10 @@ static kd_rc s3_put_if_absent(s3_client *c, const char *key, const void *p, size
   k.payload_hash = hash;
   k.mutating = true;
   k.headers = hdrs;
+  s3_call_lock(&k, p, n, true, lock);
   struct s3_opts o = {.body = p ? p : "", .body_len = n, .streaming = n > S3_SMALL_BODY};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
+  if (version) snprintf(version, version_len, "%s", rc == KD_OK ? k.version_id : "");
   if (rc != KD_OK && r.status == 412)
     rc = kd_fail(KD_ERR_CONFLICT, "PutObject s3://%s/%s at %s: an object with this key already exists (HTTP 412 "
                  "PreconditionFailed to If-None-Match: *)", c->bucket, key, c->origin);
@@ -1144,10 +1213,12 @@ static kd_rc s3_probe_conditional(s3_client *c, const char *key) {
   static const char body[] = "kcmdr: does this server honour If-None-Match: *? (deleted at once)\n";
   int attempts;
   bool written = false;
-  rc = s3_put_if_absent(c, probe.data, body, sizeof body - 1, &attempts);
+  char version[256] = "", version2[256] = "";
+  /* never locked (it goes at once); in a versioned bucket (object lock) its versions are deleted */
+  rc = s3_put_if_absent(c, probe.data, body, sizeof body - 1, false, &attempts, version, sizeof version);
   if (rc == KD_OK || rc == KD_ERR_CONFLICT) { /* 412 on a fresh name: an earlier attempt of ours landed */
     written = true;
-    rc = s3_put_if_absent(c, probe.data, body, sizeof body - 1, &attempts);
+    rc = s3_put_if_absent(c, probe.data, body, sizeof body - 1, false, &attempts, version2, sizeof version2);
     if (rc == KD_OK) {
       atomic_store(&c->cond_put, S3_COND_IGNORED);
       rc = kd_fail(KD_ERR_UNSUPPORTED, "S3 server %s ignores If-None-Match: * on PutObject (a second conditional PUT "
@@ -1163,7 +1234,10 @@ static kd_rc s3_probe_conditional(s3_client *c, const char *key) {
   if (written) {
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", kd_errmsg());
-    if (s3_delete(c, probe.data) != KD_OK)
+    kd_rc d = KD_OK;
+    if (version2[0]) d = s3_delete_version(c, probe.data, version2);
+    if (d == KD_OK) d = version[0] ? s3_delete_version(c, probe.data, version) : s3_delete(c, probe.data);
+    if (d != KD_OK)
       kd_log(KD_LOG_WARN, "s3: could not delete the probe object s3://%s/%s: %s", c->bucket, probe.data, kd_errmsg());
     if (rc != KD_OK) kd_fail(rc, "%s", saved);
     else kd_clear_error();
@@ -1176,7 +1250,7 @@ kd_rc s3_put_new(s3_client *c, const char *key, const void *p, size_t n) {
   kd_rc rc = s3_probe_conditional(c, key);
   if (rc != KD_OK) return rc;
   int attempts = 0;
-  rc = s3_put_if_absent(c, key, p, n, &attempts);
+  rc = s3_put_if_absent(c, key, p, n, true, &attempts, NULL, 0);
   if (rc == KD_ERR_CONFLICT && attempts > 1 && n <= S3_SMALL_BODY) {
     /* an earlier attempt may have been applied and its answer lost: the object tells whose it is */
     char saved[1024];
@@ -1207,6 +1281,9 @@ struct s3_writer {
   s3_client *c;
   char *key;
   char *upload_id;
+  char lock_mode[16];     /* what CreateMultipartUpload asked for ("" = no lock) */
+  char lock_until[21];
+  char version_id[256];   /* of the completed object, when the bucket is versioned */
   struct s3_part *parts;
   int nparts;
   char *buf; /* the current part */
@@ -1242,6 +1319,9 @@ static kd_rc s3_initiate(s3_writer *w) {
   sigv4_kv q[] = {{"uploads", NULL}};
   kd_rc rc = s3_call_init(&k, w->c, "CreateMultipartUpload", "POST", w->key, q, 1);
   k.mutating = true;
+  s3_call_lock(&k, NULL, 0, false, true);
+  snprintf(w->lock_mode, sizeof w->lock_mode, "%s", k.lock.mode);
+  snprintf(w->lock_until, sizeof w->lock_until, "%s", k.lock.until);
   /* repeated after a failure it may leave an empty upload behind, never a visible object */
   struct s3_opts o = {.body = "", .body_len = 0, .idem = HTTP_IDEM_YES};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
@@ -1272,6 +1352,7 @@ static kd_rc s3_upload_part(s3_writer *w) {
   kd_rc rc = s3_call_init(&k, w->c, "UploadPart", "PUT", w->key, q, 2);
   k.payload_hash = hash;
   k.mutating = true;
+  s3_call_lock(&k, w->buf, w->len, true, false); /* Content-MD5 on every part */
   struct s3_opts o = {.body = w->buf ? w->buf : "", .body_len = w->len, .streaming = true, .idem = HTTP_IDEM_YES};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
   if (rc == KD_OK && (!r.etag || !*r.etag)) rc = kd_fail(KD_ERR_PARSE, "part %s of s3://%s/%s: no ETag in the answer", num, w->c->bucket, w->key);
@@ -1359,6 +1440,7 @@ static kd_rc s3_complete(s3_writer *w) {
   k.mutating = true;
   struct s3_opts o = {.body = body.data, .body_len = body.len, .idem = HTTP_IDEM_YES, .streaming = true};
   if (rc == KD_OK) rc = s3_do(&k, &o, &r);
+  if (rc == KD_OK) snprintf(w->version_id, sizeof w->version_id, "%s", k.version_id);
   if (rc == KD_OK) { /* a 200 may still carry an <Error> (the server failed while assembling) */
     struct s3_error e;
     if (r.body.len && s3_parse_error(r.body.data, r.body.len, &e) == KD_OK)
@@ -1375,6 +1457,50 @@ static kd_rc s3_complete(s3_writer *w) {
   return rc;
 }
 
+/* PutObjectRetention of key's version (NULL: the current one): mode until date (ISO 8601),
+ * with Content-MD5 as S3 requires. */
+static kd_rc s3_put_retention(s3_client *c, const char *key, const char *version, const char *mode, const char *until) {
+  struct s3_call k;
+  struct http_resp r = {0};
+  char body[300], hash[65];
+  snprintf(body, sizeof body, "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>%s</Mode>"
+           "<RetainUntilDate>%s</RetainUntilDate></Retention>", mode, until);
+  size_t n = strlen(body);
+  sigv4_kv q[] = {{"retention", NULL}, {"versionId", version}};
+  sigv4_sha256_hex(body, n, hash);
+  kd_rc rc = s3_call_init(&k, c, "PutObjectRetention", "PUT", key, q, version && *version ? 2 : 1);
+  k.payload_hash = hash;
+  k.mutating = true;
+  s3_content_md5(body, n, k.lock.md5);
+  k.signed_hdrs[k.nsigned++] = (sigv4_kv){"Content-MD5", k.lock.md5};
+  struct s3_opts o = {.body = body, .body_len = n, .idem = HTTP_IDEM_YES};
+  if (rc == KD_OK) rc = s3_do(&k, &o, &r);
+  http_resp_free(&r);
+  s3_call_free(&k);
+  return rc;
+}
+
+/* After CompleteMultipartUpload under object lock: the object must carry the retention its
+ * CreateMultipartUpload asked for. Some gateways (Ceph RGW 16.2) drop those headers for
+ * multipart uploads; then the retention is set on the version just written. */
+static kd_rc s3_lock_completed(s3_writer *w) {
+  char mode[16];
+  time_t have = 0, want = 0;
+  const char *version = w->version_id[0] ? w->version_id : NULL; /* the version just written */
+  kd_rc rc = kd_time_parse(w->lock_until, &want);
+  if (rc == KD_OK) rc = s3_retention(w->c, w->key, version, mode, &have);
+  if (rc != KD_OK) return rc;
+  if (have >= want && strcmp(mode, w->lock_mode) == 0) return KD_OK;
+  kd_log(KD_LOG_DEBUG, "s3: s3://%s/%s: the gateway did not apply the object lock of the multipart upload; setting it "
+         "with PutObjectRetention", w->c->bucket, w->key);
+  if ((rc = s3_put_retention(w->c, w->key, version, w->lock_mode, w->lock_until)) != KD_OK) return rc;
+  if ((rc = s3_retention(w->c, w->key, version, mode, &have)) != KD_OK) return rc;
+  if (have < want || strcmp(mode, w->lock_mode) != 0)
+    return kd_fail(KD_ERR_UNSUPPORTED, "the gateway accepted but did not apply the retention (%s until %s)", w->lock_mode,
+                   w->lock_until);
+  return KD_OK;
+}
+
 kd_rc s3_writer_commit(s3_writer *w) {
   kd_rc rc = KD_OK;
   if (w->c->cancel && *w->c->cancel) {
@@ -1389,6 +1515,11 @@ kd_rc s3_writer_commit(s3_writer *w) {
   }
   if (w->len > 0 && (rc = s3_upload_part(w)) != KD_OK) goto fail;
   if ((rc = s3_complete(w)) != KD_OK) goto fail;
+  if (w->lock_mode[0] && (rc = s3_lock_completed(w)) != KD_OK) { /* visible, not locked: say so, never hide it */
+    rc = kd_fail_wrap(rc, "s3://%s/%s was uploaded but its object lock could not be set", w->c->bucket, w->key);
+    s3_writer_free(w);
+    return rc;
+  }
   s3_writer_free(w);
   return KD_OK;
 fail:
@@ -1402,4 +1533,170 @@ void s3_writer_abort(s3_writer *w) {
   if (!w) return;
   s3_abort_upload(w);
   s3_writer_free(w);
+}
+
+/* ---- S3 Object Lock ---- */
+
+struct s3x_lock {
+  struct s3_lock_config *cfg;
+  bool root;
+};
+
+static kd_rc s3x_lock_cb(const char *path, const char *text, size_t len, bool leaf, void *ud) {
+  struct s3x_lock *x = ud;
+  if (strcmp(path, "ObjectLockConfiguration") == 0) {
+    x->root = true;
+  } else if (strchr(path, '/') == NULL) {
+    return kd_fail(KD_ERR_PARSE, "the answer is <%s>, not <ObjectLockConfiguration>", path);
+  } else if (leaf && strcmp(path, "ObjectLockConfiguration/ObjectLockEnabled") == 0) {
+    x->cfg->enabled = len == 7 && memcmp(text, "Enabled", 7) == 0;
+  } else if (leaf && strcmp(path, "ObjectLockConfiguration/Rule/DefaultRetention/Mode") == 0) {
+    s3x_copy(x->cfg->default_mode, sizeof x->cfg->default_mode, text, len);
+  } else if (leaf && (strcmp(path, "ObjectLockConfiguration/Rule/DefaultRetention/Days") == 0 ||
+                      strcmp(path, "ObjectLockConfiguration/Rule/DefaultRetention/Years") == 0)) {
+    long v = 0;
+    if (len == 0 || len > 6) return kd_fail(KD_ERR_PARSE, "a bad DefaultRetention period");
+    for (size_t i = 0; i < len; i++) {
+      if (text[i] < '0' || text[i] > '9') return kd_fail(KD_ERR_PARSE, "a bad DefaultRetention period");
+      v = v * 10 + (text[i] - '0');
+    }
+    x->cfg->default_days = (int)(path[strlen(path) - 1] == 's' && path[strlen(path) - 2] == 'r' ? v * 365 : v);
+  }
+  return KD_OK;
+}
+
+kd_rc s3_parse_lock_config(const char *xml, size_t len, struct s3_lock_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  struct s3x_lock x = {cfg, false};
+  kd_rc rc = s3x_walk(xml, len, s3x_lock_cb, &x);
+  if (rc != KD_OK) return kd_fail_wrap(rc, "reading an ObjectLockConfiguration");
+  if (!x.root) return kd_fail(KD_ERR_PARSE, "no ObjectLockConfiguration in the answer");
+  return KD_OK;
+}
+
+kd_rc s3_check_lock(s3_client *c) {
+  struct s3_call k;
+  struct http_resp r = {0};
+  struct s3_lock_config cfg;
+  sigv4_kv q[] = {{"object-lock", NULL}};
+  kd_rc rc = s3_call_init(&k, c, "GetObjectLockConfiguration", "GET", "", q, 1);
+  struct s3_opts o = {.retries = 2};
+  if (rc == KD_OK) rc = s3_do(&k, &o, &r);
+  if (rc != KD_OK && strstr(kd_errmsg(), "ObjectLockConfigurationNotFound")) {
+    rc = kd_fail(KD_ERR_CONFIG, "object lock is configured on this location (kcmdr.io/object-lock) but bucket %s at %s "
+                 "has no object lock (ObjectLockConfigurationNotFoundError): S3 turns it on only when a bucket is "
+                 "created (x-amz-bucket-object-lock-enabled: true); use such a bucket", c->bucket, c->origin);
+  } else if (rc != KD_OK) {
+    kd_fail_wrap(rc, "reading the object lock configuration of bucket %s", c->bucket);
+  } else if ((rc = s3_parse_lock_config(r.body.data ? r.body.data : "", r.body.len, &cfg)) != KD_OK) {
+    kd_fail_wrap(rc, "bucket %s at %s", c->bucket, c->origin);
+  } else if (!cfg.enabled) {
+    rc = kd_fail(KD_ERR_CONFIG, "object lock is configured on this location (kcmdr.io/object-lock) but bucket %s at %s "
+                 "does not have ObjectLockEnabled=Enabled: S3 turns it on only when a bucket is created "
+                 "(x-amz-bucket-object-lock-enabled: true); use such a bucket", c->bucket, c->origin);
+  }
+  http_resp_free(&r);
+  s3_call_free(&k);
+  return rc;
+}
+
+kd_rc s3_retention(s3_client *c, const char *key, const char *version, char mode[16], time_t *until) {
+  struct s3_call k;
+  struct http_resp r = {0};
+  sigv4_kv vq[] = {{"versionId", version}};
+  mode[0] = '\0';
+  *until = 0;
+  kd_rc rc = s3_call_init(&k, c, "HeadObject", "HEAD", key, vq, version ? 1 : 0);
+  struct s3_opts o = {0};
+  if (rc == KD_OK) rc = s3_do(&k, &o, &r);
+  if (rc == KD_OK && k.lock_until[0]) {
+    if (kd_time_parse(k.lock_until, until) != KD_OK)
+      rc = kd_fail(KD_ERR_PARSE, "HEAD s3://%s/%s: a bad x-amz-object-lock-retain-until-date", c->bucket, key);
+    else
+      snprintf(mode, 16, "%s", k.lock_mode);
+  }
+  http_resp_free(&r);
+  s3_call_free(&k);
+  return rc;
+}
+
+/* ---- the first version of a key (ListObjectVersions) ---- */
+
+struct s3x_versions {
+  struct s3_versions_page *pg;
+  char key[S3_MAX_XML_TEXT > 1100 ? 1100 : S3_MAX_XML_TEXT], version[256];
+};
+
+static kd_rc s3x_versions_cb(const char *path, const char *text, size_t len, bool leaf, void *ud) {
+  struct s3x_versions *x = ud;
+  bool v = strncmp(path, "ListVersionsResult/Version/", 27) == 0, dm = strncmp(path, "ListVersionsResult/DeleteMarker/", 32) == 0;
+  if (leaf && (v || dm)) {
+    const char *field = path + (v ? 27 : 32);
+    if (strcmp(field, "Key") == 0) s3x_copy(x->key, sizeof x->key, text, len);
+    else if (strcmp(field, "VersionId") == 0) s3x_copy(x->version, sizeof x->version, text, len);
+  } else if (strcmp(path, "ListVersionsResult/Version") == 0 || strcmp(path, "ListVersionsResult/DeleteMarker") == 0) {
+    struct s3_versions_page *pg = x->pg;
+    if (strcmp(x->key, pg->key) == 0 && x->version[0]) {
+      pg->any = true;
+      if (path[19] == 'V') snprintf(pg->oldest, sizeof pg->oldest, "%s", x->version); /* newest first: the last is the oldest */
+    }
+    x->key[0] = x->version[0] = '\0';
+  } else if (leaf && strcmp(path, "ListVersionsResult/IsTruncated") == 0) {
+    x->pg->truncated = len == 4 && memcmp(text, "true", 4) == 0;
+  } else if (leaf && strcmp(path, "ListVersionsResult/NextKeyMarker") == 0) {
+    s3x_copy(x->pg->next_key, sizeof x->pg->next_key, text, len);
+  } else if (leaf && strcmp(path, "ListVersionsResult/NextVersionIdMarker") == 0) {
+    s3x_copy(x->pg->next_version, sizeof x->pg->next_version, text, len);
+  } else if (strchr(path, '/') == NULL && strcmp(path, "ListVersionsResult") != 0) {
+    return kd_fail(KD_ERR_PARSE, "the answer is <%s>, not <ListVersionsResult>", path);
+  }
+  return KD_OK;
+}
+
+kd_rc s3_parse_versions(const char *xml, size_t len, struct s3_versions_page *pg) {
+  pg->truncated = false;
+  pg->next_key[0] = pg->next_version[0] = '\0';
+  struct s3x_versions *x = calloc(1, sizeof *x);
+  if (!x) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  x->pg = pg;
+  kd_rc rc = s3x_walk(xml, len, s3x_versions_cb, x);
+  free(x);
+  return rc != KD_OK ? kd_fail_wrap(rc, "reading a ListObjectVersions answer") : KD_OK;
+}
+
+kd_rc s3_first_version(s3_client *c, const char *key, char *version, size_t n, bool *any) {
+  struct s3_versions_page pg;
+  kd_rc rc = KD_OK;
+  memset(&pg, 0, sizeof pg);
+  snprintf(pg.key, sizeof pg.key, "%s", key);
+  for (int page = 0;; page++) {
+    if (page >= S3_MAX_VERSION_PAGES) {
+      rc = kd_fail(KD_ERR_TOOBIG, "listing the versions of s3://%s/%s: more than %d pages", c->bucket, key, page);
+      break;
+    }
+    struct s3_call k;
+    struct http_resp r = {0};
+    char km[sizeof pg.next_key], vm[sizeof pg.next_version];
+    snprintf(km, sizeof km, "%s", pg.next_key);
+    snprintf(vm, sizeof vm, "%s", pg.next_version);
+    sigv4_kv q[5] = {{"versions", NULL}, {"prefix", key}};
+    size_t nq = 2;
+    if (page > 0) {
+      q[nq++] = (sigv4_kv){"key-marker", km};
+      if (vm[0]) q[nq++] = (sigv4_kv){"version-id-marker", vm};
+    }
+    rc = s3_call_init(&k, c, "ListObjectVersions", "GET", "", q, nq);
+    struct s3_opts o = {.body_max = S3_MAX_LIST_BODY};
+    if (rc == KD_OK) rc = s3_do(&k, &o, &r);
+    if (rc == KD_OK) rc = s3_parse_versions(r.body.data ? r.body.data : "", r.body.len, &pg);
+    http_resp_free(&r);
+    s3_call_free(&k);
+    /* past our key (markers are in key order): the rest are longer keys under the same prefix */
+    if (rc != KD_OK || !pg.truncated || !pg.next_key[0] || strcmp(pg.next_key, key) > 0) break;
+  }
+  if (rc == KD_OK) {
+    snprintf(version, n, "%s", pg.oldest);
+    *any = pg.any;
+  }
+  return rc;
 }

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "objstore.h"
 #include "sigv4.h"
@@ -31,6 +32,8 @@
 #define S3_MAX_LIST_PAGES 10000L      /* pages of one listing (S3 sends up to 1,000 keys a page) */
 #define S3_MAX_LIST_KEYS 1000000u     /* entries of one listing, all pages together */
 #define S3_PROBE_PREFIX ".kcmdr-probe-" /* the object s3_put_new's probe writes and deletes */
+#define S3_MD5_B64_LEN 25              /* a Content-MD5 value (24 base64 characters) and its NUL */
+#define S3_LOCK_HEADERS 3              /* Content-MD5, x-amz-object-lock-mode, -retain-until-date */
 
 typedef struct s3_client s3_client;
 typedef struct s3_writer s3_writer;
@@ -86,6 +89,64 @@ kd_rc s3_put_new(s3_client *c, const char *key, const void *p, size_t n);
 kd_rc s3_get(s3_client *c, const char *key, objstore_sink_fn fn, void *ud);
 kd_rc s3_head(s3_client *c, const char *key, uint64_t *size);
 kd_rc s3_delete(s3_client *c, const char *key);
+/* DeleteObject of one version (versionId; NULL = the current one, s3_delete). A locked version
+ * is refused by S3 (403 AccessDenied: KD_ERR_FORBIDDEN). */
+kd_rc s3_delete_version(s3_client *c, const char *key, const char *version);
+
+/* ---- S3 Object Lock ----
+ * With a mode set, every object this client writes carries x-amz-object-lock-mode and
+ * x-amz-object-lock-retain-until-date (PutObject, conditional PutObject, CreateMultipartUpload)
+ * and every body Content-MD5 (PutObject and every UploadPart), all three signed. The date is
+ * until when non-zero (one date for all files of a backup), else the time of writing + days;
+ * neither (or a date not in the future): the object is written without lock headers. The
+ * probe of s3_put_new is never locked and its versions are deleted. Set before use. */
+void s3_set_lock(s3_client *c, const char *mode, int days, time_t until);
+/* What the bucket says of object lock (GET ?object-lock). */
+struct s3_lock_config {
+  bool enabled;          /* ObjectLockEnabled is Enabled */
+  char default_mode[16]; /* Rule/DefaultRetention/Mode, "" when none */
+  int default_days;      /* its Days (Years as 365 days), 0 when none */
+};
+/* Parse an ObjectLockConfiguration answer (pure; *cfg zeroed first). KD_ERR_PARSE for another
+ * document or malformed XML. */
+kd_rc s3_parse_lock_config(const char *xml, size_t len, struct s3_lock_config *cfg);
+/* The bucket has object lock enabled: KD_OK; KD_ERR_CONFIG with a message naming the bucket
+ * when it has none (ObjectLockConfigurationNotFoundError, or not Enabled); other failures as
+ * every request's. */
+kd_rc s3_check_lock(s3_client *c);
+/* The retention of a version of key (HEAD; version NULL: the current one): mode ("" when none)
+ * and retain-until date (0 when none). KD_ERR_NOTFOUND when absent. */
+kd_rc s3_retention(s3_client *c, const char *key, const char *version, char mode[16], time_t *until);
+/* The header values one request carries (pure; for tests): md5 (Content-MD5 of body[0..n), when
+ * md5), mode and until (ISO 8601 UTC "2026-01-02T03:04:05Z", when lock and a date in the future:
+ * until, else now + days); "" for each not sent. */
+struct s3_lock_hdrs {
+  char md5[S3_MD5_B64_LEN];
+  char mode[16];
+  char until[21];
+};
+void s3_lock_hdrs_build(const char *mode, int days, time_t until, time_t now, const void *body, size_t n, bool md5,
+                        bool lock, struct s3_lock_hdrs *out);
+/* Pinned reads (objstore under object lock): GetObject and HeadObject of one version. */
+kd_rc s3_get_version(s3_client *c, const char *key, const char *version, objstore_sink_fn fn, void *ud);
+kd_rc s3_head_version(s3_client *c, const char *key, const char *version, uint64_t *size);
+#define S3_MAX_VERSION_PAGES 100 /* pages of one key's ListObjectVersions */
+/* The oldest version of key that is an object, not a delete marker (ListObjectVersions, all
+ * pages): its id into version ("" when there is none); *any: key has any version or delete
+ * marker at all (also hidden ones). */
+kd_rc s3_first_version(s3_client *c, const char *key, char *version, size_t n, bool *any);
+/* One ListObjectVersions page for key (pure; fuzzable): fills any, oldest (carried over pages),
+ * truncated and the markers of the next page. */
+struct s3_versions_page {
+  char key[1100];           /* the key asked for (set by the caller) */
+  bool any;
+  char oldest[256];
+  bool truncated;
+  char next_key[1100], next_version[256];
+};
+kd_rc s3_parse_versions(const char *xml, size_t len, struct s3_versions_page *pg);
+/* Base64 of the MD5 of p[0..n) (the Content-MD5 header value) into out. */
+void s3_content_md5(const void *p, size_t n, char out[S3_MD5_B64_LEN]);
 /* Every key under prefix in byte order, all pages, delimiter '/' or '\0' (none). Entries that do
  * not belong to this listing (a key outside prefix; with a delimiter, an object key holding it
  * past prefix or a common prefix that is not prefix + one segment + delimiter; a common prefix

@@ -1,7 +1,9 @@
 /* fuzz_s3list.c — libFuzzer target for the S3 XML reader: any bytes as a ListObjectsV2 answer,
- * an <Error> document or an InitiateMultipartUpload answer must parse or fail cleanly (no crash,
+ * an <Error> document, an InitiateMultipartUpload, object-lock configuration or ListObjectVersions
+ * answer must parse or fail cleanly (no crash,
  * leak, hang or read past the input), and every listed key must be a C string of its length. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   kd_buf out = KD_BUF_INIT(1 << 20);
   s3_parse_field(xml, size, "InitiateMultipartUploadResult/UploadId", &out);
   kd_buf_free(&out);
+  struct s3_lock_config lc; /* object lock: GET ?object-lock and ListObjectVersions answers */
+  if (s3_parse_lock_config(xml, size, &lc) == KD_OK && strlen(lc.default_mode) >= sizeof lc.default_mode) abort();
+  struct s3_versions_page vp;
+  memset(&vp, 0, sizeof vp);
+  snprintf(vp.key, sizeof vp.key, "k");
+  if (s3_parse_versions(xml, size, &vp) == KD_OK && (strlen(vp.oldest) >= sizeof vp.oldest || (vp.oldest[0] && !vp.any)))
+    abort();
   free(xml);
   return 0;
 }

@@ -191,6 +191,116 @@ static void open_bsl_rejects_what_it_cannot_use(void **state) {
   }
 }
 
+/* tried: the header values of a locked write with fixed vectors (RFC 1321's MD5 of "" and "abc"
+ * as base64; 2001-09-09T01:46:40Z is 1e9 s), the date as the backup's when given and as now +
+ * days otherwise, none for a date not in the future or no mode; the annotations as users may get
+ * them wrong (lower case, a number, days without a mode, 0, signs, spaces, too many days, a
+ * filesystem location); and GET ?object-lock answers as AWS and RGW send them. */
+static void object_lock_config_and_headers(void **state) {
+  (void)state;
+  struct s3_lock_hdrs h;
+  s3_lock_hdrs_build("COMPLIANCE", 0, 1000000000, 999999000, "", 0, true, true, &h);
+  assert_string_equal(h.md5, "1B2M2Y8AsgTpgAmY7PhCfg==");
+  assert_string_equal(h.mode, "COMPLIANCE");
+  assert_string_equal(h.until, "2001-09-09T01:46:40Z");
+  s3_lock_hdrs_build("GOVERNANCE", 2, 0, 1000000000, "abc", 3, true, true, &h);
+  assert_string_equal(h.md5, "kAFQmDzST7DWlj99KOF/cg==");
+  assert_string_equal(h.until, "2001-09-11T01:46:40Z");
+  s3_lock_hdrs_build("GOVERNANCE", 2, 0, 1000000000, "abc", 3, true, false, &h); /* a part: MD5 only */
+  assert_string_equal(h.md5, "kAFQmDzST7DWlj99KOF/cg==");
+  assert_string_equal(h.mode, "");
+  s3_lock_hdrs_build("GOVERNANCE", 0, 0, 1000000000, "abc", 3, false, true, &h); /* no date: no lock */
+  assert_string_equal(h.md5, "");
+  assert_string_equal(h.mode, "");
+  assert_string_equal(h.until, "");
+  s3_lock_hdrs_build("COMPLIANCE", 0, 999999999, 1000000000, "", 0, true, true, &h); /* a date in the past */
+  assert_string_equal(h.mode, "");
+
+  struct {
+    const char *mode, *days, *needle;
+  } bad[] = {{"compliance", NULL, "must be COMPLIANCE or GOVERNANCE"}, {"", NULL, "must be COMPLIANCE or GOVERNANCE"},
+             {NULL, "3", "needs kcmdr.io/object-lock"},        {"GOVERNANCE", "0", "whole number of days"},
+             {"GOVERNANCE", "-1", "whole number of days"},       {"GOVERNANCE", "+1", "whole number of days"},
+             {"GOVERNANCE", " 1", "whole number of days"},       {"GOVERNANCE", "36501", "whole number of days"},
+             {"GOVERNANCE", "1d", "whole number of days"},       {"GOVERNANCE", "", "whole number of days"}};
+  for (size_t i = 0; i < KD_ARRAY_LEN(bad); i++) {
+    json_t *b = bsl("aws", "b", NULL, NULL), *ann = json_object();
+    if (bad[i].mode) json_object_set_new(ann, OBJSTORE_ANN_LOCK, json_string(bad[i].mode));
+    if (bad[i].days) json_object_set_new(ann, OBJSTORE_ANN_LOCK_DAYS, json_string(bad[i].days));
+    json_object_set_new(b, "metadata", json_pack("{s:o}", "annotations", ann));
+    objstore *st = NULL;
+    kd_rc rc = objstore_open_bsl(b, CREDS, strlen(CREDS), &st);
+    if (rc != KD_ERR_CONFIG || !strstr(kd_errmsg(), bad[i].needle))
+      fail_msg("case %zu: %s: '%s' (wanted '%s')", i, kd_rc_name(rc), kd_errmsg(), bad[i].needle);
+    assert_null(st);
+    json_decref(b);
+  }
+  json_t *b = bsl("aws", "b", NULL, NULL);
+  json_object_set_new(b, "metadata", json_pack("{s:{s:i}}", "annotations", OBJSTORE_ANN_LOCK, 1));
+  objstore *st = NULL;
+  assert_int_equal(objstore_open_bsl(b, CREDS, strlen(CREDS), &st), KD_ERR_CONFIG);
+  json_decref(b);
+  b = bsl("filesystem", NULL, NULL, json_pack("{s:s}", "path", "/tmp"));
+  json_object_set_new(b, "metadata", json_pack("{s:{s:s}}", "annotations", OBJSTORE_ANN_LOCK, "COMPLIANCE"));
+  assert_int_equal(objstore_open_bsl(b, NULL, 0, &st), KD_ERR_CONFIG);
+  assert_non_null(strstr(kd_errmsg(), "needs an S3 location"));
+  json_decref(b);
+  b = bsl("aws", "b", NULL, NULL);
+  json_object_set_new(b, "metadata", json_pack("{s:{s:s,s:s}}", "annotations", OBJSTORE_ANN_LOCK, "GOVERNANCE",
+                                               OBJSTORE_ANN_LOCK_DAYS, "36500"));
+  assert_int_equal(objstore_open_bsl(b, CREDS, strlen(CREDS), &st), KD_OK);
+  assert_string_equal(objstore_lock_mode(st), "GOVERNANCE");
+  assert_int_equal(objstore_lock_days(st), 36500);
+  /* the later of the expiration and start + days */
+  assert_int_equal(objstore_lock_backup(st, 1000, 5000), 1000 + 36500L * 86400);
+  objstore_free(st);
+  json_decref(b);
+
+  struct s3_lock_config cfg;
+  static const char aws[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ObjectLockConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                            "<ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode>"
+                            "<Years>2</Years></DefaultRetention></Rule></ObjectLockConfiguration>";
+  assert_int_equal(s3_parse_lock_config(aws, strlen(aws), &cfg), KD_OK);
+  assert_true(cfg.enabled);
+  assert_string_equal(cfg.default_mode, "GOVERNANCE");
+  assert_int_equal(cfg.default_days, 730);
+  static const char rgw[] = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>";
+  assert_int_equal(s3_parse_lock_config(rgw, strlen(rgw), &cfg), KD_OK);
+  assert_true(cfg.enabled);
+  assert_int_equal(cfg.default_days, 0);
+  static const char off[] = "<ObjectLockConfiguration><ObjectLockEnabled>Disabled</ObjectLockEnabled></ObjectLockConfiguration>";
+  assert_int_equal(s3_parse_lock_config(off, strlen(off), &cfg), KD_OK);
+  assert_false(cfg.enabled);
+  static const char other[] = "<Error><Code>ObjectLockConfigurationNotFoundError</Code></Error>";
+  assert_int_equal(s3_parse_lock_config(other, strlen(other), &cfg), KD_ERR_PARSE);
+
+  /* ListObjectVersions, newest first: an attacker's delete marker and overwrite on top of ours,
+   * and a longer key under the same prefix; the first version is ours */
+  static const char versions[] =
+      "<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><IsTruncated>false</IsTruncated>"
+      "<DeleteMarker><Key>p/b.tar.gz</Key><VersionId>dm3</VersionId><IsLatest>true</IsLatest></DeleteMarker>"
+      "<Version><Key>p/b.tar.gz</Key><VersionId>junk2</VersionId></Version>"
+      "<Version><Key>p/b.tar.gz</Key><VersionId>ours1</VersionId></Version>"
+      "<Version><Key>p/b.tar.gz.x</Key><VersionId>other</VersionId></Version></ListVersionsResult>";
+  struct s3_versions_page pg;
+  memset(&pg, 0, sizeof pg);
+  snprintf(pg.key, sizeof pg.key, "p/b.tar.gz");
+  assert_int_equal(s3_parse_versions(versions, strlen(versions), &pg), KD_OK);
+  assert_true(pg.any);
+  assert_string_equal(pg.oldest, "ours1");
+  assert_false(pg.truncated);
+  static const char hidden[] = "<ListVersionsResult><IsTruncated>true</IsTruncated><NextKeyMarker>p/c</NextKeyMarker>"
+                               "<DeleteMarker><Key>p/c</Key><VersionId>dm</VersionId></DeleteMarker></ListVersionsResult>";
+  memset(&pg, 0, sizeof pg);
+  snprintf(pg.key, sizeof pg.key, "p/c");
+  assert_int_equal(s3_parse_versions(hidden, strlen(hidden), &pg), KD_OK);
+  assert_true(pg.any);
+  assert_string_equal(pg.oldest, "");
+  assert_true(pg.truncated);
+  assert_string_equal(pg.next_key, "p/c");
+  assert_int_equal(s3_parse_versions(aws, strlen(aws), &pg), KD_ERR_PARSE);
+}
+
 /* Path-style and virtual-hosted URLs, and when virtual hosting is impossible. Keys are encoded
  * once, '/' kept; the query is sorted and encoded. */
 static void s3_addressing(void **state) {
@@ -826,6 +936,7 @@ int test_objstore(void) {
       cmocka_unit_test(credentials_files),
       cmocka_unit_test(open_bsl_reads_velero_config),
       cmocka_unit_test(open_bsl_rejects_what_it_cannot_use),
+      cmocka_unit_test(object_lock_config_and_headers),
       cmocka_unit_test(s3_addressing),
       cmocka_unit_test(s3_connection_refused_is_clear),
       cmocka_unit_test(s3_xml_list_pages),

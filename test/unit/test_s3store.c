@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "objstore.h"
 #include "s3.h"
@@ -22,11 +23,13 @@
 #define PEER_MAX_OBJECTS 64
 
 /* what the peer counts */
-enum { N_LIST, N_PUT, N_CONDPUT, N_GET, N_HEAD, N_DELETE, N_INIT, N_PART, N_COMPLETE, N_ABORT, N_503, N_KINDS };
+enum { N_LIST, N_PUT, N_CONDPUT, N_GET, N_HEAD, N_DELETE, N_INIT, N_PART, N_COMPLETE, N_ABORT, N_503, N_RETENTION,
+       N_MD5_OK, N_MD5_BAD, N_MD5_MISSING, N_KINDS };
 
 struct peer_obj {
   char *key; /* "bucket/key" */
   kd_buf data;
+  char lock_mode[16], lock_until[32]; /* its object lock, "" when none */
 };
 
 struct peer {
@@ -40,6 +43,8 @@ struct peer {
   bool lose_answer; /* the next conditional PUT is applied, then answered 503 */
   char probe_keys[4][256]; /* the first probe objects seen (conditional PUTs of .kcmdr-probe-*) */
   int nprobe;
+  char up_mode[16], up_until[32]; /* the object lock the running multipart upload asked for */
+  char signed_headers[512];       /* SignedHeaders of the last PUT or POST */
 };
 
 static struct peer *P;
@@ -82,6 +87,16 @@ static void peer_store(const char *path, const char *data, size_t n) {
   if (!o) return;
   kd_buf_reset(&o->data);
   kd_buf_add(&o->data, data ? data : "", n);
+  o->lock_mode[0] = o->lock_until[0] = '\0';
+}
+
+/* Content-MD5 of a body with a body: counted as right, wrong or missing (S3 requires it with
+ * object lock). */
+static void peer_check_md5(struct MHD_Connection *conn, const kd_buf *body) {
+  const char *got = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-MD5");
+  char want[S3_MD5_B64_LEN];
+  s3_content_md5(body->data, body->len, want);
+  atomic_fetch_add(&P->n[!got ? N_MD5_MISSING : strcmp(got, want) == 0 ? N_MD5_OK : N_MD5_BAD], 1);
 }
 
 static void peer_remove(const char *path) {
@@ -184,7 +199,40 @@ static enum MHD_Result peer_handle(void *cls, struct MHD_Connection *conn, const
   bool uploads = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "uploads") != NULL;
   const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
   bool cond = put && !part && inm && strcmp(inm, "*") == 0;
+  bool retention = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "retention") != NULL;
+  const char *lmode = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-amz-object-lock-mode");
+  const char *luntil = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-amz-object-lock-retain-until-date");
+  if (put || post) {
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *sh = auth ? strstr(auth, "SignedHeaders=") : NULL;
+    snprintf(P->signed_headers, sizeof P->signed_headers, "%.*s", sh ? (int)strcspn(sh, ",") : 0, sh ? sh : "");
+  }
+  if (put && (part || retention || lmode)) peer_check_md5(conn, &u->body);
+  if (retention) { /* PutObjectRetention: <Mode> and <RetainUntilDate> of the body */
+    atomic_fetch_add(&P->n[N_RETENTION], 1);
+    pthread_mutex_lock(&P->lock);
+    struct peer_obj *o = peer_find(path);
+    const char *m = u->body.data ? strstr(u->body.data, "<Mode>") : NULL;
+    const char *d = u->body.data ? strstr(u->body.data, "<RetainUntilDate>") : NULL;
+    if (o && m && d) {
+      snprintf(o->lock_mode, sizeof o->lock_mode, "%.*s", (int)strcspn(m + 6, "<"), m + 6);
+      snprintf(o->lock_until, sizeof o->lock_until, "%.*s", (int)strcspn(d + 17, "<"), d + 17);
+    }
+    pthread_mutex_unlock(&P->lock);
+    return o ? peer_reply(conn, 200, "", 0, NULL) : peer_error(conn, 404, "NoSuchKey");
+  }
 
+  if (get && !*key && MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "versions")) { /* one version per object */
+    const char *prefix = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "prefix");
+    char full[512], body[1024];
+    snprintf(full, sizeof full, "%s/%s", bucket, prefix ? prefix : "");
+    pthread_mutex_lock(&P->lock);
+    bool have = peer_find(full) != NULL;
+    pthread_mutex_unlock(&P->lock);
+    int n = snprintf(body, sizeof body, "<ListVersionsResult><IsTruncated>false</IsTruncated>%s%s%s</ListVersionsResult>",
+                     have ? "<Version><Key>" : "", have ? prefix : "", have ? "</Key><VersionId>v1</VersionId></Version>" : "");
+    return peer_reply(conn, 200, body, (size_t)n, NULL);
+  }
   if (get && !*key) {
     atomic_fetch_add(&P->n[N_LIST], 1);
     return peer_list(conn, bucket);
@@ -204,7 +252,13 @@ static enum MHD_Result peer_handle(void *cls, struct MHD_Connection *conn, const
   }
   enum MHD_Result r;
   struct peer_obj *o = peer_find(path);
-  if (get || head) {
+  if (head && o && o->lock_mode[0]) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "x-amz-object-lock-mode", o->lock_mode);
+    MHD_add_response_header(resp, "x-amz-object-lock-retain-until-date", o->lock_until);
+    r = MHD_queue_response(conn, 200, resp);
+    MHD_destroy_response(resp);
+  } else if (get || head) {
     r = o ? peer_reply(conn, 200, o->data.data ? o->data.data : "", o->data.len, "\"e\"") : peer_error(conn, 404, "NoSuchKey");
   } else if (cond && strcmp(bucket, "nimpl") == 0) {
     r = peer_error(conn, 501, "NotImplemented");
@@ -212,6 +266,10 @@ static enum MHD_Result peer_handle(void *cls, struct MHD_Connection *conn, const
     r = peer_error(conn, 412, "PreconditionFailed");
   } else if (put && !part) {
     peer_store(path, u->body.data, u->body.len);
+    if (lmode && luntil && (o = peer_find(path))) {
+      snprintf(o->lock_mode, sizeof o->lock_mode, "%s", lmode);
+      snprintf(o->lock_until, sizeof o->lock_until, "%s", luntil);
+    }
     if (cond && P->lose_answer && !strstr(key, S3_PROBE_PREFIX)) { /* applied, answer lost */
       P->lose_answer = false;
       atomic_fetch_add(&P->n[N_503], 1);
@@ -224,10 +282,16 @@ static enum MHD_Result peer_handle(void *cls, struct MHD_Connection *conn, const
     snprintf(etag, sizeof etag, "\"part-%s\"", part);
     r = peer_reply(conn, 200, "", 0, etag);
   } else if (post && uploads) {
+    snprintf(P->up_mode, sizeof P->up_mode, "%s", lmode ? lmode : "");
+    snprintf(P->up_until, sizeof P->up_until, "%s", luntil ? luntil : "");
     static const char init[] = "<InitiateMultipartUploadResult><UploadId>up-1</UploadId></InitiateMultipartUploadResult>";
     r = peer_reply(conn, 200, init, sizeof init - 1, NULL);
   } else if (post) {
     peer_store(path, "multipart", 9);
+    if (strcmp(bucket, "droplock") != 0 && (o = peer_find(path))) { /* "droplock": as Ceph RGW 16.2, the lock is lost */
+      snprintf(o->lock_mode, sizeof o->lock_mode, "%s", P->up_mode);
+      snprintf(o->lock_until, sizeof o->lock_until, "%s", P->up_until);
+    }
     r = peer_reply(conn, 200, "<CompleteMultipartUploadResult/>", 32, NULL);
   } else if (del && !upload_id) {
     peer_remove(path);
@@ -494,6 +558,77 @@ static int mutations(void) {
 
 static char big[(8u << 20) + 1];
 
+/* tried: a store with object lock (annotations on the BSL) writing a small object, a claim
+ * (put_new) and a multipart upload of two parts, on a peer that keeps the lock of a multipart
+ * upload and on one that drops it (as Ceph RGW 16.2 does); and the same store without lock.
+ * Asserted: every PUT and every part carries a Content-MD5 that is the MD5 of its body (the peer
+ * computes it), the lock headers are signed, the single PUT and the multipart create carry the
+ * mode and the backup's date (its expiration, later than start + 1 day), a dropped lock is set
+ * again by PutObjectRetention with the same date, and without lock no such header is sent. */
+static void object_lock_headers_on_every_write(void **state) {
+  (void)state;
+  const char *buckets[] = {"std", "droplock"};
+  memset(big, 'l', sizeof big);
+  for (size_t i = 0; i < KD_ARRAY_LEN(buckets); i++) {
+    peer_reset();
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", P->port);
+    json_t *b = json_pack("{s:{s:{s:s,s:s}},s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "annotations", OBJSTORE_ANN_LOCK,
+                          "COMPLIANCE", OBJSTORE_ANN_LOCK_DAYS, "1", "spec", "provider", "aws", "objectStorage", "bucket",
+                          buckets[i], "config", "s3Url", url, "s3ForcePathStyle", "true");
+    objstore *st = NULL;
+    if (objstore_open_bsl(b, CREDS, strlen(CREDS), &st) != KD_OK) fail_msg("open: %s", kd_errmsg());
+    json_decref(b);
+    assert_string_equal(objstore_lock_mode(st), "COMPLIANCE");
+    time_t start = time(NULL), exp = start + 30 * 86400;
+    char want[21];
+    kd_time_format(exp, want);
+    assert_int_equal(objstore_lock_backup(st, start, exp), exp);
+    assert_int_equal(objstore_put(st, "small", "hello", 5), KD_OK);
+    assert_non_null(strstr(P->signed_headers, "content-md5;"));
+    assert_non_null(strstr(P->signed_headers, "x-amz-object-lock-mode;x-amz-object-lock-retain-until-date"));
+    char mode[16];
+    time_t until = 0;
+    assert_int_equal(objstore_retention(st, "small", mode, &until), KD_OK);
+    assert_string_equal(mode, "COMPLIANCE");
+    assert_int_equal(until, exp);
+    kd_rc rc = objstore_put_new(st, "claim", "c", 1);
+    if (rc != KD_OK) fail_msg("put_new: %s", kd_errmsg());
+    assert_int_equal(objstore_retention(st, "claim", mode, &until), KD_OK);
+    assert_int_equal(until, exp);
+    objstore_writer *w;
+    assert_int_equal(objstore_writer_open(st, "big", &w), KD_OK);
+    assert_int_equal(objstore_writer_write(w, big, sizeof big), KD_OK);
+    if ((rc = objstore_writer_commit(w)) != KD_OK) fail_msg("%s: commit: %s", buckets[i], kd_errmsg());
+    assert_int_equal(atomic_load(&P->n[N_PART]), 2);
+    assert_string_equal(P->up_mode, "COMPLIANCE");
+    assert_string_equal(P->up_until, want);
+    assert_int_equal(atomic_load(&P->n[N_RETENTION]), i == 1 ? 1 : 0);
+    assert_int_equal(objstore_retention(st, "big", mode, &until), KD_OK);
+    assert_string_equal(mode, "COMPLIANCE");
+    assert_int_equal(until, exp);
+    /* the small PUT, the claim (the probe's two PUTs carry no lock: not counted), two parts,
+     * and the retention when it was dropped */
+    assert_int_equal(atomic_load(&P->n[N_MD5_MISSING]), 0);
+    assert_int_equal(atomic_load(&P->n[N_MD5_BAD]), 0);
+    assert_int_equal(atomic_load(&P->n[N_MD5_OK]), 4 + (i == 1 ? 1 : 0));
+    objstore_free(st);
+  }
+  /* without object lock: no lock header and no Content-MD5 at all */
+  peer_reset();
+  objstore *st = store("std", NULL);
+  assert_null(objstore_lock_mode(st));
+  assert_int_equal(objstore_lock_backup(st, time(NULL), time(NULL) + 86400), 0);
+  assert_int_equal(objstore_put(st, "small", "hello", 5), KD_OK);
+  assert_null(strstr(P->signed_headers, "content-md5"));
+  assert_null(strstr(P->signed_headers, "x-amz-object-lock"));
+  char mode[16];
+  time_t until = 1;
+  assert_int_equal(objstore_retention(st, "small", mode, &until), KD_OK);
+  assert_int_equal(until, 0);
+  objstore_free(st);
+}
+
 /* tried: a guard that refuses from the start (every mutating call fails with its code and
  * nothing goes out; reads still work), and one that starts refusing after the peer saw the
  * multipart upload's create, its first part or its second part: the next piece (part, part,
@@ -623,6 +758,7 @@ int test_s3store(void) {
       cmocka_unit_test(put_new_creates_only_once),
       cmocka_unit_test(guard_blocks_every_mutation),
       cmocka_unit_test(guard_stops_a_retry),
+      cmocka_unit_test(object_lock_headers_on_every_write),
   };
   return cmocka_run_group_tests_name("s3store", tests, peer_setup, peer_teardown);
 }
