@@ -54,6 +54,19 @@ struct candidate {
   bool go;        /* to be deleted */
 };
 
+/* Was b made by sync from a bucket rather than by this cluster's schedule? kcmdr's engine marks
+ * what it syncs; Velero's sync marks nothing, but the API server stamps a synced object's
+ * creationTimestamp at sync time, after the backup had completed elsewhere. A Backup of this
+ * cluster completes after its object is created (clock skew can only make one look synced:
+ * kept, never deleted). */
+static bool foreign(json_t *b) {
+  time_t created, completed;
+  const char *c = meta_str(b, "creationTimestamp");
+  const char *d = json_string_value(json_object_get(json_object_get(b, "status"), "completionTimestamp"));
+  return backup_is_synced(b) || (c && d && kd_time_parse(c, &created) == KD_OK && kd_time_parse(d, &completed) == KD_OK &&
+                                 completed < created);
+}
+
 static int newest_first(const void *a, const void *b) {
   const struct candidate *x = a, *y = b;
   return x->t < y->t ? 1 : x->t > y->t ? -1 : strcmp(meta_str(x->backup, "name"), meta_str(y->backup, "name"));
@@ -76,7 +89,7 @@ kd_rc retention_plan(const char *mb, long keep, json_t *backups, json_t *restore
     const char *ph = phase_of(b);
     time_t t;
     if (!kd_streq(owner, label) || !mb_parse_scheduled_name(mb, meta_str(b, "name"), &t)) continue;
-    if (backup_is_synced(b) || json_object_get(json_object_get(b, "metadata"), "deletionTimestamp")) continue;
+    if (foreign(b) || json_object_get(json_object_get(b, "metadata"), "deletionTimestamp")) continue;
     bool ok = kd_streq(ph, VELERO_PHASE_COMPLETED) || kd_streq(ph, VELERO_PHASE_PARTIALLY_FAILED);
     bool failed = kd_streq(ph, VELERO_PHASE_FAILED) || kd_streq(ph, VELERO_PHASE_FAILED_VALIDATION);
     if (ok || failed) c[n++] = (struct candidate){b, t, ok, false};

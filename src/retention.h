@@ -24,7 +24,8 @@ kd_rc retention_keep_last(json_t *mb, long *keep);
 const char *retention_reader(json_t *restores, const char *backup);
 
 /* Which scheduled Backups of ManagementBackup mb (its "<mb>-<timestamp>" Backups labelled for
- * it; never its on-demand one, never a synced copy, never one being deleted) go, keeping keep:
+ * it; never its on-demand one, never a synced copy (kcmdr's annotation, or completed before its
+ * object was created, as Velero's sync makes them), never one being deleted) go, keeping keep:
  * beyond the newest keep Completed or PartiallyFailed ones, the older successful ones; Failed
  * and FailedValidation ones older than the newest successful one (they do not count toward N);
  * nothing while no backup succeeded; never one that retention_reader names. Pure: backups and

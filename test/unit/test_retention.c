@@ -70,6 +70,31 @@ static void keeps_the_newest_n_successful(void **state) {
   json_decref(b);
 }
 
+/* tried: in a cluster restored with Velero, Backups synced from the bucket (Velero's sync marks
+ * nothing: they only carry a creationTimestamp later than their completionTimestamp) and this
+ * cluster's own new ones, N = 1. Asserted: only this cluster's older backup goes; the synced ones
+ * are left to their TTL (their files may be another live cluster's); a backup of this cluster
+ * (created, then completed) and one without timestamps still count. */
+static void synced_by_velero_are_left_alone(void **state) {
+  (void)state;
+  json_t *b = json_array();
+  const char *stamps[][3] = {/* name, created, completed */
+                             {"daily-20261201000000", "2026-12-10T09:00:00Z", "2026-12-01T00:01:00Z"},
+                             {"daily-20261202000000", "2026-12-10T09:00:01Z", "2026-12-02T00:01:00Z"},
+                             {"daily-20261210100000", "2026-12-10T10:00:00Z", "2026-12-10T10:01:00Z"},
+                             {"daily-20261210110000", "2026-12-10T11:00:00Z", "2026-12-10T11:00:00Z"}};
+  for (size_t i = 0; i < 4; i++) {
+    json_t *x = bk("daily", stamps[i][0], "Completed");
+    json_object_set_new(json_object_get(x, "metadata"), "creationTimestamp", json_string(stamps[i][1]));
+    json_object_set_new(json_object_get(x, "status"), "completionTimestamp", json_string(stamps[i][2]));
+    json_array_append_new(b, x);
+  }
+  plan(1, b, NULL, "daily-20261210100000");
+  json_array_append_new(b, bk("daily", "daily-20261203000000", "Completed")); /* no timestamps: counts */
+  plan(1, b, NULL, "daily-20261203000000 daily-20261210100000");
+  json_decref(b);
+}
+
 /* tried: failed backups before and after the newest successful one, and a schedule where nothing
  * ever succeeded. Asserted: failures do not count toward N; those older than the newest success
  * go; newer ones stay (they are what an operator looks at); with no success nothing goes, and the
@@ -161,6 +186,7 @@ static void annotation_is_strict(void **state) {
 int test_retention(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(keeps_the_newest_n_successful),
+      cmocka_unit_test(synced_by_velero_are_left_alone),
       cmocka_unit_test(failures_do_not_count),
       cmocka_unit_test(never_deletes_what_a_restore_reads),
       cmocka_unit_test(one_pass_is_bounded),
