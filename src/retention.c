@@ -117,27 +117,59 @@ fail:
 
 static bool collect(json_t *item, void *ud) { return json_array_append((json_t *)ud, item) == 0; }
 
-/* Is there a DeleteBackupRequest for the Backup with this uid already (any phase)? */
-static kd_rc requested(kube_client *c, const char *ns, const char *uid, bool *yes) {
-  char sel[160];
-  json_t *found = json_array();
-  *yes = false;
-  if (!found) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  snprintf(sel, sizeof sel, "%s=%s", BACKUP_UID_LABEL, uid);
-  struct kube_list_opts lo = {.label_selector = sel, .limit = 1};
-  kd_rc rc = kube_list(c, &retention_dbr_res, ns, &lo, collect, found, NULL);
-  *yes = json_array_size(found) > 0;
-  json_decref(found);
-  return rc;
+json_t *retention_request(const char *ns, json_t *backup) {
+  const char *uid = meta_str(backup, "uid");
+  char name[RETENTION_REQUEST_NAME_MAX + 1];
+  json_t *o = uid && strlen(uid) <= 63 ? backup_delete_request(ns, backup) : NULL, *md = json_object_get(o, "metadata");
+  const char *gen = json_string_value(json_object_get(md, "generateName")); /* "<name, at most 57>-" */
+  if (!gen) goto fail;
+  snprintf(name, sizeof name, "%s%s", gen, uid);
+  for (char *p = name; *p; p++) *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p; /* a DNS name */
+  if (json_object_set_new(md, "name", json_string(name)) || json_object_del(md, "generateName")) goto fail;
+  return o;
+fail:
+  json_decref(o);
+  return NULL;
+}
+
+/* The DeleteBackupRequests (any phase, anyone's) for the uids of doomed, in one list call. */
+static kd_rc requests_for(kube_client *c, const char *ns, json_t *doomed, json_t *found) {
+  char sel[sizeof BACKUP_UID_LABEL + 8 + RETENTION_DELETES_MAX * 64];
+  size_t i, n = 0;
+  json_t *b;
+  int w = snprintf(sel, sizeof sel, "%s in (", BACKUP_UID_LABEL);
+  json_array_foreach(doomed, i, b) {
+    const char *uid = meta_str(b, "uid");
+    if (!uid || strlen(uid) > 63 || i >= RETENTION_DELETES_MAX) continue; /* no label value: never asked for */
+    w += snprintf(sel + w, sizeof sel - (size_t)w, "%s%s", n++ ? "," : "", uid);
+  }
+  if (!n) return KD_OK;
+  snprintf(sel + w, sizeof sel - (size_t)w, ")");
+  struct kube_list_opts lo = {.label_selector = sel};
+  return kube_list(c, &retention_dbr_res, ns, &lo, collect, found, NULL);
+}
+
+/* Does a request in found (from requests_for) name the Backup with this uid? */
+static bool requested(json_t *found, const char *uid) {
+  size_t i;
+  json_t *d;
+  json_array_foreach(found, i, d) {
+    if (kd_streq(json_string_value(json_object_get(json_object_get(json_object_get(d, "metadata"), "labels"), BACKUP_UID_LABEL)), uid))
+      return true;
+  }
+  return false;
 }
 
 kd_rc retention_apply(kube_client *c, const char *ns, const char *mb, long keep, json_t *backups, int *asked) {
-  json_t *restores = json_array(), *doomed = NULL, *b;
+  json_t *restores = json_array(), *found = json_array(), *doomed = NULL, *b;
   size_t i;
   int made = 0;
   kd_rc rc;
   if (asked) *asked = 0;
-  if (!restores) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  if (!restores || !found) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
   /* without Restores the plan is a superset: when it is empty, nothing is listed */
   if ((rc = retention_plan(mb, keep, backups, NULL, &doomed)) != KD_OK || !json_array_size(doomed)) goto fail;
   json_decref(doomed);
@@ -146,20 +178,26 @@ kd_rc retention_apply(kube_client *c, const char *ns, const char *mb, long keep,
     rc = kd_fail_wrap(rc, "listing the Restores (a Backup being restored is never deleted)");
     goto fail;
   }
-  if ((rc = retention_plan(mb, keep, backups, restores, &doomed)) != KD_OK) goto fail;
+  if ((rc = retention_plan(mb, keep, backups, restores, &doomed)) != KD_OK || !json_array_size(doomed)) goto fail;
+  if ((rc = requests_for(c, ns, doomed, found)) != KD_OK) {
+    rc = kd_fail_wrap(rc, "listing the DeleteBackupRequests of ManagementBackup %s's old backups", mb);
+    goto fail;
+  }
   json_array_foreach(doomed, i, b) {
     const char *uid = meta_str(b, "uid");
-    bool yes;
-    if (!uid) continue; /* a request without the uid could hit a later Backup of that name */
-    if ((rc = requested(c, ns, uid, &yes)) != KD_OK) {
-      rc = kd_fail_wrap(rc, "looking for DeleteBackupRequests of Backup %s", meta_str(b, "name"));
-      goto fail;
-    }
-    if (yes) continue;
-    json_t *req = backup_delete_request(ns, b), *out = NULL;
-    rc = req ? kube_create(c, &retention_dbr_res, ns, req, &out) : kd_fail(KD_ERR_NOMEM, "out of memory");
+    /* a request without the uid could hit a later Backup of that name */
+    if (!uid || strlen(uid) > 63 || requested(found, uid)) continue;
+    /* named after the uid: a second asker (another replica, a deposed leader, a repeat after a
+     * lost answer) meets 409 AlreadyExists instead of making a second request */
+    json_t *req = retention_request(ns, b), *out = NULL;
+    struct kube_req_opts ro = {.idempotent = true};
+    rc = req ? kube_create_ex(c, &retention_dbr_res, ns, req, &ro, &out) : kd_fail(KD_ERR_NOMEM, "out of memory");
     json_decref(req);
     json_decref(out);
+    if (rc == KD_ERR_CONFLICT) { /* asked already, by another */
+      rc = KD_OK;
+      continue;
+    }
     if (rc != KD_OK) {
       rc = kd_fail_wrap(rc, "asking for the deletion of Backup %s", meta_str(b, "name"));
       goto fail;
@@ -171,6 +209,7 @@ kd_rc retention_apply(kube_client *c, const char *ns, const char *mb, long keep,
 fail:
   if (asked) *asked = made;
   json_decref(doomed);
+  json_decref(found);
   json_decref(restores);
   return rc;
 }

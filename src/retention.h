@@ -33,10 +33,17 @@ const char *retention_reader(json_t *restores, const char *backup);
  * first, at most RETENTION_DELETES_MAX. KD_ERR_NOMEM only. */
 kd_rc retention_plan(const char *mb, long keep, json_t *backups, json_t *restores, json_t **doomed);
 
+/* The DeleteBackupRequest retention asks with for backup (new reference; NULL without memory, or
+ * when backup has no uid that can be a label value): backup_delete_request's, but named
+ * "<name, at most 57 bytes>-<uid>" (lower case) instead of a generated name, so that two askers
+ * for one Backup make one request. */
+#define RETENTION_REQUEST_NAME_MAX 253
+json_t *retention_request(const char *ns, json_t *backup);
+
 /* Apply retention for mb in namespace ns: list the Restores, plan, and ask for each doomed
- * Backup's deletion with a DeleteBackupRequest (as `kcmdr backup delete`), unless one for that
- * Backup's uid exists already. Returns how many requests it created in *asked (may be NULL).
- * Errors of the API server are returned with a message; a request that could not be created is
+ * Backup's deletion with a DeleteBackupRequest (retention_request), unless one for that Backup's
+ * uid exists already (one list call for all; a request of that name existing, 409, is no error).
+ * Returns how many requests it created in *asked (may be NULL). Errors of the API server are returned with a message; a request that could not be created is
  * asked again on the next pass. */
 kd_rc retention_apply(kube_client *c, const char *ns, const char *mb, long keep, json_t *backups, int *asked);
 

@@ -154,6 +154,46 @@ static void one_pass_is_bounded(void **state) {
   json_decref(b);
 }
 
+/* tried: the request for a Backup, made twice (two replicas, or a deposed leader and the new
+ * one, asking at once), for a Backup with a 63-byte name, and for one without a uid. Asserted:
+ * both askers build the same fixed name (the second create meets 409 instead of making a second
+ * request: with generateName there were two), a DNS subdomain carrying the uid, with the labels
+ * and spec the engines read; no uid, no request. */
+static void one_request_name_per_backup(void **state) {
+  (void)state;
+  json_t *b = bk("daily", "daily-20261201000000", "Completed");
+  json_object_set_new(json_object_get(b, "metadata"), "uid", json_string("0f3c2a9e-1b7d-4c55-9a0e-6d2f8b7c1e42"));
+  json_t *r1 = retention_request("kcm-system", b), *r2 = retention_request("kcm-system", b);
+  assert_non_null(r1);
+  assert_non_null(r2);
+  json_t *m1 = json_object_get(r1, "metadata");
+  assert_null(json_object_get(m1, "generateName"));
+  assert_string_equal(json_string_value(json_object_get(m1, "name")), "daily-20261201000000-0f3c2a9e-1b7d-4c55-9a0e-6d2f8b7c1e42");
+  assert_true(json_equal(r1, r2));
+  assert_string_equal(json_string_value(json_object_get(json_object_get(m1, "labels"), "velero.io/backup-uid")),
+                      "0f3c2a9e-1b7d-4c55-9a0e-6d2f8b7c1e42");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(m1, "labels"), "velero.io/backup-name")),
+                      "daily-20261201000000");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(r1, "spec"), "backupName")), "daily-20261201000000");
+  json_decref(r1);
+  json_decref(r2);
+  json_decref(b);
+  b = bk("x", "a-very-long-schedule-name-for-the-daily-backups-2026120100000.x", "Completed");
+  json_object_set_new(json_object_get(b, "metadata"), "uid", json_string("0f3c2a9e-1b7d-4c55-9a0e-6d2f8b7c1e42"));
+  r1 = retention_request("kcm-system", b);
+  const char *n = json_string_value(json_object_get(json_object_get(r1, "metadata"), "name"));
+  assert_non_null(n);
+  assert_true(strlen(n) <= 253);
+  assert_true(n[0] >= 'a' && n[0] <= 'z');
+  for (const char *p = n; *p; p++) assert_non_null(strchr("abcdefghijklmnopqrstuvwxyz0123456789-.", *p));
+  assert_null(strstr(n, ".-"));
+  assert_non_null(strstr(n, "-0f3c2a9e-1b7d-4c55-9a0e-6d2f8b7c1e42"));
+  json_decref(r1);
+  json_object_del(json_object_get(b, "metadata"), "uid");
+  assert_null(retention_request("kcm-system", b));
+  json_decref(b);
+}
+
 /* tried: the annotation absent, valid, and as careless users write it: 0, -1, "2 ", "two", "",
  * a huge number, a number (not a string). Asserted: absent = 0 (off); every bad one is
  * KD_ERR_INVALID naming the annotation, never taken as some N. */
@@ -191,6 +231,7 @@ int test_retention(void) {
       cmocka_unit_test(never_deletes_what_a_restore_reads),
       cmocka_unit_test(one_pass_is_bounded),
       cmocka_unit_test(annotation_is_strict),
+      cmocka_unit_test(one_request_name_per_backup),
   };
   return cmocka_run_group_tests_name("retention", tests, NULL, NULL);
 }
