@@ -154,6 +154,34 @@ static void one_pass_is_bounded(void **state) {
   json_decref(b);
 }
 
+/* tried: a ManagementBackup whose name (240 bytes) makes both its Backups' names and its label
+ * bounded (mb_scheduled_name, mb_bounded), N = 1, and another one sharing its first 200 bytes.
+ * Asserted: its older backup goes, never the other's (their bounded prefixes differ by hash). */
+static void long_names_are_bounded_alike(void **state) {
+  (void)state;
+  char mb[241], other[241], label[MB_LABEL_MAX + 1], olabel[MB_LABEL_MAX + 1], n1[MB_NAME_MAX + 1], n2[MB_NAME_MAX + 1],
+      n3[MB_NAME_MAX + 1];
+  memset(mb, 'a', 240), mb[240] = 0;
+  memcpy(other, mb, sizeof other), other[239] = 'b';
+  mb_bounded(mb, MB_LABEL_MAX, label);
+  mb_bounded(other, MB_LABEL_MAX, olabel);
+  mb_scheduled_name(mb, 1796083200, n1); /* 2026-12-01 */
+  mb_scheduled_name(mb, 1796169600, n2);
+  mb_scheduled_name(other, 1796083200, n3);
+  json_t *b = json_array(), *doomed = NULL;
+  json_array_append_new(b, bk(label, n1, "Completed"));
+  json_array_append_new(b, bk(label, n2, "Completed"));
+  json_array_append_new(b, bk(olabel, n3, "Completed"));
+  assert_int_equal(retention_plan(mb, 1, b, NULL, &doomed), KD_OK);
+  assert_int_equal(json_array_size(doomed), 1);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(doomed, 0), "metadata"), "name")), n1);
+  json_decref(doomed);
+  assert_int_equal(retention_plan(other, 1, b, NULL, &doomed), KD_OK);
+  assert_int_equal(json_array_size(doomed), 0);
+  json_decref(doomed);
+  json_decref(b);
+}
+
 /* tried: the request for a Backup, made twice (two replicas, or a deposed leader and the new
  * one, asking at once), for a Backup with a 63-byte name, and for one without a uid. Asserted:
  * both askers build the same fixed name (the second create meets 409 instead of making a second
@@ -232,6 +260,7 @@ int test_retention(void) {
       cmocka_unit_test(one_pass_is_bounded),
       cmocka_unit_test(annotation_is_strict),
       cmocka_unit_test(one_request_name_per_backup),
+      cmocka_unit_test(long_names_are_bounded_alike),
   };
   return cmocka_run_group_tests_name("retention", tests, NULL, NULL);
 }
