@@ -29,9 +29,12 @@ kd_rc retention_keep_last(json_t *mb, long *keep) {
   char *end = NULL;
   errno = 0;
   long n = s && *s >= '0' && *s <= '9' ? strtol(s, &end, 10) : -1;
-  if (n < 1 || n > RETENTION_KEEP_MAX || errno || !end || *end)
-    return kd_fail(KD_ERR_INVALID, "annotation %s: \"%.40s\" is not a whole number from 1 to %d: no backup is deleted",
-                   RETENTION_ANNOTATION, s ? s : "(not a string)", RETENTION_KEEP_MAX);
+  if (n < 1 || n > RETENTION_KEEP_MAX || errno || !end || *end) {
+    if (!s) s = "(not a string)";
+    int shown = (int)kd_utf8_cut(s, strnlen(s, 40)); /* the message becomes an Event: UTF-8 */
+    return kd_fail(KD_ERR_INVALID, "annotation %s: \"%.*s\" is not a whole number from 1 to %d: no backup is deleted",
+                   RETENTION_ANNOTATION, shown, s, RETENTION_KEEP_MAX);
+  }
   *keep = n;
   return KD_OK;
 }

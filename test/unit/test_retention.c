@@ -223,8 +223,9 @@ static void one_request_name_per_backup(void **state) {
 }
 
 /* tried: the annotation absent, valid, and as careless users write it: 0, -1, "2 ", "two", "",
- * a huge number, a number (not a string). Asserted: absent = 0 (off); every bad one is
- * KD_ERR_INVALID naming the annotation, never taken as some N. */
+ * a huge number, a number (not a string), a long non-ASCII string. Asserted: absent = 0 (off);
+ * every bad one is KD_ERR_INVALID naming the annotation, never taken as some N; the message
+ * quoting a long value is still UTF-8 (it becomes an Event). */
 static void annotation_is_strict(void **state) {
   (void)state;
   long n = -5;
@@ -240,6 +241,13 @@ static void annotation_is_strict(void **state) {
     assert_int_equal(n, 0);
     assert_non_null(strstr(kd_errmsg(), RETENTION_ANNOTATION));
   }
+  /* a long value of two-byte characters, cut for the message at an odd byte: the message must
+   * stay UTF-8, or the Warning Event (JSON) cannot be written */
+  json_object_set_new(ann, RETENTION_ANNOTATION, json_string("a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"));
+  assert_int_equal(retention_keep_last(mb, &n), KD_ERR_INVALID);
+  json_t *m = json_string(kd_errmsg());
+  assert_non_null(m);
+  json_decref(m);
   json_object_set_new(ann, RETENTION_ANNOTATION, json_integer(3));
   assert_int_equal(retention_keep_last(mb, &n), KD_ERR_INVALID);
   json_object_set_new(ann, RETENTION_ANNOTATION, json_string("3"));
