@@ -120,6 +120,20 @@ fail:
 
 static bool collect(json_t *item, void *ud) { return json_array_append((json_t *)ud, item) == 0; }
 
+/* kube_list callback: keep only the Restores that have not ended (the only ones that protect a
+ * Backup), at most RETENTION_READERS_MAX; past that the listing stops and *over is set. */
+struct readers {
+  json_t *list;
+  bool over, nomem; /* a list cut short protects nothing: either fails the pass */
+};
+static bool collect_unended(json_t *item, void *ud) {
+  struct readers *r = ud;
+  if (velero_phase_terminal(phase_of(item))) return true;
+  if (json_array_size(r->list) >= RETENTION_READERS_MAX) return !(r->over = true);
+  if (json_array_append(r->list, item)) return !(r->nomem = true);
+  return true;
+}
+
 json_t *retention_request(const char *ns, json_t *backup) {
   const char *uid = meta_str(backup, "uid");
   char name[RETENTION_REQUEST_NAME_MAX + 1];
@@ -177,8 +191,11 @@ kd_rc retention_apply(kube_client *c, const char *ns, const char *mb, long keep,
   if ((rc = retention_plan(mb, keep, backups, NULL, &doomed)) != KD_OK || !json_array_size(doomed)) goto fail;
   json_decref(doomed);
   doomed = NULL;
-  if ((rc = kube_list(c, &retention_restore_res, ns, NULL, collect, restores, NULL)) != KD_OK) {
-    rc = kd_fail_wrap(rc, "listing the Restores (a Backup being restored is never deleted)");
+  struct readers rd = {restores, false, false};
+  if ((rc = kube_list(c, &retention_restore_res, ns, NULL, collect_unended, &rd, NULL)) != KD_OK || rd.over || rd.nomem) {
+    rc = rc != KD_OK ? kd_fail_wrap(rc, "listing the Restores (a Backup being restored is never deleted)")
+         : rd.over   ? kd_fail(KD_ERR_TOOBIG, "more than %d Restores have not ended: no backup is deleted", RETENTION_READERS_MAX)
+                     : kd_fail(KD_ERR_NOMEM, "out of memory listing the Restores");
     goto fail;
   }
   if ((rc = retention_plan(mb, keep, backups, restores, &doomed)) != KD_OK || !json_array_size(doomed)) goto fail;

@@ -14,6 +14,7 @@
 #define RETENTION_ANNOTATION "kcmdr.io/keep-last"
 #define RETENTION_KEEP_MAX 10000 /* largest N accepted */
 #define RETENTION_DELETES_MAX 20 /* DeleteBackupRequests one pass creates at most */
+#define RETENTION_READERS_MAX 1000 /* Restores not ended one pass holds; more: nothing deleted */
 
 /* N from mb's annotation: *keep = 0 when it is absent (nothing is deleted). KD_ERR_INVALID with
  * a message naming the value when it is not a whole number in [1, RETENTION_KEEP_MAX]. */
