@@ -67,7 +67,8 @@ mon_metric() { wait_until "${2:-30}" sh -c "curl -sf '127.0.0.1:$MON_PORT/metric
 # Asserted besides: promtool check rules on the rules file and on the PrometheusRule's spec (and
 # that it is what deploy/monitoring/generate makes of the rules file); promtool check metrics on a
 # real scrape; every kcmdr_ metric the rules and the dashboard's queries use exists in the scrapes;
-# the schedule interval is the cron's (10 s, 3600 s).
+# the schedule interval is the cron's (10 s, 3600 s), for an irregular one the gap that holds
+# the ManagementBackup's creation.
 test_monitoring_alerts_from_real_scrapes() {
   mon_env alerts
   local promtool; promtool=$(promtool_bin)
@@ -148,6 +149,21 @@ YAML
   on_demand pf 2>/dev/null
   mon_metric 'kcmdr_storage_location_available{location="broken"} 0'
   mon_metric 'kcmdr_schedule_interval_seconds{managementbackup="broken"} 10'
+  # an irregular schedule (Jan 1 and Feb 1): its interval is the gap that holds its creation
+  # (no success yet), never the one after now (from February on, Jan 1 -> Feb 1, 31 days, would
+  # make KcmdrNoRecentBackup fire 300 days early; in January the other way round)
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: calendar}
+spec: {storageLocation: good, schedule: "0 0 1 1,2 *"}
+YAML
+  gap=$(kubectl get mgmtbackup calendar -o jsonpath='{.metadata.creationTimestamp}' | python3 -c '
+import sys, datetime as d
+t = d.datetime.strptime(sys.stdin.read().strip(), "%Y-%m-%dT%H:%M:%SZ")
+j, f = d.datetime(t.year, 1, 1), d.datetime(t.year, 2, 1)
+print(int(((f - j) if t < f else (d.datetime(t.year + 1, 1, 1) - f)).total_seconds()))')
+  mon_metric "kcmdr_schedule_interval_seconds{managementbackup=\"calendar\"} $gap"
   mon_metric 'kcmdr_restores_finished_total{phase="FailedValidation"} 1'
   mon_metric 'kcmdr_last_backup_phase{managementbackup="pf",phase="PartiallyFailed"} 1' 60
   mon_metric 'kcmdr_last_backup_phase{managementbackup="broken",phase="FailedValidation"} 1'
