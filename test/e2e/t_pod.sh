@@ -62,6 +62,32 @@ test_pod_image_reproducible_and_complete() {
   grep -q "nonroot:x:65532:65532:" <(tar -xOzf "$layer" etc/passwd) || fail "no passwd entry for 65532"
 }
 
+# tried: scripts/image in a clone whose origin is an https URL with a user and a token in it,
+# then in a clone of the same commit over ssh (scp-like git@host:path), each on a small binary
+# (a stand-in that prints a version and links only libc, so the builds take a second). Asserted:
+# the source label is the public https URL, without the credentials, and the token is nowhere in
+# the archive; both clones give the same manifest digest (the label is in the digest, so before
+# the remote was made public, two machines cloning one commit differently built different images).
+test_pod_image_source_label_public() {
+  printf '#include <stdio.h>\nint main(void) { puts("kcmdr 0.0.1-test"); return 0; }\n' > v.c
+  cc -o kcmdr-stand-in v.c
+  mkdir -p repo/scripts && cp "$REPO/scripts/image" repo/scripts/
+  git -C repo init -q && git -C repo add scripts/image
+  GIT_COMMITTER_DATE=@1700000000 GIT_AUTHOR_DATE=@1700000000 git -C repo -c user.name=t -c user.email=t@t commit -qm image
+  git clone -q repo ssh-clone
+  git -C repo remote add origin "https://builder:ghp_s3cr3tT0ken@git.example.org/org/kcmdr.git"
+  git -C ssh-clone remote set-url origin "git@git.example.org:org/kcmdr.git"
+  label() { tar -xOf "$1" "blobs/sha256/$(tar -xOf "$1" index.json | jq -r '.manifests[0].digest | sub("sha256:"; "")')" |
+    jq -r '.annotations["org.opencontainers.image.source"]'; }
+  digest() { tar -xOf "$1" index.json | jq -r '.manifests[0].digest'; }
+  repo/scripts/image --bin "$PWD/kcmdr-stand-in" --out "$PWD/https.tar" > https.log
+  ssh-clone/scripts/image --bin "$PWD/kcmdr-stand-in" --out "$PWD/ssh.tar" > ssh.log
+  assert_eq "https://git.example.org/org/kcmdr" "$(label https.tar)" "source label from an https remote with credentials"
+  ! grep -aq "s3cr3tT0ken" https.tar <(tar -xOf https.tar) || fail "the remote's token is in the image"
+  assert_eq "https://git.example.org/org/kcmdr" "$(label ssh.tar)" "source label from an ssh remote"
+  assert_eq "$(digest https.tar)" "$(digest ssh.tar)" "digests of one commit cloned over https and over ssh"
+}
+
 # pod_proc_pid UNSHARE_PID: the host pid of the namespace's first process (the one that becomes
 # kcmdr), once it exists
 pod_child() { cat "/proc/$1/task/$1/children" 2>/dev/null | awk '{print $1}'; }
