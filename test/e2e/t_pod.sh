@@ -2,8 +2,11 @@
 # ($KCMDR_IMAGE, default build/kcmdr-image.oci.tar, made from $KCMDR_IMAGE_BIN, default
 # bin/kcmdr) and the binary inside it, run as the Pod that `kcmdr install` describes would run it.
 #
-# No kubelet here (this machine runs no container runtime, and building one is out of scope), so
-# the test is the runtime: it unpacks the image with umoci as a runtime does, and starts the
+# No kubelet here, and no container can start: podman 4.3 with crun and runc is installed, but
+# every `podman run` of this image fails in the runtime's init ("setrlimit RLIMIT_NOFILE" /
+# "RLIMIT_NPROC: Operation not permitted": the machine withholds CAP_SYS_RESOURCE, tried with
+# --ulimit host and explicit values; `podman load` of the archive works and names it
+# docker.io/library/kcmdr:VERSION). So the test is the runtime: it unpacks the image with umoci as a runtime does, and starts the
 # image's entrypoint with the Deployment's args in mount, PID and UTS namespaces of its own (unshare)
 # with the root filesystem read-only, chroot'ed into the image root, as uid/gid 65532 with no
 # capabilities (bounding set empty), no_new_privs, /proc and runc's default /dev, the
