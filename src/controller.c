@@ -238,6 +238,13 @@ static char *owner_of(struct ctl *x, json_t *backup) {
 /* ---- handlers ---- */
 
 static void on_mb(json_t *o, void *ud) { enqueue(ud, meta_str(o, "name"), 0); }
+/* a ManagementBackup gone: its counters go too (state series go at the next scrape) */
+static void on_mb_delete(json_t *o, void *ud) {
+  struct ctl *x = ud;
+  static const char *const counters[] = {M_BACKUPS_FINISHED, "kcmdr_backups_completed_total", "kcmdr_backups_failed_total"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(counters); i++) metrics_drop_label(x->m, counters[i], "managementbackup", meta_str(o, "name"));
+  on_mb(o, ud);
+}
 static void on_mb_update(json_t *old, json_t *o, void *ud) {
   (void)old;
   enqueue(ud, meta_str(o, "name"), 0);
@@ -1069,7 +1076,7 @@ int controller_main(int argc, char **argv) {
     }
   }
   x.velero_ok = 1; /* until the Backup informer says otherwise */
-  struct informer_handlers hmb = {on_mb, on_mb_update, on_mb, on_mb_synced, &x};
+  struct informer_handlers hmb = {on_mb, on_mb_update, on_mb_delete, on_mb_synced, &x};
   struct informer_handlers hbk = {on_backup, on_backup_update, on_backup, on_velero_synced, &x};
   struct informer_handlers hbsl = {on_anything, on_anything_update, on_anything, NULL, &x};
   struct informer_handlers hmg = {on_mgmt, on_mgmt_update, NULL, on_mgmt_synced, &x};

@@ -130,6 +130,32 @@ void metrics_reset(metrics *m, const char *name) {
   pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_drop_label(metrics *m, const char *name, const char *key, const char *value) {
+  const char *lv[] = {key, value, NULL};
+  char pair[512];
+  if (!m || !key || !value) return;
+  label_string(lv, pair, sizeof pair);
+  size_t n = strlen(pair);
+  if (!n) return;
+  pthread_mutex_lock(&m->lock);
+  json_t *series = json_object_get(json_object_get(m->families, name), "series");
+  const char *labels;
+  json_t *v;
+  void *tmp;
+  json_object_foreach_safe(series, tmp, labels, v) {
+    /* pair as a whole label: at the start or after a ',', up to a ',' or the end (a value cannot
+     * hold an unescaped '"', so "a=\"x\"" never matches inside another label's value) */
+    bool hit = false;
+    for (const char *p = strstr(labels, pair); p && !hit; p = strstr(p + 1, pair))
+      hit = (p == labels || p[-1] == ',') && (p[n] == ',' || p[n] == '\0');
+    if (hit) {
+      json_object_del(series, labels);
+      m->series--;
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_set_collector(metrics *m, metrics_collect_fn fn, void *ud) {
   pthread_mutex_lock(&m->collect_lock);
   m->collect = fn;

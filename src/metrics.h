@@ -31,6 +31,9 @@ void metrics_counter_set(metrics *m, const char *name, const char *help, double 
 /* Drop family name and all its series: for gauges recomputed from current state at each
  * scrape, so an object that is gone leaves no series behind. */
 void metrics_reset(metrics *m, const char *name);
+/* Drop the series of family name that have the label key="value" (the counters of an object
+ * that is gone: they would stay until a restart and take the cap's room). */
+void metrics_drop_label(metrics *m, const char *name, const char *key, const char *value);
 /* A collector recomputes state-derived series; metrics_render calls it first. Collect and
  * render run under one lock, so two scrapes never see each other's half-built state. */
 typedef void (*metrics_collect_fn)(metrics *m, void *ud);

@@ -293,6 +293,7 @@ YAML
   hwm_kb=$(awk '/^VmHWM:/ {print $2}' "$st")
   case $mem_limit in *Mi) limit_kb=$(( ${mem_limit%Mi} * 1024 )) ;; *Gi) limit_kb=$(( ${mem_limit%Gi} * 1048576 )) ;; *) fail "memory limit $mem_limit" ;; esac
   [ "$hwm_kb" -lt "$limit_kb" ] || fail "peak RSS ${hwm_kb} kB is over the limit $mem_limit"
+  echo "    peak RSS ${hwm_kb} kB (Deployment: request $(jq -r '.resources.requests.memory' <<<"$ctr"), limit $mem_limit)"
   ls -A "/proc/$POD_PID/root/dev" | sort | tr '\n' ' ' > dev.after
   assert_eq "full null random tty urandom zero " "$(cat dev.after)" "/dev holds only what the runtime put there"
   # the kubelet stops a container with SIGTERM to its PID 1

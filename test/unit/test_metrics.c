@@ -117,6 +117,32 @@ static void room_and_dropped_counted(void **state) {
   metrics_free(m);
 }
 
+/* tried: counters of ManagementBackups "a", "a,b", "ab" and one whose phase label's value
+ * holds the text managementbackup="a" (escaped), then the label managementbackup="a" dropped.
+ * Asserted: exactly a's series go (both phases), the others stay, and their room comes back. */
+static void drop_label_exactly(void **state) {
+  (void)state;
+  metrics *m;
+  assert_int_equal(metrics_new(&m), KD_OK);
+  const char *a1[] = {"managementbackup", "a", "phase", "Completed", NULL};
+  const char *a2[] = {"managementbackup", "a", "phase", "Failed", NULL};
+  const char *b[] = {"managementbackup", "a,b", "phase", "Completed", NULL};
+  const char *c[] = {"managementbackup", "ab", "phase", "Completed", NULL};
+  const char *d[] = {"phase", "x\",managementbackup=\"a\"", "managementbackup", "d", NULL};
+  const char *const *all[] = {a1, a2, b, c, d};
+  for (size_t i = 0; i < 5; i++) metrics_counter_addv(m, "f_total", "h", all[i], 1);
+  long room = metrics_room(m);
+  metrics_drop_label(m, "f_total", "managementbackup", "a");
+  assert_int_equal(metrics_room(m), room + 2);
+  char *t = metrics_render(m);
+  assert_null(strstr(t, "f_total{managementbackup=\"a\","));
+  assert_non_null(strstr(t, "f_total{managementbackup=\"a,b\",phase=\"Completed\"} 1\n"));
+  assert_non_null(strstr(t, "f_total{managementbackup=\"ab\",phase=\"Completed\"} 1\n"));
+  assert_non_null(strstr(t, "managementbackup=\"d\"} 1\n"));
+  free(t);
+  metrics_free(m);
+}
+
 static int64_t utc(const char *iso) {
   time_t t;
   assert_int_equal(kd_time_parse(iso, &t), KD_OK);
@@ -161,6 +187,7 @@ int test_metrics(void) {
       cmocka_unit_test(collector_rebuilds_state),
       cmocka_unit_test(series_cap_and_reset),
       cmocka_unit_test(room_and_dropped_counted),
+      cmocka_unit_test(drop_label_exactly),
       cmocka_unit_test(schedule_gap_around_a_time),
   };
   return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
