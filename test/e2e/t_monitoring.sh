@@ -69,7 +69,7 @@ mon_metric() { wait_until "${2:-30}" sh -c "curl -sf '127.0.0.1:$MON_PORT/metric
 # that it is what deploy/monitoring/generate makes of the rules file); promtool check metrics on a
 # real scrape; every kcmdr_ metric the rules and the dashboard's queries use exists in the scrapes;
 # the schedule interval is the cron's (10 s, 3600 s), for an irregular one the gap that holds
-# the ManagementBackup's creation.
+# the ManagementBackup's creation; a ManagementBackup deleted leaves no series, counters included.
 test_monitoring_alerts_from_real_scrapes() {
   mon_env alerts
   local promtool; promtool=$(promtool_bin)
@@ -172,6 +172,11 @@ t = d.datetime.strptime(sys.stdin.read().strip(), "%Y-%m-%dT%H:%M:%SZ")
 j, f = d.datetime(t.year, 1, 1), d.datetime(t.year, 2, 1)
 print(int(((f - j) if t < f else (d.datetime(t.year + 1, 1, 1) - f)).total_seconds()))')
   mon_metric "kcmdr_schedule_interval_seconds{managementbackup=\"calendar\"} $gap"
+  # a ManagementBackup deleted takes its counters along (they stayed until a restart, taking the
+  # series cap's room)
+  mon_metric 'kcmdr_backups_finished_total{managementbackup="calendar",phase="Completed"} 0'
+  kubectl delete mgmtbackup calendar >/dev/null
+  wait_until 30 sh -c "curl -sf '127.0.0.1:$MON_PORT/metrics' > after-delete.prom && ! grep -qF 'managementbackup=\"calendar\"' after-delete.prom"
   mon_metric 'kcmdr_restores_finished_total{phase="FailedValidation"} 1'
   mon_metric 'kcmdr_last_backup_phase{managementbackup="pf",phase="PartiallyFailed"} 1' 60
   mon_metric 'kcmdr_last_backup_phase{managementbackup="broken",phase="FailedValidation"} 1'
