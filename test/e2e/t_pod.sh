@@ -18,13 +18,18 @@ IMAGE_BIN=${KCMDR_IMAGE_BIN:-$REPO/bin/kcmdr}
 
 # tried: a second build of the image from the same binary and commit, in another directory, with
 # another umask and time zone, files copied at another time. Asserted: the same manifest digest
-# and byte for byte the same archive as `make image`'s; skopeo accepts the archive (copy to dir:)
+# and byte for byte the same archive as `make image`'s; the binary holds no path of the checkout
+# (debug info: its build ID would differ per directory); skopeo accepts the archive (copy to dir:)
 # and reads the config: entrypoint, default command, user 65532, OCI labels with the binary's
 # version and the commit; the layer holds exactly the binary, the libraries ldd names (loader
 # included), a copyright file per package, the CA bundle, zoneinfo, passwd/group and an empty
 # /tmp, every entry owned by 0:0 with mtime SOURCE_DATE_EPOCH, and no shell.
 test_pod_image_reproducible_and_complete() {
   [ -s "$IMAGE" ] || fail "$IMAGE missing: make image"
+  # across checkouts: the binary records no path of this one (the build ID hashes the debug
+  # sections, so a comp_dir of /home/a/kcmdr vs /work/kcmdr made two builds of one commit differ)
+  ! readelf --debug-dump=info "$IMAGE_BIN" 2>/dev/null | grep -F -m1 "$REPO" ||
+    fail "$IMAGE_BIN records the checkout's path (built before -ffile-prefix-map? make clean all)"
   local sde; sde=$(cd "$REPO" && git log -1 --format=%ct)
   (umask 077; TZ=Pacific/Kiritimati "$REPO/scripts/image" --bin "$IMAGE_BIN" --out "$PWD/again.oci.tar" --work "$PWD/w2") > build2.log
   digest() { tar -xOf "$1" index.json | jq -r '.manifests[0].digest'; }
