@@ -9,6 +9,11 @@ ALL_CFLAGS = $(CFLAGS) -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -MM
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs cmocka)
 
+# The checkout's path stays out of the objects (DWARF's comp_dir, __FILE__): the linker's build
+# ID hashes the debug sections too, so without this the binary, and the image `make image` makes
+# of it, differed between two checkouts of one commit in different directories.
+ALL_CFLAGS += -ffile-prefix-map=$(CURDIR)=.
+
 # BUILD selects an output tree, so sanitizer builds never mix with normal objects.
 BUILD   ?= build
 BIN     ?= bin/kcmdr
@@ -52,7 +57,7 @@ $(BUILD)/manifests.c: $(MANIFESTS) scripts/embed
 	  manifest_crd_velero=deploy/crds/velero.io.yaml manifest_controller=deploy/kcmdr.yaml > $@
 
 $(BUILD)/manifests.o: $(BUILD)/manifests.c
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) -ffile-prefix-map=$(CURDIR)=. -c -o $@ $<
 
 $(BUILD)/%.o: src/%.c
 	@mkdir -p $(dir $@)

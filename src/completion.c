@@ -136,7 +136,7 @@ static const char script_fish[] =
     "                set directive (string sub -s 2 -- $line)\n"
     "            case ''\n"
     "            case '*'\n"
-    "                echo $line\n"
+    "                printf '%s\\n' $line  # not echo: a candidate -n or -e is its option\n"
     "                set found 1\n"
     "        end\n"
     "    end\n"

@@ -53,6 +53,8 @@ enum { INF_MB, INF_BACKUP, INF_BSL, INF_CD, INF_CT, INF_MGMT, INF_RESTORE, INF_C
 #define M_BACKUPS_FINISHED_HELP "Backups seen reaching a final phase, by ManagementBackup and phase."
 #define M_RESTORES_FINISHED "kcmdr_restores_finished_total"
 #define M_RESTORES_FINISHED_HELP "Restores seen reaching a final phase, by phase."
+#define M_MB_SKIPPED "kcmdr_metrics_managementbackups_skipped"
+#define M_MB_SKIPPED_HELP "ManagementBackups left out of the last scrape: the series cap (METRICS_MAX_SERIES) had no room."
 #define M_LEADER "kcmdr_leader"
 #define M_LEADER_HELP "1 while this replica leads (holds the Lease, or runs without leader election), else 0."
 static const char *const final_phases[] = {VELERO_PHASE_COMPLETED, VELERO_PHASE_PARTIALLY_FAILED, VELERO_PHASE_FAILED,
@@ -236,6 +238,13 @@ static char *owner_of(struct ctl *x, json_t *backup) {
 /* ---- handlers ---- */
 
 static void on_mb(json_t *o, void *ud) { enqueue(ud, meta_str(o, "name"), 0); }
+/* a ManagementBackup gone: its counters go too (state series go at the next scrape) */
+static void on_mb_delete(json_t *o, void *ud) {
+  struct ctl *x = ud;
+  static const char *const counters[] = {M_BACKUPS_FINISHED, "kcmdr_backups_completed_total", "kcmdr_backups_failed_total"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(counters); i++) metrics_drop_label(x->m, counters[i], "managementbackup", meta_str(o, "name"));
+  on_mb(o, ud);
+}
 static void on_mb_update(json_t *old, json_t *o, void *ud) {
   (void)old;
   enqueue(ud, meta_str(o, "name"), 0);
@@ -290,28 +299,26 @@ static const char *phase_label(const char *ph) {
   return "Unknown";
 }
 
-/* One ManagementBackup's series: creation time, the schedule's interval (the gap between its
- * next two activations from now, so CRON_TZ and irregular schedules are what they are), the
- * newest successful backup (from the cached Backups and the status, whichever is newer), and
- * the last backup's phase, duration and items (from status.lastBackup). */
-static void collect_mb(metrics *m, json_t *mb, json_t *success, time_t now) {
+/* Series one ManagementBackup can have from the collector: created, interval, last success,
+ * duration, items, 4 final phases + 1 other of kcmdr_last_backup_phase, 4 finished counters. */
+#define MB_SERIES_MAX 14
+
+/* One ManagementBackup's series: creation time, the newest successful backup (from the cached
+ * Backups and the status, whichever is newer), the schedule's interval (the length of the
+ * schedule's gap that holds that success, or the creation when none: an irregular schedule's
+ * long gaps, a weekend or a month, are allowed exactly where they are), and the last backup's
+ * phase, duration and items (from status.lastBackup). All or nothing: skipped (false) when
+ * the series cap has no room for all of them, so an alert never sees a creation time without
+ * the success that came after it. */
+static bool collect_mb(metrics *m, json_t *mb, json_t *success) {
   const char *name = meta_str(mb, "name");
-  if (!name) return;
+  if (!name) return true;
+  if (metrics_room(m) < MB_SERIES_MAX) return false;
   const char *lv[] = {"managementbackup", name, NULL};
-  time_t t, s;
-  if (time_of(json_object_get(mb, "metadata"), "creationTimestamp", &t))
+  time_t t, s, created = 0;
+  if (time_of(json_object_get(mb, "metadata"), "creationTimestamp", &created))
     metrics_gauge_setv(m, "kcmdr_managementbackup_created_timestamp_seconds",
-                       "Creation time of the ManagementBackup (the start of its first interval).", lv, (double)t);
-  json_t *sj = json_object_get(json_object_get(mb, "spec"), "schedule");
-  cron_schedule *cs = NULL;
-  if (json_string_length(sj) && cron_parse_n(json_string_value(sj), json_string_length(sj), &cs) == KD_OK) {
-    int64_t n1 = cron_next(cs, (int64_t)now), n2 = n1 ? cron_next(cs, n1) : 0;
-    if (n2 > n1)
-      metrics_gauge_setv(m, "kcmdr_schedule_interval_seconds",
-                         "Seconds between the next two activations of the ManagementBackup's schedule.", lv,
-                         (double)(n2 - n1));
-    cron_free(cs);
-  }
+                       "Creation time of the ManagementBackup (the start of its first interval).", lv, (double)created);
   char own[MB_LABEL_MAX + 1];
   mb_bounded(name, MB_LABEL_MAX, own);
   double last = (double)json_integer_value(json_object_get(success, own));
@@ -321,6 +328,18 @@ static void collect_mb(metrics *m, json_t *mb, json_t *success, time_t now) {
   if (last > 0)
     metrics_gauge_setv(m, "kcmdr_last_successful_backup_timestamp_seconds",
                        "Completion time of the newest Completed backup, by ManagementBackup.", lv, last);
+  json_t *sj = json_object_get(json_object_get(mb, "spec"), "schedule");
+  cron_schedule *cs = NULL;
+  if (json_string_length(sj) && cron_parse_n(json_string_value(sj), json_string_length(sj), &cs) == KD_OK) {
+    int64_t base = last > 0 ? (int64_t)last : created > 0 ? (int64_t)created : (int64_t)time(NULL);
+    int64_t gap = metrics_schedule_gap(cs, base);
+    if (gap > 0)
+      metrics_gauge_setv(m, "kcmdr_schedule_interval_seconds",
+                         "Length of the schedule's gap between activations that holds the last successful backup "
+                         "(or the creation): the time a next success may take.",
+                         lv, (double)gap);
+    cron_free(cs);
+  }
   if (ph) {
     const char *cur = phase_label(ph);
     for (size_t i = 0; i < KD_ARRAY_LEN(final_phases); i++) {
@@ -344,6 +363,7 @@ static void collect_mb(metrics *m, json_t *mb, json_t *success, time_t now) {
     const char *pl[] = {"managementbackup", name, "phase", final_phases[i], NULL};
     metrics_counter_addv(m, M_BACKUPS_FINISHED, M_BACKUPS_FINISHED_HELP, pl, 0);
   }
+  return true;
 }
 
 /* The metrics collector: series that describe the current state are recomputed from the
@@ -370,8 +390,11 @@ static void collect(metrics *m, void *ud) {
       continue;
     if (json_integer_value(json_object_get(success, owner)) < t) json_object_set_new(success, owner, json_integer(t));
   }
-  time_t now = time(NULL);
-  json_array_foreach(mbs, i, o) collect_mb(m, o, success, now);
+  /* set before the ManagementBackups take the room: the series exists whatever follows */
+  metrics_gauge_set(m, M_MB_SKIPPED, M_MB_SKIPPED_HELP, NULL, NULL, 0);
+  double skipped = 0;
+  json_array_foreach(mbs, i, o) skipped += !collect_mb(m, o, success);
+  metrics_gauge_set(m, M_MB_SKIPPED, M_MB_SKIPPED_HELP, NULL, NULL, skipped);
   json_array_foreach(bsls, i, o) {
     const char *ph = json_string_value(json_object_get(json_object_get(o, "status"), "phase"));
     gauge1(m, "kcmdr_storage_location_available", "1 while the BackupStorageLocation's phase is Available, else 0.",
@@ -1053,7 +1076,7 @@ int controller_main(int argc, char **argv) {
     }
   }
   x.velero_ok = 1; /* until the Backup informer says otherwise */
-  struct informer_handlers hmb = {on_mb, on_mb_update, on_mb, on_mb_synced, &x};
+  struct informer_handlers hmb = {on_mb, on_mb_update, on_mb_delete, on_mb_synced, &x};
   struct informer_handlers hbk = {on_backup, on_backup_update, on_backup, on_velero_synced, &x};
   struct informer_handlers hbsl = {on_anything, on_anything_update, on_anything, NULL, &x};
   struct informer_handlers hmg = {on_mgmt, on_mgmt_update, NULL, on_mgmt_synced, &x};

@@ -20,6 +20,7 @@ struct metrics {
   void *collect_ud;
   json_t *families; /* name -> {"type","help","series":{labels: value} | "hist":{counts,sum,count}} */
   long series;
+  double dropped; /* series updates the cap refused */
 };
 
 kd_rc metrics_new(metrics **out) {
@@ -89,6 +90,8 @@ static void set_or_add(metrics *m, const char *name, const char *help, const cha
     if (cur || m->series < METRICS_MAX_SERIES) {
       if (!cur) m->series++;
       json_object_set_new(series, labels, json_real((add && cur ? json_real_value(cur) : 0) + v));
+    } else {
+      m->dropped++;
     }
   }
   pthread_mutex_unlock(&m->lock);
@@ -127,11 +130,68 @@ void metrics_reset(metrics *m, const char *name) {
   pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_drop_label(metrics *m, const char *name, const char *key, const char *value) {
+  const char *lv[] = {key, value, NULL};
+  char pair[512];
+  if (!m || !key || !value) return;
+  label_string(lv, pair, sizeof pair);
+  size_t n = strlen(pair);
+  if (!n) return;
+  pthread_mutex_lock(&m->lock);
+  json_t *series = json_object_get(json_object_get(m->families, name), "series");
+  const char *labels;
+  json_t *v;
+  void *tmp;
+  json_object_foreach_safe(series, tmp, labels, v) {
+    /* pair as a whole label: at the start or after a ',', up to a ',' or the end (a value cannot
+     * hold an unescaped '"', so "a=\"x\"" never matches inside another label's value) */
+    bool hit = false;
+    for (const char *p = strstr(labels, pair); p && !hit; p = strstr(p + 1, pair))
+      hit = (p == labels || p[-1] == ',') && (p[n] == ',' || p[n] == '\0');
+    if (hit) {
+      json_object_del(series, labels);
+      m->series--;
+    }
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_set_collector(metrics *m, metrics_collect_fn fn, void *ud) {
   pthread_mutex_lock(&m->collect_lock);
   m->collect = fn;
   m->collect_ud = ud;
   pthread_mutex_unlock(&m->collect_lock);
+}
+
+long metrics_room(metrics *m) {
+  pthread_mutex_lock(&m->lock);
+  long r = METRICS_MAX_SERIES - m->series;
+  pthread_mutex_unlock(&m->lock);
+  return r > 0 ? r : 0;
+}
+
+int64_t metrics_schedule_gap(const cron_schedule *cs, int64_t t) {
+  int64_t next = cron_next(cs, t), lo = -1;
+  if (next <= t) return 0;
+  /* a time lo with an activation in (lo, t]: look back 1 min, 2 min, 4 min, ... */
+  for (int64_t d = 60; d <= (int64_t)8 * 366 * 86400; d *= 2) {
+    int64_t c = t - d < 0 ? 0 : t - d, a = cron_next(cs, c);
+    if (a > 0 && a <= t) {
+      lo = c;
+      break;
+    }
+    if (c == 0) break;
+  }
+  if (lo < 0) return next - t;
+  /* cron_next is non-decreasing: the last x in [lo, t) with cron_next(x) <= t gives the last
+   * activation at or before t */
+  int64_t hi = t;
+  while (hi - lo > 1) {
+    int64_t mid = lo + (hi - lo) / 2, a = cron_next(cs, mid);
+    if (a > 0 && a <= t) lo = mid;
+    else hi = mid;
+  }
+  return next - cron_next(cs, lo);
 }
 
 void metrics_observe(metrics *m, const char *name, const char *help, double v) {
@@ -164,6 +224,14 @@ char *metrics_render(metrics *m) {
   pthread_mutex_lock(&m->collect_lock);
   if (m->collect) m->collect(m, m->collect_ud);
   pthread_mutex_lock(&m->lock);
+  json_t *dropped = json_object_get(family(m, "kcmdr_metrics_series_dropped_total",
+                                           "Series updates refused because the registry holds its maximum of series.",
+                                           "counter"),
+                                    "series");
+  if (dropped) {
+    if (!json_object_get(dropped, "")) m->series++;
+    json_object_set_new(dropped, "", json_real(m->dropped));
+  }
   const char **names = malloc((json_object_size(m->families) + 1) * sizeof *names);
   size_t n = 0;
   json_object_foreach(m->families, name, f) if (names) names[n++] = name;

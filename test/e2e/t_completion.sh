@@ -105,7 +105,9 @@ test_completion_flags_agree_with_help() {
 
 # tried: completing a backup name while the cluster is down, through bash completion: (a) the
 # kubeconfig's server is a port nothing listens on; (b) a server that accepts the connection and
-# never answers (a listening socket nobody reads), the case that would hang a shell. Asserted:
+# never answers (a listening socket nobody reads), the case that would hang a shell; (c) the
+# kubeconfig's user is an exec credential plugin that writes to stderr and never answers (a
+# login waiting for a browser). Asserted:
 # each completion returns within the 5 s `timeout` bash_complete has (measured: under 4 s), offers
 # nothing and writes nothing to the terminal.
 test_completion_cluster_down_is_quick_and_silent() {
@@ -120,7 +122,16 @@ print(s.getsockname()[1], flush=True); time.sleep(60)' > silent.port &
   srv=$!
   wait_until 5 test -s silent.port
   sed -E "s#server: .*#server: https://127.0.0.1:$(cat silent.port)#" "$KUBECONFIG" > silent.kubeconfig
-  for kc in refused silent; do
+  printf '#!/bin/sh\necho "plugin: open a browser to log in" >&2\nexec sleep 30\n' > hung-plugin
+  chmod +x hung-plugin
+  python3 - "$KUBECONFIG" "$PWD/hung-plugin" > hung.kubeconfig <<'PY'
+import sys, yaml
+k = yaml.safe_load(open(sys.argv[1]))
+for u in k["users"]:
+    u["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": sys.argv[2], "interactiveMode": "Never"}}
+yaml.safe_dump(k, sys.stdout)
+PY
+  for kc in refused silent hung; do
     start=$(date +%s%N)
     out=$(bash_complete kcmdr --kubeconfig "$kc.kubeconfig" backup describe '') || { kill "$srv"; fail "$kc: completion did not return within 5 s"; }
     secs=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -134,8 +145,9 @@ print(s.getsockname()[1], flush=True); time.sleep(60)' > silent.port &
 
 # tried: the zsh and fish scripts: both parse (zsh -n, fish -n); fish's own completion engine
 # (`complete -C`) on `kcmdr backup de` and `kcmdr completion `; zsh's function called as compsys
-# calls it (words, CURRENT) with compadd recording what it is given. Asserted: describe and
-# delete; bash zsh fish.
+# calls it (words, CURRENT) with compadd recording what it is given; `kcmdr backup get -` in
+# both. Asserted: describe and delete; bash zsh fish; exactly the flags __complete gives, -n
+# included (fish's `echo -n` swallowed it).
 test_completion_zsh_and_fish_scripts() {
   cmpl_bin
   "$KCMDR" completion zsh > kcmdr.zsh
@@ -149,6 +161,14 @@ test_completion_zsh_and_fish_scripts() {
   got=$(timeout 5 zsh -f -c 'compadd() { print -rl -- "$@" }; compdef() { :; }; source ./kcmdr.zsh
     words=(kcmdr backup de); CURRENT=3; _kcmdr' | grep -v '^--$' | sort | tr '\n' ' ')
   assert_eq "delete describe " "$got" "zsh: kcmdr backup de<TAB>"
+  # flags: every one __complete gives, "-n" and "-o" too (fish's `echo -n` printed nothing)
+  want=$("$KCMDR" __complete backup get - | grep -v '^:' | sort | tr '\n' ' ')
+  assert_contains "$want" "-n " "__complete offers -n"
+  got=$(timeout 5 fish --no-config -c 'source kcmdr.fish; complete -C "kcmdr backup get -"' | sort | tr '\n' ' ')
+  assert_eq "$want" "$got" "fish: kcmdr backup get -<TAB>"
+  got=$(timeout 5 zsh -f -c 'compadd() { print -rl -- "$@" }; compdef() { :; }; source ./kcmdr.zsh
+    words=(kcmdr backup get -); CURRENT=4; _kcmdr' | grep -v '^--$' | sort | tr '\n' ' ')
+  assert_eq "$want" "$got" "zsh: kcmdr backup get -<TAB>"
 }
 
 # tried: `make install` into a DESTDIR, its bin on PATH; then the real kubectl runs the plugin:

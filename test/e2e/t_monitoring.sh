@@ -64,10 +64,12 @@ mon_metric() { wait_until "${2:-30}" sh -c "curl -sf '127.0.0.1:$MON_PORT/metric
 #   before; nothing else fires.
 # Each alert made to never fire, or to always fire, and KcmdrNoRecentBackup without its margin:
 # each such mutant fails the same promtool tests (so every case can fail).
-# Asserted besides: promtool check rules on the rules file and on the PrometheusRule's spec (and
+# Asserted besides: the PodMonitor selects the Pods of `kcmdr install`'s Deployment and names
+# its metrics port; promtool check rules on the rules file and on the PrometheusRule's spec (and
 # that it is what deploy/monitoring/generate makes of the rules file); promtool check metrics on a
 # real scrape; every kcmdr_ metric the rules and the dashboard's queries use exists in the scrapes;
-# the schedule interval is the cron's (10 s, 3600 s).
+# the schedule interval is the cron's (10 s, 3600 s), for an irregular one the gap that holds
+# the ManagementBackup's creation; a ManagementBackup deleted leaves no series, counters included.
 test_monitoring_alerts_from_real_scrapes() {
   mon_env alerts
   local promtool; promtool=$(promtool_bin)
@@ -80,6 +82,13 @@ test_monitoring_alerts_from_real_scrapes() {
     "$mon/prometheusrule.yaml" || fail "prometheusrule.yaml is not a PrometheusRule"
   "$promtool" check rules spec.yaml >/dev/null || fail "promtool check rules on the PrometheusRule's spec"
   jq -e '.panels | length > 0' "$mon/kcmdr-dashboard.json" >/dev/null || fail "the dashboard is not JSON with panels"
+  # the PodMonitor finds the Deployment's Pods (`kcmdr install`) and their metrics port by name
+  "$KCMDR" install | python3 -c 'import sys, yaml, json; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] == "Deployment"][0]["spec"]["template"], sys.stdout)' > pod-template.json
+  python3 -c 'import sys, yaml, json; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)' "$mon/podmonitor.yaml" > podmonitor.json
+  jq -e --slurpfile t pod-template.json '.spec.selector.matchLabels | to_entries | length > 0 and
+    all(.[]; $t[0].metadata.labels[.key] == .value)' podmonitor.json >/dev/null || fail "the PodMonitor's selector does not match the Deployment's Pods"
+  jq -e --slurpfile t pod-template.json '[.spec.podMetricsEndpoints[].port] - [$t[0].spec.containers[].ports[].name] == []' podmonitor.json >/dev/null ||
+    fail "the PodMonitor names a port the Deployment's container does not have"
 
   # S1: a standby: another holder (gone) keeps the Lease for an hour
   kubectl apply -f - >/dev/null <<YAML
@@ -148,6 +157,26 @@ YAML
   on_demand pf 2>/dev/null
   mon_metric 'kcmdr_storage_location_available{location="broken"} 0'
   mon_metric 'kcmdr_schedule_interval_seconds{managementbackup="broken"} 10'
+  # an irregular schedule (Jan 1 and Feb 1): its interval is the gap that holds its creation
+  # (no success yet), never the one after now (from February on, Jan 1 -> Feb 1, 31 days, would
+  # make KcmdrNoRecentBackup fire 300 days early; in January the other way round)
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: calendar}
+spec: {storageLocation: good, schedule: "0 0 1 1,2 *"}
+YAML
+  gap=$(kubectl get mgmtbackup calendar -o jsonpath='{.metadata.creationTimestamp}' | python3 -c '
+import sys, datetime as d
+t = d.datetime.strptime(sys.stdin.read().strip(), "%Y-%m-%dT%H:%M:%SZ")
+j, f = d.datetime(t.year, 1, 1), d.datetime(t.year, 2, 1)
+print(int(((f - j) if t < f else (d.datetime(t.year + 1, 1, 1) - f)).total_seconds()))')
+  mon_metric "kcmdr_schedule_interval_seconds{managementbackup=\"calendar\"} $gap"
+  # a ManagementBackup deleted takes its counters along (they stayed until a restart, taking the
+  # series cap's room)
+  mon_metric 'kcmdr_backups_finished_total{managementbackup="calendar",phase="Completed"} 0'
+  kubectl delete mgmtbackup calendar >/dev/null
+  wait_until 30 sh -c "curl -sf '127.0.0.1:$MON_PORT/metrics' > after-delete.prom && ! grep -qF 'managementbackup=\"calendar\"' after-delete.prom"
   mon_metric 'kcmdr_restores_finished_total{phase="FailedValidation"} 1'
   mon_metric 'kcmdr_last_backup_phase{managementbackup="pf",phase="PartiallyFailed"} 1' 60
   mon_metric 'kcmdr_last_backup_phase{managementbackup="broken",phase="FailedValidation"} 1'

@@ -2,8 +2,11 @@
 # ($KCMDR_IMAGE, default build/kcmdr-image.oci.tar, made from $KCMDR_IMAGE_BIN, default
 # bin/kcmdr) and the binary inside it, run as the Pod that `kcmdr install` describes would run it.
 #
-# No kubelet here (this machine runs no container runtime, and building one is out of scope), so
-# the test is the runtime: it unpacks the image with umoci as a runtime does, and starts the
+# No kubelet here, and no container can start: podman 4.3 with crun and runc is installed, but
+# every `podman run` of this image fails in the runtime's init ("setrlimit RLIMIT_NOFILE" /
+# "RLIMIT_NPROC: Operation not permitted": the machine withholds CAP_SYS_RESOURCE, tried with
+# --ulimit host and explicit values; `podman load` of the archive works and names it
+# docker.io/library/kcmdr:VERSION). So the test is the runtime: it unpacks the image with umoci as a runtime does, and starts the
 # image's entrypoint with the Deployment's args in mount, PID and UTS namespaces of its own (unshare)
 # with the root filesystem read-only, chroot'ed into the image root, as uid/gid 65532 with no
 # capabilities (bounding set empty), no_new_privs, /proc and runc's default /dev, the
@@ -15,13 +18,18 @@ IMAGE_BIN=${KCMDR_IMAGE_BIN:-$REPO/bin/kcmdr}
 
 # tried: a second build of the image from the same binary and commit, in another directory, with
 # another umask and time zone, files copied at another time. Asserted: the same manifest digest
-# and byte for byte the same archive as `make image`'s; skopeo accepts the archive (copy to dir:)
+# and byte for byte the same archive as `make image`'s; the binary holds no path of the checkout
+# (debug info: its build ID would differ per directory); skopeo accepts the archive (copy to dir:)
 # and reads the config: entrypoint, default command, user 65532, OCI labels with the binary's
 # version and the commit; the layer holds exactly the binary, the libraries ldd names (loader
 # included), a copyright file per package, the CA bundle, zoneinfo, passwd/group and an empty
 # /tmp, every entry owned by 0:0 with mtime SOURCE_DATE_EPOCH, and no shell.
 test_pod_image_reproducible_and_complete() {
   [ -s "$IMAGE" ] || fail "$IMAGE missing: make image"
+  # across checkouts: the binary records no path of this one (the build ID hashes the debug
+  # sections, so a comp_dir of /home/a/kcmdr vs /work/kcmdr made two builds of one commit differ)
+  ! readelf --debug-dump=info "$IMAGE_BIN" 2>/dev/null | grep -F -m1 "$REPO" ||
+    fail "$IMAGE_BIN records the checkout's path (built before -ffile-prefix-map? make clean all)"
   local sde; sde=$(cd "$REPO" && git log -1 --format=%ct)
   (umask 077; TZ=Pacific/Kiritimati "$REPO/scripts/image" --bin "$IMAGE_BIN" --out "$PWD/again.oci.tar" --work "$PWD/w2") > build2.log
   digest() { tar -xOf "$1" index.json | jq -r '.manifests[0].digest'; }
@@ -60,6 +68,32 @@ test_pod_image_reproducible_and_complete() {
     grep -qx "usr/share/doc/${pkg%%:*}/copyright" names || fail "no copyright file of ${pkg%%:*} for $lib"
   done < want.libs
   grep -q "nonroot:x:65532:65532:" <(tar -xOzf "$layer" etc/passwd) || fail "no passwd entry for 65532"
+}
+
+# tried: scripts/image in a clone whose origin is an https URL with a user and a token in it,
+# then in a clone of the same commit over ssh (scp-like git@host:path), each on a small binary
+# (a stand-in that prints a version and links only libc, so the builds take a second). Asserted:
+# the source label is the public https URL, without the credentials, and the token is nowhere in
+# the archive; both clones give the same manifest digest (the label is in the digest, so before
+# the remote was made public, two machines cloning one commit differently built different images).
+test_pod_image_source_label_public() {
+  printf '#include <stdio.h>\nint main(void) { puts("kcmdr 0.0.1-test"); return 0; }\n' > v.c
+  cc -o kcmdr-stand-in v.c
+  mkdir -p repo/scripts && cp "$REPO/scripts/image" repo/scripts/
+  git -C repo init -q && git -C repo add scripts/image
+  GIT_COMMITTER_DATE=@1700000000 GIT_AUTHOR_DATE=@1700000000 git -C repo -c user.name=t -c user.email=t@t commit -qm image
+  git clone -q repo ssh-clone
+  git -C repo remote add origin "https://builder:ghp_s3cr3tT0ken@git.example.org/org/kcmdr.git"
+  git -C ssh-clone remote set-url origin "git@git.example.org:org/kcmdr.git"
+  label() { tar -xOf "$1" "blobs/sha256/$(tar -xOf "$1" index.json | jq -r '.manifests[0].digest | sub("sha256:"; "")')" |
+    jq -r '.annotations["org.opencontainers.image.source"]'; }
+  digest() { tar -xOf "$1" index.json | jq -r '.manifests[0].digest'; }
+  repo/scripts/image --bin "$PWD/kcmdr-stand-in" --out "$PWD/https.tar" > https.log
+  ssh-clone/scripts/image --bin "$PWD/kcmdr-stand-in" --out "$PWD/ssh.tar" > ssh.log
+  assert_eq "https://git.example.org/org/kcmdr" "$(label https.tar)" "source label from an https remote with credentials"
+  ! grep -aq "s3cr3tT0ken" https.tar <(tar -xOf https.tar) || fail "the remote's token is in the image"
+  assert_eq "https://git.example.org/org/kcmdr" "$(label ssh.tar)" "source label from an ssh remote"
+  assert_eq "$(digest https.tar)" "$(digest ssh.tar)" "digests of one commit cloned over https and over ssh"
 }
 
 # pod_proc_pid UNSHARE_PID: the host pid of the namespace's first process (the one that becomes
@@ -264,6 +298,7 @@ YAML
   hwm_kb=$(awk '/^VmHWM:/ {print $2}' "$st")
   case $mem_limit in *Mi) limit_kb=$(( ${mem_limit%Mi} * 1024 )) ;; *Gi) limit_kb=$(( ${mem_limit%Gi} * 1048576 )) ;; *) fail "memory limit $mem_limit" ;; esac
   [ "$hwm_kb" -lt "$limit_kb" ] || fail "peak RSS ${hwm_kb} kB is over the limit $mem_limit"
+  echo "    peak RSS ${hwm_kb} kB (Deployment: request $(jq -r '.resources.requests.memory' <<<"$ctr"), limit $mem_limit)"
   ls -A "/proc/$POD_PID/root/dev" | sort | tr '\n' ' ' > dev.after
   assert_eq "full null random tty urandom zero " "$(cat dev.after)" "/dev holds only what the runtime put there"
   # the kubelet stops a container with SIGTERM to its PID 1
