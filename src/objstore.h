@@ -38,7 +38,9 @@ kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore
  * without days) and objstore_check also requires the bucket to have object lock enabled.
  * Every key is then written once and read as written: objstore_get and objstore_head read the
  * key's FIRST version (an overwrite or a delete marker made later changes nothing they see), and
- * objstore_put_new is KD_ERR_CONFLICT while any version of the key exists, hidden ones too.
+ * objstore_put_new, objstore_put and objstore_writer_open (again at objstore_writer_commit) are
+ * KD_ERR_CONFLICT while any version of the key exists, hidden ones too: a version planted
+ * before kcmdr writes would otherwise be the first one, the one every read returns.
  * Listings (objstore_list) still show only current versions. */
 #define OBJSTORE_ANN_LOCK "kcmdr.io/object-lock"
 #define OBJSTORE_ANN_LOCK_DAYS "kcmdr.io/object-lock-days"
