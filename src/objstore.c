@@ -616,11 +616,33 @@ kd_rc objstore_head(objstore *s, const char *key, uint64_t *size) {
   return rc;
 }
 
+/* Under object lock a plain DELETE of a retained object only adds a delete marker: it answers
+ * success while the file stays, hidden. So the retention of the key's first version is read
+ * first: KD_ERR_FORBIDDEN while it lasts, and any failure to read it is returned (never a
+ * delete on a guess). KD_OK when the key has no version or its retention has passed. */
+static kd_rc ob_unlocked(objstore *s, const char *full, const char *key) {
+  char version[256], mode[16], date[21];
+  bool any = false;
+  time_t until = 0;
+  if (!s->s3 || !s->lock_mode[0]) return KD_OK;
+  kd_rc rc = ob_pinned(s, full, version, &any);
+  if (rc == KD_OK && version[0] && (rc = s3_retention(s->s3, full, version, mode, &until)) != KD_OK)
+    rc = kd_fail_wrap(rc, "reading the object lock of %s in %s before deleting it", key, s->describe);
+  if (rc == KD_OK && until > time(NULL)) {
+    kd_time_format(until, date);
+    rc = kd_fail(KD_ERR_FORBIDDEN, "%s in %s is protected by S3 Object Lock (%s) until %s: it cannot be deleted before "
+                 "then (a plain DELETE would only hide it behind a delete marker)", key, s->describe,
+                 mode[0] ? mode : "retention", date);
+  }
+  return rc;
+}
+
 kd_rc objstore_delete(objstore *s, const char *key) {
   char *full;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  if ((rc = ob_guard(s, "deleting", key)) == KD_OK) rc = s->s3 ? s3_delete(s->s3, full) : fsstore_delete(s->fs, full);
+  if ((rc = ob_guard(s, "deleting", key)) == KD_OK && (rc = ob_unlocked(s, full, key)) == KD_OK)
+    rc = s->s3 ? s3_delete(s->s3, full) : fsstore_delete(s->fs, full);
   free(full);
   return rc;
 }

@@ -130,7 +130,10 @@ kd_rc objstore_get(objstore *s, const char *key, objstore_sink_fn fn, void *ud);
 kd_rc objstore_get_all(objstore *s, const char *key, size_t max, char **out, size_t *len);
 /* Size of key in *size (may be NULL). KD_ERR_NOTFOUND when it does not exist. */
 kd_rc objstore_head(objstore *s, const char *key, uint64_t *size);
-/* Delete key; a missing key is KD_OK. */
+/* Delete key; a missing key is KD_OK. Under object lock, a key whose first version is still
+ * retained is KD_ERR_FORBIDDEN ("protected by S3 Object Lock (MODE) until DATE") and nothing is
+ * sent (a plain DELETE would only hide it behind a delete marker); a retention that cannot be
+ * read is that failure, never a delete on a guess. */
 kd_rc objstore_delete(objstore *s, const char *key);
 
 /* One listing entry: key relative to the location; is_prefix for a "directory" (a common

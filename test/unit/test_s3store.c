@@ -675,6 +675,39 @@ static void object_lock_refuses_a_key_written_before(void **state) {
   objstore_free(st);
 }
 
+/* tried: deleting through a store with object lock. In a locked (versioned) bucket a plain
+ * DELETE of a retained object "succeeds" by adding a delete marker: the backup would vanish from
+ * listings and sync while its data stays, and its Backup object would be deleted. The engine asks
+ * the retention first, but when that answer is missing (a HEAD without the lock headers, a read
+ * that failed) nothing else stopped it. A file written locked (1 day), one written by a store
+ * without lock in the same bucket, and a key that does not exist, each deleted through the
+ * locked store. Asserted: the locked one is refused (KD_ERR_FORBIDDEN naming the mode and the
+ * date), no DELETE went out for it and it still reads back; the unlocked one and the missing one
+ * are deleted as before. */
+static void object_lock_delete_refuses_a_retained_file(void **state) {
+  (void)state;
+  peer_reset();
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", P->port);
+  json_t *b = json_pack("{s:{s:{s:s,s:s}},s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "annotations", OBJSTORE_ANN_LOCK,
+                        "COMPLIANCE", OBJSTORE_ANN_LOCK_DAYS, "1", "spec", "provider", "aws", "objectStorage", "bucket",
+                        "std", "config", "s3Url", url, "s3ForcePathStyle", "true");
+  objstore *st = NULL, *plain = store("std", NULL);
+  if (objstore_open_bsl(b, CREDS, strlen(CREDS), &st) != KD_OK) fail_msg("open: %s", kd_errmsg());
+  json_decref(b);
+  assert_int_equal(objstore_put(st, "backups/b/velero-backup.json", "{}", 2), KD_OK);
+  assert_int_equal(objstore_put(plain, "backups/c/velero-backup.json", "{}", 2), KD_OK);
+  assert_int_equal(objstore_delete(st, "backups/b/velero-backup.json"), KD_ERR_FORBIDDEN);
+  assert_non_null(strstr(kd_errmsg(), "Object Lock (COMPLIANCE) until 20"));
+  assert_int_equal(atomic_load(&P->n[N_DELETE]), 0);
+  assert_int_equal(objstore_head(st, "backups/b/velero-backup.json", NULL), KD_OK);
+  assert_int_equal(objstore_delete(st, "backups/c/velero-backup.json"), KD_OK);
+  assert_int_equal(objstore_head(plain, "backups/c/velero-backup.json", NULL), KD_ERR_NOTFOUND);
+  assert_int_equal(objstore_delete(st, "backups/d/velero-backup.json"), KD_OK);
+  objstore_free(plain);
+  objstore_free(st);
+}
+
 /* tried: a guard that refuses from the start (every mutating call fails with its code and
  * nothing goes out; reads still work), and one that starts refusing after the peer saw the
  * multipart upload's create, its first part or its second part: the next piece (part, part,
@@ -806,6 +839,7 @@ int test_s3store(void) {
       cmocka_unit_test(guard_stops_a_retry),
       cmocka_unit_test(object_lock_headers_on_every_write),
       cmocka_unit_test(object_lock_refuses_a_key_written_before),
+      cmocka_unit_test(object_lock_delete_refuses_a_retained_file),
   };
   return cmocka_run_group_tests_name("s3store", tests, peer_setup, peer_teardown);
 }
