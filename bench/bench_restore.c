@@ -16,6 +16,16 @@
  *       Prints each run, best and median per concurrency, the fastest concurrency of each, the
  *       ratio restore/raw, the restore child's peak RSS, and where the restore's time went (its
  *       phases from its debug log in LOGDIR, requests sent)
+ *   bench-restore features NS DIR N ROUNDS C LOGDIR
+ *       the cost of encryption and signatures on a restore: Backups bench-src-plain,
+ *       bench-src-enc (the location annotated kcmdr.io/encryption-secret, a random key in a
+ *       Secret) and bench-src-signed (kcmdr.io/signing-secret, an Ed25519 key made here) of NS
+ *       into DIR; then ROUNDS times, each in a fresh child and into a new empty namespace, a
+ *       Restore of each at concurrency C (the order rotating every round), the encrypted one
+ *       through a location with the key, the signed one through a location with only the public
+ *       key (kcmdr.io/verify-secret) and kcmdr.io/require-signature: "true", so the restore
+ *       checks the signature and every listed file before it stages the tarball; every restore
+ *       must create all N objects. Prints each run and best/median ratios to the plain restore.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,8 +38,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
 #include "backup.h"
 #include "bench_common.h"
+#include "crypt.h"
 #include "kube.h"
 #include "objstore.h"
 #include "restore.h"
@@ -40,14 +55,76 @@
 
 static const struct kube_res restore_res = {"velero.io", "v1", "restores", "Restore", true};
 
+/* ---- the locations: plain, encrypted, signed (backup) / signature required (restore) ---- */
+
+enum fkind { FK_PLAIN, FK_ENC, FK_SIGNED, FK_N };
+static const char *const fkind_name[FK_N] = {"plain", "enc", "signed"};
+static const struct kube_res secret_res = {"", "v1", "secrets", "Secret", true};
+
+/* the filesystem location over dir, annotated for kind: for a backup (restore false) the
+ * encryption or signing Secret, for a restore the encryption Secret or the verify Secret and
+ * require-signature */
+static json_t *kind_bsl(const char *dir, enum fkind kind, bool restore) {
+  json_t *bsl = bench_bsl(dir), *ann = NULL;
+  if (kind == FK_ENC) ann = json_pack("{s:s}", CRYPT_ANN_ENCRYPTION, "bench-kek/keys");
+  else if (kind == FK_SIGNED && !restore) ann = json_pack("{s:s}", CRYPT_ANN_SIGNING, "bench-sign/key");
+  else if (kind == FK_SIGNED) ann = json_pack("{s:s,s:s}", CRYPT_ANN_VERIFY, "bench-verify/pub", CRYPT_ANN_REQUIRE_SIG, "true");
+  if (kind != FK_PLAIN && (!ann || json_object_set_new(json_object_get(bsl, "metadata"), "annotations", ann)))
+    bench_die("out of memory");
+  return bsl;
+}
+
+static void put_secret(kube_client *c, const char *name, const char *key, const char *val, size_t len) {
+  char *v64 = kd_base64_encode((const unsigned char *)val, len);
+  json_t *o = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "Secret", "metadata", "name", name,
+                        "namespace", "kcm-system", "data", key, v64 ? v64 : ""),
+         *out = NULL;
+  struct kube_req_opts ro = {.idempotent = true};
+  kd_rc rc = o && v64 ? kube_create_ex(c, &secret_res, "kcm-system", o, &ro, &out) : KD_ERR_NOMEM;
+  if (rc && rc != KD_ERR_CONFLICT) bench_die("creating a key Secret");
+  json_decref(o), json_decref(out);
+  free(v64);
+}
+
+/* Secrets bench-kek/keys (a random key "bench"), bench-sign/key (a fresh Ed25519 private key,
+ * PEM) and bench-verify/pub (its public key, PEM) in kcm-system; existing ones are kept */
+static void ensure_key_secrets(kube_client *c) {
+  unsigned char raw[CRYPT_KEY_LEN];
+  char line[128];
+  if (RAND_bytes(raw, sizeof raw) != 1) bench_die("random key");
+  char *k64 = kd_base64_encode(raw, sizeof raw);
+  if (!k64) bench_die("out of memory");
+  snprintf(line, sizeof line, "bench=%s\n", k64);
+  free(k64);
+  put_secret(c, "bench-kek", "keys", line, strlen(line));
+  EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
+  EVP_PKEY *pk = NULL;
+  BIO *priv = BIO_new(BIO_s_mem()), *pub = BIO_new(BIO_s_mem());
+  if (!pc || !priv || !pub || EVP_PKEY_keygen_init(pc) != 1 || EVP_PKEY_keygen(pc, &pk) != 1 ||
+      PEM_write_bio_PrivateKey(priv, pk, NULL, NULL, 0, NULL, NULL) != 1 || PEM_write_bio_PUBKEY(pub, pk) != 1)
+    bench_die("making an Ed25519 key");
+  char *pem = NULL;
+  long plen = BIO_get_mem_data(priv, &pem);
+  put_secret(c, "bench-sign", "key", pem, (size_t)plen);
+  plen = BIO_get_mem_data(pub, &pem);
+  put_secret(c, "bench-verify", "pub", pem, (size_t)plen);
+  BIO_free(priv), BIO_free(pub);
+  EVP_PKEY_free(pk);
+  EVP_PKEY_CTX_free(pc);
+}
+
 /* ---- the backup, once ---- */
 
-static int cmd_backup(const char *ns, const char *dir, const char *name) {
+static int backup_kind(const char *ns, const char *dir, const char *name, enum fkind kind);
+static int cmd_backup(const char *ns, const char *dir, const char *name) { return backup_kind(ns, dir, name, FK_PLAIN); }
+
+/* Backup name of ns into dir through the location of kind (bench_bsl's, annotated by kind_bsl) */
+static int backup_kind(const char *ns, const char *dir, const char *name, enum fkind kind) {
   kube_client *c = bench_client(false);
   json_t *bk = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:[s],s:s,s:s}}", "apiVersion", "velero.io/v1", "kind", "Backup", "metadata",
                          "name", name, "namespace", "kcm-system", "spec", "includedNamespaces", ns, "storageLocation", "bench",
                          "ttl", "720h0m0s");
-  json_t *bsl = bench_bsl(dir), *created = NULL;
+  json_t *bsl = kind_bsl(dir, kind, false), *created = NULL;
   objstore *store = NULL;
   if (kube_create(c, &bench_backup_res, "kcm-system", bk, &created)) bench_die("creating the Backup");
   if (objstore_open_bsl(bsl, NULL, 0, &store)) bench_die("opening the location");
@@ -77,6 +154,7 @@ struct margs {
   long n;
   int conc;
   bool engine_default; /* the restore runs on a client with the engine's default rate limit */
+  enum fkind kind;     /* the location the restore reads through (kind_bsl) */
 };
 
 /* (a) the raw client */
@@ -150,7 +228,7 @@ static void child_restore(void *arg, int fd) {
                           "Restore", "metadata", "name", m->restore_name, "namespace", "kcm-system", "spec", "backupName",
                           m->backup, "includedNamespaces", "*", "excludedResources", excluded, "namespaceMapping", m->src_ns,
                           m->target, "existingResourcePolicy", "none", "hooks");
-  json_t *created = NULL, *bk = NULL, *bsl = bench_bsl(m->dir);
+  json_t *created = NULL, *bk = NULL, *bsl = kind_bsl(m->dir, m->kind, true);
   objstore *store = NULL;
   if (!rst) bench_die("building the Restore");
   if (kube_create(c, &restore_res, "kcm-system", rst, &created)) bench_die("creating the Restore");
@@ -391,6 +469,76 @@ static int cmd_measure(const char *src_ns, const char *dir, const char *backup, 
   return 0;
 }
 
+/* the backups of the three kinds, then ROUNDS x (plain, encrypted, signed restore) at one
+ * concurrency; ratios to the plain restore of the same run */
+static int cmd_features(const char *ns, const char *dir, long n, int rounds, int conc, const char *logdir) {
+  if (rounds < 1 || rounds > MAX_ROUNDS || n < 1 || conc < 1 || conc > 64) {
+    fprintf(stderr, "bench-restore: need 1..%d rounds, N >= 1 and a concurrency in 1..64\n", MAX_ROUNDS);
+    return 2;
+  }
+  kube_client *c = bench_client(false);
+  ensure_key_secrets(c);
+  kube_client_free(c);
+  char names[FK_N][64];
+  objstore *store = NULL;
+  json_t *bsl = bench_bsl(dir);
+  if (objstore_open_bsl(bsl, NULL, 0, &store)) bench_die("opening the location");
+  for (int k = 0; k < FK_N; k++) {
+    snprintf(names[k], sizeof names[k], "bench-src-%s", fkind_name[k]);
+    if (backup_kind(ns, dir, names[k], (enum fkind)k)) return 1;
+    /* what was stored is what the location asked for */
+    char key[512], id[CRYPT_ID_MAX + 1];
+    bool enc = false;
+    uint64_t size = 0;
+    if (velero_backup_key(names[k], VELERO_BACKUP_TARBALL, key, sizeof key) || crypt_peek(store, key, &enc, id))
+      bench_die("reading a stored tarball's header");
+    bool sig = velero_backup_key(names[k], VELERO_BACKUP_SIGNATURE, key, sizeof key) == KD_OK && objstore_head(store, key, &size) == KD_OK;
+    if (enc != (k == FK_ENC) || sig != (k == FK_SIGNED)) {
+      fprintf(stderr, "bench-restore: backup %s is %s and %s\n", names[k], enc ? "encrypted" : "plain", sig ? "signed" : "unsigned");
+      return 1;
+    }
+  }
+  objstore_free(store);
+  json_decref(bsl);
+  struct margs m = {.src_ns = ns, .dir = dir, .logdir = logdir, .n = n, .conc = conc};
+  snprintf(hint, sizeof hint, " (logs in %s)", logdir);
+  double t[FK_N][MAX_ROUNDS], del_s = 0;
+  long rss_max[FK_N] = {0};
+  printf("each run: a fresh process, concurrency %d, into a new empty namespace; the restore's objects are deleted "
+         "afterwards, untimed\n", conc);
+  for (int r = 0; r < rounds; r++) {
+    printf("round %d:", r + 1);
+    for (int j = 0; j < FK_N; j++) {
+      int k = (j + r) % FK_N; /* the order rotates */
+      char out[256];
+      long rss, total, created, warnings, reqs;
+      long long wall0;
+      m.kind = (enum fkind)k;
+      m.backup = names[k];
+      snprintf(m.target, sizeof m.target, "feat-%s-%d", fkind_name[k], r + 1);
+      snprintf(m.restore_name, sizeof m.restore_name, "bench-feat-%s-%d", fkind_name[k], r + 1);
+      bench_in_child(child_restore, &m, out, sizeof out, &rss, hint);
+      if (sscanf(out, "%ld %ld %ld %lf %ld %lld", &total, &created, &warnings, &t[k][r], &reqs, &wall0) != 6)
+        bench_die("restore output");
+      if (rss > rss_max[k]) rss_max[k] = rss;
+      run_delete(&m, &del_s);
+      printf("%s %s %.2f s (%.0f/s, RSS %.1f MiB)", j ? " |" : "", fkind_name[k], t[k][r], n / t[k][r], rss / 1024.0);
+      fflush(stdout);
+    }
+    printf(" | ratios to plain: encrypted %.2f, signed %.2f\n", t[FK_ENC][r] / t[FK_PLAIN][r], t[FK_SIGNED][r] / t[FK_PLAIN][r]);
+  }
+  double bp = best(t[FK_PLAIN], rounds), mp = median(t[FK_PLAIN], rounds);
+  printf("best / median of %d: plain restore %.2f / %.2f s (%.0f objects/s best, peak RSS %.1f MiB)\n", rounds, bp, mp, n / bp,
+         rss_max[FK_PLAIN] / 1024.0);
+  for (int k = FK_ENC; k < FK_N; k++)
+    printf("RESULT %s restore: best %.2f s, median %.2f s, ratio to plain %.2f best/best, %.2f median/median (peak RSS %.1f "
+           "MiB)\n",
+           k == FK_ENC ? "encrypted" : "signed (signature required)", best(t[k], rounds), median(t[k], rounds),
+           best(t[k], rounds) / bp, median(t[k], rounds) / mp, rss_max[k] / 1024.0);
+  printf("(untimed deletes between runs: %.0f s in all)\n", del_s);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   bench_prog = "bench-restore";
   kd_log_setup(KD_LOG_WARN, false);
@@ -398,7 +546,9 @@ int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "backup") == 0) return cmd_backup(argv[2], argv[3], argv[4]);
   if (argc == 9 && strcmp(argv[1], "measure") == 0)
     return cmd_measure(argv[2], argv[3], argv[4], atol(argv[5]), atoi(argv[6]), argv[7], argv[8]);
+  if (argc == 8 && strcmp(argv[1], "features") == 0)
+    return cmd_features(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), atoi(argv[6]), argv[7]);
   fprintf(stderr, "usage: bench-restore load NS N [WORKERS] | backup NS DIR NAME | measure NS DIR BACKUP N ROUNDS "
-                  "\"C1 C2 ...\" LOGDIR\n");
+                  "\"C1 C2 ...\" LOGDIR | features NS DIR N ROUNDS C LOGDIR\n");
   return 2;
 }

@@ -11,8 +11,8 @@ dbrs_for() { # the backup names that DeleteBackupRequests ask for, sorted, one p
 # the 2nd Failed, the others Completed; a Restore (InProgress) reads the 1st. Then the restore
 # ends. Asserted: requests exactly for the 2nd (failed, older than the newest success), 3rd and
 # 4th; none for the newest two, none for the one being restored until its restore has ended;
-# one request per backup however often the controller looks; a bad annotation is a Warning Event
-# and deletes nothing.
+# one request per backup however often the controller looks, named <backup>-<uid>; a bad
+# annotation is a Warning Event and deletes nothing.
 test_controller_keep_last_asks_for_the_right_deletions() {
   ctl_env
   start_controller ctl.log
@@ -53,6 +53,10 @@ YAML
   kubectl -n kcm-system get deletebackuprequests -o json |
     jq -e --arg b "${names[2]}" '[.items[] | select(.spec.backupName == $b) | .metadata.labels["velero.io/backup-uid"]] | length == 1 and .[0] != null' >/dev/null ||
     fail "the request carries no uid label"
+  # named after the Backup's uid, so that two askers (replicas, a deposed leader) make one request
+  kubectl -n kcm-system get deletebackuprequests -o json |
+    jq -e '[.items[] | select(.metadata.name != .spec.backupName + "-" + .metadata.labels["velero.io/backup-uid"])] | length == 0' >/dev/null ||
+    fail "a request is not named <backup>-<uid>"
   # the restore ends: the 1st may go now
   kubectl_status -n kcm-system patch restore reading --type=merge -p '{"status":{"phase":"Completed"}}' >/dev/null
   looked_at ctl.log tick
