@@ -702,8 +702,12 @@ kd_rc crypt_sigfile_parse(const char *text, size_t len, char id[17], unsigned ch
     rc = kd_fail(KD_ERR_PARSE, "signature file is not {\"algorithm\",\"keyId\",\"signature\"}");
     goto fail;
   }
-  if (strcmp(alg, "ed25519") != 0) {
-    rc = kd_fail(KD_ERR_PARSE, "signature file: algorithm \"%.40s\" is not ed25519", alg);
+  if (strcmp(alg, "ed25519") != 0) { /* shown as printable ASCII: the file is the bucket's, the message goes to statuses and logs */
+    char shown[41];
+    size_t i = 0;
+    for (; alg[i] && i < sizeof shown - 1; i++) shown[i] = alg[i] >= 0x20 && alg[i] < 0x7f && alg[i] != '"' ? alg[i] : '?';
+    shown[i] = '\0';
+    rc = kd_fail(KD_ERR_PARSE, "signature file: algorithm \"%s\" is not ed25519", shown);
     goto fail;
   }
   bool hex = strlen(kid) == 16;

@@ -567,27 +567,71 @@ static const char *const dbr_open[] = {"", "New", "InProgress", NULL};
 static const char *const dbr_in_progress[] = {"InProgress", NULL};
 static const char *const backup_deletable[] = {"Completed", "PartiallyFailed", "Failed", "FailedValidation", "Deleting", NULL};
 
-/* S3 Object Lock: when the files of backup (its own, backup_files_ours) are retained until a
- * time still to come, that time, with the mode in mode; else 0 (not locked, not ours, or the
- * location cannot tell: the deletion then reports what fails). Asks velero-backup.json, or the
- * claim when there is none (a failed backup): every file of a backup shares one date. */
-static time_t locked_until(engine *e, json_t *bsl, json_t *backup, const struct fence *f, char mode[16]) {
-  objstore *st = NULL;
-  char key[VELERO_KEY_MAX], why[300];
-  const char *name = meta_str(backup, "name");
+/* S3 Object Lock: the latest retain-until date among the files of backup (its own,
+ * backup_files_ours) when still to come, with the mode in mode and the file in file; 0 when none
+ * is retained any more (or the files are not ours; or, on a location without the lock
+ * annotation, when it cannot be read: deletion then reports what fails). Every file of the folder is asked, not only velero-backup.json: a retention can be
+ * extended by anyone with the location's credentials, and backup_delete_files removes
+ * velero-backup.json first, so one file still retained would leave a half-deleted backup.
+ * (time_t)-1 (message in err) when a location with object lock cannot tell: the deletion then
+ * waits, it never deletes on a guess. */
+#define LOCK_FILES_MAX 10000 /* files of one backup folder asked */
+
+struct lock_scan {
+  objstore *st;
+  time_t until;
+  char mode[16], file[VELERO_KEY_MAX];
+  size_t n;
+};
+
+static kd_rc lock_scan_file(const char *key, bool is_prefix, uint64_t size, void *ud) {
+  struct lock_scan *ls = ud;
+  char mode[16];
   time_t until = 0;
+  (void)size;
+  if (is_prefix) return KD_OK;
+  if (++ls->n > LOCK_FILES_MAX) return kd_fail(KD_ERR_TOOBIG, "more than %d files in the backup's folder", LOCK_FILES_MAX);
+  kd_rc rc = objstore_retention(ls->st, key, mode, &until);
+  if (rc == KD_ERR_NOTFOUND) return KD_OK; /* gone since the listing */
+  if (rc != KD_OK) return kd_fail_wrap(rc, "reading the object lock of %s", key);
+  if (until > ls->until) {
+    ls->until = until;
+    snprintf(ls->mode, sizeof ls->mode, "%s", mode);
+    snprintf(ls->file, sizeof ls->file, "%s", key);
+  }
+  return KD_OK;
+}
+
+static time_t locked_until(engine *e, json_t *bsl, json_t *backup, const struct fence *f, char mode[16], char *file,
+                           size_t file_n, char *err, size_t err_n) {
+  objstore *st = NULL;
+  char key[VELERO_KEY_MAX], why[300], prefix[VELERO_KEY_MAX];
+  const char *name = meta_str(backup, "name");
+  struct lock_scan ls = {0};
   bool ours = false;
-  mode[0] = '\0';
+  mode[0] = file[0] = err[0] = '\0';
   if (!name || open_fenced(e, bsl, f, &st) != KD_OK) return 0;
   objstore_set_cancel(st, e->stop);
-  if (backup_files_ours(st, backup, &ours, why, sizeof why) == KD_OK && ours &&
-      velero_backup_key(name, VELERO_BACKUP_METADATA, key, sizeof key) == KD_OK) {
-    kd_rc rc = objstore_retention(st, key, mode, &until);
-    if (rc == KD_ERR_NOTFOUND && backup_claim_key(name, key, sizeof key) == KD_OK) rc = objstore_retention(st, key, mode, &until);
-    if (rc != KD_OK) until = 0;
+  ls.st = st;
+  kd_rc rc = KD_OK;
+  /* asked also without the annotation now: files written while it was there stay locked */
+  if ((rc = backup_files_ours(st, backup, &ours, why, sizeof why)) == KD_OK && ours &&
+      (rc = backup_claim_key(name, key, sizeof key)) == KD_OK) {
+    int w = snprintf(prefix, sizeof prefix, "backups/%s/", name);
+    rc = w < 0 || (size_t)w >= sizeof prefix ? kd_fail(KD_ERR_TOOBIG, "backup name too long") : KD_OK;
+    if (rc == KD_OK) rc = objstore_list(st, prefix, '\0', lock_scan_file, &ls);
+    if (rc == KD_OK) rc = lock_scan_file(key, false, 0, &ls); /* the claim, also when it is not under the folder */
   }
+  bool locking = objstore_lock_mode(st) != NULL;
+  if (rc != KD_OK && locking)
+    snprintf(err, err_n, "cannot tell whether the files of backup %s are still protected by S3 Object Lock: %s", name,
+             kd_errmsg());
   objstore_free(st);
-  return until > time(NULL) ? until : 0;
+  if (rc != KD_OK && locking) return (time_t)-1;
+  if (ls.until <= time(NULL)) return 0;
+  snprintf(mode, 16, "%s", ls.mode);
+  snprintf(file, file_n, "%s", ls.file);
+  return ls.until;
 }
 
 /* Serve one request: the request goes InProgress (one server wins), the Backup goes Deleting,
@@ -637,12 +681,16 @@ static void serve_deletion(engine *e, json_t *dbr, const struct fence *f) {
              bname, reader);
   json_decref(restores);
   if (err[0]) goto done;
-  char lmode[16], ldate[21];
-  time_t lu = bsl ? locked_until(e, bsl, backup, f, lmode) : 0;
+  char lmode[16], ldate[21], lfile[VELERO_KEY_MAX], lerr[1000];
+  time_t lu = bsl ? locked_until(e, bsl, backup, f, lmode, lfile, sizeof lfile, lerr, sizeof lerr) : 0;
+  if (lu == (time_t)-1) { /* nothing is deleted on a guess: asked again later */
+    kd_fail(KD_ERR_TRANSPORT, "%s", lerr);
+    goto retry;
+  }
   if (lu) { /* deleting would only hide it (a delete marker) or fail half-way: kept whole, phase unchanged */
     kd_time_format(lu, ldate);
-    snprintf(err, sizeof err, "backup %s is protected by S3 Object Lock (%s) until %s: its files cannot be deleted "
-             "before then; the Backup is kept as it is and deleted after that date", bname, lmode, ldate);
+    snprintf(err, sizeof err, "backup %s is protected by S3 Object Lock (%s) until %s (%s): its files cannot be "
+             "deleted before then; the Backup is kept as it is and deleted after that date", bname, lmode, ldate, lfile);
     if (uid) json_object_set_new(e->locked, uid, json_integer((json_int_t)lu));
     goto done;
   }

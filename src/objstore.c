@@ -32,6 +32,8 @@ struct objstore_writer {
   objstore *s;
   s3_writer *s3;
   fsstore_writer *fs;
+  char *full;   /* under object lock: the key, checked again before the upload completes */
+  char *key;
 };
 
 bool objstore_key_valid(const char *key) {
@@ -435,6 +437,21 @@ static kd_rc ob_pinned(objstore *s, const char *full, char version[256], bool *a
   return rc ? kd_fail_wrap(rc, "finding the first version of %s in %s", full, s->describe) : KD_OK;
 }
 
+/* Under object lock, reads are pinned to a key's FIRST version: a version put there before us
+ * (someone with the location's credentials planting the next scheduled backup's files) would be
+ * what every read returns, our write only a version on top. So a key is written only when it
+ * has no version at all: KD_ERR_CONFLICT when it has one. KD_OK without object lock. */
+static kd_rc ob_fresh(objstore *s, const char *full, const char *key) {
+  char version[256];
+  bool any = false;
+  if (!s->s3 || !s->lock_mode[0]) return KD_OK;
+  kd_rc rc = ob_pinned(s, full, version, &any);
+  if (rc == KD_OK && any)
+    rc = kd_fail(KD_ERR_CONFLICT, "%s in %s already exists (a version of it is kept by object lock, and reads under "
+                 "object lock return a key's first version): refusing to write it again", key, s->describe);
+  return rc;
+}
+
 kd_rc objstore_retention(objstore *s, const char *key, char mode[16], time_t *until) {
   char *full;
   mode[0] = '\0';
@@ -460,19 +477,22 @@ kd_rc objstore_writer_open(objstore *s, const char *key, objstore_writer **out) 
   *out = NULL;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  if ((rc = ob_guard(s, "writing", key)) != KD_OK) {
+  if ((rc = ob_guard(s, "writing", key)) != KD_OK || (rc = ob_fresh(s, full, key)) != KD_OK) {
     free(full);
     return rc;
   }
   objstore_writer *w = calloc(1, sizeof *w);
-  if (!w) {
+  if (!w || !(w->key = strdup(key))) {
+    free(w);
     free(full);
     return kd_fail(KD_ERR_NOMEM, "out of memory");
   }
   w->s = s;
+  w->full = full;
   rc = s->s3 ? s3_writer_open(s->s3, full, &w->s3) : fsstore_writer_open(s->fs, full, &w->fs);
-  free(full);
   if (rc != KD_OK) {
+    free(w->key);
+    free(w->full);
     free(w);
     return rc;
   }
@@ -490,6 +510,8 @@ uint64_t objstore_writer_size(const objstore_writer *w) {
 
 kd_rc objstore_writer_commit(objstore_writer *w) {
   kd_rc rc = ob_guard(w->s, "committing", "an upload");
+  /* a version planted while the parts went up: checked again (see ob_fresh) */
+  if (rc == KD_OK) rc = ob_fresh(w->s, w->full, w->key);
   if (rc != KD_OK) { /* refused: what was uploaded goes away, nothing becomes visible */
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", kd_errmsg());
@@ -497,6 +519,8 @@ kd_rc objstore_writer_commit(objstore_writer *w) {
     return kd_fail(rc, "%s", saved);
   }
   rc = w->s3 ? s3_writer_commit(w->s3) : fsstore_writer_commit(w->fs);
+  free(w->key);
+  free(w->full);
   free(w);
   return rc;
 }
@@ -505,6 +529,8 @@ void objstore_writer_abort(objstore_writer *w) {
   if (!w) return;
   if (w->s3) s3_writer_abort(w->s3);
   else fsstore_writer_abort(w->fs);
+  free(w->key);
+  free(w->full);
   free(w);
 }
 
@@ -512,7 +538,8 @@ kd_rc objstore_put(objstore *s, const char *key, const void *p, size_t n) {
   char *full;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  if ((rc = ob_guard(s, "putting", key)) == KD_OK) rc = s->s3 ? s3_put(s->s3, full, p, n) : fsstore_put(s->fs, full, p, n);
+  if ((rc = ob_guard(s, "putting", key)) == KD_OK && (rc = ob_fresh(s, full, key)) == KD_OK)
+    rc = s->s3 ? s3_put(s->s3, full, p, n) : fsstore_put(s->fs, full, p, n);
   free(full);
   return rc;
 }
@@ -589,11 +616,33 @@ kd_rc objstore_head(objstore *s, const char *key, uint64_t *size) {
   return rc;
 }
 
+/* Under object lock a plain DELETE of a retained object only adds a delete marker: it answers
+ * success while the file stays, hidden. So the retention of the key's first version is read
+ * first: KD_ERR_FORBIDDEN while it lasts, and any failure to read it is returned (never a
+ * delete on a guess). KD_OK when the key has no version or its retention has passed. */
+static kd_rc ob_unlocked(objstore *s, const char *full, const char *key) {
+  char version[256], mode[16], date[21];
+  bool any = false;
+  time_t until = 0;
+  if (!s->s3 || !s->lock_mode[0]) return KD_OK;
+  kd_rc rc = ob_pinned(s, full, version, &any);
+  if (rc == KD_OK && version[0] && (rc = s3_retention(s->s3, full, version, mode, &until)) != KD_OK)
+    rc = kd_fail_wrap(rc, "reading the object lock of %s in %s before deleting it", key, s->describe);
+  if (rc == KD_OK && until > time(NULL)) {
+    kd_time_format(until, date);
+    rc = kd_fail(KD_ERR_FORBIDDEN, "%s in %s is protected by S3 Object Lock (%s) until %s: it cannot be deleted before "
+                 "then (a plain DELETE would only hide it behind a delete marker)", key, s->describe,
+                 mode[0] ? mode : "retention", date);
+  }
+  return rc;
+}
+
 kd_rc objstore_delete(objstore *s, const char *key) {
   char *full;
   kd_rc rc = ob_full_key(s, key, &full);
   if (rc != KD_OK) return rc;
-  if ((rc = ob_guard(s, "deleting", key)) == KD_OK) rc = s->s3 ? s3_delete(s->s3, full) : fsstore_delete(s->fs, full);
+  if ((rc = ob_guard(s, "deleting", key)) == KD_OK && (rc = ob_unlocked(s, full, key)) == KD_OK)
+    rc = s->s3 ? s3_delete(s->s3, full) : fsstore_delete(s->fs, full);
   free(full);
   return rc;
 }

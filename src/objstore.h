@@ -38,7 +38,9 @@ kd_rc objstore_open_bsl(json_t *bsl, const char *cred, size_t cred_len, objstore
  * without days) and objstore_check also requires the bucket to have object lock enabled.
  * Every key is then written once and read as written: objstore_get and objstore_head read the
  * key's FIRST version (an overwrite or a delete marker made later changes nothing they see), and
- * objstore_put_new is KD_ERR_CONFLICT while any version of the key exists, hidden ones too.
+ * objstore_put_new, objstore_put and objstore_writer_open (again at objstore_writer_commit) are
+ * KD_ERR_CONFLICT while any version of the key exists, hidden ones too: a version planted
+ * before kcmdr writes would otherwise be the first one, the one every read returns.
  * Listings (objstore_list) still show only current versions. */
 #define OBJSTORE_ANN_LOCK "kcmdr.io/object-lock"
 #define OBJSTORE_ANN_LOCK_DAYS "kcmdr.io/object-lock-days"
@@ -128,7 +130,10 @@ kd_rc objstore_get(objstore *s, const char *key, objstore_sink_fn fn, void *ud);
 kd_rc objstore_get_all(objstore *s, const char *key, size_t max, char **out, size_t *len);
 /* Size of key in *size (may be NULL). KD_ERR_NOTFOUND when it does not exist. */
 kd_rc objstore_head(objstore *s, const char *key, uint64_t *size);
-/* Delete key; a missing key is KD_OK. */
+/* Delete key; a missing key is KD_OK. Under object lock, a key whose first version is still
+ * retained is KD_ERR_FORBIDDEN ("protected by S3 Object Lock (MODE) until DATE") and nothing is
+ * sent (a plain DELETE would only hide it behind a delete marker); a retention that cannot be
+ * read is that failure, never a delete on a guess. */
 kd_rc objstore_delete(objstore *s, const char *key);
 
 /* One listing entry: key relative to the location; is_prefix for a "directory" (a common

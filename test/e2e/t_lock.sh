@@ -47,6 +47,12 @@ head_lock() { s3api head-object --bucket "$LOCK_BUCKET" --key "$1" | jq -r '"\(.
 # ConfigMap back byte for byte; `backup delete` before the date keeps the Backup Completed and
 # its files, and the DeleteBackupRequest says until when. Two locations that cannot lock (a
 # bucket without object lock; a lower-case mode) are Unavailable and say why.
+# Also tried: a 1-minute backup on a location without days (its files locked for that minute),
+# whose tarball's retention is then extended by one day with the location's own credentials
+# (anyone may extend one), deleted after the minute. Asserted: the deletion is refused naming the
+# tarball and its later date; the Backup stays Completed and velero-backup.json stays the current
+# version (deleting it first, as deletion does, would have left a half-deleted backup: before
+# the fix only velero-backup.json's retention was asked, and the rest went behind delete markers).
 test_engine_lock_backup_written_once_survives_tampering() {
   CDS=2 eng_env lock
   LOCK_BUCKET=kcmdr-lock-$RANDOM$RANDOM
@@ -60,6 +66,7 @@ test_engine_lock_backup_written_once_survives_tampering() {
   lock_bsl locked "$LOCK_BUCKET" GOVERNANCE 1 true
   lock_bsl nolock "$KCMDR_S3_BUCKET" COMPLIANCE
   lock_bsl badval "$LOCK_BUCKET" compliance
+  lock_bsl minlock "$LOCK_BUCKET" GOVERNANCE
   start_controller ctl.log --engine=builtin
   wait_until 30 bsl_is nolock Unavailable "has no object lock (ObjectLockConfigurationNotFoundError)"
   wait_until 30 bsl_is badval Unavailable "annotation kcmdr.io/object-lock 'compliance' must be COMPLIANCE or GOVERNANCE"
@@ -71,6 +78,21 @@ kind: Backup
 metadata: {name: short, namespace: kcm-system}
 spec: {storageLocation: locked, ttl: 1h0m0s, labelSelector: {matchLabels: {lock-small: "yes"}}}
 YAML
+  wait_until 30 bsl_is minlock Available ""
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: ext, namespace: kcm-system}
+spec: {storageLocation: minlock, ttl: 1m0s, labelSelector: {matchLabels: {lock-small: "yes"}}}
+YAML
+  wait_phase ext Completed 60
+  ext_start=$(date +%s)
+  later=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%S)
+  etar=$PREFIX/backups/ext/ext.tar.gz
+  ev=$(s3api head-object --bucket "$LOCK_BUCKET" --key "$etar" | jq -r .VersionId)
+  s3api put-object-retention --bucket "$LOCK_BUCKET" --key "$etar" --version-id "$ev" \
+    --retention "{\"Mode\":\"GOVERNANCE\",\"RetainUntilDate\":\"${later}Z\"}"
+  assert_eq "GOVERNANCE $later" "$(head_lock "$etar")" "the tarball's retention extended"
   wait_phase big Completed 90
   wait_phase short Completed 60
 
@@ -110,4 +132,14 @@ YAML
   assert_contains "$err" "backup short is protected by S3 Object Lock (GOVERNANCE) until ${short_until}Z" "DeleteBackupRequest error"
   assert_eq Completed "$(phase short)" "the Backup is kept as it was"
   assert_eq "GOVERNANCE $short_until" "$(head_lock "$PREFIX/backups/short/velero-backup.json")" "velero-backup.json still there"
+
+  # one file retained longer than the others: the deletion waits for the latest date
+  sleep $((ext_start + 65 - $(date +%s) > 0 ? ext_start + 65 - $(date +%s) : 0))
+  expect_exit 0 "$KCMDR" backup delete ext --confirm
+  want="backup ext is protected by S3 Object Lock (GOVERNANCE) until ${later}Z (backups/ext/ext.tar.gz)"
+  wait_until 30 sh -c "kubectl -n kcm-system get deletebackuprequests -o json | jq -e --arg w '$want' '[.items[] | select(.spec.backupName == \"ext\" and .status.phase == \"Processed\" and ((.status.errors // [])[0] // \"\" | contains(\$w)))] | length >= 1'"
+  assert_eq Completed "$(phase ext)" "the Backup with a longer-retained file is kept"
+  expect_exit 0 s3api head-object --bucket "$LOCK_BUCKET" --key "$PREFIX/backups/ext/velero-backup.json"
+  keys=$(s3api list-objects-v2 --bucket "$LOCK_BUCKET" --prefix "$PREFIX/backups/ext/" | jq -r '.Contents[].Key')
+  assert_eq 7 "$(wc -l <<<"$keys")" "every file of backup ext is still current"
 }

@@ -241,6 +241,13 @@ static void ed25519(void **state) {
                           "{\"algorithm\":\"ed25519\",\"keyId\":\"21fe31dfa154a261\",\"signature\":\"AA==\"}",
                           "{\"algorithm\":\"ed25519\",\"keyId\":\"21fe31dfa154a261\",\"signature\":\"AA==\",\"x\":1}"};
   for (size_t i = 0; i < KD_ARRAY_LEN(badsig); i++) assert_int_equal(crypt_verify(v, "", 0, badsig[i], strlen(badsig[i]), id), KD_ERR_PARSE);
+  /* a hostile bucket writer's algorithm: control characters (a terminal escape, a newline that
+   * would forge a log line) and a quote are not repeated into the message (it reaches the
+   * Restore's status and the logs); printable text is, cut at 40 characters */
+  const char *esc = "{\"algorithm\":\"\\u001b[2J\\nlevel=info \\\"x\",\"keyId\":\"21fe31dfa154a261\",\"signature\":\"AA==\"}";
+  assert_int_equal(crypt_verify(v, "", 0, esc, strlen(esc), id), KD_ERR_PARSE);
+  assert_non_null(strstr(kd_errmsg(), "algorithm \"?[2J?level=info ?x\" is not ed25519"));
+  for (const char *m = kd_errmsg(); *m; m++) assert_true(*m >= 0x20 && *m < 0x7f);
   /* key Secrets of the wrong kind */
   crypt_signer *bad = NULL;
   crypt_verifier *badv = NULL;

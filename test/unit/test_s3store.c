@@ -629,6 +629,85 @@ static void object_lock_headers_on_every_write(void **state) {
   objstore_free(st);
 }
 
+/* tried: under object lock every read is pinned to a key's FIRST version, so a version planted
+ * before kcmdr writes (someone with the location's credentials guessing the next scheduled
+ * backup's name and putting its tarball, checksums or logs there first) would be what restore and
+ * verify read, with kcmdr's own write only a newer version on top. A file planted (through a store
+ * without lock, same bucket) at three keys, then a locked store writing them: a small PUT, a
+ * multipart upload opened before the plant, and one opened after. Asserted: each write is refused
+ * with KD_ERR_CONFLICT ("already exists") and the planted bytes are still what is read (nothing
+ * of ours went on top); a fresh key is written normally. */
+static void object_lock_refuses_a_key_written_before(void **state) {
+  (void)state;
+  peer_reset();
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", P->port);
+  json_t *b = json_pack("{s:{s:{s:s,s:s}},s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "annotations", OBJSTORE_ANN_LOCK,
+                        "GOVERNANCE", OBJSTORE_ANN_LOCK_DAYS, "1", "spec", "provider", "aws", "objectStorage", "bucket",
+                        "std", "config", "s3Url", url, "s3ForcePathStyle", "true");
+  objstore *st = NULL, *plain = store("std", NULL);
+  if (objstore_open_bsl(b, CREDS, strlen(CREDS), &st) != KD_OK) fail_msg("open: %s", kd_errmsg());
+  json_decref(b);
+  objstore_lock_backup(st, time(NULL), time(NULL) + 86400);
+  objstore_writer *early = NULL, *w = NULL;
+  assert_int_equal(objstore_writer_open(st, "backups/b/b-late.tar.gz", &early), KD_OK);
+  assert_int_equal(objstore_put(plain, "backups/b/b-checksums.json", "forged", 6), KD_OK);
+  assert_int_equal(objstore_put(plain, "backups/b/b.tar.gz", "forged", 6), KD_OK);
+  assert_int_equal(objstore_put(plain, "backups/b/b-late.tar.gz", "forged", 6), KD_OK);
+  assert_int_equal(objstore_put(st, "backups/b/b-checksums.json", "ours", 4), KD_ERR_CONFLICT);
+  assert_non_null(strstr(kd_errmsg(), "already exists"));
+  assert_int_equal(objstore_writer_open(st, "backups/b/b.tar.gz", &w), KD_ERR_CONFLICT);
+  assert_null(w);
+  assert_int_equal(objstore_writer_write(early, big, sizeof big), KD_OK);
+  assert_int_equal(objstore_writer_commit(early), KD_ERR_CONFLICT); /* planted while it uploaded */
+  const char *keys[] = {"backups/b/b-checksums.json", "backups/b/b.tar.gz", "backups/b/b-late.tar.gz"};
+  for (size_t i = 0; i < KD_ARRAY_LEN(keys); i++) {
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(objstore_get_all(st, keys[i], 1u << 20, &text, &len), KD_OK);
+    assert_int_equal(len, 6);
+    assert_memory_equal(text, "forged", 6);
+    free(text);
+  }
+  assert_int_equal(atomic_load(&P->n[N_COMPLETE]), 0);
+  assert_int_equal(objstore_put(st, "backups/b/b-logs.gz", "ours", 4), KD_OK);
+  objstore_free(plain);
+  objstore_free(st);
+}
+
+/* tried: deleting through a store with object lock. In a locked (versioned) bucket a plain
+ * DELETE of a retained object "succeeds" by adding a delete marker: the backup would vanish from
+ * listings and sync while its data stays, and its Backup object would be deleted. The engine asks
+ * the retention first, but when that answer is missing (a HEAD without the lock headers, a read
+ * that failed) nothing else stopped it. A file written locked (1 day), one written by a store
+ * without lock in the same bucket, and a key that does not exist, each deleted through the
+ * locked store. Asserted: the locked one is refused (KD_ERR_FORBIDDEN naming the mode and the
+ * date), no DELETE went out for it and it still reads back; the unlocked one and the missing one
+ * are deleted as before. */
+static void object_lock_delete_refuses_a_retained_file(void **state) {
+  (void)state;
+  peer_reset();
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", P->port);
+  json_t *b = json_pack("{s:{s:{s:s,s:s}},s:{s:s,s:{s:s},s:{s:s,s:s}}}", "metadata", "annotations", OBJSTORE_ANN_LOCK,
+                        "COMPLIANCE", OBJSTORE_ANN_LOCK_DAYS, "1", "spec", "provider", "aws", "objectStorage", "bucket",
+                        "std", "config", "s3Url", url, "s3ForcePathStyle", "true");
+  objstore *st = NULL, *plain = store("std", NULL);
+  if (objstore_open_bsl(b, CREDS, strlen(CREDS), &st) != KD_OK) fail_msg("open: %s", kd_errmsg());
+  json_decref(b);
+  assert_int_equal(objstore_put(st, "backups/b/velero-backup.json", "{}", 2), KD_OK);
+  assert_int_equal(objstore_put(plain, "backups/c/velero-backup.json", "{}", 2), KD_OK);
+  assert_int_equal(objstore_delete(st, "backups/b/velero-backup.json"), KD_ERR_FORBIDDEN);
+  assert_non_null(strstr(kd_errmsg(), "Object Lock (COMPLIANCE) until 20"));
+  assert_int_equal(atomic_load(&P->n[N_DELETE]), 0);
+  assert_int_equal(objstore_head(st, "backups/b/velero-backup.json", NULL), KD_OK);
+  assert_int_equal(objstore_delete(st, "backups/c/velero-backup.json"), KD_OK);
+  assert_int_equal(objstore_head(plain, "backups/c/velero-backup.json", NULL), KD_ERR_NOTFOUND);
+  assert_int_equal(objstore_delete(st, "backups/d/velero-backup.json"), KD_OK);
+  objstore_free(plain);
+  objstore_free(st);
+}
+
 /* tried: a guard that refuses from the start (every mutating call fails with its code and
  * nothing goes out; reads still work), and one that starts refusing after the peer saw the
  * multipart upload's create, its first part or its second part: the next piece (part, part,
@@ -759,6 +838,8 @@ int test_s3store(void) {
       cmocka_unit_test(guard_blocks_every_mutation),
       cmocka_unit_test(guard_stops_a_retry),
       cmocka_unit_test(object_lock_headers_on_every_write),
+      cmocka_unit_test(object_lock_refuses_a_key_written_before),
+      cmocka_unit_test(object_lock_delete_refuses_a_retained_file),
   };
   return cmocka_run_group_tests_name("s3store", tests, peer_setup, peer_teardown);
 }
