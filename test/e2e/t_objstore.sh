@@ -89,7 +89,8 @@ test_objstore_multipart_upload_and_abort() {
   # aborted after 12 MiB: while held, the upload is in progress and nothing is visible; after
   # the abort no upload is left and there is no object
   head -c 12582912 big > part
-  OBJSTORE_E2E_HOLD_MS=4000 "$OBJSTORE_E2E" bsl.json creds writer-abort backups/c/c.tar.gz < part > abort.out &
+  # held 15 s: awscli starting under a loaded CI machine took longer than 4 s (seen: 0 uploads listed)
+  OBJSTORE_E2E_HOLD_MS=15000 "$OBJSTORE_E2E" bsl.json creds writer-abort backups/c/c.tar.gz < part > abort.out &
   local pid=$!
   wait_until 30 grep -q holding abort.out
   assert_eq 1 "$(s3api list-multipart-uploads --bucket "$KCMDR_S3_BUCKET" --prefix "$p/backups/c/" | jq '.Uploads | length')" \
