@@ -689,7 +689,7 @@ static void serve_deletion(engine *e, json_t *dbr, const struct fence *f) {
   }
   if (lu) { /* deleting would only hide it (a delete marker) or fail half-way: kept whole, phase unchanged */
     kd_time_format(lu, ldate);
-    snprintf(err, sizeof err, "backup %s is protected by S3 Object Lock (%s) until %s (%s): its files cannot be "
+    snprintf(err, sizeof err, "backup %.253s is protected by S3 Object Lock (%s) until %s (%.300s): its files cannot be "
              "deleted before then; the Backup is kept as it is and deleted after that date", bname, lmode, ldate, lfile);
     if (uid) json_object_set_new(e->locked, uid, json_integer((json_int_t)lu));
     goto done;
