@@ -146,7 +146,9 @@ test_pod_runs_from_the_image_as_its_deployment() {
   assert_eq "kcmdr:$version" "$(jq -r '.spec.template.spec.containers[0].image' <<<"$dep")" "the Deployment's image"
   assert_eq "$(tar -xOf "$IMAGE" index.json | jq -r '.manifests[0].annotations["org.opencontainers.image.ref.name"]')" \
     "kcmdr:$version" "the image make image built is the one kcmdr install names"
-  "$IMAGE_BIN" install --image registry.example/kcmdr:1.2 | grep -q '^ *image: registry.example/kcmdr:1.2$' || fail "--image not applied"
+  # captured first: `| grep -q` under pipefail fails when grep exits before install has written all
+  local custom; custom=$("$IMAGE_BIN" install --image registry.example/kcmdr:1.2)
+  grep -q '^ *image: registry.example/kcmdr:1.2$' <<<"$custom" || fail "--image not applied"
   jq -s '{apiVersion: "v1", kind: "List", items: map(select(.kind != "Deployment"))}' install.json | kubectl apply -f - > apply.log
   pod=$(jq -c '.spec.template.spec' <<<"$dep")
   ctr=$(jq -c '.containers[0]' <<<"$pod")
