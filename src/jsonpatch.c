@@ -283,171 +283,125 @@ static kd_rc jp_missing_path(jp_ctx *c, const jp_str *s) {
   return jp_err(c, JSONPATCH_MISSING, "the document is missing the path \"%s\"", show);
 }
 
-/* add: op's value (a fresh copy) at its path. */
-static kd_rc jp_op_add(jp_ctx *c, jp_node *root, const jp_op *op) {
-  kd_rc rc = KD_OK;
-  jp_node *con = NULL, *val = NULL;
-  char *key = NULL;
-  size_t kl = 0;
-  int depth = 0;
-  if ((rc = jp_need(c, &op->path, "path", JSONPATCH_MISSING)) != KD_OK) goto fail;
-  if ((rc = jp_find(c, root, &op->path, &con, &key, &kl, &depth)) != KD_OK) goto fail;
-  if (!con) {
-    rc = jp_missing_path(c, &op->path);
-    goto fail;
-  }
-  if (op->has_value && (rc = jp_clone(op->value, &val)) != KD_OK) goto fail;
-  rc = jp_add_to(c, con, key, kl, val, depth);
-  val = NULL;
-fail:
-  jp_free(val);
-  free(key);
+/* Where an operation acts: the container of its path's last token, that token decoded (the
+ * caller frees it) and the container's depth. */
+typedef struct jp_target {
+  jp_node *con;
+  char *key;
+  size_t kl;
+  int depth;
+} jp_target;
+
+/* The target of what s names (jp_need with what and bad_why, then jp_find): a path to no
+ * container is JSONPATCH_MISSING. t->key is the caller's to free, also on failure. */
+static kd_rc jp_locate(jp_ctx *c, jp_node *root, const jp_str *s, const char *what, jsonpatch_err bad_why,
+                       jp_target *t) {
+  kd_rc rc = jp_need(c, s, what, bad_why);
+  if (rc == KD_OK) rc = jp_find(c, root, s, &t->con, &t->key, &t->kl, &t->depth);
+  if (rc == KD_OK && !t->con) rc = jp_missing_path(c, s);
   return rc;
 }
 
-/* remove: the member or item at op's path. */
-static kd_rc jp_op_remove(jp_ctx *c, jp_node *root, const jp_op *op) {
+/* add: op's value (a fresh copy) at t. */
+static kd_rc jp_op_add(jp_ctx *c, const jp_op *op, const jp_target *t) {
+  jp_node *val = NULL;
   kd_rc rc = KD_OK;
-  jp_node *con = NULL, *val = NULL;
-  char *key = NULL;
-  size_t kl = 0, at = 0;
-  int depth = 0;
-  if ((rc = jp_need(c, &op->path, "path", JSONPATCH_MISSING)) != KD_OK) goto fail;
-  if ((rc = jp_find(c, root, &op->path, &con, &key, &kl, &depth)) != KD_OK) goto fail;
-  if (!con) {
-    rc = jp_missing_path(c, &op->path);
-    goto fail;
-  }
-  if (con->kind == JN_RNULL) {
-    rc = jp_err(c, JSONPATCH_CRASH, "a null this patch copied is not a container (evanphx/json-patch would crash)");
-    goto fail;
-  }
+  if (op->has_value && (rc = jp_clone(op->value, &val)) != KD_OK) return rc;
+  return jp_add_to(c, t->con, t->key, t->kl, val, t->depth);
+}
+
+/* remove: the member or item at t. */
+static kd_rc jp_op_remove(jp_ctx *c, const jp_op *op, const jp_target *t) {
+  jp_node *con = t->con;
+  size_t at = 0;
+  kd_rc rc = KD_OK;
+  if (con->kind == JN_RNULL)
+    return jp_err(c, JSONPATCH_CRASH, "a null this patch copied is not a container (evanphx/json-patch would crash)");
   if (con->kind == JN_OBJ) {
-    long i = jp_find_key(con, key, kl);
-    if (i < 0) {
-      rc = jp_missing_path(c, &op->path);
-      goto fail;
-    }
+    long i = jp_find_key(con, t->key, t->kl);
+    if (i < 0) return jp_missing_path(c, &op->path);
     at = (size_t)i;
-  } else if ((rc = jp_index(c, con, key, kl, JI_REMOVE, &at)) != KD_OK) {
-    goto fail;
+  } else if ((rc = jp_index(c, con, t->key, t->kl, JI_REMOVE, &at)) != KD_OK) {
+    return rc;
   }
-  val = jp_detach(con, at);
+  jp_node *val = jp_detach(con, at);
   jp_unaccount(c, val);
-fail:
   jp_free(val);
-  free(key);
-  return rc;
+  return KD_OK;
 }
 
-/* replace: the member or item at op's path, which must exist, by op's value. */
-static kd_rc jp_op_replace(jp_ctx *c, jp_node *root, const jp_op *op) {
-  kd_rc rc = KD_OK;
-  jp_node *con = NULL, *val = NULL;
-  char *key = NULL;
-  size_t kl = 0, at = 0;
-  int depth = 0;
+/* replace: the member or item at t, which must exist, by op's value. */
+static kd_rc jp_op_replace(jp_ctx *c, const jp_op *op, const jp_target *t) {
+  jp_node *con = t->con, *val = NULL;
+  size_t at = 0;
   bool found = false;
-  if ((rc = jp_need(c, &op->path, "path", JSONPATCH_FAILED)) != KD_OK) goto fail;
-  if ((rc = jp_find(c, root, &op->path, &con, &key, &kl, &depth)) != KD_OK) goto fail;
-  if (!con) {
-    rc = jp_missing_path(c, &op->path);
-    goto fail;
-  }
-  if ((rc = jp_get(c, con, key, kl, &at, &found)) != KD_OK || !found) {
+  kd_rc rc = jp_get(c, con, t->key, t->kl, &at, &found);
+  if (rc != KD_OK || !found) {
     if (c->why != JSONPATCH_CRASH) rc = jp_missing_path(c, &op->path);
-    goto fail;
+    return rc;
   }
-  if (op->has_value && (rc = jp_clone(op->value, &val)) != KD_OK) goto fail;
-  if ((rc = jp_account(c, val, depth + 1)) != KD_OK) goto fail;
+  if (op->has_value && (rc = jp_clone(op->value, &val)) != KD_OK) return rc;
+  if ((rc = jp_account(c, val, t->depth + 1)) != KD_OK) {
+    jp_free(val);
+    return rc;
+  }
   jp_unaccount(c, con->kid[at]);
   jp_free(con->kid[at]);
   con->kid[at] = val;
-  val = NULL;
-fail:
-  jp_free(val);
-  free(key);
-  return rc;
+  return KD_OK;
 }
 
-/* test: the value at op's path equals op's value (evanphx's rules, jp_equal). */
-static kd_rc jp_op_test(jp_ctx *c, jp_node *root, const jp_op *op) {
-  kd_rc rc = KD_OK;
-  jp_node *con = NULL;
-  char *key = NULL;
-  size_t kl = 0, at = 0;
-  int depth = 0;
+/* test: the value at t equals op's value (evanphx's rules, jp_equal). */
+static kd_rc jp_op_test(jp_ctx *c, const jp_op *op, const jp_target *t) {
+  size_t at = 0;
   bool found = false;
-  if ((rc = jp_need(c, &op->path, "path", JSONPATCH_FAILED)) != KD_OK) goto fail;
-  if ((rc = jp_find(c, root, &op->path, &con, &key, &kl, &depth)) != KD_OK) goto fail;
-  if (!con) {
-    rc = jp_missing_path(c, &op->path);
-    goto fail;
-  }
-  if ((rc = jp_get(c, con, key, kl, &at, &found)) != KD_OK) goto fail;
-  const jp_node *cur = found ? con->kid[at] : NULL;
+  kd_rc rc = jp_get(c, t->con, t->key, t->kl, &at, &found);
+  if (rc != KD_OK) return rc;
+  const jp_node *cur = found ? t->con->kid[at] : NULL;
   char show[200];
   jp_show(op->path.s, op->path.n, show, sizeof show);
   if (!cur) { /* a document null or a missing member */
-    if (!op->has_value) rc = jp_err(c, JSONPATCH_CRASH, "test of a null without a value (evanphx/json-patch would crash)");
-    else if (op->value->kind != JN_PNULL) rc = jp_err(c, JSONPATCH_TEST_FAILED, "testing value %s failed", show);
-    goto fail;
+    if (!op->has_value) return jp_err(c, JSONPATCH_CRASH, "test of a null without a value (evanphx/json-patch would crash)");
+    if (op->value->kind != JN_PNULL) return jp_err(c, JSONPATCH_TEST_FAILED, "testing value %s failed", show);
+    return KD_OK;
   }
-  if (!op->has_value) {
-    rc = jp_err(c, JSONPATCH_TEST_FAILED, "testing value %s failed", show);
-    goto fail;
-  }
+  if (!op->has_value) return jp_err(c, JSONPATCH_TEST_FAILED, "testing value %s failed", show);
   int r = jp_equal(cur, op->value);
   if (r == JE_NE) rc = jp_err(c, JSONPATCH_TEST_FAILED, "testing value %s failed", show);
   if (r == JE_CRASH) rc = jp_err(c, JSONPATCH_CRASH, "comparing %s meets a null where evanphx/json-patch would crash", show);
-fail:
-  free(key);
   return rc;
 }
 
 /* move (the source detached first) or copy (evanphx's deep copy of the source): from op's
  * from to its path. */
 static kd_rc jp_op_move_copy(jp_ctx *c, jp_node *root, const jp_op *op, bool move) {
-  kd_rc rc = KD_OK;
-  jp_node *con = NULL, *val = NULL;
-  char *key = NULL;
-  size_t kl = 0, at = 0;
-  int depth = 0;
+  jp_target t = {0};
+  jp_node *val = NULL;
+  size_t at = 0;
   bool found = false;
-  if ((rc = jp_need(c, &op->from, "from", JSONPATCH_FAILED)) != KD_OK) goto fail;
-  if ((rc = jp_find(c, root, &op->from, &con, &key, &kl, &depth)) != KD_OK) goto fail;
-  if (!con) {
-    rc = jp_missing_path(c, &op->from);
-    goto fail;
-  }
-  if ((rc = jp_get(c, con, key, kl, &at, &found)) != KD_OK) goto fail;
-  if (!found) {
-    rc = jp_missing_path(c, &op->from);
-    goto fail;
-  }
-  if (move) {
-    val = jp_detach(con, at);
+  kd_rc rc = jp_locate(c, root, &op->from, "from", JSONPATCH_FAILED, &t);
+  if (rc == KD_OK) rc = jp_get(c, t.con, t.key, t.kl, &at, &found);
+  if (rc == KD_OK && !found) rc = jp_missing_path(c, &op->from);
+  if (rc == KD_OK && move) {
+    val = jp_detach(t.con, at);
     jp_unaccount(c, val);
-  } else if ((rc = jp_gocopy(con->kid[at], true, &val)) != KD_OK) {
-    goto fail;
+  } else if (rc == KD_OK) {
+    rc = jp_gocopy(t.con->kid[at], true, &val);
   }
-  free(key);
-  key = NULL;
-  if ((rc = jp_need(c, &op->path, "path", move ? JSONPATCH_FAILED : JSONPATCH_MISSING)) != KD_OK) goto fail;
-  if ((rc = jp_find(c, root, &op->path, &con, &key, &kl, &depth)) != KD_OK) goto fail;
-  if (!con) {
-    rc = jp_missing_path(c, &op->path);
-    goto fail;
+  free(t.key);
+  t = (jp_target){0};
+  if (rc == KD_OK) rc = jp_locate(c, root, &op->path, "path", move ? JSONPATCH_FAILED : JSONPATCH_MISSING, &t);
+  if (rc == KD_OK) {
+    rc = jp_add_to(c, t.con, t.key, t.kl, val, t.depth);
+    val = NULL;
   }
-  rc = jp_add_to(c, con, key, kl, val, depth);
-  val = NULL;
-fail:
   jp_free(val);
-  free(key);
+  free(t.key);
   return rc;
 }
 
-/* One operation on the document whose root container is root. */
+/* One operation on the document whose root container is root: move and copy read their source
+ * first; the others act at their path. */
 static kd_rc jp_step(jp_ctx *c, jp_node *root, const jp_op *op) {
   const char *kind = jp_kind_name(op);
   if (!kind) {
@@ -455,12 +409,15 @@ static kd_rc jp_step(jp_ctx *c, jp_node *root, const jp_op *op) {
     if (op->present && op->op.state == JS_STR) jp_show(op->op.s, op->op.n, show, sizeof show);
     return jp_err(c, JSONPATCH_FAILED, "unexpected operation \"%s\"", show);
   }
-  if (!strcmp(kind, "add")) return jp_op_add(c, root, op);
-  if (!strcmp(kind, "remove")) return jp_op_remove(c, root, op);
-  if (!strcmp(kind, "replace")) return jp_op_replace(c, root, op);
-  if (!strcmp(kind, "test")) return jp_op_test(c, root, op);
-  /* move and copy: the source first */
-  return jp_op_move_copy(c, root, op, !strcmp(kind, "move"));
+  if (!strcmp(kind, "move") || !strcmp(kind, "copy")) return jp_op_move_copy(c, root, op, !strcmp(kind, "move"));
+  bool add = !strcmp(kind, "add"), remove = !strcmp(kind, "remove");
+  jp_target t = {0};
+  kd_rc rc = jp_locate(c, root, &op->path, "path", add || remove ? JSONPATCH_MISSING : JSONPATCH_FAILED, &t);
+  if (rc == KD_OK)
+    rc = add ? jp_op_add(c, op, &t) : remove ? jp_op_remove(c, op, &t)
+         : !strcmp(kind, "replace") ? jp_op_replace(c, op, &t) : jp_op_test(c, op, &t);
+  free(t.key);
+  return rc;
 }
 
 /* Apply decoded operations to the document tree root (a container); the tree is changed. */
