@@ -59,3 +59,51 @@ kubectl_status() {
     *) kubectl "$@" --subresource=status ;;
   esac
 }
+
+# lock_bsl NAME BUCKET PREFIX MODE [DAYS] [DEFAULT] [MORE]: an S3 BSL NAME on the test gateway
+# (path-style; validated and synced every 2 s) with its own credentials Secret NAME-creds,
+# annotated kcmdr.io/object-lock: MODE, kcmdr.io/object-lock-days: DAYS when DAYS is given, and
+# MORE (further "key: value, ..." annotations) when given; DEFAULT true or false (false).
+lock_bsl() {
+  kubectl -n kcm-system create secret generic "$1-creds" --from-literal=cloud="[default]
+aws_access_key_id = $AWS_ACCESS_KEY_ID
+aws_secret_access_key = $AWS_SECRET_ACCESS_KEY
+" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  local more=""
+  [ -z "${5:-}" ] || more=", kcmdr.io/object-lock-days: '$5'"
+  [ -z "${7:-}" ] || more="$more, $7"
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: BackupStorageLocation
+metadata:
+  name: $1
+  namespace: kcm-system
+  annotations: {kcmdr.io/object-lock: "$4"$more}
+spec:
+  provider: aws
+  default: ${6:-false}
+  objectStorage: {bucket: $2, prefix: $3}
+  config: {region: $AWS_DEFAULT_REGION, s3Url: $KCMDR_S3_ENDPOINT, s3ForcePathStyle: "true"}
+  credential: {name: $1-creds, key: cloud}
+  validationFrequency: 2s
+  backupSyncPeriod: 2s
+YAML
+}
+
+# unservable_apiservice GROUP: an aggregated API v1beta1.GROUP whose Service (nothing-listens in
+# kcm-system) has no endpoints, as a metrics-server that is down: discovery lists GROUP, its
+# group-version answers 503.
+unservable_apiservice() {
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.$1}
+spec:
+  group: $1
+  version: v1beta1
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+  insecureSkipTLSVerify: true
+  service: {name: nothing-listens, namespace: kcm-system}
+YAML
+}

@@ -22,6 +22,35 @@ cr_refused() {
 cr_secret() { # cr_secret NAME KEY VALUE: create or replace a Secret in kcm-system
   kubectl -n kcm-system create secret generic "$1" --from-literal="$2=$3" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 }
+# cr_backup NAME LOCATION: a Backup of namespace team to LOCATION, Completed within 60 s
+cr_backup() {
+  kubectl create -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: $1, namespace: kcm-system}
+spec: {storageLocation: $2, includedNamespaces: [team]}
+YAML
+  bk_wait "$1" Completed 60
+}
+# cr_flip FILE OFFSET: the byte of FILE at OFFSET set to NUL
+cr_flip() { printf '\x00' | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
+# cr_rehash DIR: one byte of DIR/b1.tar.gz changed and DIR/b1-checksums.json rewritten (from
+# orig/) to match the changed tarball
+cr_rehash() {
+  cr_flip "$1/b1.tar.gz" 300
+  local sum size; sum=$(sha256sum "$1/b1.tar.gz" | cut -d' ' -f1); size=$(stat -c %s "$1/b1.tar.gz")
+  jq -c --arg s "$sum" --argjson z "$size" '.files |= with_entries(if (.key | endswith(".tar.gz")) then .value = {sha256:$s, size:$z} else . end)' \
+    orig/b1-checksums.json > "$1/b1-checksums.json"
+}
+# cr_tampered DIR RESTORE TARGET_NS WORDS CMD...: backup b1's folder DIR put back from orig/,
+# then changed by CMD; restore RESTORE of b1 into TARGET_NS is refused saying WORDS (cr_refused)
+cr_tampered() {
+  local d=$1 r=$2 ns=$3 words=$4
+  shift 4
+  rm -rf "$d" && cp -a orig "$d"
+  "$@"
+  cr_refused "$r" b1 "$ns" "$words"
+}
 
 # Tried: a namespace holding a Secret with a known value backed up to a location annotated with an
 # encryption Secret (key k1), a signing key and require-signature; restored into another namespace;
@@ -56,13 +85,7 @@ metadata:
 spec: {provider: filesystem, default: true, objectStorage: {bucket: b}, config: {path: $PWD/store}, validationFrequency: 2s, backupSyncPeriod: 2s}
 YAML
   start_controller ctl.log --engine=builtin
-  kubectl create -f - >/dev/null <<'YAML'
-apiVersion: velero.io/v1
-kind: Backup
-metadata: {name: b1, namespace: kcm-system}
-spec: {storageLocation: local, includedNamespaces: [team]}
-YAML
-  bk_wait b1 Completed 60
+  cr_backup b1 local
   local d; d=$(dirname "$(find store -name velero-backup.json -path '*/b1/*')")
   [ -f "$d/b1.tar.gz" ] && [ -f "$d/b1-checksums.json.sig" ] || fail "files of b1: $(ls "$d")"
   ! grep -rqF "$value" "$d" || fail "a file of the backup holds the Secret's value in clear: $(grep -rlF "$value" "$d")"
@@ -85,13 +108,7 @@ YAML
   # rotation: k2 is current, k1 kept for the old backup
   cr_secret enc keys "k2=$k2
 k1=$k1"
-  kubectl create -f - >/dev/null <<'YAML'
-apiVersion: velero.io/v1
-kind: Backup
-metadata: {name: b2, namespace: kcm-system}
-spec: {storageLocation: local, includedNamespaces: [team]}
-YAML
-  bk_wait b2 Completed 60
+  cr_backup b2 local
   expect_exit 0 "$KCMDR" backup describe b2
   assert_contains "$OUT" "Encrypted:     yes (key id k2)" "describe after rotation"
   cr_restore r2 b1 copy2
@@ -108,20 +125,10 @@ YAML
 
   # tampering, one at a time, each undone afterwards
   cp -a "$d" orig
-  printf '\x00' | dd of="$d/b1.tar.gz" bs=1 seek=300 conv=notrunc 2>/dev/null
-  cr_refused r5 b1 copy5 "b1.tar.gz"
-  rm -rf "$d" && cp -a orig "$d"
-  printf '\x00' | dd of="$d/b1-logs.gz" bs=1 seek=100 conv=notrunc 2>/dev/null
-  cr_refused r6 b1 copy6 "b1-logs.gz"
-  rm -rf "$d" && cp -a orig "$d"
-  printf '\x00' | dd of="$d/b1.tar.gz" bs=1 seek=300 conv=notrunc 2>/dev/null
-  local sum size; sum=$(sha256sum "$d/b1.tar.gz" | cut -d' ' -f1); size=$(stat -c %s "$d/b1.tar.gz")
-  jq -c --arg s "$sum" --argjson z "$size" '.files |= with_entries(if (.key | endswith(".tar.gz")) then .value = {sha256:$s, size:$z} else . end)' \
-    orig/b1-checksums.json > "$d/b1-checksums.json"
-  cr_refused r7 b1 copy7 "does not match the checksums file"
-  rm -rf "$d" && cp -a orig "$d"
-  rm "$d/b1-checksums.json.sig"
-  cr_refused r8 b1 copy8 "not signed"
+  cr_tampered "$d" r5 copy5 "b1.tar.gz" cr_flip "$d/b1.tar.gz" 300
+  cr_tampered "$d" r6 copy6 "b1-logs.gz" cr_flip "$d/b1-logs.gz" 100
+  cr_tampered "$d" r7 copy7 "does not match the checksums file" cr_rehash "$d"
+  cr_tampered "$d" r8 copy8 "not signed" rm "$d/b1-checksums.json.sig"
   expect_exit 1 "$KCMDR" backup verify b1
   assert_contains "$OUT" "not signed" "verify of an unsigned backup where signatures are required"
   rm -rf "$d" && cp -a orig "$d"
@@ -148,13 +155,7 @@ metadata: {name: other, namespace: kcm-system, annotations: {kcmdr.io/signing-se
 spec: {provider: filesystem, objectStorage: {bucket: b}, config: {path: $PWD/other}, validationFrequency: 2s, backupSyncPeriod: 2s}
 YAML
   start_controller ctl.log --engine=builtin
-  kubectl create -f - >/dev/null <<'YAML'
-apiVersion: velero.io/v1
-kind: Backup
-metadata: {name: foreign, namespace: kcm-system}
-spec: {storageLocation: other, includedNamespaces: [team]}
-YAML
-  bk_wait foreign Completed 60
+  cr_backup foreign other
   kubectl -n kcm-system delete bsl other >/dev/null
   kubectl -n kcm-system delete backup foreign >/dev/null
   mkdir -p store/backups && cp -a other/backups/foreign store/backups/

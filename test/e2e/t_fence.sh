@@ -171,18 +171,7 @@ test_fence_api_outage_mid_backup_ends_terminal() {
 # PartiallyFailed, never Completed with a group silently missing, and its log names the group.
 test_fence_undiscoverable_group_is_partially_failed() {
   fence_env down
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata: {name: v1beta1.down.kcmdr.test}
-spec:
-  group: down.kcmdr.test
-  version: v1beta1
-  groupPriorityMinimum: 1000
-  versionPriority: 15
-  insecureSkipTLSVerify: true
-  service: {name: nothing-listens, namespace: kcm-system}
-YAML
+  unservable_apiservice down.kcmdr.test
   wait_until 30 sh -c "kubectl get --raw /apis | grep -q down.kcmdr.test"
   start_controller ctl.log --engine=builtin
   velero_backup partial

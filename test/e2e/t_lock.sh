@@ -2,35 +2,9 @@
 # the real Ceph gateway: a bucket created with object lock enabled, a backup large enough for a
 # multipart upload, every file locked until the backup's date, tampering with the location's own
 # credentials, verify and restore afterwards, deletion refused before the date, and locations
-# that cannot lock. (Uses eng_env, start_controller and on_demand of t_engine.sh/t_controller.sh.)
+# that cannot lock. (Uses eng_env, start_controller and on_demand of t_engine.sh/t_controller.sh, lock_bsl of lib.sh.)
 
 s3api() { aws --endpoint-url "$KCMDR_S3_ENDPOINT" s3api "$@"; }
-
-# lock_bsl NAME BUCKET MODE [DAYS] [DEFAULT]: a BSL with object-lock annotations, own credentials Secret
-lock_bsl() {
-  kubectl -n kcm-system create secret generic "$1-creds" --from-literal=cloud="[default]
-aws_access_key_id = $AWS_ACCESS_KEY_ID
-aws_secret_access_key = $AWS_SECRET_ACCESS_KEY
-" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-  local days=""
-  [ -z "${4:-}" ] || days=", kcmdr.io/object-lock-days: '$4'"
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: velero.io/v1
-kind: BackupStorageLocation
-metadata:
-  name: $1
-  namespace: kcm-system
-  annotations: {kcmdr.io/object-lock: "$3"$days}
-spec:
-  provider: aws
-  default: ${5:-false}
-  objectStorage: {bucket: $2, prefix: $PREFIX}
-  config: {region: $AWS_DEFAULT_REGION, s3Url: $KCMDR_S3_ENDPOINT, s3ForcePathStyle: "true"}
-  credential: {name: $1-creds, key: cloud}
-  validationFrequency: 2s
-  backupSyncPeriod: 2s
-YAML
-}
 
 bsl_is() { kubectl -n kcm-system get bsl "$1" -o json | jq -e --arg p "$2" --arg m "$3" '.status.phase == $p and ((.status.message // "") | contains($m))'; }
 
@@ -63,10 +37,10 @@ test_engine_lock_backup_written_once_survives_tampering() {
     kubectl -n kcm-system label configmap "blob$i" k0rdent.mirantis.com/component=kcm lock-test=blob >/dev/null
   done
   kubectl -n kcm-system label configmap blob1 lock-small=yes >/dev/null
-  lock_bsl locked "$LOCK_BUCKET" GOVERNANCE 1 true
-  lock_bsl nolock "$KCMDR_S3_BUCKET" COMPLIANCE
-  lock_bsl badval "$LOCK_BUCKET" compliance
-  lock_bsl minlock "$LOCK_BUCKET" GOVERNANCE
+  lock_bsl locked "$LOCK_BUCKET" "$PREFIX" GOVERNANCE 1 true
+  lock_bsl nolock "$KCMDR_S3_BUCKET" "$PREFIX" COMPLIANCE
+  lock_bsl badval "$LOCK_BUCKET" "$PREFIX" compliance
+  lock_bsl minlock "$LOCK_BUCKET" "$PREFIX" GOVERNANCE
   start_controller ctl.log --engine=builtin
   wait_until 30 bsl_is nolock Unavailable "has no object lock (ObjectLockConfigurationNotFoundError)"
   wait_until 30 bsl_is badval Unavailable "annotation kcmdr.io/object-lock 'compliance' must be COMPLIANCE or GOVERNANCE"

@@ -140,18 +140,8 @@ apiVersion: k0rdent.mirantis.com/v1beta1
 kind: ManagementBackup
 metadata: {name: broken}
 spec: {storageLocation: broken, schedule: "@every 10s"}
----
-apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata: {name: v1beta1.down.kcmdr.test}
-spec:
-  group: down.kcmdr.test
-  version: v1beta1
-  groupPriorityMinimum: 1000
-  versionPriority: 15
-  insecureSkipTLSVerify: true
-  service: {name: nothing-listens, namespace: kcm-system}
 YAML
+  unservable_apiservice down.kcmdr.test
   rs_restore r-bad no-such-backup
   wait_until 30 sh -c "kubectl get --raw /apis | grep -q down.kcmdr.test"
   on_demand pf 2>/dev/null

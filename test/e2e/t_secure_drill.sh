@@ -2,35 +2,17 @@
 # test_restore_drill_lost_cluster_comes_back_on_another) once with every protection of issue 15
 # on at the same time: encryption, signatures and S3 Object Lock on one location. (Uses rs_up,
 # rs_restore, rs_wait, bk_wait, rs_dump, RS_TYPES of t_restore.sh, start_controller/ctl_stop_all
-# of t_controller.sh, wait_phase of t_engine.sh, s3api of t_lock.sh.)
+# of t_controller.sh, wait_phase of t_engine.sh, s3api of t_lock.sh, lock_bsl of lib.sh.)
 
 # sd_bsl NAME BUCKET PREFIX SIGNING(yes|no): a default S3 BSL on the gateway, own credentials
 # Secret, annotated with object lock GOVERNANCE, the encryption Secret enc/keys, the verify key
 # Secret verify/pub and require-signature; with SIGNING=yes also the signing key Secret sign/key
 # (the backing-up cluster has it; the restoring one only needs the public key)
 sd_bsl() {
-  kubectl -n kcm-system create secret generic "$1-creds" --from-literal=cloud="[default]
-aws_access_key_id = $AWS_ACCESS_KEY_ID
-aws_secret_access_key = $AWS_SECRET_ACCESS_KEY
-" >/dev/null
   local sign=""
   [ "$4" = yes ] && sign=", kcmdr.io/signing-secret: sign/key"
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: velero.io/v1
-kind: BackupStorageLocation
-metadata:
-  name: $1
-  namespace: kcm-system
-  annotations: {kcmdr.io/object-lock: GOVERNANCE, kcmdr.io/encryption-secret: enc/keys, kcmdr.io/verify-secret: verify/pub, kcmdr.io/require-signature: "true"$sign}
-spec:
-  provider: aws
-  default: true
-  objectStorage: {bucket: $2, prefix: $3}
-  config: {region: $AWS_DEFAULT_REGION, s3Url: $KCMDR_S3_ENDPOINT, s3ForcePathStyle: "true"}
-  credential: {name: $1-creds, key: cloud}
-  validationFrequency: 2s
-  backupSyncPeriod: 2s
-YAML
+  lock_bsl "$1" "$2" "$3" GOVERNANCE "" true \
+    "kcmdr.io/encryption-secret: enc/keys, kcmdr.io/verify-secret: verify/pub, kcmdr.io/require-signature: \"true\"$sign"
 }
 
 # Tried: control plane A with the kcm fixture (20 ClusterDeployments, ~280 objects, and 20 that
