@@ -29,7 +29,6 @@
 #define ENGINE_GC_PERIOD_MS 60000
 #define ENGINE_ABANDONED_MS 30000       /* Backups/Restores InProgress with no job here: looked at */
 #define ENGINE_VELERO_CHECK_MS 30000
-#define ENGINE_DBR_MAX_AGE_S (24 * 3600) /* processed DeleteBackupRequests are removed after this, as Velero */
 #define ENGINE_METADATA_MAX (16u << 20) /* largest velero-backup.json read back */
 #define ENGINE_SYNC_NAMES_MAX 100000     /* backups in one location that sync looks at */
 /* With leader election, a new term looks at abandoned jobs only this long after it began: a
@@ -735,20 +734,24 @@ out:
   json_decref(bsl);
 }
 
+bool engine_dbr_expired(json_t *dbr, time_t now) {
+  time_t created;
+  return kd_streq(phase_of(dbr), "Processed") && meta_str(dbr, "uid") &&
+         kd_time_parse(meta_str(dbr, "creationTimestamp"), &created) == KD_OK && now - created > ENGINE_DBR_MAX_AGE_S;
+}
+
 /* Serve waiting requests (New, or InProgress: a stopped engine's); remove processed ones after
  * 24 h, as Velero does. */
 static void deletions(engine *e, bool gc, const struct fence *f) {
   json_t *all = informer_list(e->inf[INF_DBRS]);
   size_t i;
   json_t *d;
-  time_t now = time(NULL), created;
+  time_t now = time(NULL);
   json_array_foreach(all, i, d) {
     if (*e->stop || !fence_held(f)) break;
-    const char *ph = phase_of(d);
-    if (vstatus_phase_in(ph, dbr_open)) {
+    if (vstatus_phase_in(phase_of(d), dbr_open)) {
       serve_deletion(e, d, f);
-    } else if (gc && kd_streq(ph, "Processed") && kd_time_parse(meta_str(d, "creationTimestamp"), &created) == KD_OK &&
-               now - created > ENGINE_DBR_MAX_AGE_S && meta_str(d, "uid")) {
+    } else if (gc && engine_dbr_expired(d, now)) {
       if (delete_exact(e, &res_dbr, meta_str(d, "name"), meta_str(d, "uid")) == KD_OK)
         kd_log(KD_LOG_INFO, "DeleteBackupRequest %s: processed more than 24 h ago; removed", meta_str(d, "name"));
     }

@@ -9,12 +9,14 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "kube.h"
 #include "objstore.h"
 #include "util.h"
 
 #define ENGINE_CRED_MAX (64u << 10) /* largest credentials file accepted from a Secret */
+#define ENGINE_DBR_MAX_AGE_S (24 * 3600) /* processed DeleteBackupRequests are removed after this, as Velero */
 
 typedef struct engine engine;
 
@@ -42,6 +44,11 @@ void engine_free(engine *e);
  * component=velero or app.kubernetes.io/name=velero)? *which gets its name. Fails as the API
  * does (KD_ERR_FORBIDDEN when we may not list Deployments). */
 kd_rc engine_velero_running(kube_client *c, const char *ns, bool *running, char *which, size_t n);
+
+/* Is the DeleteBackupRequest dbr one the engine removes at time now (pure)? Only when it is
+ * Processed, has a uid (the removal is exact) and a creationTimestamp that parses and lies more
+ * than ENGINE_DBR_MAX_AGE_S before now; never on a timestamp it cannot read. */
+bool engine_dbr_expired(json_t *dbr, time_t now);
 
 /* Open the store bsl describes, reading the Secret key its spec.credential names from ns.
  * KD_ERR_CONFIG / KD_ERR_NOTFOUND with a message naming the Secret and key; never logs secrets. */

@@ -1026,8 +1026,9 @@ static kd_rc rs_existing(struct rs *r, const struct kube_res *res, const char *n
   struct kube_patch_opts po = {KUBE_PATCH_MERGE, NULL, false, NULL};
   *outcome = O_SKIPPED;
   kd_rc rc = kube_get(r->c, res, ns, name, &cur);
-  if (rc) {
-    joblog_note(&r->jl, JOBLOG_WARN, ns ? ns : "", "could not read the existing %s %s: %s; not restored", gr, where, kd_errmsg());
+  if (rc) { /* an error, as Velero's: the object may differ from the backup and nobody can tell */
+    joblog_note(&r->jl, JOBLOG_ERROR, ns ? ns : "", "could not read the existing %s %s: %s; not restored", gr, where, kd_errmsg());
+    *outcome = O_FAILED;
     goto done;
   }
   json_t *labels = json_object_get(json_object_get(cur, "metadata"), "labels");

@@ -145,6 +145,30 @@ YAML
   kubectl -n kcm-system get deletebackuprequests -o json |
     jq -e '[.items[] | select(.metadata.name != "stale") | select(.metadata.labels["velero.io/backup-uid"] != null) | select(.metadata.name | startswith("keep-"))] | length == 1' >/dev/null ||
     fail "the CLI's request has no generated name or no uid label"
+  # tried: a Backup expires while a request already holds the name an engine gave every request
+  # of that Backup before issue 13 (<backup>-gc; here Processed, for an earlier namesake): that
+  # engine met 409 AlreadyExists, said nothing and never deleted the Backup. The controller is
+  # restarted after the expiration is set (its first round of upkeep looks at expiry at once).
+  # Asserted: the engine's request has a generated name of its own and says so in the log, and
+  # the expired Backup and its files go.
+  velero_backup gone
+  wait_phase gone Completed 90
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: DeleteBackupRequest
+metadata: {name: gone-gc, namespace: kcm-system, labels: {velero.io/backup-name: gone, velero.io/backup-uid: 00000000-dead-beef-0000-000000000001}}
+spec: {backupName: gone}
+YAML
+  wait_until 60 sh -c "[ \"\$(kubectl -n kcm-system get deletebackuprequest gone-gc -o jsonpath='{.status.phase}')\" = Processed ]"
+  assert_eq Completed "$(phase gone)" "the Backup after its namesake's request"
+  ctl_stop_all
+  # Velero's CRD shape: status is written through the main resource
+  kubectl -n kcm-system patch backup gone --type=merge -p '{"status":{"expiration":"2001-01-01T00:00:00Z"}}' >/dev/null
+  start_controller ctl2.log --engine=builtin
+  wait_until 60 sh -c "! kubectl -n kcm-system get backup gone >/dev/null 2>&1"
+  grep -Eq "Backup gone expired: requested its deletion \(gone-[a-z0-9]{5}\)" ctl2.log ||
+    fail "the engine did not log a request of its own: $(grep -i 'gone' ctl2.log | head -5)"
+  assert_eq "" "$(files gone)" "files of the expired backup"
 }
 
 # tried: the API server is stopped for 90 s while a backup is InProgress (the controller paused
@@ -179,4 +203,70 @@ test_fence_undiscoverable_group_is_partially_failed() {
   assert_eq PartiallyFailed "$(phase partial)" "phase with an API group that cannot be served"
   [ "$(kubectl -n kcm-system get backup partial -o jsonpath='{.status.errors}')" -ge 1 ] || fail "no error counted"
   assert_contains "$("$KCMDR" backup logs partial -n kcm-system)" "down.kcmdr.test/v1beta1" "the backup's log"
+}
+
+# tried: a Restore whose create of an object meets AlreadyExists while the engine may not read
+# that object back (the engine's identity, a ServiceAccount token, may create ConfigMaps but not
+# get them: RBAC answers the follow-up GET 403), next to an object it can create. Asserted: the
+# Restore is PartiallyFailed with an error counted and named in its log (as Velero: the GET's
+# error is the item's error), never Completed with the object silently skipped; the other
+# object is restored.
+test_fence_restore_existing_unreadable_is_an_error() {
+  local env=eng-rs-unreadable
+  trap 'ctl_stop_all; "$REPO/scripts/testenv" down --name '"$env"' >/dev/null 2>&1' EXIT
+  eval "$(KCMDR_VELERO_CRDS=upstream "$REPO/scripts/testenv" up --name "$env" 2>/dev/null)"
+  kubectl create namespace kcm-system >/dev/null
+  kubectl create namespace app >/dev/null
+  kubectl -n app create configmap hidden --from-literal=a=1 >/dev/null
+  kubectl -n app create configmap plain --from-literal=a=1 >/dev/null
+  mkdir -p store
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: BackupStorageLocation
+metadata: {name: local, namespace: kcm-system}
+spec: {provider: filesystem, default: true, objectStorage: {bucket: b}, config: {path: $PWD/store}}
+YAML
+  start_controller bk.log --engine=builtin
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: app, namespace: kcm-system}
+spec: {storageLocation: local, includedNamespaces: [app], includedResources: [configmaps]}
+YAML
+  wait_until 60 sh -c "[ \"\$(kubectl -n kcm-system get backup app -o jsonpath='{.status.phase}')\" = Completed ]"
+  ctl_stop_all
+  kubectl -n app delete configmap plain >/dev/null
+  # the engine's identity: everything it uses, but ConfigMaps without get
+  kubectl -n kcm-system create serviceaccount restricted >/dev/null
+  kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: kcmdr-no-configmap-get}
+rules:
+- {apiGroups: [velero.io, k0rdent.mirantis.com, apiextensions.k8s.io, apps, coordination.k8s.io, events.k8s.io], resources: ["*"], verbs: ["*"]}
+- {apiGroups: [""], resources: [namespaces, secrets, serviceaccounts, events], verbs: ["*"]}
+- {apiGroups: [""], resources: [configmaps], verbs: [create, list, watch, patch, update]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: kcmdr-no-configmap-get}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kcmdr-no-configmap-get}
+subjects: [{kind: ServiceAccount, name: restricted, namespace: kcm-system}]
+YAML
+  local token; token=$(kubectl -n kcm-system create token restricted)
+  sed "s/^\(    token: \).*/\1$token/" "$KUBECONFIG" > sa.kubeconfig
+  assert_eq no "$(kubectl --kubeconfig sa.kubeconfig -n app auth can-i get configmaps 2>/dev/null || true)" "the identity may get ConfigMaps"
+  start_controller rs.log --kubeconfig sa.kubeconfig --engine=builtin
+  kubectl create -f - >/dev/null <<'YAML'
+apiVersion: velero.io/v1
+kind: Restore
+metadata: {name: unreadable, namespace: kcm-system}
+spec: {backupName: app, includedNamespaces: [app]}
+YAML
+  wait_until 60 sh -c "kubectl -n kcm-system get restore unreadable -o jsonpath='{.status.phase}' | grep -Eq 'Completed|PartiallyFailed|Failed'"
+  local st; st=$(kubectl -n kcm-system get restore unreadable -o json | jq -c .status)
+  assert_eq PartiallyFailed "$(jq -r .phase <<<"$st")" "phase of a restore that could not read an existing object: $st"
+  [ "$(jq -r '.errors // 0' <<<"$st")" -ge 1 ] || fail "no error counted: $st"
+  assert_contains "$("$KCMDR" restore logs unreadable -n kcm-system)" "hidden" "the restore's log"
+  kubectl -n app get configmap plain >/dev/null || fail "the other ConfigMap was not restored"
 }
