@@ -30,5 +30,6 @@ int test_jsonpatch(void), test_resmod(void);
 int test_cli(void);
 int test_crypt(void);
 int test_metrics(void);
+int test_preview(void);
 
 #endif
