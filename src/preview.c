@@ -76,6 +76,18 @@ static kd_rc pv_bsl_of(kube_client *c, const char *ns, json_t *backup, json_t **
   return KD_OK;
 }
 
+/* A diff's text on stdout, line by line (cli_printf shows a control character in a value as '?',
+ * the line ends included). */
+static void pv_print_diff(const char *d) {
+  cli_printf(stdout, "\n");
+  while (*d) {
+    const char *nl = strchr(d, '\n');
+    int n = nl ? (int)(nl - d) : (int)strlen(d);
+    cli_printf(stdout, "%.*s\n", n, d);
+    d += n + (nl ? 1 : 0);
+  }
+}
+
 /* ---- restore preview ---- */
 
 struct pv_entry {
@@ -221,7 +233,7 @@ int preview_restore(kube_client *c, const char *ns, json_t *restore, bool diff, 
   }
   if (p.n) cli_table_print(t, stdout);
   for (size_t i = 0; i < p.n; i++)
-    if (p.e[i].diff) cli_printf(stdout, "\n%s", p.e[i].diff);
+    if (p.e[i].diff) pv_print_diff(p.e[i].diff);
   if (res.failure[0]) cli_printf(stdout, "\nThe restore would fail: %s\n", res.failure);
   if (dry.results && (res.errors || res.warnings)) {
     cli_printf(stdout, "\n");
@@ -555,7 +567,7 @@ int preview_backup_diff(kube_client *c, const char *ns, const char *name, bool d
   if (cli_table_rows(t)) cli_table_print(t, stdout);
   json_array_foreach(sorted[2], i, e) {
     const char *dt = json_string_value(json_object_get(e, "diff"));
-    if (dt) cli_printf(stdout, "\n%s", dt);
+    if (dt) pv_print_diff(dt);
   }
   cli_printf(stdout, "%sBackup %s holds %zu objects: %zu unchanged, %zu changed, %zu removed since; %zu added since.\n",
              cli_table_rows(t) ? "\n" : "", name, nb, nb - nr - nc, nc, nr, na);
