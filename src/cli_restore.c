@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "preview.h"
 #include "velero.h"
 
 #define RS_SMALL_MAX (64u << 20) /* decompressed results file read back */
@@ -47,16 +48,28 @@ static const char create_usage[] =
     "  -w, --wait                           follow the restore: a progress bar on a terminal, else a\n"
     "                                       line at most every second; exit 0 only when it is Completed\n"
     "  --timeout DURATION                   with --wait: give up after this long (default: no limit)\n"
-    "  -o, --output json|yaml               print the Restore (after --wait: as it ended)\n"
+    "  --dry-run                            create nothing: run the restore's own decisions on every object\n"
+    "                                       (selection, order, actions, modifiers, mappings, policy) with\n"
+    "                                       the API server's dry run, and print what it would do: create,\n"
+    "                                       update, unchanged, conflict, skip or fail (with the server's\n"
+    "                                       message) per object, and a summary; no Restore is created and\n"
+    "                                       nothing is written to the storage location\n"
+    "  --diff                               with --dry-run: a unified diff of each update and conflict\n"
+    "                                       (server-set fields aside)\n"
+    "  -o, --output json|yaml               print the Restore (after --wait: as it ended; with --dry-run:\n"
+    "                                       the preview, one entry per object)\n"
     "  -n, --namespace NS                   system namespace of Velero's objects (default kcm-system)\n"
     "\n"
     "Examples:\n"
     "  kcmdr restore create --from-backup kcm-20250117180012 --existing-resource-policy update --wait\n"
     "  kcmdr restore create rollback --from-backup kcm-before-upgrade --existing-resource-policy update \\\n"
     "      --resource-modifier-configmap release-rollback --wait\n"
+    "  kcmdr restore create --from-backup kcm-before-upgrade --existing-resource-policy update \\\n"
+    "      --resource-modifier-configmap release-rollback --dry-run --diff\n"
     "\n"
-    "Exit codes: 0 created (with --wait: Completed), 1 failure (with --wait: PartiallyFailed, Failed,\n"
-    "FailedValidation), 2 usage error.\n";
+    "Exit codes: 0 created (with --wait: Completed; with --dry-run: it would complete with no object\n"
+    "failing or in conflict), 1 failure (with --wait: PartiallyFailed, Failed, FailedValidation; with\n"
+    "--dry-run: any of those, or an object that would fail or conflict), 2 usage error.\n";
 
 struct restore_wait {
   struct cli_progress prog;
@@ -157,7 +170,7 @@ static bool default_name_fits(const char *backup) {
 static int rs_create(const struct cli_globals *g, int argc, char **argv) {
   const char *from = NULL, *policy = NULL, *cm = NULL, *output = NULL, *timeout = NULL, *pos[1];
   json_t *inc_ns = NULL, *exc_ns = NULL, *inc_res = NULL, *exc_res = NULL, *maps = NULL, *mapping = NULL;
-  bool wait = false;
+  bool wait = false, dry_run = false, diff = false;
   int npos, ret;
   const struct cli_opt opts[] = {
       {"--from-backup", NULL, CLI_OPT_STRING, &from},
@@ -169,6 +182,8 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
       {"--exclude-resources", NULL, CLI_OPT_LIST, &exc_res},
       {"--namespace-mappings", NULL, CLI_OPT_LIST, &maps},
       {"--wait", "-w", CLI_OPT_BOOL, &wait},
+      {"--dry-run", NULL, CLI_OPT_BOOL, &dry_run},
+      {"--diff", NULL, CLI_OPT_BOOL, &diff},
       {"--timeout", NULL, CLI_OPT_STRING, &timeout},
       {"--output", "-o", CLI_OPT_STRING, &output},
   };
@@ -189,6 +204,10 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
   }
   if (!cli_name_valid(from)) {
     cli_printf(stderr, "kcmdr restore create: \"%s\" is not a valid backup name\n", from);
+    goto fail;
+  }
+  if ((dry_run && (wait || timeout)) || (diff && !dry_run)) {
+    fprintf(stderr, "kcmdr restore create: %s\n", diff && !dry_run ? "--diff goes with --dry-run" : "--dry-run creates no restore to --wait for");
     goto fail;
   }
   if (policy && strcmp(policy, "none") != 0 && strcmp(policy, "update") != 0) {
@@ -273,6 +292,10 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
                                  json_pack("{s:s,s:s,s:s}", "apiGroup", "", "kind", "configmap", "name", cm)))) {
     kd_fail(KD_ERR_NOMEM, "out of memory");
     goto fail_msg;
+  }
+  if (dry_run) {
+    ret = preview_restore(c, ns, obj, diff, fmt);
+    goto fail;
   }
   rc = kube_create(c, &cli_res_restore, ns, obj, &out);
   if (rc == KD_ERR_CONFLICT) {

@@ -33,7 +33,7 @@
 enum names {
   NAMES_NONE,
   NAMES_BACKUPS,         /* Velero Backups */
-  NAMES_BACKUPS_AND_MBS, /* Backups and ManagementBackups: NAME of backup get/describe/logs/verify */
+  NAMES_BACKUPS_AND_MBS, /* Backups and ManagementBackups: NAME of backup get/describe/logs/verify/diff */
   NAMES_RESTORES,
   NAMES_LOCATIONS, /* BackupStorageLocations */
   NAMES_NAMESPACES,
@@ -50,6 +50,7 @@ static const struct {
 } positional[] = {
     {"backup", "get", NAMES_BACKUPS_AND_MBS},  {"backup", "describe", NAMES_BACKUPS_AND_MBS},
     {"backup", "logs", NAMES_BACKUPS_AND_MBS}, {"backup", "verify", NAMES_BACKUPS_AND_MBS},
+    {"backup", "diff", NAMES_BACKUPS_AND_MBS},
     {"backup", "delete", NAMES_BACKUPS},       {"restore", "get", NAMES_RESTORES},
     {"restore", "describe", NAMES_RESTORES},   {"restore", "logs", NAMES_RESTORES},
     {"completion", NULL, NAMES_SHELLS},
@@ -159,7 +160,7 @@ static const char completion_usage[] =
     "         kcmdr completion fish > ~/.config/fish/completions/kcmdr.fish\n"
     "\n"
     "It completes verbs, subcommands, flags, and names: of Backups and ManagementBackups (backup\n"
-    "get, describe, logs, verify, delete), Restores (restore get, describe, logs), backups for\n"
+    "get, describe, logs, verify, diff, delete), Restores (restore get, describe, logs), backups for\n"
     "--from-backup, storage locations for --storage-location, namespaces for -n. Names come from\n"
     "the cluster the command line's --kubeconfig, --context and --server flags point at, in the\n"
     "namespace of -n/--namespace (default kcm-system); when it cannot be reached within "

@@ -827,7 +827,7 @@ kd_rc kube_get(kube_client *c, const struct kube_res *res, const char *ns, const
 kd_rc kube_create_ex(kube_client *c, const struct kube_res *res, const char *ns, json_t *obj,
                      const struct kube_req_opts *ro, json_t **out) {
   char path[KUBE_MAX_PATH];
-  kd_rc rc = kube_path(res, ns, NULL, NULL, NULL, path);
+  kd_rc rc = kube_path(res, ns, NULL, NULL, ro && ro->dry_run ? "dryRun=All" : NULL, path);
   return rc ? rc : send_json(c, "POST", path, "application/json", obj, ro, out);
 }
 
@@ -859,6 +859,11 @@ kd_rc kube_update_status(kube_client *c, const struct kube_res *res, const char 
 
 kd_rc kube_patch(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t *patch,
                  const struct kube_patch_opts *opts, json_t **out) {
+  return kube_patch_ex(c, res, ns, name, patch, opts, NULL, out);
+}
+
+kd_rc kube_patch_ex(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t *patch,
+                    const struct kube_patch_opts *opts, const struct kube_req_opts *ro, json_t **out) {
   char path[KUBE_MAX_PATH], query[512] = "", fm[256];
   const char *ctype = "application/merge-patch+json";
   if (opts && opts->type == KUBE_PATCH_JSON) ctype = "application/json-patch+json";
@@ -871,8 +876,11 @@ kd_rc kube_patch(kube_client *c, const struct kube_res *res, const char *ns, con
     if (rc) return rc;
     snprintf(query, sizeof query, "fieldManager=%s%s", fm, opts->force ? "&force=true" : "");
   }
+  if (ro && ro->dry_run) snprintf(query + strlen(query), sizeof query - strlen(query), "%sdryRun=All", query[0] ? "&" : "");
+  struct kube_req_opts pro = {0};
+  if (ro) pro = *ro, pro.idempotent = false; /* a PATCH is never repeated after it may have been applied */
   kd_rc rc = kube_path(res, ns, name, opts ? opts->subresource : NULL, query, path);
-  return rc ? rc : send_json(c, "PATCH", path, ctype, patch, NULL, out);
+  return rc ? rc : send_json(c, "PATCH", path, ctype, patch, ro ? &pro : NULL, out);
 }
 
 kd_rc kube_delete(kube_client *c, const struct kube_res *res, const char *ns, const char *name,

@@ -91,6 +91,9 @@ struct kube_req_opts {
   bool idempotent;             /* a POST/PATCH the caller knows is safe to repeat (a create whose
                                   repeat can only meet 409 AlreadyExists, which the caller
                                   resolves): retried like a GET and sent on pooled connections */
+  bool dry_run;                /* kube_create_ex, kube_patch_ex: ?dryRun=All (validated and
+                                  admitted, never persisted; the answer is the object as it
+                                  would be) */
 };
 
 /* One request. path starts with '/'; body may be NULL. On 2xx *out (may be NULL) gets the
@@ -136,6 +139,9 @@ struct kube_patch_opts {
 /* PATCH: like POST, never re-sent after it may have reached the server. */
 kd_rc kube_patch(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t *patch,
                  const struct kube_patch_opts *opts, json_t **out);
+/* kube_patch with per-request options (ro may be NULL; its idempotent flag is ignored). */
+kd_rc kube_patch_ex(kube_client *c, const struct kube_res *res, const char *ns, const char *name, json_t *patch,
+                    const struct kube_patch_opts *opts, const struct kube_req_opts *ro, json_t **out);
 /* propagation: NULL (server default), "Foreground", "Background" or "Orphan". */
 kd_rc kube_delete(kube_client *c, const struct kube_res *res, const char *ns, const char *name,
                   const char *propagation, json_t **out);

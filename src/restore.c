@@ -116,6 +116,15 @@ static bool rs_stopped(struct rs *r) {
   return joblog_failed(&r->jl) || (r->job->cancel && *r->job->cancel) || !fence_held(r->job->fence);
 }
 
+/* A dry run's verdict on one object (nothing outside a dry run). */
+static void rs_verdict(struct rs *r, const struct rs_item *it, const char *ns, const char *gr, const char *name,
+                       enum restore_verdict v, const char *reason, json_t *live, json_t *after) {
+  struct restore_dry_run *d = r->job->dry_run;
+  if (!d || !d->verdict) return;
+  struct restore_verdict_info vi = {(size_t)(it - r->items), gr, ns ? ns : "", name, v, reason, live, after};
+  d->verdict(&vi, d->ud);
+}
+
 /* ---- log and results ---- */
 
 /* Failures that end the restore rather than one object. */
@@ -939,6 +948,7 @@ static struct kube_req_opts rs_opts(struct rs *r) {
   struct kube_req_opts ro = {0};
   ro.cancel = r->job->cancel;
   ro.idempotent = true; /* a repeated create meets 409 AlreadyExists, which is resolved below */
+  ro.dry_run = r->job->dry_run != NULL;
   return ro;
 }
 
@@ -986,7 +996,7 @@ static kd_rc rs_ensure_ns(struct rs *r, const char *orig, const char *target, bo
   json_decref(out);
   if (rc) return kd_fail_wrap(rc, "creating namespace %s", target);
   pthread_mutex_lock(&r->mu);
-  json_object_set_new(r->ensured, target, json_true());
+  json_object_set_new(r->ensured, target, json_boolean(!*created || !r->job->dry_run)); /* false: a dry run's */
   pthread_mutex_unlock(&r->mu);
   return KD_OK;
 }
@@ -1019,18 +1029,21 @@ enum rs_outcome { O_NONE, O_FAILED, O_SKIPPED, O_UPDATED, O_CREATED };
 
 /* The object exists: compare, then skip, warn, merge or patch as Velero does. *outcome says
  * which; a returned failure is fatal (API server gone). */
-static kd_rc rs_existing(struct rs *r, const struct kube_res *res, const char *ns, json_t *obj, const char *gr,
-                         const char *where, enum rs_outcome *outcome) {
-  json_t *cur = NULL, *patch = NULL, *out = NULL, *desired = NULL;
+static kd_rc rs_existing(struct rs *r, const struct rs_item *it, const struct kube_res *res, const char *ns, json_t *obj,
+                         const char *gr, const char *where, enum rs_outcome *outcome) {
+  json_t *cur = NULL, *patch = NULL, *out = NULL, *desired = NULL, *live = NULL;
   const char *name = rs_cstr(json_object_get(obj, "metadata"), "name");
   struct kube_patch_opts po = {KUBE_PATCH_MERGE, NULL, false, NULL};
+  struct kube_req_opts pro = {.dry_run = r->job->dry_run != NULL};
   *outcome = O_SKIPPED;
   kd_rc rc = kube_get(r->c, res, ns, name, &cur);
   if (rc) { /* an error, as Velero's: the object may differ from the backup and nobody can tell */
     joblog_note(&r->jl, JOBLOG_ERROR, ns ? ns : "", "could not read the existing %s %s: %s; not restored", gr, where, kd_errmsg());
+    rs_verdict(r, it, ns, gr, name, RESTORE_V_FAIL, kd_errmsg(), NULL, NULL);
     *outcome = O_FAILED;
     goto done;
   }
+  if (r->job->dry_run && !(live = json_deep_copy(cur))) goto nomem;
   json_t *labels = json_object_get(json_object_get(cur, "metadata"), "labels");
   bool labelled = kd_streq(rs_cstr(labels, VELERO_LABEL_BACKUP_NAME), r->label_backup) &&
                   kd_streq(rs_cstr(labels, VELERO_LABEL_RESTORE_NAME), r->label_restore);
@@ -1042,13 +1055,15 @@ static kd_rc rs_existing(struct rs *r, const struct kube_res *res, const char *n
       if (!(desired = json_deep_copy(cur))) goto nomem;
       rs_set_labels(r, cur, "", "");
       if ((rc = jsonpatch_create_merge(cur, desired, &patch)) ||
-          (rc = kube_patch(r->c, res, ns, name, patch, &po, &out))) {
+          (rc = kube_patch_ex(r->c, res, ns, name, patch, &po, &pro, &out))) {
         joblog_note(&r->jl, JOBLOG_ERROR, ns ? ns : "", "updating the restore labels of %s %s: %s", gr, where, kd_errmsg());
+        rs_verdict(r, it, ns, gr, name, RESTORE_V_FAIL, kd_errmsg(), live, NULL);
         *outcome = O_FAILED;
         goto done;
       }
     }
     joblog_note(&r->jl, JOBLOG_INFO, ns, "%s %s exists and equals the backed-up version: skipped", gr, where);
+    rs_verdict(r, it, ns, gr, name, RESTORE_V_UNCHANGED, NULL, live, NULL);
     goto done;
   }
   if (strcmp(gr, "serviceaccounts") == 0) {
@@ -1058,19 +1073,25 @@ static kd_rc rs_existing(struct rs *r, const struct kube_res *res, const char *n
             "could not restore, %s \"%s\" already exists. Warning: the in-cluster version is different than the "
             "backed-up version",
             rs_cstr(obj, "kind"), name);
+    rs_verdict(r, it, ns, gr, name, RESTORE_V_CONFLICT, "exists and differs (policy none)", live, obj);
     goto done;
   } else {
     desired = json_incref(obj);
     rs_set_labels(r, cur, "", ""); /* removeRestoreLabels: the patch writes the new values */
   }
   if ((rc = jsonpatch_create_merge(cur, desired, &patch))) goto done;
-  if (json_object_size(patch) == 0) goto done;
-  rc = kube_patch(r->c, res, ns, name, patch, &po, &out);
+  if (json_object_size(patch) == 0) {
+    rs_verdict(r, it, ns, gr, name, RESTORE_V_UNCHANGED, NULL, live, NULL);
+    goto done;
+  }
+  rc = kube_patch_ex(r->c, res, ns, name, patch, &po, &pro, &out);
   if (rc == KD_OK) {
     joblog_note(&r->jl, JOBLOG_INFO, ns, "%s %s updated", gr, where);
+    rs_verdict(r, it, ns, gr, name, RESTORE_V_UPDATE, NULL, live, out);
     *outcome = O_UPDATED;
   } else if (!rs_rc_fatal(rc)) {
     joblog_note(&r->jl, JOBLOG_WARN, ns ? ns : "", "patch attempt failed for %s %s: %s", gr, where, kd_errmsg());
+    rs_verdict(r, it, ns, gr, name, RESTORE_V_FAIL, kd_errmsg(), live, NULL);
   }
   goto done;
 nomem:
@@ -1080,6 +1101,7 @@ done:
   json_decref(patch);
   json_decref(out);
   json_decref(desired);
+  json_decref(live);
   return rs_rc_fatal(rc) ? rc : KD_OK;
 }
 
@@ -1124,6 +1146,7 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
   const char *why = NULL;
   if (restore_skipped_kind(obj, it->gr, &why)) {
     joblog_note(&r->jl, JOBLOG_INFO, ns, "%s %s not restored: %s", it->gr, where, why);
+    rs_verdict(r, it, ns, it->gr, it->name, RESTORE_V_SKIP, why, NULL, NULL);
     outcome = O_SKIPPED;
     goto done;
   }
@@ -1132,6 +1155,8 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
     rc = rs_ensure_ns(r, it->name, rs_target_ns(r, it->name), &created);
     if (rc) goto fail;
     outcome = created ? O_CREATED : O_SKIPPED;
+    rs_verdict(r, it, NULL, it->gr, rs_target_ns(r, it->name), created ? RESTORE_V_CREATE : RESTORE_V_UNCHANGED,
+               created ? NULL : "exists", NULL, NULL);
     goto done;
   }
   if (ns) {
@@ -1139,6 +1164,7 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
     if ((rc = rs_ensure_ns(r, it->ns, ns, &created))) goto fail;
     if (created) {
       joblog_note(&r->jl, JOBLOG_INFO, NULL, "namespace %s created", ns);
+      rs_verdict(r, it, NULL, "namespaces", ns, RESTORE_V_CREATE, "for the objects restored into it", NULL, NULL);
       atomic_fetch_add(&r->created, 1);
     }
   }
@@ -1147,6 +1173,7 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
   restore_strip(obj);
   if (ns && strcmp(it->gr, "secrets") == 0 && rs_auto_token(r, ns, obj)) {
     joblog_note(&r->jl, JOBLOG_INFO, ns, "secrets %s not restored: the token controller creates it for its service account", where);
+    rs_verdict(r, it, ns, it->gr, it->name, RESTORE_V_SKIP, "the token controller creates it for its service account", NULL, NULL);
     outcome = O_SKIPPED;
     goto done;
   }
@@ -1164,20 +1191,44 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
   rs_set_labels(r, obj, r->label_backup, r->label_restore);
   struct kube_res res;
   if ((rc = rs_res_for(r, it->gr, obj, &res))) {
+    if (rc == KD_ERR_NOTFOUND && r->job->dry_run && json_object_get(r->crds, it->gr)) {
+      /* a dry run creates no CRD: its objects cannot be checked by the server */
+      rs_verdict(r, it, ns, it->gr, it->name, RESTORE_V_CREATE,
+                 "not checked by the API server: its CustomResourceDefinition is created by this restore first", NULL, NULL);
+      rc = KD_OK;
+      outcome = O_CREATED;
+      goto done;
+    }
     joblog_note(&r->jl, JOBLOG_ERROR, it->ns[0] ? ns : "", "error restoring %s %s: %s", it->gr, where, kd_errmsg());
+    rs_verdict(r, it, ns, it->gr, it->name, RESTORE_V_FAIL, kd_errmsg(), NULL, NULL);
     outcome = O_FAILED;
     goto done;
   }
   if (!res.namespaced && ns) {
     joblog_note(&r->jl, JOBLOG_ERROR, ns, "error restoring %s %s: the resource is cluster-scoped here", it->gr, where);
+    rs_verdict(r, it, ns, it->gr, it->name, RESTORE_V_FAIL, "the resource is cluster-scoped here", NULL, NULL);
     outcome = O_FAILED;
     goto done;
+  }
+  if (ns && r->job->dry_run) {
+    pthread_mutex_lock(&r->mu);
+    bool new_ns = json_is_false(json_object_get(r->ensured, ns));
+    pthread_mutex_unlock(&r->mu);
+    if (new_ns) { /* the server refuses objects in a namespace a dry run only pretended to create */
+      rs_verdict(r, it, ns, it->gr, it->name, RESTORE_V_CREATE,
+                 "not checked by the API server: its namespace is created by this restore first", NULL, NULL);
+      outcome = O_CREATED;
+      goto done;
+    }
   }
   struct kube_req_opts ro = rs_opts(r);
   rc = kube_create_ex(r->c, &res, res.namespaced ? ns : NULL, obj, &ro, &out);
   if (rc == KD_OK) {
     outcome = O_CREATED;
-    if (status && rs_wants_status(r, it->gr, obj)) rs_restore_status(r, &res, ns, obj, status, out, it->gr, where);
+    joblog_note(&r->jl, JOBLOG_INFO, ns, "%s %s created", it->gr, where);
+    rs_verdict(r, it, ns, it->gr, it->name, RESTORE_V_CREATE, NULL, NULL, out);
+    if (status && !r->job->dry_run && rs_wants_status(r, it->gr, obj))
+      rs_restore_status(r, &res, ns, obj, status, out, it->gr, where);
     if (strcmp(it->gr, "customresourcedefinitions.apiextensions.k8s.io") == 0) {
       pthread_mutex_lock(&r->mu);
       json_object_set_new(r->crds, it->name, json_true());
@@ -1186,7 +1237,7 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
     goto done;
   }
   if (rc == KD_ERR_CONFLICT) {
-    if ((rc = rs_existing(r, &res, ns, obj, it->gr, where, &outcome))) goto fail;
+    if ((rc = rs_existing(r, it, &res, ns, obj, it->gr, where, &outcome))) goto fail;
     if (outcome == O_UPDATED && strcmp(it->gr, "customresourcedefinitions.apiextensions.k8s.io") == 0) {
       pthread_mutex_lock(&r->mu);
       json_object_set_new(r->crds, it->name, json_true());
@@ -1196,6 +1247,7 @@ static void rs_restore_one(struct rs *r, const struct rs_item *it) {
   }
   if (rs_rc_fatal(rc)) goto fail;
   joblog_note(&r->jl, JOBLOG_ERROR, it->ns[0] ? ns : "", "error restoring %s %s: %s", it->gr, where, kd_errmsg());
+  rs_verdict(r, it, ns, it->gr, it->name, RESTORE_V_FAIL, kd_errmsg(), NULL, NULL);
   outcome = O_FAILED;
   goto done;
 fail:
@@ -1204,6 +1256,7 @@ fail:
     outcome = O_NONE;
   } else {
     joblog_note(&r->jl, JOBLOG_ERROR, it->ns[0] ? ns : "", "error restoring %s %s: %s", it->gr, where, kd_errmsg());
+    rs_verdict(r, it, ns, it->gr, it->name, RESTORE_V_FAIL, kd_errmsg(), NULL, NULL);
     outcome = O_FAILED;
   }
 done:
@@ -1387,6 +1440,16 @@ static void rs_fill_result(struct rs *r, struct restore_result *res, const char 
   res->failed = atomic_load(&r->failed);
   res->errors = r->jl.kind ? joblog_count(&r->jl, true) : 0;
   res->warnings = r->jl.kind ? joblog_count(&r->jl, false) : 0;
+  if (r->jl.kind && joblog_failed(&r->jl)) snprintf(res->failure, sizeof res->failure, "%s", joblog_fail_msg(&r->jl));
+}
+
+/* A dry run's results: the file a restore would write, parsed into d->results. */
+static kd_rc rs_dry_results(struct rs *r, struct restore_dry_run *d) {
+  kd_buf b = KD_BUF_INIT(64u << 20);
+  kd_rc rc = joblog_results_json(&r->jl, &b);
+  if (!rc && !(d->results = json_loadb(b.data, b.len, JSON_ALLOW_NUL, NULL))) rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+  kd_buf_free(&b);
+  return rc;
 }
 
 kd_rc restore_execute(const struct restore_job *job, struct restore_result *res) {
@@ -1418,6 +1481,11 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
 
   /* 1. validate */
   if ((rc = rs_validate(&r, errors))) goto out;
+  if (json_array_size(errors) && job->dry_run) {
+    rc = json_array_extend(job->dry_run->validation_errors, errors) ? kd_fail(KD_ERR_NOMEM, "out of memory") : KD_OK;
+    rs_fill_result(&r, res, VELERO_PHASE_FAILED_VALIDATION);
+    goto out;
+  }
   if (json_array_size(errors)) {
     char ts[21];
     kd_time_format(time(NULL), ts);
@@ -1438,7 +1506,8 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
   char ts[21];
   kd_time_format(time(NULL), ts);
   json_t *ip = json_pack("{s:s,s:s}", "phase", VELERO_PHASE_IN_PROGRESS, "startTimestamp", ts);
-  rc = ip ? rs_status(r.c, job->ns, job->restore, ip, vstatus_new, job->fence, 60000, job->cancel) : kd_fail(KD_ERR_NOMEM, "out of memory");
+  rc = !ip ? kd_fail(KD_ERR_NOMEM, "out of memory")
+       : job->dry_run ? KD_OK : rs_status(r.c, job->ns, job->restore, ip, vstatus_new, job->fence, 60000, job->cancel);
   json_decref(ip);
   if (rc) goto out;
   joblog_note(&r.jl, JOBLOG_INFO, NULL, "starting restore of backup %s", rs_cstr(r.spec, "backupName"));
@@ -1448,13 +1517,13 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
     joblog_fail(&r.jl, rc, "%s", kd_errmsg());
   } else {
     joblog_note(&r.jl, JOBLOG_INFO, NULL, "%zu objects selected from the backup", r.n);
-    if (pthread_create(&r.progress_thread, NULL, rs_progress, &r) == 0) r.progress_started = true;
+    if (!job->dry_run && pthread_create(&r.progress_thread, NULL, rs_progress, &r) == 0) r.progress_started = true;
     /* 3. create, class by class */
     for (size_t i = 0; i < r.n && !rs_stopped(&r);) {
       size_t j = i;
       while (j < r.n && r.items[j].cls == r.items[i].cls) j++;
       rs_run_class(&r, i, j);
-      if (r.items[i].cls == 0 && !rs_stopped(&r) && (rc = rs_wait_crds(&r)))
+      if (r.items[i].cls == 0 && !job->dry_run && !rs_stopped(&r) && (rc = rs_wait_crds(&r)))
         joblog_fail(&r.jl, rc, "%s", kd_errmsg());
       i = j;
     }
@@ -1471,6 +1540,11 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
   joblog_note(&r.jl, JOBLOG_INFO, NULL, "restore %s: %ld created, %ld updated, %ld skipped, %ld failed of %zu in %lld ms", phase,
           atomic_load(&r.created), atomic_load(&r.updated), atomic_load(&r.skipped), atomic_load(&r.failed), r.n,
           (long long)(kd_now_ms() - r.t0_ms));
+  if (job->dry_run) { /* nothing written: the results are the caller's */
+    rc = rs_dry_results(&r, job->dry_run);
+    rs_fill_result(&r, res, phase);
+    goto out;
+  }
   if (job->store) rs_upload(&r);
   status = rs_final(&r, phase, joblog_failed(&r.jl) ? joblog_fail_msg(&r.jl) : NULL);
   rc = status ? rs_status(r.c, job->ns, job->restore, status, vstatus_in_progress, job->fence, RS_FINAL_PATIENCE_MS, job->cancel)

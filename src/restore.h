@@ -29,6 +29,37 @@
 #define RESTORE_MAX_ARCHIVE (16ull << 30) /* default cap on a staged tarball */
 #define RESTORE_MAX_OBJECT ARCHIVE_MAX_ENTRY /* one object in the archive (etcd takes ~1.5 MiB by default) */
 
+/* ---- dry run (kcmdr restore create --dry-run, src/preview.c) ----
+ * The same execution with every create and patch sent with ?dryRun=All (the API server
+ * validates and admits it, persists nothing), no status written, nothing written to the
+ * location, the CRD wait skipped; each object's outcome handed to a callback. */
+enum restore_verdict {
+  RESTORE_V_CREATE,    /* would be created (the server accepted the dry run, or reason says why it was not asked) */
+  RESTORE_V_UPDATE,    /* exists and differs; would be patched (policy update, or a ServiceAccount merge) */
+  RESTORE_V_UNCHANGED, /* exists and equals the backed-up version (only the restore labels would be set) */
+  RESTORE_V_CONFLICT,  /* exists and differs under policy none: left as it is, with a warning */
+  RESTORE_V_SKIP,      /* not restored, reason says why (a completed pod, a token the controller makes) */
+  RESTORE_V_FAIL,      /* would fail: reason is the server's (or the engine's) message */
+};
+struct restore_verdict_info {
+  size_t order;        /* the object's place in the restore's order (a namespace made for an object: its place) */
+  const char *gr;      /* "resource[.group]" */
+  const char *ns;      /* the namespace it would be restored into (after namespaceMapping); "" cluster-scoped */
+  const char *name;
+  enum restore_verdict verdict;
+  const char *reason;  /* may be NULL */
+  json_t *live;        /* UPDATE, CONFLICT, UNCHANGED: the object in the cluster as read, else NULL (borrowed) */
+  json_t *after;       /* UPDATE: the dry-run patch's answer; CONFLICT: what the restore has; CREATE: the dry-run
+                          answer or NULL (borrowed) */
+};
+struct restore_dry_run {
+  /* called once per object, from several worker threads at once */
+  void (*verdict)(const struct restore_verdict_info *v, void *ud);
+  void *ud;
+  json_t *validation_errors; /* an array the FailedValidation messages are appended to */
+  json_t *results;           /* out: the results file the restore would write ({warnings, errors}; new reference) */
+};
+
 struct restore_job {
   kube_client *client;        /* borrowed */
   const char *ns;             /* the system namespace the Restore lives in */
@@ -43,6 +74,7 @@ struct restore_job {
   uint64_t max_archive;       /* 0 = RESTORE_MAX_ARCHIVE */
   int crd_wait_s;             /* how long a restored CRD may take to be Established; 0 = 60 */
   const struct fence *fence;  /* the leadership term the job runs in (NULL: no election) */
+  struct restore_dry_run *dry_run; /* non-NULL: a dry run (see above); the Restore need not exist */
 };
 
 struct restore_result {
@@ -50,6 +82,7 @@ struct restore_result {
   long total;                 /* objects selected from the backup */
   long created, updated, skipped, failed;
   long errors, warnings;
+  char failure[1024];         /* why it Failed ("" otherwise) */
 };
 
 /* Run job to the end and record the outcome in the Restore's status. Validation failures
@@ -62,6 +95,7 @@ struct restore_result {
  * outcome was recorded (whatever the phase), else the error that prevented even that
  * (KD_ERR_CONFLICT: the Restore is not New any more). */
 kd_rc restore_execute(const struct restore_job *job, struct restore_result *res);
+/* (A dry run writes no status: it returns KD_OK with the phase the restore would end in.) */
 
 /* Mark a Restore this engine left InProgress (crash, kill, lost leadership) Failed with
  * reason: a compare-and-swap from InProgress on this very Restore, under fence (may be NULL).

@@ -30,6 +30,7 @@ int main(void) {
       test_crypt,
       test_metrics,
       test_owner,
+      test_preview,
   };
   int failed = 0;
   for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) failed += groups[i]();

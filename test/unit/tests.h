@@ -31,5 +31,6 @@ int test_cli(void);
 int test_crypt(void);
 int test_metrics(void);
 int test_owner(void);
+int test_preview(void);
 
 #endif
