@@ -29,6 +29,7 @@ int main(void) {
       test_retention,
       test_crypt,
       test_metrics,
+      test_region,
   };
   int failed = 0;
   for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) failed += groups[i]();
