@@ -196,7 +196,7 @@ kd_rc region_list_backups(region_clients *r, const char *region, const char *mb,
   e->used_ms = kd_now_ms();
   if ((rc = resolve(r, e, msg, n)) != KD_OK) return rc;
   if (e->down_until_ms && kd_now_ms() < e->down_until_ms) {
-    snprintf(msg, n, "%s (not tried again for %d s)", e->down_msg, MB_REGION_RETRY_S);
+    snprintf(msg, n, "%s", e->down_msg); /* the same words: the status stays as it is meanwhile */
     return kd_fail(KD_ERR_TRANSPORT, "%s", msg);
   }
   e->down_until_ms = 0;
