@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "preview.h"
+#include "region.h"
 #include "velero.h"
 
 #define RS_SMALL_MAX (64u << 20) /* decompressed results file read back */
@@ -59,6 +60,11 @@ static const char create_usage[] =
     "  -o, --output json|yaml               print the Restore (after --wait: as it ended; with --dry-run:\n"
     "                                       the preview, one entry per object)\n"
     "  -n, --namespace NS                   system namespace of Velero's objects (default kcm-system)\n"
+    "  --pause-regions                      (kcm regions, management cluster) Regions come back annotated\n"
+    "                                       k0rdent.mirantis.com/region-pause, regional clusters' objects\n"
+    "                                       (cluster.x-k8s.io/cluster-name NotIn ...) stay out\n"
+    "  --region REGION                      (kcm regions, REGION's cluster) BACKUP names a ManagementBackup:\n"
+    "                                       restore the region's newest finished Backup of it\n"
     "\n"
     "Examples:\n"
     "  kcmdr restore create --from-backup kcm-20250117180012 --existing-resource-policy update --wait\n"
@@ -172,7 +178,10 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
   json_t *inc_ns = NULL, *exc_ns = NULL, *inc_res = NULL, *exc_res = NULL, *maps = NULL, *mapping = NULL;
   bool wait = false, dry_run = false, diff = false;
   int npos, ret;
+  struct region_restore rr = {0}; /* kcm regions: cli_region.c */
   const struct cli_opt opts[] = {
+      {"--pause-regions", NULL, CLI_OPT_BOOL, &rr.pause},
+      {"--region", NULL, CLI_OPT_STRING, &rr.region},
       {"--from-backup", NULL, CLI_OPT_STRING, &from},
       {"--existing-resource-policy", NULL, CLI_OPT_STRING, &policy},
       {"--resource-modifier-configmap", NULL, CLI_OPT_STRING, &cm},
@@ -229,6 +238,12 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
   snprintf(backup, sizeof backup, "%s", from);
   ret = CLI_FAIL;
   if (cli_client(g, &c) != CLI_OK) goto fail;
+  /* ---- kcm regions (cli_region.c): the region's Backup, or the pause modifiers ---- */
+  rr.dry_run = dry_run;
+  if ((ret = region_restore_prepare(c, ns, &rr, backup, sizeof backup, cm)) != CLI_OK) goto fail;
+  if (rr.cm[0]) cm = rr.cm;
+  ret = CLI_FAIL;
+  /* ---- */
   /* the backup must exist here (after a disaster it comes back by the location's sync first) */
   rc = kube_get(c, &cli_res_backup, ns, backup, &tmp);
   if (rc == KD_ERR_NOTFOUND) {
@@ -249,7 +264,7 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
   }
   if (rc != KD_OK) goto fail_msg;
   kd_clear_error();
-  if (cm) {
+  if (cm && !rr.cm_obj) { /* (a dry run's region-pause ConfigMap is not written) */
     json_decref(tmp);
     tmp = NULL;
     rc = kube_get(c, &cli_res_configmap, ns, cm, &tmp);
@@ -289,12 +304,13 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
       (rc = set_list(spec, "excludedNamespaces", exc_ns)) || (rc = set_list(spec, "includedResources", inc_res)) ||
       (mapping && json_object_size(mapping) && json_object_set(spec, "namespaceMapping", mapping)) ||
       (cm && json_object_set_new(spec, "resourceModifier",
-                                 json_pack("{s:s,s:s,s:s}", "apiGroup", "", "kind", "configmap", "name", cm)))) {
+                                 json_pack("{s:s,s:s,s:s}", "apiGroup", "", "kind", "configmap", "name", cm))) ||
+      (rr.selector && json_object_set(spec, "labelSelector", rr.selector))) { /* kcm regions */
     kd_fail(KD_ERR_NOMEM, "out of memory");
     goto fail_msg;
   }
   if (dry_run) {
-    ret = preview_restore(c, ns, obj, diff, fmt);
+    ret = preview_restore(c, ns, obj, rr.cm_obj, diff, fmt);
     goto fail;
   }
   rc = kube_create(c, &cli_res_restore, ns, obj, &out);
@@ -341,6 +357,7 @@ fail:
   json_decref(exc_res);
   json_decref(maps);
   json_decref(mapping);
+  region_restore_free(&rr);
   kube_client_free(c);
   return ret;
 }

@@ -22,6 +22,7 @@
 #include "lease.h"
 #include "metrics.h"
 #include "mgmtbackup.h"
+#include "region.h"
 #include "retention.h"
 #include "velero.h"
 
@@ -81,6 +82,7 @@ struct ctl {
   json_t *queue;   /* name -> due (ms, monotonic) */
   json_t *backoff; /* name -> [streak, last_ms]: mb_backoff of each ManagementBackup (qlock) */
   json_t *created; /* name -> {"backup":..., "time":unix}: what we created, ahead of the cache */
+  region_clients *regions; /* regional clusters' clients (the worker thread's only) */
 };
 
 struct inf_thread {
@@ -199,11 +201,13 @@ static json_t *keep_backup(json_t *o) {
 /* ClusterDeployments and ClusterTemplates: keep only what selectors need (memory with 1000s) */
 static json_t *keep_for_selectors(json_t *o) {
   json_t *md = json_object_get(o, "metadata");
-  return json_pack("{s:{s:O?,s:O?,s:O?},s:{s:O?},s:{s:O?}}", "metadata", "name", json_object_get(md, "name"),
+  /* status.region: a ClusterDeployment of a region is backed up in that region (kcm >= 1.4) */
+  return json_pack("{s:{s:O?,s:O?,s:O?},s:{s:O?},s:{s:O?,s:O?}}", "metadata", "name", json_object_get(md, "name"),
                    "namespace", json_object_get(md, "namespace"), "resourceVersion",
                    json_object_get(md, "resourceVersion"), "spec", "template",
                    json_object_get(json_object_get(o, "spec"), "template"), "status", "providers",
-                   json_object_get(json_object_get(o, "status"), "providers"));
+                   json_object_get(json_object_get(o, "status"), "providers"), "region",
+                   json_object_get(json_object_get(o, "status"), "region"));
 }
 
 static bool time_of(json_t *st, const char *key, time_t *t) {
@@ -533,7 +537,8 @@ static kd_rc create_backup(struct ctl *x, json_t *mb, const char *bname, const c
   json_t *cds = informer_list(x->inf[INF_CD]), *cts = informer_list(x->inf[INF_CT]);
   json_t *sel = NULL, *obj = NULL, *out = NULL, *skipped = json_array();
   kd_rc rc = KD_OK;
-  if (!cds || !cts || !skipped || !(sel = mb_selectors(cds, cts, x->compact, skipped)) ||
+  /* the ClusterDeployments of regions are backed up in their regions, not here */
+  if (!cds || !cts || !skipped || !(sel = mb_selectors_for(cds, cts, NULL, x->compact, skipped)) ||
       !(obj = mb_backup_object(bname, x->ns, meta_str(mb, "name"), bsl, sel))) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory building the Backup");
     goto done;
@@ -669,8 +674,133 @@ static void retain(struct ctl *x, json_t *mb, json_t *backups) {
                          RETENTION_ANNOTATION, keep);
 }
 
+/* Each region in use (mb_regions_in_use of the cached ClusterDeployments) -> {"backups": [...]}
+ * as its cluster lists them, or {"error": "..."}. New reference; NULL on no memory. */
+static json_t *regions_look(struct ctl *x, const char *mb) {
+  json_t *cds = informer_list(x->inf[INF_CD]), *names = cds ? mb_regions_in_use(cds) : NULL, *out = json_object();
+  size_t i;
+  json_t *r;
+  if (!names || !out) goto fail;
+  json_array_foreach(names, i, r) {
+    char msg[REGION_MSG_MAX];
+    json_t *backups = NULL;
+    kd_rc rc = region_list_backups(x->regions, json_string_value(r), mb, &backups, msg, sizeof msg);
+    if (rc == KD_ERR_NOMEM) goto fail;
+    json_t *v = rc == KD_OK ? json_pack("{s:o}", "backups", backups) : json_pack("{s:s}", "error", msg);
+    if (!v || json_object_set_new(out, json_string_value(r), v)) goto fail;
+  }
+  json_decref(cds);
+  json_decref(names);
+  return out;
+fail:
+  json_decref(cds);
+  json_decref(names);
+  json_decref(out);
+  return NULL;
+}
+
+/* Create region's Backup create_name for mb (the region's ClusterDeployments only). On failure
+ * msg says why. */
+static kd_rc create_regional(struct ctl *x, json_t *mb, const char *region, const char *bname, char *msg, size_t n) {
+  char bsl[256];
+  json_t *cds = NULL, *cts = NULL, *sel = NULL, *obj = NULL, *skipped = json_array();
+  kd_rc rc;
+  if (!may_create(x)) {
+    snprintf(msg, n, "not leading");
+    return KD_ERR_CANCELLED;
+  }
+  if ((rc = resolve_bsl(x, mb, bsl, sizeof bsl)) != KD_OK) {
+    snprintf(msg, n, "%s", kd_errmsg());
+    goto done;
+  }
+  cds = informer_list(x->inf[INF_CD]), cts = informer_list(x->inf[INF_CT]);
+  if (!cds || !cts || !skipped || !(sel = mb_selectors_for(cds, cts, region, x->compact, skipped)) ||
+      !(obj = mb_region_backup_object(bname, x->ns, meta_str(mb, "name"), region, bsl, sel))) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory building the Backup");
+    snprintf(msg, n, "%s", kd_errmsg());
+    goto done;
+  }
+  if ((rc = region_create_backup(x->regions, region, obj, msg, n)) != KD_OK) goto done;
+  metrics_counter_add(x->m, "kcmdr_backups_created_total", "Velero Backups created, by ManagementBackup.",
+                      "managementbackup", meta_str(mb, "name"), 1);
+  events_emit(x->ev, mb, "Normal", "BackupCreated", "Created Velero Backup %s/%s in region %s (storage location %s, %zu selectors)",
+              x->ns, bname, region, bsl, json_array_size(sel));
+  kd_log(KD_LOG_INFO, "ManagementBackup %s: created Backup %s/%s in region %s", meta_str(mb, "name"), x->ns, bname, region);
+  size_t i;
+  json_t *m;
+  json_array_foreach(skipped, i, m) kd_log(KD_LOG_WARN, "ManagementBackup %s: Backup %s (region %s): %s", meta_str(mb, "name"), bname, region, json_string_value(m));
+done:
+  json_decref(skipped);
+  json_decref(cds);
+  json_decref(cts);
+  json_decref(sel);
+  json_decref(obj);
+  return rc;
+}
+
+/* Plan and carry out every region's part (mb_plan_region) into status st. Returns the requeue
+ * (s) the regions ask for (0: none). */
+static int64_t reconcile_regions(struct ctl *x, json_t *mb, json_t *st, json_t *regional, json_t *backups, bool created) {
+  const char *region;
+  json_t *rv;
+  int64_t rq = 0;
+  json_t *old_regions = json_object_get(json_object_get(mb, "status"), "regions");
+  json_object_foreach(regional, region, rv) {
+    struct mb_region_input ri = {mb, st, region, json_string_value(json_object_get(rv, "error")),
+                                 json_object_get(rv, "backups"), backups, created, time(NULL)};
+    struct mb_region_plan rp;
+    if (mb_plan_region(&ri, &rp) != KD_OK) {
+      kd_log(KD_LOG_WARN, "ManagementBackup %s: region %s: %s", meta_str(mb, "name"), region, kd_errmsg());
+      continue;
+    }
+    if (rp.create) {
+      char msg[REGION_MSG_MAX];
+      kd_rc rc = create_regional(x, mb, region, rp.create_name, msg, sizeof msg);
+      if (rc == KD_ERR_CANCELLED) {
+        mb_region_plan_free(&rp);
+        continue;
+      }
+      if (rc != KD_OK) { /* this region's entry says so; the others and the top level go on */
+        json_t *prev = NULL, *e;
+        size_t i;
+        json_array_foreach(old_regions, i, e) if (kd_streq(json_string_value(json_object_get(e, "region")), region)) prev = e;
+        if (prev) { /* the entry stays as it was, the attempt is not recorded as made */
+          json_t *copy = json_deep_copy(prev);
+          if (copy) {
+            json_decref(rp.entry);
+            rp.entry = copy;
+          }
+        } else {
+          json_object_del(rp.entry, "lastBackupName");
+          json_object_del(rp.entry, "lastBackupTime");
+        }
+        char full[REGION_MSG_MAX + 600];
+        snprintf(full, sizeof full, "creating Backup %s in region %s: %s", rp.create_name, region, msg);
+        json_object_set_new(rp.entry, "error", json_string(full));
+        rp.requeue_s = MB_REGION_RETRY_S;
+      }
+    }
+    const char *err = json_string_value(json_object_get(rp.entry, "error"));
+    if (err) {
+      const char *was = NULL;
+      json_t *e;
+      size_t i;
+      json_array_foreach(old_regions, i, e) if (kd_streq(json_string_value(json_object_get(e, "region")), region))
+          was = json_string_value(json_object_get(e, "error"));
+      if (!kd_streq(was, err)) {
+        events_emit(x->ev, mb, "Warning", "RegionBackupFailed", "%s", err);
+        kd_log(KD_LOG_WARN, "ManagementBackup %s: region %s: %s", meta_str(mb, "name"), region, err);
+      }
+    }
+    if (mb_status_set_region(st, rp.entry) != KD_OK) kd_log(KD_LOG_WARN, "out of memory setting region %s", region);
+    if (rp.requeue_s > 0 && (rq == 0 || rp.requeue_s < rq)) rq = rp.requeue_s;
+    mb_region_plan_free(&rp);
+  }
+  return rq;
+}
+
 static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *gone) {
-  json_t *mb = informer_get(x->inf[INF_MB], NULL, name), *backups = NULL;
+  json_t *mb = informer_get(x->inf[INF_MB], NULL, name), *backups = NULL, *regional = NULL;
   struct mb_plan plan = {0};
   *progress = *gone = false;
   if (!mb) {
@@ -723,7 +853,16 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
   /* what this process created counts only until the cache shows it, and never past the lag */
   json_t *mine = json_object_get(x->created, name);
   struct mb_input in = {mb, backups, json_string_value(json_object_get(mine, "backup")),
-                        (time_t)json_integer_value(json_object_get(mine, "time")), time(NULL), x->restore_wait_s, 0};
+                        (time_t)json_integer_value(json_object_get(mine, "time")), time(NULL), x->restore_wait_s, 0, false};
+  /* the regions in use, each listed once per reconcile: a dead one answers within
+   * REGION_TIMEOUT_MS, and then not again for MB_REGION_RETRY_S */
+  if (!(regional = regions_look(x, name))) {
+    rq = REQUEUE_ERROR_MS;
+    goto done;
+  }
+  const char *rname;
+  json_t *rv;
+  json_object_foreach(regional, rname, rv) in.regions_running = in.regions_running || mb_region_running(name, json_object_get(rv, "backups"));
   char bsl_name[256];
   if (resolve_bsl(x, mb, bsl_name, sizeof bsl_name) == KD_OK) { /* when it last synced, for restored objects */
     json_t *bsl = informer_get(x->inf[INF_BSL], x->ns, bsl_name);
@@ -744,6 +883,7 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
   }
   if (plan.create && (rq = do_create(x, mb, &plan)) != 0) goto done;
   if (plan.create) *progress = true;
+  int64_t region_rq = reconcile_regions(x, mb, plan.status, regional, backups, plan.create);
   const char *err = json_string_value(json_object_get(plan.status, "error"));
   if (err) note_error(x, mb, plan.reason, err);
   bool wrote;
@@ -764,12 +904,14 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
     kd_log(KD_LOG_INFO, "ManagementBackup %s: status rebuilt after restore (last backup %s)", name, last ? last : "not found");
   }
   retain(x, mb, backups);
+  if (region_rq > 0 && (plan.requeue_s <= 0 || region_rq < plan.requeue_s)) plan.requeue_s = region_rq;
   rq = plan.requeue_s > 0 ? plan.requeue_s * 1000 + 50 : 0;
   kd_log(KD_LOG_DEBUG, "ManagementBackup %s: reconciled (%s; next look in %lld ms)", name,
          plan.create ? "created a Backup" : plan.waiting ? "slot due while a Backup runs" : "nothing to create", (long long)rq);
 done:
   mb_plan_free(&plan);
   json_decref(backups);
+  json_decref(regional);
   json_decref(mb);
   return rq;
 }
@@ -1034,6 +1176,7 @@ int controller_main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
   if (cli_client(&g, &x.c) != CLI_OK) goto done;
+  if (region_clients_new(x.c, x.ns, &x.regions) != KD_OK) goto done;
   /* the Lease renews on its own connections, with a timeout well inside the renew deadline */
   struct kube_client_opts lease_opts = {0, 0, -1, 4000, NULL};
   if (x.leader_elect && cli_client_with(&g, &lease_opts, &x.lease_c) != CLI_OK) goto done;
@@ -1131,6 +1274,7 @@ done:
   engine_free(x.eng);
   events_free(x.ev);
   metrics_free(x.m);
+  region_clients_free(x.regions);
   kube_client_free(x.c);
   kube_client_free(x.lease_c);
   json_decref(x.queue);

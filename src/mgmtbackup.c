@@ -425,7 +425,7 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
   if (!last[0]) time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &base);
   if (last[0] && (rc = set_last(p, last, last_t))) goto done;
   int64_t next = cron_next(cs, base);
-  if (next && in->now >= next && !running) {
+  if (next && in->now >= next && !running && !in->regions_running) {
     mb_scheduled_name(name, in->now, p->create_name);
     json_t *same = find_backup(in->backups, p->create_name);
     if (same && !owned(same, label)) {
@@ -454,7 +454,7 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
                     "kcmdr's builtin engine running?",
                     stuck, MB_NOT_STARTED_S / 60);
     p->requeue_s = 60;
-  } else if (in->now >= next && running) {
+  } else if (in->now >= next && (running || in->regions_running)) {
     p->waiting = true;
     p->requeue_s = wake > 0 ? wake : 1; /* the clocks above end the wait even if nothing changes */
   } else {
@@ -498,6 +498,266 @@ fail:
 void mb_plan_free(struct mb_plan *p) {
   json_decref(p->status);
   p->status = NULL;
+}
+
+/* ---- kcm regions ---- */
+
+static const char *cd_region(json_t *cd) {
+  json_t *r = json_object_get(json_object_get(cd, "status"), "region");
+  const char *s = json_string_value(r);
+  return s && s[0] && json_string_length(r) == strlen(s) ? s : NULL;
+}
+
+json_t *mb_regions_in_use(json_t *cds) {
+  json_t *set = json_object(), *out = json_array();
+  size_t i;
+  json_t *o;
+  if (!set || !out) goto fail;
+  json_array_foreach(cds, i, o) {
+    const char *r = cd_region(o);
+    if (r && mb_label_value_valid(r) && json_object_set_new(set, r, json_true())) goto fail;
+  }
+  size_t n = json_object_size(set), j = 0;
+  const char **keys = malloc((n + 1) * sizeof *keys);
+  if (!keys) goto fail;
+  const char *k;
+  json_t *unused;
+  json_object_foreach(set, k, unused) keys[j++] = k;
+  qsort(keys, n, sizeof *keys, cmp_str);
+  for (j = 0; j < n; j++) {
+    if (json_array_append_new(out, json_string(keys[j]))) {
+      free(keys);
+      goto fail;
+    }
+  }
+  free(keys);
+  json_decref(set);
+  return out;
+fail:
+  json_decref(set);
+  json_decref(out);
+  return NULL;
+}
+
+json_t *mb_selectors_for(json_t *cds, json_t *cts, const char *region, bool compact, json_t *skipped) {
+  json_t *mine = json_array(), *out = NULL;
+  size_t i;
+  json_t *o;
+  if (!mine || !cds) goto done;
+  bool want_mgmt = !region || !region[0];
+  json_array_foreach(cds, i, o) {
+    const char *r = cd_region(o);
+    bool keep = want_mgmt ? r == NULL : kd_streq(r, region);
+    if (keep && json_array_append(mine, o)) goto done;
+  }
+  out = mb_selectors(mine, cts, compact, skipped);
+done:
+  json_decref(mine);
+  return out;
+}
+
+void mb_region_backup_name(const char *mb, const char *region, bool scheduled, time_t t, char *out) {
+  char both[2 * MB_NAME_MAX + 2];
+  snprintf(both, sizeof both, "%s-%s", mb, region);
+  if (scheduled) mb_scheduled_name(both, t, out);
+  else mb_bounded(both, MB_NAME_MAX, out);
+}
+
+json_t *mb_region_backup_object(const char *name, const char *ns, const char *mb_name, const char *region,
+                                const char *bsl, json_t *selectors) {
+  json_t *b = mb_backup_object(name, ns, mb_name, bsl, selectors);
+  json_t *labels = json_object_get(json_object_get(b, "metadata"), "labels");
+  if (b && (!labels || json_object_set_new(labels, MB_LABEL_REGION, json_string(region)))) {
+    json_decref(b);
+    return NULL;
+  }
+  return b;
+}
+
+static bool owned_by(json_t *b, const char *mb) {
+  char label[MB_LABEL_MAX + 1];
+  mb_bounded(mb, MB_LABEL_MAX, label);
+  return owned(b, label);
+}
+
+bool mb_region_running(const char *mb, json_t *backups) {
+  size_t i;
+  json_t *b;
+  json_array_foreach(backups, i, b) {
+    const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
+    bool synced = json_object_get(json_object_get(json_object_get(b, "metadata"), "annotations"), VELERO_SYNCED_ANNOTATION);
+    if (owned_by(b, mb) && velero_phase_running(phase) && !(synced && (!phase || !phase[0]))) return true;
+  }
+  return false;
+}
+
+json_t *mb_pick_region_backup(const char *mb, const char *region, bool scheduled, bool finished_only, json_t *backups,
+                              time_t now) {
+  char both[2 * MB_NAME_MAX + 2], want[MB_NAME_MAX + 1];
+  snprintf(both, sizeof both, "%s-%s", mb, region);
+  mb_region_backup_name(mb, region, false, 0, want);
+  size_t i;
+  json_t *b, *best = NULL;
+  time_t best_t = 0, t;
+  json_array_foreach(backups, i, b) {
+    json_t *labels = json_object_get(json_object_get(b, "metadata"), "labels");
+    const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
+    if (!owned_by(b, mb) || !kd_streq(json_string_value(json_object_get(labels, MB_LABEL_REGION)), region)) continue;
+    if (finished_only && !kd_streq(phase, VELERO_PHASE_COMPLETED) && !kd_streq(phase, VELERO_PHASE_PARTIALLY_FAILED))
+      continue;
+    const char *name = meta_str(b, "name");
+    if (!scheduled) {
+      if (kd_streq(name, want)) return b;
+      continue;
+    }
+    if (!mb_parse_scheduled_name(both, name, &t) || t > now) continue;
+    if (!best || t > best_t) best = b, best_t = t;
+  }
+  return best;
+}
+
+kd_rc mb_status_set_region(json_t *st, json_t *entry) {
+  json_t *regions = json_object_get(st, "regions");
+  const char *want = json_string_value(json_object_get(entry, "region"));
+  if (!json_is_array(regions)) {
+    if (json_object_set_new(st, "regions", json_array()) || !(regions = json_object_get(st, "regions")))
+      return kd_fail(KD_ERR_NOMEM, "out of memory");
+  }
+  size_t i;
+  json_t *e;
+  json_array_foreach(regions, i, e) {
+    if (kd_streq(json_string_value(json_object_get(e, "region")), want)) {
+      if (json_array_set(regions, i, entry)) return kd_fail(KD_ERR_NOMEM, "out of memory");
+      return KD_OK;
+    }
+  }
+  if (json_array_append(regions, entry)) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return KD_OK;
+}
+
+/* the entry's lastBackup mirrors the listed Backup its lastBackupName names */
+static kd_rc region_mirror(json_t *entry, json_t *backups) {
+  json_t *b = find_backup(backups, json_string_value(json_object_get(entry, "lastBackupName")));
+  json_t *bst = json_object_get(b, "status");
+  if (json_is_object(bst) && json_object_set(entry, "lastBackup", bst)) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return KD_OK;
+}
+
+static kd_rc region_set_last(json_t *entry, const char *name, time_t t) {
+  if (json_object_set_new(entry, "lastBackupName", json_string(name)) || set_time(entry, "lastBackupTime", t))
+    return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return KD_OK;
+}
+
+static kd_rc region_error(json_t *entry, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static kd_rc region_error(json_t *entry, const char *fmt, ...) {
+  char msg[1500];
+  va_list ap;
+  va_start(ap, fmt);
+  int full = vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (full >= (int)sizeof msg) msg[kd_utf8_cut(msg, sizeof msg - 1)] = '\0';
+  if (json_object_set_new(entry, "error", json_string(msg))) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  return KD_OK;
+}
+
+/* May a regional Backup be made for the management Backup mname? Only when it was made on this
+ * cluster: created now, or listed and not synced in from a location. */
+static bool made_here(const struct mb_region_input *in, const char *mname) {
+  if (in->mgmt_created) return true;
+  json_t *b = find_backup(in->mgmt_backups, mname);
+  if (!b || !owned_by(b, meta_str(in->mb, "name"))) return false;
+  return !json_object_get(json_object_get(json_object_get(b, "metadata"), "annotations"), VELERO_SYNCED_ANNOTATION) &&
+         !json_object_get(json_object_get(json_object_get(b, "metadata"), "labels"), VELERO_LABEL_RESTORE);
+}
+
+kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *out) {
+  memset(out, 0, sizeof *out);
+  const char *name = meta_str(in->mb, "name");
+  json_t *sched_json = json_object_get(json_object_get(in->mb, "spec"), "schedule");
+  bool scheduled = json_string_length(sched_json) > 0;
+  json_t *labels = json_object_get(json_object_get(in->mb, "metadata"), "labels");
+  bool restored = json_object_get(labels, VELERO_LABEL_RESTORE) && json_object_get(labels, VELERO_LABEL_BACKUP);
+  json_t *cur = NULL, *e;
+  size_t i;
+  kd_rc rc = KD_OK;
+  json_array_foreach(json_object_get(json_object_get(in->mb, "status"), "regions"), i, e) {
+    if (kd_streq(json_string_value(json_object_get(e, "region")), in->region)) cur = e;
+  }
+  out->entry = json_is_object(cur) ? json_deep_copy(cur) : json_object();
+  if (!out->entry || json_object_set_new(out->entry, "region", json_string(in->region))) goto nomem;
+  json_object_del(out->entry, "error");
+  if (!name) return KD_OK;
+  if (scheduled) { /* every region's next attempt is the top level's (kcm: one schedule) */
+    json_t *na = json_object_get(in->status, "nextAttempt");
+    if (!na) json_object_del(out->entry, "nextAttempt");
+    else if (json_object_set(out->entry, "nextAttempt", na)) goto nomem;
+  }
+  if (in->error) {
+    if ((rc = region_error(out->entry, "%s", in->error))) goto fail;
+    out->requeue_s = MB_REGION_RETRY_S;
+    return KD_OK;
+  }
+  if (restored) { /* rebuilt like the top level, from what the region's cluster lists */
+    json_t *b = mb_pick_region_backup(name, in->region, scheduled, false, in->backups, in->now);
+    if (b) {
+      if ((rc = region_set_last(out->entry, meta_str(b, "name"), backup_time(name, b))) ||
+          (rc = region_mirror(out->entry, in->backups)))
+        goto fail;
+    }
+    return KD_OK;
+  }
+  char want[MB_NAME_MAX + 1];
+  const char *mlast = json_string_value(json_object_get(in->status, "lastBackupName"));
+  if (scheduled) {
+    time_t slot;
+    if (!mlast || !mb_parse_scheduled_name(name, mlast, &slot)) goto mirror; /* no slot began yet */
+    mb_region_backup_name(name, in->region, true, slot, want);
+  } else {
+    if (!mlast) goto mirror;
+    mb_region_backup_name(name, in->region, false, 0, want);
+  }
+  json_t *b = find_backup(in->backups, want);
+  if (b && !owned_by(b, name)) {
+    if ((rc = region_error(out->entry, "a Backup named %s already exists in region %s and was not made for this "
+                           "ManagementBackup", want, in->region)))
+      goto fail;
+    out->requeue_s = MB_REGION_RETRY_S;
+    goto mirror;
+  }
+  if (b) {
+    time_t t;
+    if (!kd_streq(json_string_value(json_object_get(out->entry, "lastBackupName")), want) ||
+        !time_field(out->entry, "lastBackupTime", &t))
+      if ((rc = region_set_last(out->entry, want, backup_time(want, b)))) goto fail;
+  } else if (!kd_streq(json_string_value(json_object_get(out->entry, "lastBackupName")), want) && made_here(in, mlast) &&
+             !mb_region_running(name, in->backups)) {
+    out->create = true;
+    snprintf(out->create_name, sizeof out->create_name, "%s", want);
+    json_object_del(out->entry, "lastBackup");
+    if ((rc = region_set_last(out->entry, want, in->now))) goto fail;
+    out->requeue_s = MB_REGION_POLL_S;
+    return KD_OK;
+  } else if (!kd_streq(json_string_value(json_object_get(out->entry, "lastBackupName")), want) && made_here(in, mlast)) {
+    out->requeue_s = MB_REGION_POLL_S; /* the region's previous Backup still runs: wait for it */
+  }
+mirror:
+  if ((rc = region_mirror(out->entry, in->backups))) goto fail;
+  if (json_object_get(out->entry, "lastBackupName") &&
+      !velero_phase_terminal(json_string_value(json_object_get(json_object_get(out->entry, "lastBackup"), "phase"))) &&
+      find_backup(in->backups, json_string_value(json_object_get(out->entry, "lastBackupName"))))
+    out->requeue_s = MB_REGION_POLL_S; /* no watch on the region: its Backup is polled while it runs */
+  return KD_OK;
+nomem:
+  rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+fail:
+  mb_region_plan_free(out);
+  return rc;
+}
+
+void mb_region_plan_free(struct mb_region_plan *p) {
+  json_decref(p->entry);
+  p->entry = NULL;
 }
 
 /* ---- the controller's bookkeeping ---- */

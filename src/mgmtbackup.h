@@ -69,6 +69,8 @@ struct mb_input {
   time_t bsl_synced;        /* status.lastSyncedTime of mb's storage location (0: unknown): a
                              * restored schedule picks its newest Backup only once a sync pass
                              * has ended since that Backup (or the restored object) was made */
+  bool regions_running;     /* a regional Backup of mb still runs (mb_region_running): no new
+                             * scheduled slot starts, as no management Backup of it may run */
 };
 
 struct mb_plan {
@@ -91,6 +93,73 @@ void mb_plan_free(struct mb_plan *p);
  * those labelled for mb: for a schedule the newest "<mb>-<timestamp>" whose time is not after
  * now; else the Backup named like mb. Borrowed reference or NULL. */
 json_t *mb_pick_restored(const char *mb, bool scheduled, json_t *backups, time_t now);
+
+/* ---- kcm regions (kcm >= 1.4) ---- */
+
+#define MB_LABEL_REGION "k0rdent.mirantis.com/region"
+#define MB_ANNOTATION_REGION_PAUSE "k0rdent.mirantis.com/region-pause"
+#define MB_REGION_POLL_S 5    /* a running regional Backup is looked at this often (no watch there) */
+#define MB_REGION_RETRY_S 15  /* a region in error is tried again after this long */
+
+/* The regions in use: the distinct status.region of the ClusterDeployments cds (array,
+ * borrowed), sorted; a value no label can hold is left out (it could label nothing). New
+ * reference ([] when none); NULL on no memory. */
+json_t *mb_regions_in_use(json_t *cds);
+
+/* mb_selectors over the ClusterDeployments of one region only: region NULL or "" selects those
+ * without status.region (the management cluster's own backup), else those whose status.region
+ * is region. Same ownership and failure as mb_selectors. */
+json_t *mb_selectors_for(json_t *cds, json_t *cts, const char *region, bool compact, json_t *skipped);
+
+/* The name of region's Backup of mb: scheduled "<mb>-<region>-YYYYMMDDhhmmss" (t), or on
+ * demand "<mb>-<region>". Too long a name keeps its stamp: the "<mb>-<region>" part is
+ * bounded (mb_bounded) as mb_scheduled_name bounds mb. out: MB_NAME_MAX+1. */
+void mb_region_backup_name(const char *mb, const char *region, bool scheduled, time_t t, char *out);
+
+/* mb_backup_object for region's cluster, also labelled MB_LABEL_REGION=region. */
+json_t *mb_region_backup_object(const char *name, const char *ns, const char *mb_name, const char *region,
+                                const char *bsl, json_t *selectors);
+
+/* Does one of backups (array, borrowed) labelled for mb still run (New, InProgress, ...)? */
+bool mb_region_running(const char *mb, json_t *backups);
+
+/* Region's Backup of mb among backups (array, borrowed; those labelled for mb and region): for
+ * a schedule the newest "<mb>-<region>-<stamp>" not after now, else the one on demand.
+ * finished_only: only Completed or PartiallyFailed ones count (what a restore may read).
+ * Borrowed reference or NULL. */
+json_t *mb_pick_region_backup(const char *mb, const char *region, bool scheduled, bool finished_only, json_t *backups,
+                              time_t now);
+
+/* One region's part of a reconcile, decided like the top level (mb_plan_reconcile). A regional
+ * Backup is created only for a management Backup made on this cluster: in the same reconcile
+ * (mgmt_created), or listed in mgmt_backups and not synced in from a location (a region that
+ * was unreachable at the slot catches up on that slot). A Backup synced in (after a restore)
+ * never leads to a regional one of the same name, which the bucket may still hold. */
+struct mb_region_input {
+  json_t *mb;             /* the ManagementBackup (borrowed) */
+  json_t *status;         /* the top-level status as planned this reconcile (borrowed) */
+  const char *region;
+  const char *error;      /* the region's cluster cannot be reached or its Region is wrong: the
+                           * message for the entry, or NULL */
+  json_t *backups;        /* the Backups in the region's system namespace (borrowed; NULL with error) */
+  json_t *mgmt_backups;   /* the management cluster's Backups as listed (borrowed) */
+  bool mgmt_created;      /* the top level creates its Backup (status.lastBackupName) now */
+  time_t now;
+};
+struct mb_region_plan {
+  json_t *entry;          /* the status.regions[] entry to write (new reference) */
+  bool create;            /* create create_name in the region */
+  char create_name[MB_NAME_MAX + 1];
+  int64_t requeue_s;      /* look again after this long (0: no need) */
+};
+/* Decide one region (see struct mb_region_input). KD_ERR_NOMEM only; free with
+ * mb_region_plan_free. */
+kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *out);
+void mb_region_plan_free(struct mb_region_plan *p);
+
+/* status.regions with entry put in place of the one of its region (or appended): st is changed
+ * in place. KD_ERR_NOMEM only. */
+kd_rc mb_status_set_region(json_t *st, json_t *entry);
 
 /* ---- the controller's bookkeeping, pure so that it is tested alone ---- */
 

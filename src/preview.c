@@ -158,12 +158,12 @@ static void pv_free(struct pv *p) {
   pthread_mutex_destroy(&p->mu);
 }
 
-int preview_restore(kube_client *c, const char *ns, json_t *restore, bool diff, enum cli_output fmt) {
+int preview_restore(kube_client *c, const char *ns, json_t *restore, json_t *modifiers, bool diff, enum cli_output fmt) {
   json_t *backup = NULL, *bsl = NULL, *verrors = json_array(), *objects = NULL, *doc = NULL;
   objstore *st = NULL;
   char store_error[1200] = "";
   struct pv p = {.want_diff = diff};
-  struct restore_dry_run dry = {pv_verdict, &p, verrors, NULL};
+  struct restore_dry_run dry = {pv_verdict, &p, verrors, NULL, modifiers};
   struct restore_result res = {0};
   cli_table *t = NULL;
   long count[RESTORE_V_FAIL + 1] = {0};

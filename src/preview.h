@@ -21,7 +21,7 @@
  * summary; diff: a unified diff of each update and conflict, server-set fields aside
  * (diff.h). fmt json|yaml: all of it as one object. Returns CLI_OK when the restore would end
  * Completed with no object failing or in conflict, else CLI_FAIL (after saying why). */
-int preview_restore(kube_client *c, const char *ns, json_t *restore, bool diff, enum cli_output fmt);
+int preview_restore(kube_client *c, const char *ns, json_t *restore, json_t *modifiers, bool diff, enum cli_output fmt);
 
 /* `kcmdr backup diff NAME`: the objects of backup name (ns) read from its location (checksums
  * checked, decrypted with the location's keys) against the cluster now: changed (server-set

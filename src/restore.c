@@ -620,8 +620,10 @@ static kd_rc rs_validate(struct rs *r, json_t *errors) {
     const char *kind = rs_cstr(rm, "kind"), *cm_name = rs_cstr(rm, "name");
     if (!kind || strcasecmp(kind, "configmap") != 0 || !cm_name || !cm_name[0])
       return rs_add_error(errors, "spec.resourceModifier must name a ConfigMap (kind: ConfigMap, name: ...)");
-    json_t *cm = NULL;
-    rc = kube_get(r->c, &rs_cm_res, job->ns, cm_name, &cm);
+    json_t *cm = NULL, *unwritten = job->dry_run ? job->dry_run->modifiers : NULL;
+    rc = unwritten && kd_streq(rs_cstr(json_object_get(unwritten, "metadata"), "name"), cm_name)
+             ? (cm = json_incref(unwritten), KD_OK)
+             : kube_get(r->c, &rs_cm_res, job->ns, cm_name, &cm);
     if (rc == KD_ERR_NOTFOUND)
       return rs_add_error(errors, "failed to get resource modifiers configmap %s/%s", job->ns, cm_name);
     if (rc) return kd_fail_wrap(rc, "reading the resource modifiers ConfigMap %s/%s", job->ns, cm_name);

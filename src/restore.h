@@ -58,6 +58,8 @@ struct restore_dry_run {
   void *ud;
   json_t *validation_errors; /* an array the FailedValidation messages are appended to */
   json_t *results;           /* out: the results file the restore would write ({warnings, errors}; new reference) */
+  json_t *modifiers;         /* borrowed, or NULL: the ConfigMap spec.resourceModifier names, as it would be written
+                              * (a preview writes nothing, so the engine reads this instead of the cluster's) */
 };
 
 struct restore_job {

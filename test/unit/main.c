@@ -31,6 +31,7 @@ int main(void) {
       test_metrics,
       test_owner,
       test_preview,
+      test_region,
   };
   int failed = 0;
   for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) failed += groups[i]();

@@ -285,7 +285,7 @@ static json_t *backup(const char *name, const char *owner, const char *phase, co
 static const char *st_str(struct mb_plan *p, const char *k) { return json_string_value(json_object_get(p->status, k)); }
 
 static void plan(json_t *mb, json_t *backups, const char *pending, time_t pending_time, struct mb_plan *p) {
-  struct mb_input in = {mb, backups, pending, pending_time, NOW, 0, NOW - 1};
+  struct mb_input in = {mb, backups, pending, pending_time, NOW, 0, NOW - 1, false};
   assert_int_equal(mb_plan_reconcile(&in, p), KD_OK);
 }
 
@@ -531,7 +531,7 @@ static void plan_restored_waits_for_its_backups(void **state) {
     /* review: only the oldest Backup is back, made 20 s ago by a sync pass that has not ended
      * (the last pass ended an hour ago): the newest may still come, so nothing is picked yet */
     json_t *old = json_pack("[o]", backup("kcm-20251230000000", "kcm", "Completed", "2025-12-31T23:59:40Z"));
-    struct mb_input early = {mb, old, NULL, 0, NOW, 0, NOW - 3600};
+    struct mb_input early = {mb, old, NULL, 0, NOW, 0, NOW - 3600, false};
     assert_int_equal(mb_plan_reconcile(&early, &p), KD_OK);
     assert_false(p.drop_restore_labels);
     assert_false(p.create);
@@ -560,7 +560,7 @@ static void plan_restored_waits_for_its_backups(void **state) {
     snprintf(first, sizeof first, "%s", st_str(&p, "error"));
     mb_plan_free(&p);
     /* review: the message stays the same on every look (no Event and status write each time) */
-    struct mb_input later = {mb, none, NULL, 0, NOW + 600, 0, 0};
+    struct mb_input later = {mb, none, NULL, 0, NOW + 600, 0, 0, false};
     assert_int_equal(mb_plan_reconcile(&later, &p), KD_OK);
     assert_string_equal(st_str(&p, "error"), first);
     mb_plan_free(&p);
@@ -581,7 +581,7 @@ static void plan_restored_after_its_backups_were_synced_rebuilds_at_once(void **
   json_t *labels = json_pack("{s:s,s:s}", VELERO_LABEL_RESTORE, "r1", VELERO_LABEL_BACKUP, "kcm-20251231000000");
   json_t *sched = mb_obj("kcm", "@every 1h", "2025-12-31T23:59:59Z", NULL, json_incref(labels));
   json_t *once = mb_obj("one", NULL, "2025-12-31T23:59:59Z", NULL, json_incref(labels));
-  struct mb_input in = {sched, bs, NULL, 0, NOW, 0, NOW - 590};
+  struct mb_input in = {sched, bs, NULL, 0, NOW, 0, NOW - 590, false};
   struct mb_plan p;
   assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
   assert_true(p.drop_restore_labels);

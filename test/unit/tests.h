@@ -17,6 +17,7 @@ int test_kube(void);
 int test_http(void);
 int test_cron(void);
 int test_mgmtbackup(void);
+int test_region(void);
 int test_jsonscan(void);
 int test_velero(void);
 int test_archive(void);

@@ -1,0 +1,262 @@
+/* test_region.c — kcm regions, the pure part (mgmtbackup.h): regions in use, selectors per
+ * region, regional names and objects, and mb_plan_region's decisions: create with the
+ * management slot, catch up on a slot made here, never for a slot synced in from a bucket,
+ * an error stays in its entry, a deleted regional Backup is not made again, the rebuild after a
+ * restore, and a running regional Backup holding the next management slot. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mgmtbackup.h"
+#include "tests.h"
+#include "velero.h"
+
+#define NOW 1767225600 /* 2026-01-01T00:00:00Z */
+
+static json_t *rcd(const char *name, const char *region) {
+  json_t *o = json_pack("{s:{s:s,s:s},s:{s:s},s:{}}", "metadata", "name", name, "namespace", "ns", "spec", "template", "t",
+                        "status");
+  if (region) json_object_set_new(json_object_get(o, "status"), "region", json_string(region));
+  return o;
+}
+
+static const char *nm(json_t *o) { return json_string_value(json_object_get(json_object_get(o, "metadata"), "name")); }
+
+static bool selects(json_t *sels, const char *k, const char *v) {
+  size_t i;
+  json_t *s;
+  json_array_foreach(sels, i, s) if (kd_streq(json_string_value(json_object_get(json_object_get(s, "matchLabels"), k)), v)) return true;
+  return false;
+}
+
+/* tried: ClusterDeployments in two regions, one without, one with a region no label can hold.
+ * asserted: regions sorted and distinct, the bad one left out; the management selectors leave
+ * the regional clusters out, a region's select only its own. */
+static void regions_and_selectors(void **state) {
+  (void)state;
+  json_t *cds = json_pack("[o,o,o,o,o]", rcd("m1", NULL), rcd("e1", "east"), rcd("w1", "west"), rcd("e2", "east"),
+                          rcd("bad", "no/such label"));
+  json_t *cts = json_array();
+  json_t *rs = mb_regions_in_use(cds);
+  assert_int_equal(json_array_size(rs), 2);
+  assert_string_equal(json_string_value(json_array_get(rs, 0)), "east");
+  assert_string_equal(json_string_value(json_array_get(rs, 1)), "west");
+  json_t *m = mb_selectors_for(cds, cts, NULL, false, NULL), *e = mb_selectors_for(cds, cts, "east", false, NULL);
+  assert_true(selects(m, "cluster.x-k8s.io/cluster-name", "m1"));
+  assert_false(selects(m, "cluster.x-k8s.io/cluster-name", "e1"));
+  assert_false(selects(m, "cluster.x-k8s.io/cluster-name", "w1"));
+  assert_true(selects(e, "cluster.x-k8s.io/cluster-name", "e1") && selects(e, "cluster.x-k8s.io/cluster-name", "e2"));
+  assert_false(selects(e, "cluster.x-k8s.io/cluster-name", "m1") || selects(e, "cluster.x-k8s.io/cluster-name", "w1"));
+  assert_true(selects(e, MB_LABEL_COMPONENT, MB_LABEL_COMPONENT_VALUE)); /* the fixed ones stay */
+  json_decref(m);
+  json_decref(e);
+  json_decref(rs);
+  json_decref(cds);
+  json_decref(cts);
+}
+
+/* tried: names for a short and a very long ManagementBackup; the object. asserted: kcm's
+ * "<mb>-<region>-<stamp>" and "<mb>-<region>", the stamp kept under the 253 bound, the region
+ * label and the management-backup label on the object. */
+static void names_and_object(void **state) {
+  (void)state;
+  char out[MB_NAME_MAX + 1], big[300];
+  mb_region_backup_name("kcm", "east", true, NOW, out);
+  assert_string_equal(out, "kcm-east-20260101000000");
+  mb_region_backup_name("kcm", "east", false, 0, out);
+  assert_string_equal(out, "kcm-east");
+  memset(big, 'a', 250);
+  big[250] = '\0';
+  mb_region_backup_name(big, "east", true, NOW, out);
+  assert_true(strlen(out) <= MB_NAME_MAX);
+  assert_string_equal(out + strlen(out) - 15, "-20260101000000");
+  json_t *sel = json_array(), *o = mb_region_backup_object("kcm-east", "kcm-system", "kcm", "east", "default", sel);
+  json_t *labels = json_object_get(json_object_get(o, "metadata"), "labels");
+  assert_string_equal(json_string_value(json_object_get(labels, MB_LABEL_REGION)), "east");
+  assert_string_equal(json_string_value(json_object_get(labels, MB_LABEL_BACKUP)), "kcm");
+  json_decref(o);
+  json_decref(sel);
+}
+
+static json_t *bk(const char *name, const char *mb, const char *region, const char *phase, bool synced) {
+  json_t *o = json_pack("{s:{s:s,s:{s:s}},s:{}}", "metadata", "name", name, "labels", MB_LABEL_BACKUP, mb, "status");
+  if (region) json_object_set_new(json_object_get(json_object_get(o, "metadata"), "labels"), MB_LABEL_REGION, json_string(region));
+  if (phase) json_object_set_new(json_object_get(o, "status"), "phase", json_string(phase));
+  if (synced) json_object_set_new(json_object_get(o, "metadata"), "annotations", json_pack("{s:s}", VELERO_SYNCED_ANNOTATION, "default"));
+  return o;
+}
+
+static json_t *sched_mb(json_t *regions, json_t *labels) {
+  json_t *o = json_pack("{s:{s:s,s:s},s:{s:s},s:{s:s,s:s}}", "metadata", "name", "kcm", "creationTimestamp",
+                        "2025-12-01T00:00:00Z", "spec", "schedule", "@every 1h", "status", "lastBackupName",
+                        "kcm-20251231230000", "lastBackupTime", "2025-12-31T23:00:00Z");
+  if (regions) json_object_set_new(json_object_get(o, "status"), "regions", regions);
+  if (labels) json_object_set_new(json_object_get(o, "metadata"), "labels", labels);
+  return o;
+}
+
+/* tried: the management plan makes slot kcm-20260101000000 now, the region lists nothing.
+ * asserted: the region's Backup of that slot is created, the entry names it, nextAttempt is
+ * the top level's, a poll is asked. Then: the region unreachable at that slot (error) -> the
+ * entry keeps its error and nothing is created; reachable again with the management Backup
+ * made here (listed, not synced) -> it catches up on the slot; synced in from a bucket -> no
+ * Backup of that name is made; a deleted regional Backup named by the entry is not made again. */
+static void plan_region_schedule(void **state) {
+  (void)state;
+  json_t *mb = sched_mb(NULL, NULL);
+  json_t *st = json_pack("{s:s,s:s,s:s}", "lastBackupName", "kcm-20260101000000", "lastBackupTime", "2026-01-01T00:00:00Z",
+                         "nextAttempt", "2026-01-01T01:00:00Z");
+  json_t *none = json_array(), *mgmt = json_array();
+  struct mb_region_input in = {mb, st, "east", NULL, none, mgmt, true, NOW};
+  struct mb_region_plan p;
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_true(p.create);
+  assert_string_equal(p.create_name, "kcm-east-20260101000000");
+  assert_string_equal(json_string_value(json_object_get(p.entry, "lastBackupName")), "kcm-east-20260101000000");
+  assert_string_equal(json_string_value(json_object_get(p.entry, "region")), "east");
+  assert_string_equal(json_string_value(json_object_get(p.entry, "nextAttempt")), "2026-01-01T01:00:00Z");
+  assert_true(p.requeue_s > 0);
+  mb_region_plan_free(&p);
+
+  /* unreachable: the error is this entry's, nothing is created */
+  in.error = "region east: listing Backups: connection refused";
+  in.backups = NULL;
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_string_equal(json_string_value(json_object_get(p.entry, "error")), in.error);
+  mb_region_plan_free(&p);
+
+  /* back, a reconcile later: the slot was made here -> catch up */
+  in.error = NULL;
+  in.backups = none;
+  in.mgmt_created = false;
+  json_array_append_new(mgmt, bk("kcm-20260101000000", "kcm", NULL, "InProgress", false));
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_true(p.create);
+  assert_null(json_object_get(p.entry, "error"));
+  mb_region_plan_free(&p);
+
+  /* the same slot synced in from the location (after a restore): never made again here */
+  json_array_clear(mgmt);
+  json_array_append_new(mgmt, bk("kcm-20260101000000", "kcm", NULL, "Completed", true));
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  mb_region_plan_free(&p);
+
+  /* the entry already names the slot's Backup and the region no longer lists it: deleted, not remade */
+  json_array_clear(mgmt);
+  json_array_append_new(mgmt, bk("kcm-20260101000000", "kcm", NULL, "InProgress", false));
+  json_decref(mb);
+  mb = sched_mb(json_pack("[{s:s,s:s,s:s}]", "region", "east", "lastBackupName", "kcm-east-20260101000000", "lastBackupTime",
+                          "2026-01-01T00:00:00Z"), NULL);
+  in.mb = mb;
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  mb_region_plan_free(&p);
+
+  /* listed and finished: mirrored into the entry */
+  json_t *listed = json_pack("[o]", bk("kcm-east-20260101000000", "kcm", "east", "Completed", false));
+  in.backups = listed;
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(p.entry, "lastBackup"), "phase")), "Completed");
+  mb_region_plan_free(&p);
+
+  /* a Backup of that name that is not ours: an error in the entry, no create */
+  json_decref(listed);
+  listed = json_pack("[o]", bk("kcm-east-20260101000000", "someone", "east", "Completed", false));
+  json_decref(mb);
+  mb = sched_mb(NULL, NULL);
+  in.mb = mb;
+  in.backups = listed;
+  in.mgmt_created = true;
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_non_null(strstr(json_string_value(json_object_get(p.entry, "error")), "was not made for this ManagementBackup"));
+  mb_region_plan_free(&p);
+  json_decref(listed);
+  json_decref(mb);
+  json_decref(st);
+  json_decref(none);
+  json_decref(mgmt);
+}
+
+/* tried: an on-demand ManagementBackup whose management Backup is created now; then one
+ * restored (velero labels) whose region lists its Backups. asserted: "<mb>-<region>" is
+ * created; the restored entry is rebuilt from the region's newest scheduled Backup not in the
+ * future, and nothing is created. */
+static void plan_region_on_demand_and_restored(void **state) {
+  (void)state;
+  json_t *mb = json_pack("{s:{s:s},s:{},s:{s:s}}", "metadata", "name", "once", "spec", "status", "lastBackupName", "once");
+  json_t *st = json_pack("{s:s}", "lastBackupName", "once"), *none = json_array(), *mgmt = json_array();
+  struct mb_region_input in = {mb, st, "west", NULL, none, mgmt, true, NOW};
+  struct mb_region_plan p;
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_true(p.create);
+  assert_string_equal(p.create_name, "once-west");
+  assert_null(json_object_get(p.entry, "nextAttempt"));
+  mb_region_plan_free(&p);
+  json_decref(mb);
+
+  mb = sched_mb(NULL, json_pack("{s:s,s:s}", VELERO_LABEL_RESTORE, "r1", VELERO_LABEL_BACKUP, "kcm-20251231230000"));
+  json_t *listed = json_pack("[o,o,o]", bk("kcm-west-20251231220000", "kcm", "west", "Completed", true),
+                             bk("kcm-west-20251231230000", "kcm", "west", "Completed", true),
+                             bk("kcm-west-29990101000000", "kcm", "west", "Completed", true));
+  in.mb = mb;
+  in.backups = listed;
+  in.mgmt_created = false;
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_string_equal(json_string_value(json_object_get(p.entry, "lastBackupName")), "kcm-west-20251231230000");
+  mb_region_plan_free(&p);
+  /* the restore command's pick: only finished ones, by name's time */
+  json_t *b = mb_pick_region_backup("kcm", "west", true, true, listed, NOW);
+  assert_string_equal(nm(b), "kcm-west-20251231230000");
+  assert_null(mb_pick_region_backup("kcm", "east", true, true, listed, NOW));
+  json_decref(listed);
+  json_decref(mb);
+  json_decref(st);
+  json_decref(none);
+  json_decref(mgmt);
+}
+
+/* tried: a regional Backup of the schedule still runs when the next slot is due. asserted:
+ * mb_region_running sees it, and the management plan then creates nothing and waits. */
+static void plan_waits_for_a_running_region(void **state) {
+  (void)state;
+  json_t *rb = json_pack("[o]", bk("kcm-east-20251231230000", "kcm", "east", "InProgress", false));
+  assert_true(mb_region_running("kcm", rb));
+  assert_false(mb_region_running("other", rb));
+  json_t *mb = sched_mb(NULL, NULL), *backups = json_array();
+  struct mb_input in = {mb, backups, NULL, 0, NOW, 0, 0, true};
+  struct mb_plan p;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_true(p.waiting);
+  mb_plan_free(&p);
+  in.regions_running = false;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_true(p.create);
+  mb_plan_free(&p);
+  json_t *st = json_object(), *e = json_pack("{s:s,s:s}", "region", "east", "error", "x");
+  assert_int_equal(mb_status_set_region(st, e), KD_OK);
+  json_object_set_new(e, "error", json_string("y"));
+  assert_int_equal(mb_status_set_region(st, e), KD_OK);
+  assert_int_equal(json_array_size(json_object_get(st, "regions")), 1);
+  json_decref(e);
+  json_decref(st);
+  json_decref(mb);
+  json_decref(backups);
+  json_decref(rb);
+}
+
+int test_region(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(regions_and_selectors),
+      cmocka_unit_test(names_and_object),
+      cmocka_unit_test(plan_region_schedule),
+      cmocka_unit_test(plan_region_on_demand_and_restored),
+      cmocka_unit_test(plan_waits_for_a_running_region),
+  };
+  return cmocka_run_group_tests_name("region", tests, NULL, NULL);
+}
