@@ -112,6 +112,7 @@ static void jl_vnote(joblog *j, enum joblog_level level, const char *ns, const c
     jl_result(j, level == JOBLOG_ERROR, NULL, msg);
   }
   pthread_mutex_unlock(&j->mu);
+  if (j->quiet && !kd_log_enabled(KD_LOG_DEBUG)) return;
   kd_log(level == JOBLOG_INFO ? KD_LOG_DEBUG : level == JOBLOG_WARN ? KD_LOG_WARN : KD_LOG_ERROR, "%s %s: %s", j->kind,
          j->ref, msg);
 }

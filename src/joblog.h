@@ -32,6 +32,8 @@ typedef struct joblog {
   atomic_int failed;
   kd_rc fail_rc;
   char fail_msg[1024];
+  bool quiet;         /* set by the owner after init: per-object lines reach the process log only at
+                       * debug verbosity (a preview reports them itself) */
 } joblog;
 
 /* Start j for the execution of kind ("backup"/"restore", static) ns/name; gzip_level 1..9.

@@ -1473,6 +1473,7 @@ kd_rc restore_execute(const struct restore_job *job, struct restore_result *res)
     goto out;
   }
   if ((rc = joblog_init(&r.jl, "restore", job->ns, r.name, 6))) goto out;
+  r.jl.quiet = job->dry_run != NULL; /* the preview prints every verdict and the results */
   if (!errors || !(r.grs = json_object()) || !(r.ns_objects = json_object()) ||
       !(r.ensured = json_object()) || !(r.crds = json_object())) {
     rc = kd_fail(KD_ERR_NOMEM, "out of memory");

@@ -135,8 +135,8 @@ gadgets.preview.kcmdr.test kcm-system/g1" \
   expect_exit 0 "$KCMDR" restore create --from-backup before-upgrade --existing-resource-policy update \
     --resource-modifier-configmap rollback --dry-run --diff
   grep -Eq "^update +managements.k0rdent.mirantis.com +$mgmt" <<<"$OUT" || fail "no table line for the Management: $OUT"
-  assert_contains "$OUT" "-    \"release\": \"kcm-9-9-9\"," "preview --diff: the release now"
-  assert_contains "$OUT" "+    \"release\": \"$release\"," "preview --diff: the release restored"
+  assert_contains "$OUT" "-    \"release\": \"kcm-9-9-9\"" "preview --diff: the release now"
+  assert_contains "$OUT" "+    \"release\": \"$release\"" "preview --diff: the release restored"
 
   # (b) an object the CRD's schema refuses
   expect_exit 1 "$KCMDR" restore create --from-backup before-upgrade --existing-resource-policy update \

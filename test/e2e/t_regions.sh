@@ -79,6 +79,19 @@ YAML
   wait_until 30 kubectl -n kcm-system get backup once-east
   kubectl delete region east >/dev/null
   kubectl -n kcm-system delete secret rcd-east-0-kubeconfig cd-00000-identity >/dev/null
+  # its preview first: the same decisions (the Region paused, the regional Secret left out),
+  # yet neither the region-pause ConfigMap nor a Restore is written
+  # (exit 1: Region west exists and differs by the pause annotation, a conflict under policy none)
+  local prc=0
+  "$KCMDR" restore create rs-mgmt --from-backup once --pause-regions --dry-run -o json >pv.json 2>pv.err || prc=$?
+  [ "$prc" = 1 ] || { cat pv.err pv.json; fail "the preview of the management restore exited $prc, expected 1"; }
+  OUT=$(cat pv.json)
+  assert_eq "conflict" "$(jq -r '.objects[] | select(.resource=="regions.k0rdent.mirantis.com" and .name=="west") | .action' <<<"$OUT")" "preview of Region west"
+  assert_eq "create" "$(jq -r '.objects[] | select(.resource=="regions.k0rdent.mirantis.com" and .name=="east") | .action' <<<"$OUT")" "preview of Region east"
+  assert_eq "create" "$(jq -r '.objects[] | select(.resource=="secrets" and .name=="cd-00000-identity") | .action' <<<"$OUT")" "preview of the management Secret"
+  assert_eq "" "$(jq -r '.objects[] | select(.name=="rcd-east-0-kubeconfig") | .action' <<<"$OUT")" "preview of the regional cluster's Secret (left out)"
+  if kubectl -n kcm-system get configmap kcmdr-region-pause-once >/dev/null 2>&1; then fail "the preview wrote the region-pause ConfigMap"; fi
+  if kubectl -n kcm-system get restore rs-mgmt >/dev/null 2>&1; then fail "the preview created a Restore"; fi
   "$KCMDR" restore create rs-mgmt --from-backup once --pause-regions --wait >rs-mgmt.out 2>&1 || { cat rs-mgmt.out; fail "management restore"; }
   assert_eq "true" "$(kubectl get region east -o jsonpath='{.metadata.annotations.k0rdent\.mirantis\.com/region-pause}')" "region-pause of the restored Region"
   kubectl -n kcm-system get secret cd-00000-identity >/dev/null 2>&1 || fail "the management object was not restored"
