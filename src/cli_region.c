@@ -27,18 +27,30 @@ static const char *label_of(json_t *o, const char *k) {
   return json_string_value(json_object_get(json_object_get(json_object_get(o, "metadata"), "labels"), k));
 }
 
-/* list Backups in ns with label selector sel (new array, or NULL after saying why) */
-static json_t *list_backups(kube_client *c, const char *ns, const char *sel);
-static bool add_item(json_t *item, void *ud) { return json_array_size(ud) < 100000 && json_array_append(ud, item) == 0; }
+#define RR_BACKUPS_MAX 100000 /* Backups listed for one command */
+
+struct listed {
+  json_t *a;
+  bool over; /* more than RR_BACKUPS_MAX, or out of memory: the list is not whole */
+};
+static bool add_item(json_t *item, void *ud) {
+  struct listed *l = ud;
+  l->over = json_array_size(l->a) >= RR_BACKUPS_MAX || json_array_append(l->a, item) != 0;
+  return !l->over;
+}
+/* list Backups in ns with label selector sel (new array, or NULL after saying why: a list that
+ * is not whole is an error, never a silently short one) */
 static json_t *list_backups(kube_client *c, const char *ns, const char *sel) {
-  json_t *a = json_array();
+  struct listed l = {json_array(), false};
   struct kube_list_opts lo = {sel, NULL, 0, NULL};
-  if (!a || kube_list(c, &cli_res_backup, ns, &lo, add_item, a, NULL) != KD_OK) {
-    cli_printf(stderr, "kcmdr restore create: listing Backups: %s\n", a ? kd_errmsg() : "out of memory");
-    json_decref(a);
+  kd_rc rc = l.a ? kube_list(c, &cli_res_backup, ns, &lo, add_item, &l, NULL) : KD_ERR_NOMEM;
+  if (rc == KD_OK && l.over) rc = kd_fail(KD_ERR_TOOBIG, "more than %d Backups are labelled %s", RR_BACKUPS_MAX, sel);
+  if (rc != KD_OK) {
+    cli_printf(stderr, "kcmdr restore create: listing Backups: %s\n", rc == KD_ERR_NOMEM ? "out of memory" : kd_errmsg());
+    json_decref(l.a);
     return NULL;
   }
-  return a;
+  return l.a;
 }
 
 /* --region R: the Backup to restore on R's cluster */
@@ -65,23 +77,29 @@ static int pick_regional(kube_client *c, const char *ns, const char *region, cha
   return CLI_OK;
 }
 
+/* add name to set; false when the set is full (RR_NAMES_MAX) or memory ran out */
+static bool add_name(json_t *set, const char *name) {
+  return (json_object_get(set, name) || json_object_size(set) < RR_NAMES_MAX) && json_object_set_new(set, name, json_true()) == 0;
+}
 /* the cluster names a regional Backup selects (its cluster.x-k8s.io/cluster-name selectors, in
- * kcm's matchLabels form or the compact In form) into set */
-static void cluster_names(json_t *b, json_t *set) {
+ * kcm's matchLabels form or the compact In form) into set; false when they do not all fit */
+static bool cluster_names(json_t *b, json_t *set) {
   size_t i, j, k;
   json_t *s, *e, *v;
+  bool whole = true;
   json_array_foreach(json_object_get(json_object_get(b, "spec"), "orLabelSelectors"), i, s) {
     const char *ml = json_string_value(json_object_get(json_object_get(s, "matchLabels"), CAPI_CLUSTER_NAME));
-    if (ml && json_object_size(set) < RR_NAMES_MAX) json_object_set_new(set, ml, json_true());
+    if (ml) whole = add_name(set, ml) && whole;
     json_array_foreach(json_object_get(s, "matchExpressions"), j, e) {
       if (!kd_streq(json_string_value(json_object_get(e, "key")), CAPI_CLUSTER_NAME) ||
           !kd_streq(json_string_value(json_object_get(e, "operator")), "In"))
         continue;
       json_array_foreach(json_object_get(e, "values"), k, v) {
-        if (json_string_value(v) && json_object_size(set) < RR_NAMES_MAX) json_object_set_new(set, json_string_value(v), json_true());
+        if (json_string_value(v)) whole = add_name(set, json_string_value(v)) && whole;
       }
     }
   }
+  return whole;
 }
 
 /* Is regional Backup r of the same slot as the management Backup named mgmt? */
@@ -159,10 +177,20 @@ static int write_modifiers(kube_client *c, const char *ns, struct region_restore
     goto done;
   }
   kd_rc rc = cm ? kube_create(c, &cli_res_configmap, ns, cm, &out) : KD_ERR_NOMEM;
-  if (rc == KD_ERR_CONFLICT) { /* a command run again: the same name, the current rules */
+  if (rc == KD_ERR_CONFLICT) { /* a command run again: the same name, the current rules; never someone else's */
     json_decref(out);
     out = NULL;
-    rc = kube_update(c, &cli_res_configmap, ns, cm, &out);
+    if ((rc = kube_get(c, &cli_res_configmap, ns, rr->cm, &out)) == KD_OK &&
+        !kd_streq(label_of(out, "app.kubernetes.io/managed-by"), "kcmdr")) {
+      cli_printf(stderr, "kcmdr restore create: ConfigMap %s exists in namespace %s and is not kcmdr's (no label "
+                 "app.kubernetes.io/managed-by=kcmdr); not overwritten: move it away or pass your rules with "
+                 "--resource-modifier-configmap\n", rr->cm, ns);
+      rr->cm[0] = '\0';
+      goto done;
+    }
+    json_decref(out);
+    out = NULL;
+    if (rc == KD_OK) rc = kube_update(c, &cli_res_configmap, ns, cm, &out);
   }
   if (rc != KD_OK) {
     cli_printf(stderr, "kcmdr restore create: writing ConfigMap %s: %s\n", rr->cm, kd_errmsg());
@@ -206,18 +234,32 @@ static int pause_regions(kube_client *c, const char *ns, struct region_restore *
     goto done;
   }
   if (!(all = list_backups(c, ns, MB_LABEL_REGION))) goto done;
-  size_t i, slot = 0;
+  size_t i, slot = 0, ours = 0;
   json_t *r;
+  bool whole = true;
+  json_array_foreach(all, i, r) ours += kd_streq(label_of(r, MB_LABEL_BACKUP), owner);
+  if (!ours) { /* nothing names the regional clusters: their objects would come back here */
+    cli_printf(stderr, "kcmdr restore create: --pause-regions: no regional Backup of ManagementBackup %s is listed in "
+               "namespace %s, so the regional ClusterDeployments to leave out are unknown (after a disaster the "
+               "regional Backups appear once the storage location has been synced: kcmdr backup get -l %s; without "
+               "regions, leave out --pause-regions)\n", owner, ns, MB_LABEL_REGION);
+    goto done;
+  }
   json_array_foreach(all, i, r) if (kd_streq(label_of(r, MB_LABEL_BACKUP), owner) && same_slot(backup, r)) {
-      cluster_names(r, set);
+      whole = cluster_names(r, set) && whole;
       slot++;
       cli_printf(stderr, "--pause-regions: region %s: Backup %s (restore it there with --region %s)\n",
                  label_of(r, MB_LABEL_REGION), meta(r, "name"), label_of(r, MB_LABEL_REGION));
     }
   if (!slot) { /* none of this slot: every regional Backup of this ManagementBackup names the clusters */
-    json_array_foreach(all, i, r) if (kd_streq(label_of(r, MB_LABEL_BACKUP), owner)) cluster_names(r, set);
+    json_array_foreach(all, i, r) if (kd_streq(label_of(r, MB_LABEL_BACKUP), owner)) whole = cluster_names(r, set) && whole;
     cli_printf(stderr, "--pause-regions: no regional Backup of the same time as %s is listed here; the regional "
                "ClusterDeployments are taken from all %s regional Backups of this ManagementBackup\n", backup, owner);
+  }
+  if (!whole) {
+    cli_printf(stderr, "kcmdr restore create: --pause-regions: the regional Backups name more than %d ClusterDeployments, "
+               "more than one NotIn selector is made to hold; restore with your own selectors\n", RR_NAMES_MAX);
+    goto done;
   }
   const char *k;
   json_t *v;
