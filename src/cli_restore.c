@@ -173,122 +173,98 @@ static bool default_name_fits(const char *backup) {
   return false;
 }
 
-static int rs_create(const struct cli_globals *g, int argc, char **argv) {
-  const char *from = NULL, *policy = NULL, *cm = NULL, *output = NULL, *timeout = NULL, *pos[1];
-  json_t *inc_ns = NULL, *exc_ns = NULL, *inc_res = NULL, *exc_res = NULL, *maps = NULL, *mapping = NULL;
-  bool wait = false, dry_run = false, diff = false;
-  int npos, ret;
-  struct region_restore rr = {0}; /* kcm regions: cli_region.c */
-  const struct cli_opt opts[] = {
-      {"--pause-regions", NULL, CLI_OPT_BOOL, &rr.pause},
-      {"--region", NULL, CLI_OPT_STRING, &rr.region},
-      {"--from-backup", NULL, CLI_OPT_STRING, &from},
-      {"--existing-resource-policy", NULL, CLI_OPT_STRING, &policy},
-      {"--resource-modifier-configmap", NULL, CLI_OPT_STRING, &cm},
-      {"--include-namespaces", NULL, CLI_OPT_LIST, &inc_ns},
-      {"--exclude-namespaces", NULL, CLI_OPT_LIST, &exc_ns},
-      {"--include-resources", NULL, CLI_OPT_LIST, &inc_res},
-      {"--exclude-resources", NULL, CLI_OPT_LIST, &exc_res},
-      {"--namespace-mappings", NULL, CLI_OPT_LIST, &maps},
-      {"--wait", "-w", CLI_OPT_BOOL, &wait},
-      {"--dry-run", NULL, CLI_OPT_BOOL, &dry_run},
-      {"--diff", NULL, CLI_OPT_BOOL, &diff},
-      {"--timeout", NULL, CLI_OPT_STRING, &timeout},
-      {"--output", "-o", CLI_OPT_STRING, &output},
-  };
-  kube_client *c = NULL;
-  json_t *obj = NULL, *out = NULL, *tmp = NULL;
-  struct restore_wait w = {0};
+/* restore create's flags, as parsed */
+struct create_opts {
+  const char *from, *policy, *cm, *output, *timeout, *pos[1];
+  json_t *inc_ns, *exc_ns, *inc_res, *exc_res, *maps, *mapping;
+  bool wait, dry_run, diff;
+  int npos;
   enum cli_output fmt;
-  int64_t timeout_ms = 0;
-  char name[340];
-  kd_rc rc;
-  ret = cli_parse_opts(argc, argv, "restore create", opts, KD_ARRAY_LEN(opts), pos, 1, &npos);
-  if (ret >= 0) goto fail;
-  ret = CLI_USAGE;
-  if (!from || !from[0]) {
+  int64_t timeout_ms;
+  struct region_restore rr; /* kcm regions: cli_region.c */
+};
+
+/* Check o's values (mapping parsed, fmt and timeout_ms set). Returns -1 when they are fine,
+ * else CLI_USAGE after saying why. */
+static int create_check(struct create_opts *o) {
+  if (!o->from || !o->from[0]) {
     fprintf(stderr, "kcmdr restore create: --from-backup BACKUP is required\n");
     cli_put_usage(stderr, create_usage);
-    goto fail;
+    return CLI_USAGE;
   }
-  if (!cli_name_valid(from)) {
-    cli_printf(stderr, "kcmdr restore create: \"%s\" is not a valid backup name\n", from);
-    goto fail;
+  if (!cli_name_valid(o->from)) {
+    cli_printf(stderr, "kcmdr restore create: \"%s\" is not a valid backup name\n", o->from);
+    return CLI_USAGE;
   }
-  if ((dry_run && (wait || timeout)) || (diff && !dry_run)) {
-    fprintf(stderr, "kcmdr restore create: %s\n", diff && !dry_run ? "--diff goes with --dry-run" : "--dry-run creates no restore to --wait for");
-    goto fail;
+  if ((o->dry_run && (o->wait || o->timeout)) || (o->diff && !o->dry_run)) {
+    fprintf(stderr, "kcmdr restore create: %s\n",
+            o->diff && !o->dry_run ? "--diff goes with --dry-run" : "--dry-run creates no restore to --wait for");
+    return CLI_USAGE;
   }
-  if (policy && strcmp(policy, "none") != 0 && strcmp(policy, "update") != 0) {
-    cli_printf(stderr, "kcmdr restore create: --existing-resource-policy takes none or update, not '%s'\n", policy);
-    goto fail;
+  if (o->policy && strcmp(o->policy, "none") != 0 && strcmp(o->policy, "update") != 0) {
+    cli_printf(stderr, "kcmdr restore create: --existing-resource-policy takes none or update, not '%s'\n", o->policy);
+    return CLI_USAGE;
   }
-  if (cm && !cli_name_valid(cm)) {
-    cli_printf(stderr, "kcmdr restore create: \"%s\" is not a valid ConfigMap name\n", cm);
-    goto fail;
+  if (o->cm && !cli_name_valid(o->cm)) {
+    cli_printf(stderr, "kcmdr restore create: \"%s\" is not a valid ConfigMap name\n", o->cm);
+    return CLI_USAGE;
   }
-  /* the checks return -1 when the value is fine; ret stays CLI_USAGE */
-  if (cli_check_output("restore create", output, false, &fmt) >= 0 || cli_check_timeout("restore create", timeout, &timeout_ms) >= 0 ||
-      (maps && !parse_mappings(maps, &mapping)) || (npos == 1 && cli_check_name("restore create", pos[0]) >= 0) ||
-      !check_namespaces("--include-namespaces", inc_ns) || !check_namespaces("--exclude-namespaces", exc_ns) ||
-      (npos == 0 && !default_name_fits(from)))
-    goto fail;
-  const char *ns = cli_system_namespace(g);
-  char backup[300];
-  snprintf(backup, sizeof backup, "%s", from);
-  ret = CLI_FAIL;
-  if (cli_client(g, &c) != CLI_OK) goto fail;
-  /* ---- kcm regions (cli_region.c): the region's Backup, or the pause modifiers ---- */
-  rr.dry_run = dry_run;
-  if ((ret = region_restore_prepare(c, ns, &rr, backup, sizeof backup, cm)) != CLI_OK) goto fail;
-  if (rr.cm[0]) cm = rr.cm;
-  ret = CLI_FAIL;
-  /* ---- */
-  /* the backup must exist here (after a disaster it comes back by the location's sync first) */
-  rc = kube_get(c, &cli_res_backup, ns, backup, &tmp);
+  /* the checks return -1 when the value is fine */
+  if (cli_check_output("restore create", o->output, false, &o->fmt) >= 0 ||
+      cli_check_timeout("restore create", o->timeout, &o->timeout_ms) >= 0 ||
+      (o->maps && !parse_mappings(o->maps, &o->mapping)) || (o->npos == 1 && cli_check_name("restore create", o->pos[0]) >= 0) ||
+      !check_namespaces("--include-namespaces", o->inc_ns) || !check_namespaces("--exclude-namespaces", o->exc_ns) ||
+      (o->npos == 0 && !default_name_fits(o->from)))
+    return CLI_USAGE;
+  return -1;
+}
+
+/* The backup to restore (size n, in: o->from): it must exist here (after a disaster it comes
+ * back by the location's sync first); a ManagementBackup's name means its last backup. The
+ * modifier ConfigMap must exist too (unless it is a preview's unwritten one). Returns CLI_OK,
+ * or a CLI exit code after saying why. */
+static int create_find_backup(kube_client *c, const char *ns, const struct create_opts *o, char *backup, size_t n) {
+  json_t *tmp = NULL;
+  kd_rc rc = kube_get(c, &cli_res_backup, ns, backup, &tmp);
   if (rc == KD_ERR_NOTFOUND) {
     json_t *mb = NULL;
-    kd_rc r2 = kube_get(c, &cli_res_mb, NULL, from, &mb);
+    kd_rc r2 = kube_get(c, &cli_res_mb, NULL, o->from, &mb);
     const char *last = r2 == KD_OK ? cli_status_s(mb, "lastBackupName") : NULL;
     if (last && last[0] && kube_get(c, &cli_res_backup, ns, last, &tmp) == KD_OK) {
-      cli_printf(stderr, "ManagementBackup %s: restoring its last backup, %s\n", from, last);
-      snprintf(backup, sizeof backup, "%s", last);
+      cli_printf(stderr, "ManagementBackup %s: restoring its last backup, %s\n", o->from, last);
+      snprintf(backup, n, "%s", last);
       rc = KD_OK;
     }
     json_decref(mb);
     if (rc != KD_OK) {
       fprintf(stderr, "kcmdr restore create: backup \"%s\" not found in namespace %s (after a disaster, backups appear "
-                      "once the storage location has been synced: kcmdr backup get)\n", from, ns);
-      goto fail;
+                      "once the storage location has been synced: kcmdr backup get)\n", o->from, ns);
+      return CLI_FAIL;
     }
   }
+  json_decref(tmp);
+  tmp = NULL;
   if (rc != KD_OK) goto fail_msg;
   kd_clear_error();
-  if (cm && !rr.cm_obj) { /* (a dry run's region-pause ConfigMap is not written) */
+  if (o->cm && !o->rr.cm_obj) { /* (a dry run's region-pause ConfigMap is not written) */
+    rc = kube_get(c, &cli_res_configmap, ns, o->cm, &tmp);
     json_decref(tmp);
-    tmp = NULL;
-    rc = kube_get(c, &cli_res_configmap, ns, cm, &tmp);
     if (rc == KD_ERR_NOTFOUND) {
-      fprintf(stderr, "kcmdr restore create: ConfigMap \"%s\" not found in namespace %s\n", cm, ns);
-      goto fail;
+      fprintf(stderr, "kcmdr restore create: ConfigMap \"%s\" not found in namespace %s\n", o->cm, ns);
+      return CLI_FAIL;
     }
     if (rc != KD_OK) goto fail_msg;
   }
-  if (npos == 1) {
-    snprintf(name, sizeof name, "%s", pos[0]);
-  } else if (!default_name_fits(backup)) { /* the last backup of a ManagementBackup */
-    ret = CLI_USAGE;
-    goto fail;
-  } else {
-    time_t now = time(NULL);
-    struct tm tm;
-    char ts[20];
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof ts, "%Y%m%d%H%M%S", &tm);
-    snprintf(name, sizeof name, "%.300s-%s", backup, ts);
-  }
-  /* the seed's Restore: what the user excludes, then Velero's never-restored resources */
-  json_t *excluded = exc_res ? json_copy(exc_res) : json_array();
+  return CLI_OK;
+fail_msg:
+  say_err("create");
+  return CLI_FAIL;
+}
+
+/* The Restore to create (*obj, new) for backup under name: the seed's Restore, with what the
+ * user excludes and then Velero's never-restored resources. KD_ERR_NOMEM. */
+static kd_rc create_object(const struct create_opts *o, const char *ns, const char *backup, const char *name, json_t **obj) {
+  json_t *excluded = o->exc_res ? json_copy(o->exc_res) : json_array();
   for (size_t i = 0; excluded && velero_restore_always_excluded[i]; i++) {
     bool have = false;
     size_t j;
@@ -296,39 +272,47 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
     json_array_foreach(excluded, j, v) have = have || kd_streq(json_string_value(v), velero_restore_always_excluded[i]);
     if (!have) json_array_append_new(excluded, json_string(velero_restore_always_excluded[i]));
   }
-  obj = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:o,s:{}}}", "apiVersion", "velero.io/v1", "kind", "Restore", "metadata",
-                  "name", name, "namespace", ns, "spec", "backupName", backup, "excludedResources", excluded, "hooks");
-  json_t *spec = json_object_get(obj, "spec");
-  if (!obj || (policy && json_object_set_new(spec, "existingResourcePolicy", json_string(policy))) ||
-      json_object_set_new(spec, "includedNamespaces", inc_ns ? json_incref(inc_ns) : json_pack("[s]", "*")) ||
-      (rc = set_list(spec, "excludedNamespaces", exc_ns)) || (rc = set_list(spec, "includedResources", inc_res)) ||
-      (mapping && json_object_size(mapping) && json_object_set(spec, "namespaceMapping", mapping)) ||
-      (cm && json_object_set_new(spec, "resourceModifier",
-                                 json_pack("{s:s,s:s,s:s}", "apiGroup", "", "kind", "configmap", "name", cm))) ||
-      (rr.selector && json_object_set(spec, "labelSelector", rr.selector))) { /* kcm regions */
-    kd_fail(KD_ERR_NOMEM, "out of memory");
-    goto fail_msg;
+  *obj = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s,s:o,s:{}}}", "apiVersion", "velero.io/v1", "kind", "Restore", "metadata",
+                   "name", name, "namespace", ns, "spec", "backupName", backup, "excludedResources", excluded, "hooks");
+  json_t *spec = json_object_get(*obj, "spec");
+  if (!*obj || (o->policy && json_object_set_new(spec, "existingResourcePolicy", json_string(o->policy))) ||
+      json_object_set_new(spec, "includedNamespaces", o->inc_ns ? json_incref(o->inc_ns) : json_pack("[s]", "*")) ||
+      set_list(spec, "excludedNamespaces", o->exc_ns) || set_list(spec, "includedResources", o->inc_res) ||
+      (o->mapping && json_object_size(o->mapping) && json_object_set(spec, "namespaceMapping", o->mapping)) ||
+      (o->cm && json_object_set_new(spec, "resourceModifier",
+                                    json_pack("{s:s,s:s,s:s}", "apiGroup", "", "kind", "configmap", "name", o->cm))) ||
+      (o->rr.selector && json_object_set(spec, "labelSelector", o->rr.selector))) { /* kcm regions */
+    json_decref(*obj);
+    *obj = NULL;
+    return kd_fail(KD_ERR_NOMEM, "out of memory");
   }
-  if (dry_run) {
-    ret = preview_restore(c, ns, obj, rr.cm_obj, diff, fmt);
-    goto fail;
-  }
-  rc = kube_create(c, &cli_res_restore, ns, obj, &out);
+  return KD_OK;
+}
+
+/* Create the Restore obj and, with --wait, follow it to its end. Returns the exit code
+ * (CLI_OK only for a created restore, with --wait only a Completed one). */
+static int create_submit(kube_client *c, const char *ns, const struct create_opts *o, json_t *obj, const char *name,
+                         const char *backup) {
+  json_t *out = NULL;
+  struct restore_wait w = {0};
+  int ret = CLI_FAIL;
+  kd_rc rc = kube_create(c, &cli_res_restore, ns, obj, &out);
   if (rc == KD_ERR_CONFLICT) {
     fprintf(stderr, "kcmdr restore create: a Restore named \"%s\" already exists in namespace %s\n", name, ns);
     goto fail;
   }
   if (rc != KD_OK) goto fail_msg;
-  FILE *human = fmt == CLI_OUT_TABLE ? stdout : stderr;
+  FILE *human = o->fmt == CLI_OUT_TABLE ? stdout : stderr;
   fprintf(human, "Restore request \"%s\" submitted successfully (backup %s%s%s).\n", name, backup,
-          policy ? ", existing resource policy " : "", policy ? policy : "");
-  if (!wait) {
-    if (cli_created(human, out, fmt, "restore", name) != KD_OK) goto fail_msg;
+          o->policy ? ", existing resource policy " : "", o->policy ? o->policy : "");
+  if (!o->wait) {
+    if (cli_created(human, out, o->fmt, "restore", name) != KD_OK) goto fail_msg;
     ret = CLI_OK;
     goto fail;
   }
   w.uid = cli_meta_s(out, "uid");
-  if ((rc = cli_wait_shown(human, "restore", "restored", &w.prog, c, &cli_res_restore, ns, name, timeout_ms, restore_wait_fn, &w)))
+  if ((rc = cli_wait_shown(human, "restore", "restored", &w.prog, c, &cli_res_restore, ns, name, o->timeout_ms,
+                           restore_wait_fn, &w)))
     goto fail_msg;
   if (w.deleted || !w.final) {
     fprintf(stderr, "kcmdr restore create: restore %s was deleted while waiting\n", name);
@@ -340,7 +324,7 @@ static int rs_create(const struct cli_globals *g, int argc, char **argv) {
           status_i(w.final, "warnings", NULL), status_i(w.final, "errors", NULL));
   if (!kd_streq(phase, VELERO_PHASE_COMPLETED)) cli_print_failure(human, json_object_get(w.final, "status"));
   fprintf(human, "Run `kcmdr restore describe %s` and `kcmdr restore logs %s` for details.\n", name, name);
-  if (fmt != CLI_OUT_TABLE && cli_print_object(stdout, w.final, fmt) != KD_OK) goto fail_msg;
+  if (o->fmt != CLI_OUT_TABLE && cli_print_object(stdout, w.final, o->fmt) != KD_OK) goto fail_msg;
   ret = kd_streq(phase, VELERO_PHASE_COMPLETED) ? CLI_OK : CLI_FAIL;
   goto fail;
 fail_msg:
@@ -348,16 +332,71 @@ fail_msg:
   ret = CLI_FAIL;
 fail:
   json_decref(w.final);
-  json_decref(obj);
   json_decref(out);
-  json_decref(tmp);
-  json_decref(inc_ns);
-  json_decref(exc_ns);
-  json_decref(inc_res);
-  json_decref(exc_res);
-  json_decref(maps);
-  json_decref(mapping);
-  region_restore_free(&rr);
+  return ret;
+}
+
+static int rs_create(const struct cli_globals *g, int argc, char **argv) {
+  struct create_opts o = {0};
+  const struct cli_opt opts[] = {
+      {"--pause-regions", NULL, CLI_OPT_BOOL, &o.rr.pause},
+      {"--region", NULL, CLI_OPT_STRING, &o.rr.region},
+      {"--from-backup", NULL, CLI_OPT_STRING, &o.from},
+      {"--existing-resource-policy", NULL, CLI_OPT_STRING, &o.policy},
+      {"--resource-modifier-configmap", NULL, CLI_OPT_STRING, &o.cm},
+      {"--include-namespaces", NULL, CLI_OPT_LIST, &o.inc_ns},
+      {"--exclude-namespaces", NULL, CLI_OPT_LIST, &o.exc_ns},
+      {"--include-resources", NULL, CLI_OPT_LIST, &o.inc_res},
+      {"--exclude-resources", NULL, CLI_OPT_LIST, &o.exc_res},
+      {"--namespace-mappings", NULL, CLI_OPT_LIST, &o.maps},
+      {"--wait", "-w", CLI_OPT_BOOL, &o.wait},
+      {"--dry-run", NULL, CLI_OPT_BOOL, &o.dry_run},
+      {"--diff", NULL, CLI_OPT_BOOL, &o.diff},
+      {"--timeout", NULL, CLI_OPT_STRING, &o.timeout},
+      {"--output", "-o", CLI_OPT_STRING, &o.output},
+  };
+  kube_client *c = NULL;
+  json_t *obj = NULL;
+  char name[340], backup[300];
+  int ret = cli_parse_opts(argc, argv, "restore create", opts, KD_ARRAY_LEN(opts), o.pos, 1, &o.npos);
+  if (ret >= 0 || (ret = create_check(&o)) >= 0) goto fail;
+  const char *ns = cli_system_namespace(g);
+  snprintf(backup, sizeof backup, "%s", o.from);
+  ret = CLI_FAIL;
+  if (cli_client(g, &c) != CLI_OK) goto fail;
+  /* kcm regions (cli_region.c): the region's Backup, or the pause modifiers */
+  o.rr.dry_run = o.dry_run;
+  if ((ret = region_restore_prepare(c, ns, &o.rr, backup, sizeof backup, o.cm)) != CLI_OK) goto fail;
+  if (o.rr.cm[0]) o.cm = o.rr.cm;
+  if ((ret = create_find_backup(c, ns, &o, backup, sizeof backup)) != CLI_OK) goto fail;
+  if (o.npos == 1) {
+    snprintf(name, sizeof name, "%s", o.pos[0]);
+  } else if (!default_name_fits(backup)) { /* the last backup of a ManagementBackup */
+    ret = CLI_USAGE;
+    goto fail;
+  } else {
+    time_t now = time(NULL);
+    struct tm tm;
+    char ts[20];
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y%m%d%H%M%S", &tm);
+    snprintf(name, sizeof name, "%.300s-%s", backup, ts);
+  }
+  if (create_object(&o, ns, backup, name, &obj) != KD_OK) {
+    say_err("create");
+    ret = CLI_FAIL;
+    goto fail;
+  }
+  ret = o.dry_run ? preview_restore(c, ns, obj, o.rr.cm_obj, o.diff, o.fmt) : create_submit(c, ns, &o, obj, name, backup);
+fail:
+  json_decref(obj);
+  json_decref(o.inc_ns);
+  json_decref(o.exc_ns);
+  json_decref(o.inc_res);
+  json_decref(o.exc_res);
+  json_decref(o.maps);
+  json_decref(o.mapping);
+  region_restore_free(&o.rr);
   kube_client_free(c);
   return ret;
 }
