@@ -8,9 +8,24 @@
 
 /* ---------------------------------------------------------------- merge patch */
 
-/* A deep copy of v without nulls in objects and arrays (evanphx's pruneNulls). */
-static json_t *jp_prune(json_t *v, int depth) {
+static double jp_num(json_t *v) { return json_is_integer(v) ? (double)json_integer_value(v) : json_real_value(v); }
+
+/* A deep copy of v (NULL past JP_MAX_DEPTH or out of memory). prune: without the nulls in
+ * objects and arrays (evanphx's pruneNulls); else with every number as Go's json.Unmarshal into
+ * interface{} leaves it, a float64 (whole ones as integers here, as they print alike). */
+static json_t *jp_rebuild(json_t *v, int depth, bool prune) {
   if (depth > JP_MAX_DEPTH) return NULL;
+  if (!prune && json_is_number(v)) {
+    char buf[64];
+    double d = jp_num(v);
+    jp_json_float(d, buf, sizeof buf);
+    if (!strpbrk(buf, ".eE")) {
+      errno = 0;
+      long long i = strtoll(buf, NULL, 10);
+      if (errno == 0) return json_integer(i);
+    }
+    return json_real(d);
+  }
   if (json_is_object(v)) {
     json_t *r = json_object();
     const char *k;
@@ -18,8 +33,8 @@ static json_t *jp_prune(json_t *v, int depth) {
     json_t *m;
     if (!r) return NULL;
     json_object_keylen_foreach(v, k, kl, m) {
-      if (json_is_null(m)) continue;
-      json_t *c = jp_prune(m, depth + 1);
+      if (prune && json_is_null(m)) continue;
+      json_t *c = jp_rebuild(m, depth + 1, prune);
       if (!c || json_object_setn_new_nocheck(r, k, kl, c)) {
         json_decref(r);
         return NULL;
@@ -32,8 +47,8 @@ static json_t *jp_prune(json_t *v, int depth) {
     if (!r) return NULL;
     for (size_t i = 0; i < json_array_size(v); i++) {
       json_t *m = json_array_get(v, i);
-      if (json_is_null(m)) continue;
-      json_t *c = jp_prune(m, depth + 1);
+      if (prune && json_is_null(m)) continue;
+      json_t *c = jp_rebuild(m, depth + 1, prune);
       if (!c || json_array_append_new(r, c)) {
         json_decref(r);
         return NULL;
@@ -41,8 +56,9 @@ static json_t *jp_prune(json_t *v, int depth) {
     }
     return r;
   }
-  return json_deep_copy(v);
+  return json_copy(v);
 }
+static json_t *jp_prune(json_t *v, int depth) { return jp_rebuild(v, depth, true); }
 
 static kd_rc jp_merge_docs(json_t *doc, json_t *patch, int depth);
 
@@ -119,7 +135,6 @@ static int jp_gotype(json_t *v) {
   }
 }
 
-static double jp_num(json_t *v) { return json_is_integer(v) ? (double)json_integer_value(v) : json_real_value(v); }
 
 static bool jp_matches(json_t *a, json_t *b, int depth) {
   if (depth > JP_MAX_DEPTH || jp_gotype(a) != jp_gotype(b)) return false;
@@ -150,50 +165,7 @@ static bool jp_matches(json_t *a, json_t *b, int depth) {
   return false;
 }
 
-/* A copy of v with every number as Go's float64 prints it, read back: integers beyond 2^53
- * rounded, integral reals as integers. */
-static json_t *jp_as_go(json_t *v, int depth) {
-  if (depth > JP_MAX_DEPTH) return NULL;
-  if (json_is_number(v)) {
-    char buf[64];
-    double d = jp_num(v);
-    jp_json_float(d, buf, sizeof buf);
-    if (!strpbrk(buf, ".eE")) {
-      errno = 0;
-      long long i = strtoll(buf, NULL, 10);
-      if (errno == 0) return json_integer(i);
-    }
-    return json_real(d);
-  }
-  if (json_is_object(v)) {
-    json_t *r = json_object();
-    const char *k;
-    size_t kl;
-    json_t *m;
-    if (!r) return NULL;
-    json_object_keylen_foreach(v, k, kl, m) {
-      json_t *c = jp_as_go(m, depth + 1);
-      if (!c || json_object_setn_new_nocheck(r, k, kl, c)) {
-        json_decref(r);
-        return NULL;
-      }
-    }
-    return r;
-  }
-  if (json_is_array(v)) {
-    json_t *r = json_array();
-    if (!r) return NULL;
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      json_t *c = jp_as_go(json_array_get(v, i), depth + 1);
-      if (!c || json_array_append_new(r, c)) {
-        json_decref(r);
-        return NULL;
-      }
-    }
-    return r;
-  }
-  return json_copy(v);
-}
+static json_t *jp_as_go(json_t *v, int depth) { return jp_rebuild(v, depth, false); }
 
 /* evanphx's getDiff(a, b) into the new object *out. a and b are objects or NULL (Go's nil map). */
 static kd_rc jp_diff(json_t *a, json_t *b, int depth, json_t **out) {

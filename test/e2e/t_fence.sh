@@ -68,6 +68,41 @@ test_fence_deposed_leader_removes_its_late_metadata() {
     fail "nobody says it removed the late velero-backup.json"
 }
 
+# tried: a careless deployment: two controllers on one cluster, neither with --leader-elect (a
+# second replica, or `kcmdr controller` run from a laptop beside the Pod). A stops itself
+# mid-backup before the checksums file (a test hook), past the 30 s after which B takes the
+# InProgress Backup for abandoned; then A goes on. Asserted: never Completed without every file:
+# the Backup ends Failed with no file of it left in the bucket, or Completed and verifying; and a
+# second backup made while both run is executed once and verifies.
+test_fence_two_controllers_without_leader_election() {
+  fence_env nole
+  KCMDR_TEST_PAUSE_AT=before-checksums start_controller a.log --engine=builtin
+  local a=$CTL_PID
+  start_controller b.log --engine=builtin
+  velero_backup x
+  wait_until 60 sh -c "[ \"\$(awk '{print \$3}' /proc/$a/stat)\" = T ]"
+  grep -q "test hook: stopping the process at before-checksums" a.log || fail "A did not stop before the checksums"
+  # (B may also pick x up; whoever runs it, one stopped executor and one free one remain)
+  sleep 40
+  kill -CONT "$a"
+  wait_until 90 sh -c "kubectl -n kcm-system get backup x -o jsonpath='{.status.phase}' | grep -Eq '^(Completed|Failed|PartiallyFailed)\$'"
+  sleep 8 # whatever A still does must not change the verdict
+  local p; p=$(phase x)
+  case $p in
+    Completed) "$KCMDR" backup verify x -n kcm-system >/dev/null || fail "x is Completed but does not verify" ;;
+    Failed) assert_eq "" "$(files x)" "files of the failed backup x" ;;
+    *) fail "x ended $p" ;;
+  esac
+  velero_backup y
+  wait_phase y Completed 90
+  sleep 5
+  assert_eq Completed "$(phase y)" "phase of y a while after it completed"
+  "$KCMDR" backup verify y -n kcm-system >/dev/null || fail "backup y does not verify"
+  local runs; runs=$(cat a.log b.log | grep -c "Backup y: Completed" || true)
+  assert_eq 1 "$runs" "executions of y that completed"
+  echo "    x ended $p" >&2
+}
+
 # tried: two control planes share one bucket prefix (two clusters, one location) and create six
 # Backups of the same names at once. Asserted: per name one Completed and one FailedValidation;
 # the claim and velero-backup.json name the winner's uid; the winner verifies; deleting the
