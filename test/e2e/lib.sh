@@ -60,34 +60,41 @@ kubectl_status() {
   esac
 }
 
-# lock_bsl NAME BUCKET PREFIX MODE [DAYS] [DEFAULT] [MORE]: an S3 BSL NAME on the test gateway
-# (path-style; validated and synced every 2 s) with its own credentials Secret NAME-creds,
-# annotated kcmdr.io/object-lock: MODE, kcmdr.io/object-lock-days: DAYS when DAYS is given, and
-# MORE (further "key: value, ..." annotations) when given; DEFAULT true or false (false).
-lock_bsl() {
+# s3_location NAME BUCKET PREFIX DEFAULT [ANNOTATIONS] [SECRET_KEY]: a BackupStorageLocation NAME
+# on the test gateway with its credentials Secret NAME-creds (SECRET_KEY: another secret access
+# key, e.g. a wrong one); ANNOTATIONS: "key: value, ..." or empty; DEFAULT true or false
+s3_location() {
   kubectl -n kcm-system create secret generic "$1-creds" --from-literal=cloud="[default]
 aws_access_key_id = $AWS_ACCESS_KEY_ID
-aws_secret_access_key = $AWS_SECRET_ACCESS_KEY
+aws_secret_access_key = ${6:-$AWS_SECRET_ACCESS_KEY}
 " --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-  local more=""
-  [ -z "${5:-}" ] || more=", kcmdr.io/object-lock-days: '$5'"
-  [ -z "${7:-}" ] || more="$more, $7"
   kubectl apply -f - >/dev/null <<YAML
 apiVersion: velero.io/v1
 kind: BackupStorageLocation
 metadata:
   name: $1
   namespace: kcm-system
-  annotations: {kcmdr.io/object-lock: "$4"$more}
+  annotations: {${5:-}}
 spec:
   provider: aws
-  default: ${6:-false}
+  default: $4
   objectStorage: {bucket: $2, prefix: $3}
   config: {region: $AWS_DEFAULT_REGION, s3Url: $KCMDR_S3_ENDPOINT, s3ForcePathStyle: "true"}
   credential: {name: $1-creds, key: cloud}
   validationFrequency: 2s
   backupSyncPeriod: 2s
 YAML
+}
+
+# lock_bsl NAME BUCKET PREFIX MODE [DAYS] [DEFAULT] [MORE]: an S3 BSL NAME on the test gateway
+# (path-style; validated and synced every 2 s) with its own credentials Secret NAME-creds,
+# annotated kcmdr.io/object-lock: MODE, kcmdr.io/object-lock-days: DAYS when DAYS is given, and
+# MORE (further "key: value, ..." annotations) when given; DEFAULT true or false (false).
+lock_bsl() {
+  local more="kcmdr.io/object-lock: \"$4\""
+  [ -z "${5:-}" ] || more="$more, kcmdr.io/object-lock-days: '$5'"
+  [ -z "${7:-}" ] || more="$more, $7"
+  s3_location "$1" "$2" "$3" "${6:-false}" "$more"
 }
 
 # unservable_apiservice GROUP: an aggregated API v1beta1.GROUP whose Service (nothing-listens in

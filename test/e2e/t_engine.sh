@@ -14,26 +14,7 @@ eng_env() {
 }
 
 # s3_bsl NAME [SECRET_KEY]: a default BSL on the shared RGW under this test's prefix
-s3_bsl() {
-  local key=${2:-$AWS_SECRET_ACCESS_KEY}
-  kubectl -n kcm-system create secret generic "$1-creds" --from-literal=cloud="[default]
-aws_access_key_id = $AWS_ACCESS_KEY_ID
-aws_secret_access_key = $key
-" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: velero.io/v1
-kind: BackupStorageLocation
-metadata: {name: $1, namespace: kcm-system}
-spec:
-  provider: aws
-  default: true
-  objectStorage: {bucket: $KCMDR_S3_BUCKET, prefix: $PREFIX}
-  config: {region: $AWS_DEFAULT_REGION, s3Url: $KCMDR_S3_ENDPOINT, s3ForcePathStyle: "true"}
-  credential: {name: $1-creds, key: cloud}
-  validationFrequency: 2s
-  backupSyncPeriod: 2s
-YAML
-}
+s3_bsl() { s3_location "$1" "$KCMDR_S3_BUCKET" "$PREFIX" true "" "${2:-}"; }
 
 s3() { aws --endpoint-url "$KCMDR_S3_ENDPOINT" s3 "$@"; }
 phase() { kubectl -n kcm-system get backup "$1" -o jsonpath='{.status.phase}' 2>/dev/null; }

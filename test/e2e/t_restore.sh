@@ -16,25 +16,7 @@ rs_up() {
 }
 
 # rs_s3_bsl NAME PREFIX: a default BSL on the shared gateway with its Secret
-rs_s3_bsl() {
-  kubectl -n kcm-system create secret generic "$1-creds" --from-literal=cloud="[default]
-aws_access_key_id = $AWS_ACCESS_KEY_ID
-aws_secret_access_key = $AWS_SECRET_ACCESS_KEY
-" >/dev/null
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: velero.io/v1
-kind: BackupStorageLocation
-metadata: {name: $1, namespace: kcm-system}
-spec:
-  provider: aws
-  default: true
-  objectStorage: {bucket: $KCMDR_S3_BUCKET, prefix: $2}
-  config: {region: $AWS_DEFAULT_REGION, s3Url: $KCMDR_S3_ENDPOINT, s3ForcePathStyle: "true"}
-  credential: {name: $1-creds, key: cloud}
-  validationFrequency: 2s
-  backupSyncPeriod: 2s
-YAML
-}
+rs_s3_bsl() { s3_location "$1" "$KCMDR_S3_BUCKET" "$2" true; }
 
 # rs_fs_bsl NAME DIR
 rs_fs_bsl() {
