@@ -86,6 +86,16 @@ spec:
 YAML
 }
 
+# rs_fs_bsl NAME DIR: a default filesystem BackupStorageLocation NAME at DIR (validated and synced every 2 s)
+rs_fs_bsl() {
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: BackupStorageLocation
+metadata: {name: $1, namespace: kcm-system}
+spec: {provider: filesystem, default: true, objectStorage: {bucket: b}, config: {path: $2}, validationFrequency: 2s, backupSyncPeriod: 2s}
+YAML
+}
+
 # lock_bsl NAME BUCKET PREFIX MODE [DAYS] [DEFAULT] [MORE]: an S3 BSL NAME on the test gateway
 # (path-style; validated and synced every 2 s) with its own credentials Secret NAME-creds,
 # annotated kcmdr.io/object-lock: MODE, kcmdr.io/object-lock-days: DAYS when DAYS is given, and

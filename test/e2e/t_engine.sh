@@ -144,12 +144,7 @@ YAML
 test_engine_killed_mid_backup_is_failed_on_restart() {
   CDS=300 eng_env kill
   mkdir -p store
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: velero.io/v1
-kind: BackupStorageLocation
-metadata: {name: local, namespace: kcm-system}
-spec: {provider: filesystem, default: true, objectStorage: {bucket: b}, config: {path: $PWD/store}}
-YAML
+  rs_fs_bsl local "$PWD/store"
   kubectl apply -f - >/dev/null <<'YAML'
 apiVersion: k0rdent.mirantis.com/v1beta1
 kind: ManagementBackup

@@ -255,12 +255,7 @@ test_fence_restore_existing_unreadable_is_an_error() {
   kubectl -n app create configmap hidden --from-literal=a=1 >/dev/null
   kubectl -n app create configmap plain --from-literal=a=1 >/dev/null
   mkdir -p store
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: velero.io/v1
-kind: BackupStorageLocation
-metadata: {name: local, namespace: kcm-system}
-spec: {provider: filesystem, default: true, objectStorage: {bucket: b}, config: {path: $PWD/store}}
-YAML
+  rs_fs_bsl local "$PWD/store"
   start_controller bk.log --engine=builtin
   kubectl apply -f - >/dev/null <<'YAML'
 apiVersion: velero.io/v1

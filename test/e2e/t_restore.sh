@@ -18,16 +18,6 @@ rs_up() {
 # rs_s3_bsl NAME PREFIX: a default BSL on the shared gateway with its Secret
 rs_s3_bsl() { s3_location "$1" "$KCMDR_S3_BUCKET" "$2" true; }
 
-# rs_fs_bsl NAME DIR
-rs_fs_bsl() {
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: velero.io/v1
-kind: BackupStorageLocation
-metadata: {name: $1, namespace: kcm-system}
-spec: {provider: filesystem, default: true, objectStorage: {bucket: b}, config: {path: $2}, validationFrequency: 2s, backupSyncPeriod: 2s}
-YAML
-}
-
 # rs_restore NAME BACKUP [POLICY] [MODIFIER_CM]: the seed's Restore
 rs_restore() {
   jq -n --arg n "$1" --arg b "$2" --arg p "${3:-}" --arg m "${4:-}" '
