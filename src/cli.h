@@ -79,6 +79,9 @@ bool cli_label_valid(const char *s);
  * Returns the new length (never more than n); s[result] is set to NUL (s has room for n + 1
  * bytes). Pure. */
 size_t cli_text_clean(char *s, size_t n);
+/* True when s[0..n) is all valid UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF). */
+bool cli_utf8_valid(const char *s, size_t n);
 /* fprintf for human-readable output, where strings come from the server, a bucket or an
  * archive: every %s argument is printed as cli_text_clean makes it (its precision counts bytes
  * before cleaning; NULL prints "(null)"); the format's own text is printed as it is. Nothing is
