@@ -93,13 +93,13 @@ test_fence_two_controllers_without_leader_election() {
     Failed) assert_eq "" "$(files x)" "files of the failed backup x" ;;
     *) fail "x ended $p" ;;
   esac
-  velero_backup y
-  wait_phase y Completed 90
+  velero_backup second
+  wait_phase second Completed 90
   sleep 5
-  assert_eq Completed "$(phase y)" "phase of y a while after it completed"
-  "$KCMDR" backup verify y -n kcm-system >/dev/null || fail "backup y does not verify"
-  local runs; runs=$(cat a.log b.log | grep -c "Backup y: Completed" || true)
-  assert_eq 1 "$runs" "executions of y that completed"
+  assert_eq Completed "$(phase second)" "phase of the second backup a while after it completed"
+  "$KCMDR" backup verify second -n kcm-system >/dev/null || fail "backup second does not verify"
+  local runs; runs=$(cat a.log b.log | grep -c "Backup second: Completed" || true)
+  assert_eq 1 "$runs" "executions of the second backup that completed"
   echo "    x ended $p" >&2
 }
 
