@@ -135,9 +135,8 @@ static kd_rc resolve(region_clients *r, struct rentry *e, char *msg, size_t n) {
   text[kclen] = '\0';
   char where[1100];
   snprintf(where, sizeof where, "Secret %s/%s key %s", sns, sname, skey);
-  const char *texts[1] = {text}, *names[1] = {where}, *dirs[1] = {"/"};
-  struct kubecfg_opts none = {0};
-  if ((rc = kubecfg_load_texts(texts, names, dirs, 1, &none, &cfg)) != KD_OK) {
+  /* no path to this process's files: only the "-data" forms */
+  if ((rc = kubecfg_load_inline(text, where, &cfg)) != KD_OK) {
     snprintf(msg, n, "Region %s: %s", e->name, kd_errmsg());
     goto fail;
   }

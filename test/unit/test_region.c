@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kubeconfig.h"
 #include "mgmtbackup.h"
 #include "tests.h"
 #include "velero.h"
@@ -250,6 +251,41 @@ static void plan_waits_for_a_running_region(void **state) {
   json_decref(rb);
 }
 
+/* tried: a kubeconfig as a Region's Secret holds it, whose cluster names a local file
+ * (certificate-authority: /etc/hostname), then one whose user names client-certificate and
+ * client-key files, loaded with kubecfg_load_inline as region.c loads it; the first also with
+ * kubecfg_load_texts. asserted: inline, both are refused (KD_ERR_CONFIG) with a message naming the key and
+ * the "-data" form to use instead, and nothing is read; without it the file is read (so the
+ * refusal is the option's doing), and the "-data" forms are still accepted. */
+static void secret_kubeconfig_reads_no_files(void **state) {
+  (void)state;
+  const char *ca = "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n"
+                   "    server: https://127.0.0.1:6443\n    certificate-authority: /etc/hostname\n"
+                   "contexts:\n- name: c\n  context: {cluster: k, user: u}\nusers:\n- name: u\n  user: {token: t}\n";
+  const char *cert = "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n"
+                     "    server: https://127.0.0.1:6443\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+                     "users:\n- name: u\n  user: {client-certificate: /etc/hostname, client-key: /etc/hostname}\n";
+  const char *data = "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n"
+                     "    server: https://127.0.0.1:6443\n    certificate-authority-data: aGVsbG8K\n"
+                     "contexts:\n- name: c\n  context: {cluster: k, user: u}\nusers:\n- name: u\n  user: {token: t}\n";
+  const char *where = "Secret kcm-system/east-kubeconfig key value";
+  struct kubecfg *c = NULL;
+  assert_int_equal(kubecfg_load_inline(ca, where, &c), KD_ERR_CONFIG);
+  assert_null(c);
+  assert_non_null(strstr(kd_errmsg(), "key certificate-authority names a file (/etc/hostname)"));
+  assert_non_null(strstr(kd_errmsg(), "use certificate-authority-data"));
+  assert_int_equal(kubecfg_load_inline(cert, where, &c), KD_ERR_CONFIG);
+  assert_non_null(strstr(kd_errmsg(), "key client-certificate names a file"));
+  assert_int_equal(kubecfg_load_inline(data, where, &c), KD_OK);
+  assert_int_equal(c->ca_pem_len, 6);
+  kubecfg_free(c);
+  c = NULL;
+  const char *texts[1] = {ca}, *names[1] = {where}, *dirs[1] = {"/"};
+  assert_int_equal(kubecfg_load_texts(texts, names, dirs, 1, NULL, &c), KD_OK);
+  assert_non_null(c->ca_pem); /* read from the file: what a Secret's writer must not get */
+  kubecfg_free(c);
+}
+
 int test_region(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(regions_and_selectors),
@@ -257,6 +293,7 @@ int test_region(void) {
       cmocka_unit_test(plan_region_schedule),
       cmocka_unit_test(plan_region_on_demand_and_restored),
       cmocka_unit_test(plan_waits_for_a_running_region),
+      cmocka_unit_test(secret_kubeconfig_reads_no_files),
   };
   return cmocka_run_group_tests_name("region", tests, NULL, NULL);
 }
