@@ -684,7 +684,9 @@ static json_t *regions_look(struct ctl *x, const char *mb) {
   json_array_foreach(names, i, r) {
     char msg[REGION_MSG_MAX];
     json_t *backups = NULL;
-    kd_rc rc = region_list_backups(x->regions, json_string_value(r), mb, &backups, msg, sizeof msg);
+    kd_rc rc = mb_region_unusable(json_string_value(r), msg, sizeof msg)
+                   ? KD_ERR_INVALID
+                   : region_list_backups(x->regions, json_string_value(r), mb, &backups, msg, sizeof msg);
     if (rc == KD_ERR_NOMEM) goto fail;
     json_t *v = rc == KD_OK ? json_pack("{s:o}", "backups", backups) : json_pack("{s:s}", "error", msg);
     if (!v || json_object_set_new(out, json_string_value(r), v)) goto fail;

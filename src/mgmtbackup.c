@@ -515,7 +515,7 @@ json_t *mb_regions_in_use(json_t *cds) {
   if (!set || !out) goto fail;
   json_array_foreach(cds, i, o) {
     const char *r = cd_region(o);
-    if (r && mb_label_value_valid(r) && json_object_set_new(set, r, json_true())) goto fail;
+    if (r && json_object_set_new(set, r, json_true())) goto fail;
   }
   size_t n = json_object_size(set), j = 0;
   const char **keys = malloc((n + 1) * sizeof *keys);
@@ -539,6 +539,17 @@ fail:
   return NULL;
 }
 
+bool mb_region_unusable(const char *region, char *msg, size_t n) {
+  if (mb_label_value_valid(region)) return false;
+  char shown[80];
+  snprintf(shown, sizeof shown, "%s", region ? region : "");
+  shown[kd_utf8_cut(shown, strlen(shown))] = '\0';
+  snprintf(msg, n, "region \"%s\"%s cannot be a label value (at most 63 characters: letters, digits, '-', '_', '.'), "
+           "so no regional Backup can carry it: its ClusterDeployments are backed up with the management cluster",
+           shown, strlen(shown) < strlen(region ? region : "") ? "..." : "");
+  return true;
+}
+
 json_t *mb_selectors_for(json_t *cds, json_t *cts, const char *region, bool compact, json_t *skipped) {
   json_t *mine = json_array(), *out = NULL;
   size_t i;
@@ -547,7 +558,9 @@ json_t *mb_selectors_for(json_t *cds, json_t *cts, const char *region, bool comp
   bool want_mgmt = !region || !region[0];
   json_array_foreach(cds, i, o) {
     const char *r = cd_region(o);
-    bool keep = want_mgmt ? r == NULL : kd_streq(r, region);
+    /* a region whose name no label can hold cannot be backed up in its cluster (its Backup could
+     * not be labelled): its ClusterDeployments stay in the management backup */
+    bool keep = want_mgmt ? r == NULL || !mb_label_value_valid(r) : kd_streq(r, region);
     if (keep && json_array_append(mine, o)) goto done;
   }
   out = mb_selectors(mine, cts, compact, skipped);

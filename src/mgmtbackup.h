@@ -102,13 +102,19 @@ json_t *mb_pick_restored(const char *mb, bool scheduled, json_t *backups, time_t
 #define MB_REGION_RETRY_S 15  /* a region in error is tried again after this long */
 
 /* The regions in use: the distinct status.region of the ClusterDeployments cds (array,
- * borrowed), sorted; a value no label can hold is left out (it could label nothing). New
- * reference ([] when none); NULL on no memory. */
+ * borrowed), sorted, those no label can hold included (mb_region_unusable says so; each gets an
+ * entry with that error). New reference ([] when none); NULL on no memory. */
 json_t *mb_regions_in_use(json_t *cds);
 
+/* Is region a name no regional Backup can be made for (no label value can hold it)? Then msg
+ * (size n) says so for its status entry, and its ClusterDeployments are the management
+ * cluster's to back up (mb_selectors_for): nothing is backed up nowhere. */
+bool mb_region_unusable(const char *region, char *msg, size_t n);
+
 /* mb_selectors over the ClusterDeployments of one region only: region NULL or "" selects those
- * without status.region (the management cluster's own backup), else those whose status.region
- * is region. Same ownership and failure as mb_selectors. */
+ * without status.region and those whose region mb_region_unusable refuses (the management
+ * cluster's own backup), else those whose status.region is region. Same ownership and failure
+ * as mb_selectors. */
 json_t *mb_selectors_for(json_t *cds, json_t *cts, const char *region, bool compact, json_t *skipped);
 
 /* The name of region's Backup of mb: scheduled "<mb>-<region>-YYYYMMDDhhmmss" (t), or on

@@ -30,19 +30,33 @@ static bool selects(json_t *sels, const char *k, const char *v) {
   return false;
 }
 
-/* tried: ClusterDeployments in two regions, one without, one with a region no label can hold.
- * asserted: regions sorted and distinct, the bad one left out; the management selectors leave
- * the regional clusters out, a region's select only its own. */
+/* tried: ClusterDeployments in two regions, one without, one with a region no label can hold,
+ * one whose region is 64 characters long.
+ * asserted: regions sorted and distinct, the bad ones included (each gets an entry), and
+ * mb_region_unusable refuses them (not east) with a message saying where their clusters go;
+ * the management selectors leave the regional clusters out but keep those of the unusable
+ * regions (backed up somewhere, never nowhere); a region's select only its own. */
 static void regions_and_selectors(void **state) {
   (void)state;
-  json_t *cds = json_pack("[o,o,o,o,o]", rcd("m1", NULL), rcd("e1", "east"), rcd("w1", "west"), rcd("e2", "east"),
-                          rcd("bad", "no/such label"));
+  char long_region[65], msg[600];
+  memset(long_region, 'r', 64);
+  long_region[64] = '\0';
+  json_t *cds = json_pack("[o,o,o,o,o,o]", rcd("m1", NULL), rcd("e1", "east"), rcd("w1", "west"), rcd("e2", "east"),
+                          rcd("bad", "East_1!"), rcd("long", long_region));
   json_t *cts = json_array();
   json_t *rs = mb_regions_in_use(cds);
-  assert_int_equal(json_array_size(rs), 2);
-  assert_string_equal(json_string_value(json_array_get(rs, 0)), "east");
-  assert_string_equal(json_string_value(json_array_get(rs, 1)), "west");
+  assert_int_equal(json_array_size(rs), 4);
+  assert_string_equal(json_string_value(json_array_get(rs, 0)), "East_1!");
+  assert_string_equal(json_string_value(json_array_get(rs, 1)), "east");
+  assert_string_equal(json_string_value(json_array_get(rs, 2)), long_region);
+  assert_string_equal(json_string_value(json_array_get(rs, 3)), "west");
+  assert_false(mb_region_unusable("east", msg, sizeof msg));
+  assert_true(mb_region_unusable("East_1!", msg, sizeof msg));
+  assert_non_null(strstr(msg, "backed up with the management cluster"));
+  assert_true(mb_region_unusable(long_region, msg, sizeof msg));
   json_t *m = mb_selectors_for(cds, cts, NULL, false, NULL), *e = mb_selectors_for(cds, cts, "east", false, NULL);
+  assert_true(selects(m, "cluster.x-k8s.io/cluster-name", "bad"));  /* nowhere else to go */
+  assert_true(selects(m, "cluster.x-k8s.io/cluster-name", "long"));
   assert_true(selects(m, "cluster.x-k8s.io/cluster-name", "m1"));
   assert_false(selects(m, "cluster.x-k8s.io/cluster-name", "e1"));
   assert_false(selects(m, "cluster.x-k8s.io/cluster-name", "w1"));
