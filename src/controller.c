@@ -864,7 +864,7 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
   }
   const char *rname;
   json_t *rv;
-  json_object_foreach(regional, rname, rv) in.regions_running = in.regions_running || mb_region_running(name, json_object_get(rv, "backups"));
+  json_object_foreach(regional, rname, rv) in.regions_running = in.regions_running || mb_region_running(name, json_object_get(rv, "backups"), in.now);
   char bsl_name[256];
   if (resolve_bsl(x, mb, bsl_name, sizeof bsl_name) == KD_OK) { /* when it last synced, for restored objects */
     json_t *bsl = informer_get(x->inf[INF_BSL], x->ns, bsl_name);

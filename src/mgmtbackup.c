@@ -593,13 +593,24 @@ static bool owned_by(json_t *b, const char *mb) {
   return owned(b, label);
 }
 
-bool mb_region_running(const char *mb, json_t *backups) {
+/* a regional Backup still New (or without a phase) MB_NOT_STARTED_S after its creation: no
+ * engine runs in its region */
+static bool region_not_started(json_t *b, time_t now) {
+  const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
+  time_t c;
+  return (!phase || !phase[0] || strcmp(phase, VELERO_PHASE_NEW) == 0) &&
+         time_field(json_object_get(b, "metadata"), "creationTimestamp", &c) && now - c > MB_NOT_STARTED_S;
+}
+
+bool mb_region_running(const char *mb, json_t *backups, time_t now) {
   size_t i;
   json_t *b;
   json_array_foreach(backups, i, b) {
     const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
     bool synced = json_object_get(json_object_get(json_object_get(b, "metadata"), "annotations"), VELERO_SYNCED_ANNOTATION);
-    if (owned_by(b, mb) && velero_phase_running(phase) && !(synced && (!phase || !phase[0]))) return true;
+    if (owned_by(b, mb) && velero_phase_running(phase) && !(synced && (!phase || !phase[0])) &&
+        !region_not_started(b, now))
+      return true;
   }
   return false;
 }
@@ -711,6 +722,15 @@ kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *ou
     out->requeue_s = MB_REGION_RETRY_S;
     return KD_OK;
   }
+  json_array_foreach(in->backups, i, e) { /* holds no schedule, but says why nothing runs there */
+    if (owned_by(e, name) && region_not_started(e, in->now)) {
+      if ((rc = region_error(out->entry, "Backup %s has been New in region %s for more than %d minutes: is a Velero "
+                             "server or kcmdr's builtin engine running there? The schedule goes on without it",
+                             meta_str(e, "name"), in->region, MB_NOT_STARTED_S / 60)))
+        goto fail;
+      break;
+    }
+  }
   if (restored) { /* rebuilt like the top level, from what the region's cluster lists */
     json_t *b = mb_pick_region_backup(name, in->region, scheduled, false, in->backups, in->now);
     if (b) {
@@ -744,7 +764,7 @@ kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *ou
         !time_field(out->entry, "lastBackupTime", &t))
       if ((rc = region_set_last(out->entry, want, backup_time(want, b)))) goto fail;
   } else if (!kd_streq(json_string_value(json_object_get(out->entry, "lastBackupName")), want) && made_here(in, mlast) &&
-             !mb_region_running(name, in->backups)) {
+             !mb_region_running(name, in->backups, in->now)) {
     out->create = true;
     snprintf(out->create_name, sizeof out->create_name, "%s", want);
     json_object_del(out->entry, "lastBackup");

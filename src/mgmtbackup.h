@@ -126,8 +126,10 @@ void mb_region_backup_name(const char *mb, const char *region, bool scheduled, t
 json_t *mb_region_backup_object(const char *name, const char *ns, const char *mb_name, const char *region,
                                 const char *bsl, json_t *selectors);
 
-/* Does one of backups (array, borrowed) labelled for mb still run (New, InProgress, ...)? */
-bool mb_region_running(const char *mb, json_t *backups);
+/* Does one of backups (array, borrowed) labelled for mb still run (New, InProgress, ...)? One
+ * still New MB_NOT_STARTED_S after its creation does not count: no engine runs in its region,
+ * and it must not hold the schedule forever (mb_plan_region puts it in the region's error). */
+bool mb_region_running(const char *mb, json_t *backups, time_t now);
 
 /* Region's Backup of mb among backups (array, borrowed; those labelled for mb and region): for
  * a schedule the newest "<mb>-<region>-<stamp>" not after now, else the one on demand.

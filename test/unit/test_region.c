@@ -235,13 +235,38 @@ static void plan_region_on_demand_and_restored(void **state) {
   json_decref(mgmt);
 }
 
-/* tried: a regional Backup of the schedule still runs when the next slot is due. asserted:
- * mb_region_running sees it, and the management plan then creates nothing and waits. */
+/* tried: a regional Backup of the schedule still runs when the next slot is due; then one still
+ * New, created 10 s ago and (no engine in its region) 301 s ago. asserted: mb_region_running
+ * sees the running one and the young New one, and the management plan then creates nothing and
+ * waits; the old New one no longer holds the schedule (the plan creates the slot's Backup) and
+ * the region's entry says why nothing runs there, naming the Backup. */
 static void plan_waits_for_a_running_region(void **state) {
   (void)state;
   json_t *rb = json_pack("[o]", bk("kcm-east-20251231230000", "kcm", "east", "InProgress", false));
-  assert_true(mb_region_running("kcm", rb));
-  assert_false(mb_region_running("other", rb));
+  assert_true(mb_region_running("kcm", rb, NOW));
+  assert_false(mb_region_running("other", rb, NOW));
+  json_t *nb = json_pack("[o]", bk("kcm-east-20251231230000", "kcm", "east", "New", false));
+  json_object_set_new(json_object_get(json_array_get(nb, 0), "metadata"), "creationTimestamp",
+                      json_string("2025-12-31T23:59:50Z"));
+  assert_true(mb_region_running("kcm", nb, NOW)); /* New for 10 s: it may yet start */
+  json_object_set_new(json_object_get(json_array_get(nb, 0), "metadata"), "creationTimestamp",
+                      json_string("2025-12-31T23:54:59Z"));
+  assert_false(mb_region_running("kcm", nb, NOW)); /* 301 s: no engine there, the schedule goes on */
+  {
+    json_t *smb = sched_mb(NULL, NULL), *sst = json_pack("{s:s}", "lastBackupName", "kcm-20260101000000"), *mg = json_array();
+    struct mb_region_input ri = {smb, sst, "east", NULL, nb, mg, true, NOW};
+    struct mb_region_plan rp;
+    assert_int_equal(mb_plan_region(&ri, &rp), KD_OK);
+    const char *err = json_string_value(json_object_get(rp.entry, "error"));
+    assert_non_null(err);
+    assert_non_null(strstr(err, "Backup kcm-east-20251231230000 has been New in region east for more than 5 minutes"));
+    assert_true(rp.create); /* the new slot's regional Backup is made all the same */
+    mb_region_plan_free(&rp);
+    json_decref(smb);
+    json_decref(sst);
+    json_decref(mg);
+  }
+  json_decref(nb);
   json_t *mb = sched_mb(NULL, NULL), *backups = json_array();
   struct mb_input in = {mb, backups, NULL, 0, NOW, 0, 0, true};
   struct mb_plan p;
