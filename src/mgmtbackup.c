@@ -740,6 +740,15 @@ kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *ou
     }
     return KD_OK;
   }
+  /* an entry that names no Backup yet (a restored object whose region erred while the restore
+   * labels were on, a ManagementBackup made again) is rebuilt from what the region lists, as
+   * the restored branch does: its region answers now */
+  if (!json_object_get(out->entry, "lastBackupName")) {
+    json_t *b = mb_pick_region_backup(name, in->region, scheduled, false, in->backups, in->now);
+    if (b && ((rc = region_set_last(out->entry, meta_str(b, "name"), backup_time(name, b))) ||
+              (rc = region_mirror(out->entry, in->backups))))
+      goto fail;
+  }
   char want[MB_NAME_MAX + 1];
   const char *mlast = json_string_value(json_object_get(in->status, "lastBackupName"));
   if (scheduled) {

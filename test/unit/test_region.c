@@ -197,9 +197,12 @@ static void plan_region_schedule(void **state) {
 }
 
 /* tried: an on-demand ManagementBackup whose management Backup is created now; then one
- * restored (velero labels) whose region lists its Backups. asserted: "<mb>-<region>" is
+ * restored (velero labels) whose region lists its Backups; then the same object after the
+ * restore labels were dropped while its region erred (its entry: an error, no lastBackupName),
+ * the region answering now, the top level's slot synced in. asserted: "<mb>-<region>" is
  * created; the restored entry is rebuilt from the region's newest scheduled Backup not in the
- * future, and nothing is created. */
+ * future, and nothing is created; the erred entry is rebuilt from the region's list too
+ * (lastBackupName and lastBackup), its error gone, nothing created. */
 static void plan_region_on_demand_and_restored(void **state) {
   (void)state;
   json_t *mb = json_pack("{s:{s:s},s:{},s:{s:s}}", "metadata", "name", "once", "spec", "status", "lastBackupName", "once");
@@ -224,6 +227,27 @@ static void plan_region_on_demand_and_restored(void **state) {
   assert_false(p.create);
   assert_string_equal(json_string_value(json_object_get(p.entry, "lastBackupName")), "kcm-west-20251231230000");
   mb_region_plan_free(&p);
+  /* the region erred on the reconcile that rebuilt the top level, and the restore labels are
+   * gone since: once it answers, its entry is rebuilt from its list all the same, and the slot
+   * synced in (no regional Backup of it) is not made */
+  json_decref(mb);
+  mb = sched_mb(json_pack("[{s:s,s:s}]", "region", "west", "error", "region west: listing Backups: refused"), NULL);
+  json_array_append_new(mgmt, bk("kcm-20251231230000", "kcm", NULL, "Completed", true));
+  json_decref(listed);
+  listed = json_pack("[o]", bk("kcm-west-20251231220000", "kcm", "west", "Completed", true));
+  json_object_set_new(st, "lastBackupName", json_string("kcm-20251231230000"));
+  in.mb = mb;
+  in.backups = listed;
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_null(json_object_get(p.entry, "error"));
+  assert_string_equal(json_string_value(json_object_get(p.entry, "lastBackupName")), "kcm-west-20251231220000");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(p.entry, "lastBackup"), "phase")), "Completed");
+  mb_region_plan_free(&p);
+  json_decref(listed);
+  listed = json_pack("[o,o,o]", bk("kcm-west-20251231220000", "kcm", "west", "Completed", true),
+                     bk("kcm-west-20251231230000", "kcm", "west", "Completed", true),
+                     bk("kcm-west-29990101000000", "kcm", "west", "Completed", true));
   /* the restore command's pick: only finished ones, by name's time */
   json_t *b = mb_pick_region_backup("kcm", "west", true, true, listed, NOW);
   assert_string_equal(nm(b), "kcm-west-20251231230000");
