@@ -747,9 +747,15 @@ static int64_t reconcile_regions(struct ctl *x, json_t *mb, json_t *st, json_t *
   json_t *rv;
   int64_t rq = 0;
   json_t *old_regions = json_object_get(json_object_get(mb, "status"), "regions");
+  /* every ManagementBackup's name and the regions in use: names shared with another are refused */
+  json_t *mbs = informer_list(x->inf[INF_MB]), *mb_names = json_array(), *in_use = json_array(), *o;
+  size_t k;
+  json_array_foreach(mbs, k, o) json_array_append_new(mb_names, json_string(meta_str(o, "name")));
+  json_object_foreach(regional, region, rv) json_array_append_new(in_use, json_string(region));
+  json_decref(mbs);
   json_object_foreach(regional, region, rv) {
     struct mb_region_input ri = {mb, st, region, json_string_value(json_object_get(rv, "error")),
-                                 json_object_get(rv, "backups"), backups, created, time(NULL)};
+                                 json_object_get(rv, "backups"), backups, created, time(NULL), mb_names, in_use};
     struct mb_region_plan rp;
     if (mb_plan_region(&ri, &rp) != KD_OK) {
       kd_log(KD_LOG_WARN, "ManagementBackup %s: region %s: %s", meta_str(mb, "name"), region, kd_errmsg());
@@ -798,6 +804,8 @@ static int64_t reconcile_regions(struct ctl *x, json_t *mb, json_t *st, json_t *
     if (rp.requeue_s > 0 && (rq == 0 || rp.requeue_s < rq)) rq = rp.requeue_s;
     mb_region_plan_free(&rp);
   }
+  json_decref(mb_names);
+  json_decref(in_use);
   return rq;
 }
 

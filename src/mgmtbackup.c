@@ -695,6 +695,40 @@ static bool made_here(const struct mb_region_input *in, const char *mname) {
          !json_object_get(json_object_get(json_object_get(b, "metadata"), "labels"), VELERO_LABEL_RESTORE);
 }
 
+/* Would region's Backups of mb be confused with another's (see mb_plan_region)? msg says why. */
+static bool region_clash(const struct mb_region_input *in, const char *mb, char *msg, size_t n) {
+  const char *r = in->region;
+  size_t rl = strlen(r), i, j;
+  if (rl == MB_STAMP_LEN && strspn(r, "0123456789") == rl) {
+    snprintf(msg, n, "region %.100s is named like a timestamp: its Backup %.100s-%.100s would read as one of %.100s's own scheduled "
+             "Backups; no regional Backup is made for it", r, mb, r, mb);
+    return true;
+  }
+  char both[2 * MB_NAME_MAX + 2], other[2 * MB_NAME_MAX + 2];
+  snprintf(both, sizeof both, "%s-%s", mb, r);
+  json_t *m, *r2;
+  json_array_foreach(in->mb_names, i, m) {
+    const char *m2 = json_string_value(m);
+    if (!m2 || kd_streq(m2, mb)) continue;
+    if (kd_streq(m2, both)) {
+      snprintf(msg, n, "ManagementBackup %.100s exists: its Backups (%.100s, %.100s-<timestamp>) and region %.100s's of %.100s would share "
+               "names in the storage location; no regional Backup is made: rename one", both, both, both, r, mb);
+      return true;
+    }
+    json_array_foreach(in->regions, j, r2) {
+      if (!json_string_value(r2)) continue;
+      snprintf(other, sizeof other, "%s-%s", m2, json_string_value(r2));
+      if (strcmp(other, both) == 0) {
+        snprintf(msg, n, "the Backups of region %.100s of ManagementBackup %.100s and those of region %.100s of ManagementBackup %.100s "
+                 "would share the names %.100s, %.100s-<timestamp>; no regional Backup is made: rename one", r, mb,
+                 json_string_value(r2), m2, both, both);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *out) {
   memset(out, 0, sizeof *out);
   const char *name = meta_str(in->mb, "name");
@@ -720,6 +754,12 @@ kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *ou
   if (in->error) {
     if ((rc = region_error(out->entry, "%s", in->error))) goto fail;
     out->requeue_s = MB_REGION_RETRY_S;
+    return KD_OK;
+  }
+  char clash[1200];
+  if (region_clash(in, name, clash, sizeof clash)) {
+    if ((rc = region_error(out->entry, "%s", clash))) goto fail;
+    out->requeue_s = 60; /* renaming the other object reconciles only that one */
     return KD_OK;
   }
   json_array_foreach(in->backups, i, e) { /* holds no schedule, but says why nothing runs there */

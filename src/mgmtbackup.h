@@ -153,6 +153,8 @@ struct mb_region_input {
   json_t *mgmt_backups;   /* the management cluster's Backups as listed (borrowed) */
   bool mgmt_created;      /* the top level creates its Backup (status.lastBackupName) now */
   time_t now;
+  json_t *mb_names;       /* the names of every ManagementBackup (array of strings, borrowed; NULL: none) */
+  json_t *regions;        /* the regions in use (array of strings, borrowed; NULL: none) */
 };
 struct mb_region_plan {
   json_t *entry;          /* the status.regions[] entry to write (new reference) */
@@ -161,8 +163,14 @@ struct mb_region_plan {
   int64_t requeue_s;      /* look again after this long (0: no need) */
 };
 /* Decide one region (see struct mb_region_input). KD_ERR_NOMEM only; free with
- * mb_region_plan_free. */
+ * mb_region_plan_free. Names that would be confused with others' are refused, nothing created
+ * and the entry's error saying why (the Backups of all share one location): "<mb>-<region>"
+ * equal to another ManagementBackup's name (both would make "<that>" and "<that>-<stamp>") or to
+ * "<mb2>-<region2>" of another ManagementBackup and region in use, and a region named like a
+ * timestamp (14 digits: "<mb>-<region>" would read as one of mb's own scheduled names). */
 kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *out);
+/* Release what a plan from mb_plan_region owns (its entry); the plan may be planned again. A
+ * plan whose mb_plan_region failed holds nothing; freeing it twice is harmless. */
 void mb_region_plan_free(struct mb_region_plan *p);
 
 /* status.regions with entry put in place of the one of its region (or appended): st is changed

@@ -122,7 +122,7 @@ static void plan_region_schedule(void **state) {
   json_t *st = json_pack("{s:s,s:s,s:s}", "lastBackupName", "kcm-20260101000000", "lastBackupTime", "2026-01-01T00:00:00Z",
                          "nextAttempt", "2026-01-01T01:00:00Z");
   json_t *none = json_array(), *mgmt = json_array();
-  struct mb_region_input in = {mb, st, "east", NULL, none, mgmt, true, NOW};
+  struct mb_region_input in = {mb, st, "east", NULL, none, mgmt, true, NOW, NULL, NULL};
   struct mb_region_plan p;
   assert_int_equal(mb_plan_region(&in, &p), KD_OK);
   assert_true(p.create);
@@ -207,7 +207,7 @@ static void plan_region_on_demand_and_restored(void **state) {
   (void)state;
   json_t *mb = json_pack("{s:{s:s},s:{},s:{s:s}}", "metadata", "name", "once", "spec", "status", "lastBackupName", "once");
   json_t *st = json_pack("{s:s}", "lastBackupName", "once"), *none = json_array(), *mgmt = json_array();
-  struct mb_region_input in = {mb, st, "west", NULL, none, mgmt, true, NOW};
+  struct mb_region_input in = {mb, st, "west", NULL, none, mgmt, true, NOW, NULL, NULL};
   struct mb_region_plan p;
   assert_int_equal(mb_plan_region(&in, &p), KD_OK);
   assert_true(p.create);
@@ -278,7 +278,7 @@ static void plan_waits_for_a_running_region(void **state) {
   assert_false(mb_region_running("kcm", nb, NOW)); /* 301 s: no engine there, the schedule goes on */
   {
     json_t *smb = sched_mb(NULL, NULL), *sst = json_pack("{s:s}", "lastBackupName", "kcm-20260101000000"), *mg = json_array();
-    struct mb_region_input ri = {smb, sst, "east", NULL, nb, mg, true, NOW};
+    struct mb_region_input ri = {smb, sst, "east", NULL, nb, mg, true, NOW, NULL, NULL};
     struct mb_region_plan rp;
     assert_int_equal(mb_plan_region(&ri, &rp), KD_OK);
     const char *err = json_string_value(json_object_get(rp.entry, "error"));
@@ -349,6 +349,52 @@ static void secret_kubeconfig_reads_no_files(void **state) {
   kubecfg_free(c);
 }
 
+/* tried: on-demand ManagementBackup "daily" (its management Backup made now) with region east
+ * next to a ManagementBackup named "daily-east"; then next to "other" only; region
+ * "20250101000000"; then "daily" region "x-y" next to ManagementBackup "daily-x" whose region
+ * "y" is in use too. asserted: each clash is refused with an error in the entry naming the
+ * other object, and nothing is created; with no clash the Backup daily-east is created. */
+static void plan_region_refuses_shared_names(void **state) {
+  (void)state;
+  json_t *mb = json_pack("{s:{s:s},s:{},s:{s:s}}", "metadata", "name", "daily", "spec", "status", "lastBackupName", "daily");
+  json_t *st = json_pack("{s:s}", "lastBackupName", "daily"), *none = json_array(), *mgmt = json_array();
+  json_t *names = json_pack("[s,s]", "daily", "daily-east"), *regions = json_pack("[s]", "east");
+  struct mb_region_input in = {mb, st, "east", NULL, none, mgmt, true, NOW, names, regions};
+  struct mb_region_plan p;
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_non_null(strstr(json_string_value(json_object_get(p.entry, "error")), "ManagementBackup daily-east exists"));
+  mb_region_plan_free(&p);
+
+  json_array_set_new(names, 1, json_string("other"));
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_true(p.create);
+  assert_string_equal(p.create_name, "daily-east");
+  assert_null(json_object_get(p.entry, "error"));
+  mb_region_plan_free(&p);
+
+  in.region = "20250101000000";
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_non_null(strstr(json_string_value(json_object_get(p.entry, "error")), "named like a timestamp"));
+  mb_region_plan_free(&p);
+
+  json_array_set_new(names, 1, json_string("daily-x"));
+  json_array_append_new(regions, json_string("x-y"));
+  json_array_append_new(regions, json_string("y"));
+  in.region = "x-y";
+  assert_int_equal(mb_plan_region(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_non_null(strstr(json_string_value(json_object_get(p.entry, "error")), "region y of ManagementBackup daily-x"));
+  mb_region_plan_free(&p);
+  json_decref(mb);
+  json_decref(st);
+  json_decref(none);
+  json_decref(mgmt);
+  json_decref(names);
+  json_decref(regions);
+}
+
 int test_region(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(regions_and_selectors),
@@ -357,6 +403,7 @@ int test_region(void) {
       cmocka_unit_test(plan_region_on_demand_and_restored),
       cmocka_unit_test(plan_waits_for_a_running_region),
       cmocka_unit_test(secret_kubeconfig_reads_no_files),
+      cmocka_unit_test(plan_region_refuses_shared_names),
   };
   return cmocka_run_group_tests_name("region", tests, NULL, NULL);
 }
