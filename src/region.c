@@ -159,15 +159,12 @@ static kd_rc resolve(region_clients *r, struct rentry *e, char *msg, size_t n) {
   e->down_until_ms = 0; /* a new kubeconfig is tried at once */
   snprintf(e->key, sizeof e->key, "%s", key);
 done:
-  json_decref(rg);
-  json_decref(sec);
-  free(kc);
-  return KD_OK;
+  rc = KD_OK;
 fail:
   json_decref(rg);
   json_decref(sec);
   free(kc);
-  return rc ? rc : KD_ERR_INVALID;
+  return rc;
 }
 
 /* a request to e's cluster failed: unreachable ones rest for MB_REGION_RETRY_S */
@@ -181,11 +178,24 @@ static void failed(struct rentry *e, kd_rc rc, const char *what, char *msg, size
 }
 
 #define REGION_BACKUPS_MAX 10000 /* Backups of one ManagementBackup kept from one region's list */
+struct collected {
+  json_t *list;
+  kd_rc rc; /* KD_ERR_TOOBIG past REGION_BACKUPS_MAX, KD_ERR_NOMEM: the list stopped short */
+};
 static bool collect(json_t *item, void *ud) {
+  struct collected *c = ud;
+  if (json_array_size(c->list) >= REGION_BACKUPS_MAX) {
+    c->rc = KD_ERR_TOOBIG;
+    return false;
+  }
   json_t *meta = json_object_get(item, "metadata");
   json_t *keep = json_pack("{s:O?,s:O?}", "metadata", meta, "status", json_object_get(item, "status"));
   if (keep) json_object_del(json_object_get(keep, "metadata"), "managedFields");
-  return keep && json_array_size(ud) < REGION_BACKUPS_MAX && json_array_append_new(ud, keep) == 0;
+  if (!keep || json_array_append_new(c->list, keep)) {
+    c->rc = KD_ERR_NOMEM;
+    return false;
+  }
+  return true;
 }
 
 kd_rc region_list_backups(region_clients *r, const char *region, const char *mb, json_t **out, char *msg, size_t n) {
@@ -204,21 +214,31 @@ kd_rc region_list_backups(region_clients *r, const char *region, const char *mb,
   snprintf(sel, sizeof sel, "%s=%s", MB_LABEL_BACKUP, label);
   struct kube_list_opts lo = {0};
   lo.label_selector = sel;
-  json_t *list = json_array();
-  if (!list) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  if ((rc = kube_list(e->c, &res_backup, r->ns, &lo, collect, list, NULL)) != KD_OK) {
+  struct collected col = {json_array(), KD_OK};
+  if (!col.list) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  if ((rc = kube_list(e->c, &res_backup, r->ns, &lo, collect, &col, NULL)) != KD_OK) {
     failed(e, rc, "listing Backups", msg, n);
-    json_decref(list);
+    json_decref(col.list);
     return rc;
   }
-  *out = list;
+  if (col.rc != KD_OK) { /* a cut list would lose Backups silently: say so instead */
+    json_decref(col.list);
+    if (col.rc == KD_ERR_NOMEM) {
+      snprintf(msg, n, "region %s: out of memory listing Backups", region);
+      return kd_fail(KD_ERR_NOMEM, "out of memory");
+    }
+    snprintf(msg, n, "region %s lists more than %d Backups of ManagementBackup %.100s: not backed up there until "
+             "old ones are deleted", region, REGION_BACKUPS_MAX, mb);
+    return kd_fail(KD_ERR_TOOBIG, "%s", msg);
+  }
+  *out = col.list;
   return KD_OK;
 }
 
 kd_rc region_create_backup(region_clients *r, const char *region, json_t *obj, char *msg, size_t n) {
   struct rentry *e = entry_of(r, region);
   if (!e->c) {
-    snprintf(msg, n, "region %s: no client", region);
+    snprintf(msg, n, "no client (the region was not listed first)");
     return kd_fail(KD_ERR_INVALID, "%s", msg);
   }
   json_t *out = NULL;
@@ -231,13 +251,16 @@ kd_rc region_create_backup(region_clients *r, const char *region, json_t *obj, c
       const char *want = json_string_value(json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), MB_LABEL_BACKUP));
       const char *have = json_string_value(json_object_get(json_object_get(json_object_get(out, "metadata"), "labels"), MB_LABEL_BACKUP));
       if (!kd_streq(want, have)) {
-        rc = kd_fail(KD_ERR_CONFLICT, "a Backup named %s already exists in region %s and was not made for this "
-                     "ManagementBackup", name, region);
+        rc = kd_fail(KD_ERR_CONFLICT, "a Backup of that name exists there and was not made for this ManagementBackup");
         snprintf(msg, n, "%s", kd_errmsg());
       }
     }
   }
-  if (rc != KD_OK && rc != KD_ERR_CONFLICT) failed(e, rc, "creating a Velero Backup", msg, n);
+  if (rc != KD_OK && rc != KD_ERR_CONFLICT) {
+    failed(e, rc, "creating a Velero Backup", msg, n); /* the region's later lists repeat this whole */
+    snprintf(msg, n, "%s", kd_errmsg()); /* the caller names the Backup and the region */
+    msg[kd_utf8_cut(msg, strlen(msg))] = '\0';
+  }
   json_decref(out);
   return rc;
 }

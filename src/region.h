@@ -35,13 +35,15 @@ void region_clients_free(region_clients *r);
  * contacted again for MB_REGION_RETRY_S: the same error comes back at once. So a dead region
  * costs a reconcile at most one REGION_TIMEOUT_MS every MB_REGION_RETRY_S.
  * On failure msg (size n) says why, for the region's status entry: a missing Region or Secret,
- * a bad kubeconfig, an unreachable cluster. */
+ * a bad kubeconfig, an unreachable cluster, more than 10000 such Backups (KD_ERR_TOOBIG: the
+ * list is never cut short silently). */
 kd_rc region_list_backups(region_clients *r, const char *region, const char *mb, json_t **out, char *msg, size_t n);
 
 /* Create obj (a velero.io/v1 Backup) in region's system namespace, with the client the last
  * region_list_backups of region resolved. A Backup of that name that exists already is
  * accepted only when it carries the same management-backup label (ours, from a retry);
- * otherwise KD_ERR_CONFLICT. On failure msg (size n) says why. */
+ * otherwise KD_ERR_CONFLICT. On failure msg (size n) says why, without naming the Backup or
+ * the region (the caller's message does). */
 kd_rc region_create_backup(region_clients *r, const char *region, json_t *obj, char *msg, size_t n);
 
 /* The restore command's part (cli_region.c): flags --pause-regions and --region REGION of
