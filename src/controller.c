@@ -675,12 +675,15 @@ static void retain(struct ctl *x, json_t *mb, json_t *backups) {
 }
 
 /* Each region in use (mb_regions_in_use of the cached ClusterDeployments) -> {"backups": [...]}
- * as its cluster lists them, or {"error": "..."}. New reference; NULL on no memory. */
+ * as its cluster lists them, {"error": "..."}, or {"skipped": true} when this pass's budget was
+ * spent or the process stops. New reference; NULL on no memory. */
 static json_t *regions_look(struct ctl *x, const char *mb) {
   json_t *cds = informer_list(x->inf[INF_CD]), *names = cds ? mb_regions_in_use(cds) : NULL, *out = json_object();
   size_t i;
   json_t *r;
   if (!names || !out) goto fail;
+  /* a pass has a budget and ends on SIGTERM: regions not looked at keep their entries for now */
+  region_pass_begin(x->regions, REGION_PASS_BUDGET_MS, &g_stop);
   json_array_foreach(names, i, r) {
     char msg[REGION_MSG_MAX];
     json_t *backups = NULL;
@@ -688,7 +691,9 @@ static json_t *regions_look(struct ctl *x, const char *mb) {
                    ? KD_ERR_INVALID
                    : region_list_backups(x->regions, json_string_value(r), mb, &backups, msg, sizeof msg);
     if (rc == KD_ERR_NOMEM) goto fail;
-    json_t *v = rc == KD_OK ? json_pack("{s:o}", "backups", backups) : json_pack("{s:s}", "error", msg);
+    json_t *v = rc == KD_OK                ? json_pack("{s:o}", "backups", backups)
+                : rc == KD_ERR_CANCELLED ? json_pack("{s:b}", "skipped", 1)
+                                         : json_pack("{s:s}", "error", msg);
     if (!v || json_object_set_new(out, json_string_value(r), v)) goto fail;
   }
   json_decref(cds);
@@ -754,6 +759,10 @@ static int64_t reconcile_regions(struct ctl *x, json_t *mb, json_t *st, json_t *
   json_object_foreach(regional, region, rv) json_array_append_new(in_use, json_string(region));
   json_decref(mbs);
   json_object_foreach(regional, region, rv) {
+    if (json_is_true(json_object_get(rv, "skipped"))) { /* its entry in st stays as it was; soon again */
+      if (rq == 0 || rq > 1) rq = 1;
+      continue;
+    }
     struct mb_region_input ri = {mb, st, region, json_string_value(json_object_get(rv, "error")),
                                  json_object_get(rv, "backups"), backups, created, time(NULL), mb_names, in_use};
     struct mb_region_plan rp;

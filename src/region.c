@@ -20,11 +20,16 @@ struct rentry {
   int64_t down_until_ms;  /* not contacted again before this (monotonic) */
   char down_msg[REGION_MSG_MAX];
   int64_t used_ms;
+  unsigned pass;          /* the last pass that listed it */
 };
 
 struct region_clients {
   kube_client *mgmt;
   const char *ns;
+  unsigned pass;          /* the current pass (region_pass_begin) */
+  int64_t pass_start_ms;
+  long budget_ms;         /* < 0: no limit */
+  volatile int *stop;
   struct rentry e[REGION_CACHE_MAX];
 };
 
@@ -33,6 +38,8 @@ kd_rc region_clients_new(kube_client *mgmt, const char *ns, region_clients **out
   if (!r) return kd_fail(KD_ERR_NOMEM, "out of memory");
   r->mgmt = mgmt;
   r->ns = ns;
+  r->pass = 1;
+  r->budget_ms = -1;
   *out = r;
   return KD_OK;
 }
@@ -43,16 +50,32 @@ void region_clients_free(region_clients *r) {
   free(r);
 }
 
-/* region's entry, made (the least recently used one reused) when missing */
+void region_pass_begin(region_clients *r, long budget_ms, volatile int *stop) {
+  r->pass++;
+  if (r->pass == 0) r->pass = 1; /* 0 is no pass's: a fresh entry's */
+  r->pass_start_ms = kd_now_ms();
+  r->budget_ms = budget_ms;
+  r->stop = stop;
+}
+
+static struct rentry *find_entry(region_clients *r, const char *region) {
+  for (int i = 0; i < REGION_CACHE_MAX; i++)
+    if (r->e[i].name[0] && strcmp(r->e[i].name, region) == 0) return &r->e[i];
+  return NULL;
+}
+
+/* region's entry, made when missing in a free slot or that of the least recently used region
+ * not listed in this pass; NULL when every slot holds one of this pass */
 static struct rentry *entry_of(region_clients *r, const char *region) {
-  struct rentry *free_e = NULL, *old = NULL;
+  struct rentry *free_e = NULL, *old = NULL, *e = find_entry(r, region);
+  if (e) return e;
   for (int i = 0; i < REGION_CACHE_MAX; i++) {
-    struct rentry *e = &r->e[i];
-    if (e->name[0] && strcmp(e->name, region) == 0) return e;
+    e = &r->e[i];
     if (!e->name[0] && !free_e) free_e = e;
-    if (e->name[0] && (!old || e->used_ms < old->used_ms)) old = e;
+    if (e->name[0] && e->pass != r->pass && (!old || e->used_ms < old->used_ms)) old = e;
   }
-  struct rentry *e = free_e ? free_e : old;
+  e = free_e ? free_e : old;
+  if (!e) return NULL;
   kube_client_free(e->c);
   memset(e, 0, sizeof *e);
   snprintf(e->name, sizeof e->name, "%s", region);
@@ -199,9 +222,21 @@ static bool collect(json_t *item, void *ud) {
 }
 
 kd_rc region_list_backups(region_clients *r, const char *region, const char *mb, json_t **out, char *msg, size_t n) {
-  struct rentry *e = entry_of(r, region);
   kd_rc rc;
   *out = NULL;
+  bool stopping = r->stop && *r->stop;
+  if (stopping || (r->budget_ms >= 0 && kd_now_ms() - r->pass_start_ms >= r->budget_ms)) {
+    snprintf(msg, n, "region %s: not looked at in this pass (%s)", region,
+             stopping ? "stopping" : "the time for regional calls is spent; it comes next");
+    return kd_fail(KD_ERR_CANCELLED, "%s", msg);
+  }
+  struct rentry *e = entry_of(r, region);
+  if (!e) {
+    snprintf(msg, n, "more than %d regions in use: region %s is not backed up (kcmdr keeps clients for at most %d "
+             "regions at once)", REGION_CACHE_MAX, region, REGION_CACHE_MAX);
+    return kd_fail(KD_ERR_TOOBIG, "%s", msg);
+  }
+  e->pass = r->pass;
   e->used_ms = kd_now_ms();
   if ((rc = resolve(r, e, msg, n)) != KD_OK) return rc;
   if (e->down_until_ms && kd_now_ms() < e->down_until_ms) {
@@ -236,8 +271,8 @@ kd_rc region_list_backups(region_clients *r, const char *region, const char *mb,
 }
 
 kd_rc region_create_backup(region_clients *r, const char *region, json_t *obj, char *msg, size_t n) {
-  struct rentry *e = entry_of(r, region);
-  if (!e->c) {
+  struct rentry *e = find_entry(r, region);
+  if (!e || !e->c) {
     snprintf(msg, n, "no client (the region was not listed first)");
     return kd_fail(KD_ERR_INVALID, "%s", msg);
   }

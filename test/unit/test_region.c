@@ -2,13 +2,21 @@
  * region, regional names and objects, and mb_plan_region's decisions: create with the
  * management slot, catch up on a slot made here, never for a slot synced in from a bucket,
  * an error stays in its entry, a deleted regional Backup is not made again, the rebuild after a
- * restore, and a running regional Backup holding the next management slot. */
+ * restore, and a running regional Backup holding the next management slot. Also region.c's
+ * pass (budget, stop flag, client cap, against local listeners) and what a kubeconfig from a
+ * Secret may not read. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "kube.h"
 #include "kubeconfig.h"
 #include "mgmtbackup.h"
+#include "region.h"
 #include "tests.h"
 #include "velero.h"
 
@@ -395,6 +403,94 @@ static void plan_region_refuses_shared_names(void **state) {
   json_decref(regions);
 }
 
+/* a listening socket on 127.0.0.1 that never accepts (blackhole: connects, then silence), or
+ * with closed, a port nothing listens on (refused at once); *port gets its port */
+static int listener(bool closed, int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  socklen_t len = sizeof a;
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  *port = ntohs(a.sin_port);
+  if (closed) {
+    close(fd);
+    return -1;
+  }
+  assert_int_equal(listen(fd, 1), 0);
+  return fd;
+}
+
+/* a management client for https://127.0.0.1:port with a request timeout of timeout_ms, no retries */
+static kube_client *client_at(int port, long timeout_ms) {
+  char text[600];
+  snprintf(text, sizeof text, "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n"
+           "    server: https://127.0.0.1:%d\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n"
+           "  context: {cluster: k, user: u}\nusers:\n- name: u\n  user: {token: t}\n", port);
+  const char *texts[1] = {text}, *names[1] = {"test"}, *dirs[1] = {"/"};
+  struct kubecfg *cfg = NULL;
+  kube_client *c = NULL;
+  struct kube_client_opts o = {0, 0, -1, timeout_ms, "test"};
+  assert_int_equal(kubecfg_load_texts(texts, names, dirs, 1, NULL, &cfg), KD_OK);
+  assert_int_equal(kube_client_new(cfg, &o, &c), KD_OK);
+  return c;
+}
+
+/* tried: one pass over regions whose Region GETs go to a blackhole listener on 127.0.0.1 (each
+ * call hangs until its 300 ms timeout), with a pass budget of 500 ms; then a pass with the stop
+ * flag set; then, against a port that refuses at once, one pass over 65 regions, and a new pass.
+ * asserted: the first two regions are tried (each an error after its timeout), the third is not
+ * contacted (KD_ERR_CANCELLED at once, "not looked at in this pass"); with stop set, nothing is
+ * contacted; in one pass the 65th region is refused (KD_ERR_TOOBIG, "more than 64 regions")
+ * and no client of that pass is dropped for it; the next pass may reuse the oldest slot. */
+static void region_pass_budget_stop_and_cap(void **state) {
+  (void)state;
+  int port, fd = listener(false, &port);
+  kube_client *mgmt = client_at(port, 300);
+  region_clients *r = NULL;
+  char msg[REGION_MSG_MAX];
+  json_t *out = NULL;
+  assert_int_equal(region_clients_new(mgmt, "kcm-system", &r), KD_OK);
+  region_pass_begin(r, 500, NULL);
+  int64_t t0 = kd_now_ms();
+  assert_int_not_equal(region_list_backups(r, "r1", "kcm", &out, msg, sizeof msg), KD_OK);
+  assert_int_not_equal(region_list_backups(r, "r2", "kcm", &out, msg, sizeof msg), KD_OK);
+  assert_true(kd_now_ms() - t0 >= 500); /* both were tried: two timeouts */
+  int64_t t1 = kd_now_ms();
+  assert_int_equal(region_list_backups(r, "r3", "kcm", &out, msg, sizeof msg), KD_ERR_CANCELLED);
+  assert_true(kd_now_ms() - t1 < 100);
+  assert_non_null(strstr(msg, "region r3: not looked at in this pass"));
+  volatile int stop = 1;
+  region_pass_begin(r, -1, &stop);
+  t1 = kd_now_ms();
+  assert_int_equal(region_list_backups(r, "r1", "kcm", &out, msg, sizeof msg), KD_ERR_CANCELLED);
+  assert_true(kd_now_ms() - t1 < 100);
+  assert_non_null(strstr(msg, "stopping"));
+  region_clients_free(r);
+  kube_client_free(mgmt);
+  close(fd);
+
+  listener(true, &port);
+  mgmt = client_at(port, 2000);
+  assert_int_equal(region_clients_new(mgmt, "kcm-system", &r), KD_OK);
+  region_pass_begin(r, -1, NULL);
+  char name[16];
+  for (int i = 0; i < REGION_CACHE_MAX; i++) {
+    snprintf(name, sizeof name, "r%d", i);
+    kd_rc rc = region_list_backups(r, name, "kcm", &out, msg, sizeof msg);
+    assert_true(rc != KD_OK && rc != KD_ERR_TOOBIG && rc != KD_ERR_CANCELLED); /* refused: tried */
+  }
+  assert_int_equal(region_list_backups(r, "r64", "kcm", &out, msg, sizeof msg), KD_ERR_TOOBIG);
+  assert_non_null(strstr(msg, "more than 64 regions in use: region r64 is not backed up"));
+  assert_int_not_equal(region_list_backups(r, "r0", "kcm", &out, msg, sizeof msg), KD_ERR_TOOBIG); /* still there */
+  region_pass_begin(r, -1, NULL);
+  assert_int_not_equal(region_list_backups(r, "r64", "kcm", &out, msg, sizeof msg), KD_ERR_TOOBIG);
+  region_clients_free(r);
+  kube_client_free(mgmt);
+}
+
 int test_region(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(regions_and_selectors),
@@ -404,6 +500,7 @@ int test_region(void) {
       cmocka_unit_test(plan_waits_for_a_running_region),
       cmocka_unit_test(secret_kubeconfig_reads_no_files),
       cmocka_unit_test(plan_region_refuses_shared_names),
+      cmocka_unit_test(region_pass_budget_stop_and_cap),
   };
   return cmocka_run_group_tests_name("region", tests, NULL, NULL);
 }
