@@ -675,18 +675,25 @@ static void retain(struct ctl *x, json_t *mb, json_t *backups) {
 }
 
 /* Each region in use (mb_regions_in_use of the cached ClusterDeployments) -> {"backups": [...]}
- * as its cluster lists them, or {"error": "..."}. New reference; NULL on no memory. */
+ * as its cluster lists them, {"error": "..."}, or {"skipped": true} when this pass's budget was
+ * spent or the process stops. New reference; NULL on no memory. */
 static json_t *regions_look(struct ctl *x, const char *mb) {
   json_t *cds = informer_list(x->inf[INF_CD]), *names = cds ? mb_regions_in_use(cds) : NULL, *out = json_object();
   size_t i;
   json_t *r;
   if (!names || !out) goto fail;
+  /* a pass has a budget and ends on SIGTERM: regions not looked at keep their entries for now */
+  region_pass_begin(x->regions, REGION_PASS_BUDGET_MS, &g_stop);
   json_array_foreach(names, i, r) {
     char msg[REGION_MSG_MAX];
     json_t *backups = NULL;
-    kd_rc rc = region_list_backups(x->regions, json_string_value(r), mb, &backups, msg, sizeof msg);
+    kd_rc rc = mb_region_unusable(json_string_value(r), msg, sizeof msg)
+                   ? KD_ERR_INVALID
+                   : region_list_backups(x->regions, json_string_value(r), mb, &backups, msg, sizeof msg);
     if (rc == KD_ERR_NOMEM) goto fail;
-    json_t *v = rc == KD_OK ? json_pack("{s:o}", "backups", backups) : json_pack("{s:s}", "error", msg);
+    json_t *v = rc == KD_OK                ? json_pack("{s:o}", "backups", backups)
+                : rc == KD_ERR_CANCELLED ? json_pack("{s:b}", "skipped", 1)
+                                         : json_pack("{s:s}", "error", msg);
     if (!v || json_object_set_new(out, json_string_value(r), v)) goto fail;
   }
   json_decref(cds);
@@ -745,9 +752,19 @@ static int64_t reconcile_regions(struct ctl *x, json_t *mb, json_t *st, json_t *
   json_t *rv;
   int64_t rq = 0;
   json_t *old_regions = json_object_get(json_object_get(mb, "status"), "regions");
+  /* every ManagementBackup's name and the regions in use: names shared with another are refused */
+  json_t *mbs = informer_list(x->inf[INF_MB]), *mb_names = json_array(), *in_use = json_array(), *o;
+  size_t k;
+  json_array_foreach(mbs, k, o) json_array_append_new(mb_names, json_string(meta_str(o, "name")));
+  json_object_foreach(regional, region, rv) json_array_append_new(in_use, json_string(region));
+  json_decref(mbs);
   json_object_foreach(regional, region, rv) {
+    if (json_is_true(json_object_get(rv, "skipped"))) { /* its entry in st stays as it was; soon again */
+      if (rq == 0 || rq > 1) rq = 1;
+      continue;
+    }
     struct mb_region_input ri = {mb, st, region, json_string_value(json_object_get(rv, "error")),
-                                 json_object_get(rv, "backups"), backups, created, time(NULL)};
+                                 json_object_get(rv, "backups"), backups, created, time(NULL), mb_names, in_use};
     struct mb_region_plan rp;
     if (mb_plan_region(&ri, &rp) != KD_OK) {
       kd_log(KD_LOG_WARN, "ManagementBackup %s: region %s: %s", meta_str(mb, "name"), region, kd_errmsg());
@@ -796,6 +813,8 @@ static int64_t reconcile_regions(struct ctl *x, json_t *mb, json_t *st, json_t *
     if (rp.requeue_s > 0 && (rq == 0 || rp.requeue_s < rq)) rq = rp.requeue_s;
     mb_region_plan_free(&rp);
   }
+  json_decref(mb_names);
+  json_decref(in_use);
   return rq;
 }
 
@@ -862,7 +881,7 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
   }
   const char *rname;
   json_t *rv;
-  json_object_foreach(regional, rname, rv) in.regions_running = in.regions_running || mb_region_running(name, json_object_get(rv, "backups"));
+  json_object_foreach(regional, rname, rv) in.regions_running = in.regions_running || mb_region_running(name, json_object_get(rv, "backups"), in.now);
   char bsl_name[256];
   if (resolve_bsl(x, mb, bsl_name, sizeof bsl_name) == KD_OK) { /* when it last synced, for restored objects */
     json_t *bsl = informer_get(x->inf[INF_BSL], x->ns, bsl_name);

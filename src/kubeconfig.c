@@ -88,7 +88,7 @@ static char *resolve_path(const char *dir, const char *p) {
 
 /* Fill *data from key "<name>-data" (base64) or "<name>" (a file), in that order. */
 static kd_rc load_blob(json_t *entry, const char *dir, const char *what, const char *file, const char *name,
-                       char **data, size_t *len) {
+                       bool inline_only, char **data, size_t *len) {
   char key[96];
   snprintf(key, sizeof key, "%s-data", name);
   const char *b64 = json_string_value(json_object_get(entry, key));
@@ -101,6 +101,9 @@ static kd_rc load_blob(json_t *entry, const char *dir, const char *what, const c
   }
   const char *p = json_string_value(json_object_get(entry, name));
   if (!p || !p[0]) return KD_OK;
+  if (inline_only)
+    return kd_fail(KD_ERR_CONFIG, "%s: %s: key %s names a file (%.100s), which kcmdr does not read for a kubeconfig "
+                   "from a Secret: use %s with the content", file, what, name, p, key);
   char *full = resolve_path(dir, p);
   if (!full) return kd_fail(KD_ERR_NOMEM, "out of memory");
   kd_rc rc = kd_read_file(full, KUBECFG_MAX_FILE, data, len);
@@ -185,7 +188,7 @@ fail:
   return rc;
 }
 
-static kd_rc resolve(struct merged *m, const struct kubecfg_opts *opts, struct kubecfg *c) {
+static kd_rc resolve(struct merged *m, const struct kubecfg_opts *opts, bool inline_only, struct kubecfg *c) {
   kd_rc rc;
   const char *ctxname = opts && opts->context ? opts->context : m->current_context;
   if (!ctxname || !ctxname[0])
@@ -219,7 +222,7 @@ static kd_rc resolve(struct merged *m, const struct kubecfg_opts *opts, struct k
   if ((rc = dupstr(&c->tls_server_name, json_string_value(json_object_get(cl, "tls-server-name")))) ||
       (rc = dupstr(&c->proxy_url, json_string_value(json_object_get(cl, "proxy-url")))))
     return rc;
-  if ((rc = load_blob(cl, cldir, what, clfile, "certificate-authority", &c->ca_pem, &c->ca_pem_len))) return rc;
+  if ((rc = load_blob(cl, cldir, what, clfile, "certificate-authority", inline_only, &c->ca_pem, &c->ca_pem_len))) return rc;
 
   if (uname && uname[0]) {
     json_t *ue = json_object_get(m->users, uname);
@@ -228,8 +231,8 @@ static kd_rc resolve(struct merged *m, const struct kubecfg_opts *opts, struct k
     const char *ufile = json_string_value(json_object_get(ue, "file"));
     const char *udir = json_string_value(json_object_get(ue, "dir"));
     snprintf(what, sizeof what, "user %s", uname);
-    if ((rc = load_blob(u, udir, what, ufile, "client-certificate", &c->cert_pem, &c->cert_pem_len)) ||
-        (rc = load_blob(u, udir, what, ufile, "client-key", &c->key_pem, &c->key_pem_len)))
+    if ((rc = load_blob(u, udir, what, ufile, "client-certificate", inline_only, &c->cert_pem, &c->cert_pem_len)) ||
+        (rc = load_blob(u, udir, what, ufile, "client-key", inline_only, &c->key_pem, &c->key_pem_len)))
       return rc;
     if (!c->cert_pem != !c->key_pem)
       return kd_fail(KD_ERR_CONFIG, "%s: %s: client-certificate and client-key must be given together", ufile, what);
@@ -250,7 +253,7 @@ static kd_rc resolve(struct merged *m, const struct kubecfg_opts *opts, struct k
 }
 
 static kd_rc load_docs(json_t **docs, const char *const *names, const char *const *dirs, size_t n,
-                       const struct kubecfg_opts *opts, struct kubecfg **out) {
+                       const struct kubecfg_opts *opts, bool inline_only, struct kubecfg **out) {
   kd_rc rc = KD_OK;
   struct merged m = {json_object(), json_object(), json_object(), NULL, NULL};
   struct kubecfg *c = calloc(1, sizeof *c);
@@ -279,7 +282,7 @@ static kd_rc load_docs(json_t **docs, const char *const *names, const char *cons
     }
     if (!m.current_file) m.current_file = names[i];
   }
-  if ((rc = resolve(&m, opts, c))) goto fail;
+  if ((rc = resolve(&m, opts, inline_only, c))) goto fail;
   *out = c;
   c = NULL;
 fail:
@@ -302,9 +305,18 @@ kd_rc kubecfg_load_texts(const char *const *texts, const char *const *names, con
       goto fail;
     }
   }
-  rc = load_docs(docs, names, base_dirs, n, opts, out);
+  rc = load_docs(docs, names, base_dirs, n, opts, false, out);
 fail:
   for (size_t k = 0; k < n; k++) json_decref(docs[k]);
+  return rc;
+}
+
+kd_rc kubecfg_load_inline(const char *text, const char *name, struct kubecfg **out) {
+  json_t *doc = NULL;
+  const char *names[1] = {name}, *dirs[1] = {"/"};
+  if (yj_parse_one(text, strlen(text), &doc) != KD_OK) return kd_fail_wrap(KD_ERR_CONFIG, "%s", name);
+  kd_rc rc = load_docs(&doc, names, dirs, 1, NULL, true, out);
+  json_decref(doc);
   return rc;
 }
 

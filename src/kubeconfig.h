@@ -59,6 +59,12 @@ kd_rc kubecfg_load(const struct kubecfg_opts *opts, struct kubecfg **out);
 kd_rc kubecfg_load_texts(const char *const *texts, const char *const *names, const char *const *base_dirs,
                          size_t n, const struct kubecfg_opts *opts, struct kubecfg **out);
 
+/* Like kubecfg_load_texts for one kubeconfig from elsewhere (a Secret, named name in messages),
+ * which may make this process read none of its local files: a certificate-authority,
+ * client-certificate or client-key given as a file path is refused (KD_ERR_CONFIG naming the key
+ * and its "-data" form); only the "-data" forms are taken. The current context, no options. */
+kd_rc kubecfg_load_inline(const char *text, const char *name, struct kubecfg **out);
+
 /* Refuse what kubectl refuses or what would leak credentials: insecure-skip-tls-verify together
  * with a CA ("specifying a root certificates file with the insecure flag is not allowed"), and a
  * bearer token, token file, basic auth or exec plugin with an http:// server (the message names

@@ -515,7 +515,7 @@ json_t *mb_regions_in_use(json_t *cds) {
   if (!set || !out) goto fail;
   json_array_foreach(cds, i, o) {
     const char *r = cd_region(o);
-    if (r && mb_label_value_valid(r) && json_object_set_new(set, r, json_true())) goto fail;
+    if (r && json_object_set_new(set, r, json_true())) goto fail;
   }
   size_t n = json_object_size(set), j = 0;
   const char **keys = malloc((n + 1) * sizeof *keys);
@@ -539,6 +539,17 @@ fail:
   return NULL;
 }
 
+bool mb_region_unusable(const char *region, char *msg, size_t n) {
+  if (mb_label_value_valid(region)) return false;
+  char shown[80];
+  snprintf(shown, sizeof shown, "%s", region ? region : "");
+  shown[kd_utf8_cut(shown, strlen(shown))] = '\0';
+  snprintf(msg, n, "region \"%s\"%s cannot be a label value (at most 63 characters: letters, digits, '-', '_', '.'), "
+           "so no regional Backup can carry it: its ClusterDeployments are backed up with the management cluster",
+           shown, strlen(shown) < strlen(region ? region : "") ? "..." : "");
+  return true;
+}
+
 json_t *mb_selectors_for(json_t *cds, json_t *cts, const char *region, bool compact, json_t *skipped) {
   json_t *mine = json_array(), *out = NULL;
   size_t i;
@@ -547,7 +558,9 @@ json_t *mb_selectors_for(json_t *cds, json_t *cts, const char *region, bool comp
   bool want_mgmt = !region || !region[0];
   json_array_foreach(cds, i, o) {
     const char *r = cd_region(o);
-    bool keep = want_mgmt ? r == NULL : kd_streq(r, region);
+    /* a region whose name no label can hold cannot be backed up in its cluster (its Backup could
+     * not be labelled): its ClusterDeployments stay in the management backup */
+    bool keep = want_mgmt ? r == NULL || !mb_label_value_valid(r) : kd_streq(r, region);
     if (keep && json_array_append(mine, o)) goto done;
   }
   out = mb_selectors(mine, cts, compact, skipped);
@@ -580,13 +593,24 @@ static bool owned_by(json_t *b, const char *mb) {
   return owned(b, label);
 }
 
-bool mb_region_running(const char *mb, json_t *backups) {
+/* a regional Backup still New (or without a phase) MB_NOT_STARTED_S after its creation: no
+ * engine runs in its region */
+static bool region_not_started(json_t *b, time_t now) {
+  const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
+  time_t c;
+  return (!phase || !phase[0] || strcmp(phase, VELERO_PHASE_NEW) == 0) &&
+         time_field(json_object_get(b, "metadata"), "creationTimestamp", &c) && now - c > MB_NOT_STARTED_S;
+}
+
+bool mb_region_running(const char *mb, json_t *backups, time_t now) {
   size_t i;
   json_t *b;
   json_array_foreach(backups, i, b) {
     const char *phase = json_string_value(json_object_get(json_object_get(b, "status"), "phase"));
     bool synced = json_object_get(json_object_get(json_object_get(b, "metadata"), "annotations"), VELERO_SYNCED_ANNOTATION);
-    if (owned_by(b, mb) && velero_phase_running(phase) && !(synced && (!phase || !phase[0]))) return true;
+    if (owned_by(b, mb) && velero_phase_running(phase) && !(synced && (!phase || !phase[0])) &&
+        !region_not_started(b, now))
+      return true;
   }
   return false;
 }
@@ -671,6 +695,40 @@ static bool made_here(const struct mb_region_input *in, const char *mname) {
          !json_object_get(json_object_get(json_object_get(b, "metadata"), "labels"), VELERO_LABEL_RESTORE);
 }
 
+/* Would region's Backups of mb be confused with another's (see mb_plan_region)? msg says why. */
+static bool region_clash(const struct mb_region_input *in, const char *mb, char *msg, size_t n) {
+  const char *r = in->region;
+  size_t rl = strlen(r), i, j;
+  if (rl == MB_STAMP_LEN && strspn(r, "0123456789") == rl) {
+    snprintf(msg, n, "region %.100s is named like a timestamp: its Backup %.100s-%.100s would read as one of %.100s's own scheduled "
+             "Backups; no regional Backup is made for it", r, mb, r, mb);
+    return true;
+  }
+  char both[2 * MB_NAME_MAX + 2], other[2 * MB_NAME_MAX + 2];
+  snprintf(both, sizeof both, "%s-%s", mb, r);
+  json_t *m, *r2;
+  json_array_foreach(in->mb_names, i, m) {
+    const char *m2 = json_string_value(m);
+    if (!m2 || kd_streq(m2, mb)) continue;
+    if (kd_streq(m2, both)) {
+      snprintf(msg, n, "ManagementBackup %.100s exists: its Backups (%.100s, %.100s-<timestamp>) and region %.100s's of %.100s would share "
+               "names in the storage location; no regional Backup is made: rename one", both, both, both, r, mb);
+      return true;
+    }
+    json_array_foreach(in->regions, j, r2) {
+      if (!json_string_value(r2)) continue;
+      snprintf(other, sizeof other, "%s-%s", m2, json_string_value(r2));
+      if (strcmp(other, both) == 0) {
+        snprintf(msg, n, "the Backups of region %.100s of ManagementBackup %.100s and those of region %.100s of ManagementBackup %.100s "
+                 "would share the names %.100s, %.100s-<timestamp>; no regional Backup is made: rename one", r, mb,
+                 json_string_value(r2), m2, both, both);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *out) {
   memset(out, 0, sizeof *out);
   const char *name = meta_str(in->mb, "name");
@@ -698,6 +756,21 @@ kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *ou
     out->requeue_s = MB_REGION_RETRY_S;
     return KD_OK;
   }
+  char clash[1200];
+  if (region_clash(in, name, clash, sizeof clash)) {
+    if ((rc = region_error(out->entry, "%s", clash))) goto fail;
+    out->requeue_s = 60; /* renaming the other object reconciles only that one */
+    return KD_OK;
+  }
+  json_array_foreach(in->backups, i, e) { /* holds no schedule, but says why nothing runs there */
+    if (owned_by(e, name) && region_not_started(e, in->now)) {
+      if ((rc = region_error(out->entry, "Backup %s has been New in region %s for more than %d minutes: is a Velero "
+                             "server or kcmdr's builtin engine running there? The schedule goes on without it",
+                             meta_str(e, "name"), in->region, MB_NOT_STARTED_S / 60)))
+        goto fail;
+      break;
+    }
+  }
   if (restored) { /* rebuilt like the top level, from what the region's cluster lists */
     json_t *b = mb_pick_region_backup(name, in->region, scheduled, false, in->backups, in->now);
     if (b) {
@@ -706,6 +779,15 @@ kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *ou
         goto fail;
     }
     return KD_OK;
+  }
+  /* an entry that names no Backup yet (a restored object whose region erred while the restore
+   * labels were on, a ManagementBackup made again) is rebuilt from what the region lists, as
+   * the restored branch does: its region answers now */
+  if (!json_object_get(out->entry, "lastBackupName")) {
+    json_t *b = mb_pick_region_backup(name, in->region, scheduled, false, in->backups, in->now);
+    if (b && ((rc = region_set_last(out->entry, meta_str(b, "name"), backup_time(name, b))) ||
+              (rc = region_mirror(out->entry, in->backups))))
+      goto fail;
   }
   char want[MB_NAME_MAX + 1];
   const char *mlast = json_string_value(json_object_get(in->status, "lastBackupName"));
@@ -731,7 +813,7 @@ kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *ou
         !time_field(out->entry, "lastBackupTime", &t))
       if ((rc = region_set_last(out->entry, want, backup_time(want, b)))) goto fail;
   } else if (!kd_streq(json_string_value(json_object_get(out->entry, "lastBackupName")), want) && made_here(in, mlast) &&
-             !mb_region_running(name, in->backups)) {
+             !mb_region_running(name, in->backups, in->now)) {
     out->create = true;
     snprintf(out->create_name, sizeof out->create_name, "%s", want);
     json_object_del(out->entry, "lastBackup");

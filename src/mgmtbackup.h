@@ -102,13 +102,19 @@ json_t *mb_pick_restored(const char *mb, bool scheduled, json_t *backups, time_t
 #define MB_REGION_RETRY_S 15  /* a region in error is tried again after this long */
 
 /* The regions in use: the distinct status.region of the ClusterDeployments cds (array,
- * borrowed), sorted; a value no label can hold is left out (it could label nothing). New
- * reference ([] when none); NULL on no memory. */
+ * borrowed), sorted, those no label can hold included (mb_region_unusable says so; each gets an
+ * entry with that error). New reference ([] when none); NULL on no memory. */
 json_t *mb_regions_in_use(json_t *cds);
 
+/* Is region a name no regional Backup can be made for (no label value can hold it)? Then msg
+ * (size n) says so for its status entry, and its ClusterDeployments are the management
+ * cluster's to back up (mb_selectors_for): nothing is backed up nowhere. */
+bool mb_region_unusable(const char *region, char *msg, size_t n);
+
 /* mb_selectors over the ClusterDeployments of one region only: region NULL or "" selects those
- * without status.region (the management cluster's own backup), else those whose status.region
- * is region. Same ownership and failure as mb_selectors. */
+ * without status.region and those whose region mb_region_unusable refuses (the management
+ * cluster's own backup), else those whose status.region is region. Same ownership and failure
+ * as mb_selectors. */
 json_t *mb_selectors_for(json_t *cds, json_t *cts, const char *region, bool compact, json_t *skipped);
 
 /* The name of region's Backup of mb: scheduled "<mb>-<region>-YYYYMMDDhhmmss" (t), or on
@@ -120,8 +126,10 @@ void mb_region_backup_name(const char *mb, const char *region, bool scheduled, t
 json_t *mb_region_backup_object(const char *name, const char *ns, const char *mb_name, const char *region,
                                 const char *bsl, json_t *selectors);
 
-/* Does one of backups (array, borrowed) labelled for mb still run (New, InProgress, ...)? */
-bool mb_region_running(const char *mb, json_t *backups);
+/* Does one of backups (array, borrowed) labelled for mb still run (New, InProgress, ...)? One
+ * still New MB_NOT_STARTED_S after its creation does not count: no engine runs in its region,
+ * and it must not hold the schedule forever (mb_plan_region puts it in the region's error). */
+bool mb_region_running(const char *mb, json_t *backups, time_t now);
 
 /* Region's Backup of mb among backups (array, borrowed; those labelled for mb and region): for
  * a schedule the newest "<mb>-<region>-<stamp>" not after now, else the one on demand.
@@ -145,6 +153,8 @@ struct mb_region_input {
   json_t *mgmt_backups;   /* the management cluster's Backups as listed (borrowed) */
   bool mgmt_created;      /* the top level creates its Backup (status.lastBackupName) now */
   time_t now;
+  json_t *mb_names;       /* the names of every ManagementBackup (array of strings, borrowed; NULL: none) */
+  json_t *regions;        /* the regions in use (array of strings, borrowed; NULL: none) */
 };
 struct mb_region_plan {
   json_t *entry;          /* the status.regions[] entry to write (new reference) */
@@ -153,8 +163,14 @@ struct mb_region_plan {
   int64_t requeue_s;      /* look again after this long (0: no need) */
 };
 /* Decide one region (see struct mb_region_input). KD_ERR_NOMEM only; free with
- * mb_region_plan_free. */
+ * mb_region_plan_free. Names that would be confused with others' are refused, nothing created
+ * and the entry's error saying why (the Backups of all share one location): "<mb>-<region>"
+ * equal to another ManagementBackup's name (both would make "<that>" and "<that>-<stamp>") or to
+ * "<mb2>-<region2>" of another ManagementBackup and region in use, and a region named like a
+ * timestamp (14 digits: "<mb>-<region>" would read as one of mb's own scheduled names). */
 kd_rc mb_plan_region(const struct mb_region_input *in, struct mb_region_plan *out);
+/* Release what a plan from mb_plan_region owns (its entry); the plan may be planned again. A
+ * plan whose mb_plan_region failed holds nothing; freeing it twice is harmless. */
 void mb_region_plan_free(struct mb_region_plan *p);
 
 /* status.regions with entry put in place of the one of its region (or appended): st is changed

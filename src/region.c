@@ -20,11 +20,16 @@ struct rentry {
   int64_t down_until_ms;  /* not contacted again before this (monotonic) */
   char down_msg[REGION_MSG_MAX];
   int64_t used_ms;
+  unsigned pass;          /* the last pass that listed it */
 };
 
 struct region_clients {
   kube_client *mgmt;
   const char *ns;
+  unsigned pass;          /* the current pass (region_pass_begin) */
+  int64_t pass_start_ms;
+  long budget_ms;         /* < 0: no limit */
+  volatile int *stop;
   struct rentry e[REGION_CACHE_MAX];
 };
 
@@ -33,6 +38,8 @@ kd_rc region_clients_new(kube_client *mgmt, const char *ns, region_clients **out
   if (!r) return kd_fail(KD_ERR_NOMEM, "out of memory");
   r->mgmt = mgmt;
   r->ns = ns;
+  r->pass = 1;
+  r->budget_ms = -1;
   *out = r;
   return KD_OK;
 }
@@ -43,16 +50,32 @@ void region_clients_free(region_clients *r) {
   free(r);
 }
 
-/* region's entry, made (the least recently used one reused) when missing */
+void region_pass_begin(region_clients *r, long budget_ms, volatile int *stop) {
+  r->pass++;
+  if (r->pass == 0) r->pass = 1; /* 0 is no pass's: a fresh entry's */
+  r->pass_start_ms = kd_now_ms();
+  r->budget_ms = budget_ms;
+  r->stop = stop;
+}
+
+static struct rentry *find_entry(region_clients *r, const char *region) {
+  for (int i = 0; i < REGION_CACHE_MAX; i++)
+    if (r->e[i].name[0] && strcmp(r->e[i].name, region) == 0) return &r->e[i];
+  return NULL;
+}
+
+/* region's entry, made when missing in a free slot or that of the least recently used region
+ * not listed in this pass; NULL when every slot holds one of this pass */
 static struct rentry *entry_of(region_clients *r, const char *region) {
-  struct rentry *free_e = NULL, *old = NULL;
+  struct rentry *free_e = NULL, *old = NULL, *e = find_entry(r, region);
+  if (e) return e;
   for (int i = 0; i < REGION_CACHE_MAX; i++) {
-    struct rentry *e = &r->e[i];
-    if (e->name[0] && strcmp(e->name, region) == 0) return e;
+    e = &r->e[i];
     if (!e->name[0] && !free_e) free_e = e;
-    if (e->name[0] && (!old || e->used_ms < old->used_ms)) old = e;
+    if (e->name[0] && e->pass != r->pass && (!old || e->used_ms < old->used_ms)) old = e;
   }
-  struct rentry *e = free_e ? free_e : old;
+  e = free_e ? free_e : old;
+  if (!e) return NULL;
   kube_client_free(e->c);
   memset(e, 0, sizeof *e);
   snprintf(e->name, sizeof e->name, "%s", region);
@@ -135,9 +158,8 @@ static kd_rc resolve(region_clients *r, struct rentry *e, char *msg, size_t n) {
   text[kclen] = '\0';
   char where[1100];
   snprintf(where, sizeof where, "Secret %s/%s key %s", sns, sname, skey);
-  const char *texts[1] = {text}, *names[1] = {where}, *dirs[1] = {"/"};
-  struct kubecfg_opts none = {0};
-  if ((rc = kubecfg_load_texts(texts, names, dirs, 1, &none, &cfg)) != KD_OK) {
+  /* no path to this process's files: only the "-data" forms */
+  if ((rc = kubecfg_load_inline(text, where, &cfg)) != KD_OK) {
     snprintf(msg, n, "Region %s: %s", e->name, kd_errmsg());
     goto fail;
   }
@@ -160,15 +182,12 @@ static kd_rc resolve(region_clients *r, struct rentry *e, char *msg, size_t n) {
   e->down_until_ms = 0; /* a new kubeconfig is tried at once */
   snprintf(e->key, sizeof e->key, "%s", key);
 done:
-  json_decref(rg);
-  json_decref(sec);
-  free(kc);
-  return KD_OK;
+  rc = KD_OK;
 fail:
   json_decref(rg);
   json_decref(sec);
   free(kc);
-  return rc ? rc : KD_ERR_INVALID;
+  return rc;
 }
 
 /* a request to e's cluster failed: unreachable ones rest for MB_REGION_RETRY_S */
@@ -182,17 +201,42 @@ static void failed(struct rentry *e, kd_rc rc, const char *what, char *msg, size
 }
 
 #define REGION_BACKUPS_MAX 10000 /* Backups of one ManagementBackup kept from one region's list */
+struct collected {
+  json_t *list;
+  kd_rc rc; /* KD_ERR_TOOBIG past REGION_BACKUPS_MAX, KD_ERR_NOMEM: the list stopped short */
+};
 static bool collect(json_t *item, void *ud) {
+  struct collected *c = ud;
+  if (json_array_size(c->list) >= REGION_BACKUPS_MAX) {
+    c->rc = KD_ERR_TOOBIG;
+    return false;
+  }
   json_t *meta = json_object_get(item, "metadata");
   json_t *keep = json_pack("{s:O?,s:O?}", "metadata", meta, "status", json_object_get(item, "status"));
   if (keep) json_object_del(json_object_get(keep, "metadata"), "managedFields");
-  return keep && json_array_size(ud) < REGION_BACKUPS_MAX && json_array_append_new(ud, keep) == 0;
+  if (!keep || json_array_append_new(c->list, keep)) {
+    c->rc = KD_ERR_NOMEM;
+    return false;
+  }
+  return true;
 }
 
 kd_rc region_list_backups(region_clients *r, const char *region, const char *mb, json_t **out, char *msg, size_t n) {
-  struct rentry *e = entry_of(r, region);
   kd_rc rc;
   *out = NULL;
+  bool stopping = r->stop && *r->stop;
+  if (stopping || (r->budget_ms >= 0 && kd_now_ms() - r->pass_start_ms >= r->budget_ms)) {
+    snprintf(msg, n, "region %s: not looked at in this pass (%s)", region,
+             stopping ? "stopping" : "the time for regional calls is spent; it comes next");
+    return kd_fail(KD_ERR_CANCELLED, "%s", msg);
+  }
+  struct rentry *e = entry_of(r, region);
+  if (!e) {
+    snprintf(msg, n, "more than %d regions in use: region %s is not backed up (kcmdr keeps clients for at most %d "
+             "regions at once)", REGION_CACHE_MAX, region, REGION_CACHE_MAX);
+    return kd_fail(KD_ERR_TOOBIG, "%s", msg);
+  }
+  e->pass = r->pass;
   e->used_ms = kd_now_ms();
   if ((rc = resolve(r, e, msg, n)) != KD_OK) return rc;
   if (e->down_until_ms && kd_now_ms() < e->down_until_ms) {
@@ -205,21 +249,31 @@ kd_rc region_list_backups(region_clients *r, const char *region, const char *mb,
   snprintf(sel, sizeof sel, "%s=%s", MB_LABEL_BACKUP, label);
   struct kube_list_opts lo = {0};
   lo.label_selector = sel;
-  json_t *list = json_array();
-  if (!list) return kd_fail(KD_ERR_NOMEM, "out of memory");
-  if ((rc = kube_list(e->c, &res_backup, r->ns, &lo, collect, list, NULL)) != KD_OK) {
+  struct collected col = {json_array(), KD_OK};
+  if (!col.list) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  if ((rc = kube_list(e->c, &res_backup, r->ns, &lo, collect, &col, NULL)) != KD_OK) {
     failed(e, rc, "listing Backups", msg, n);
-    json_decref(list);
+    json_decref(col.list);
     return rc;
   }
-  *out = list;
+  if (col.rc != KD_OK) { /* a cut list would lose Backups silently: say so instead */
+    json_decref(col.list);
+    if (col.rc == KD_ERR_NOMEM) {
+      snprintf(msg, n, "region %s: out of memory listing Backups", region);
+      return kd_fail(KD_ERR_NOMEM, "out of memory");
+    }
+    snprintf(msg, n, "region %s lists more than %d Backups of ManagementBackup %.100s: not backed up there until "
+             "old ones are deleted", region, REGION_BACKUPS_MAX, mb);
+    return kd_fail(KD_ERR_TOOBIG, "%s", msg);
+  }
+  *out = col.list;
   return KD_OK;
 }
 
 kd_rc region_create_backup(region_clients *r, const char *region, json_t *obj, char *msg, size_t n) {
-  struct rentry *e = entry_of(r, region);
-  if (!e->c) {
-    snprintf(msg, n, "region %s: no client", region);
+  struct rentry *e = find_entry(r, region);
+  if (!e || !e->c) {
+    snprintf(msg, n, "no client (the region was not listed first)");
     return kd_fail(KD_ERR_INVALID, "%s", msg);
   }
   json_t *out = NULL;
@@ -232,13 +286,16 @@ kd_rc region_create_backup(region_clients *r, const char *region, json_t *obj, c
       const char *want = json_string_value(json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), MB_LABEL_BACKUP));
       const char *have = json_string_value(json_object_get(json_object_get(json_object_get(out, "metadata"), "labels"), MB_LABEL_BACKUP));
       if (!kd_streq(want, have)) {
-        rc = kd_fail(KD_ERR_CONFLICT, "a Backup named %s already exists in region %s and was not made for this "
-                     "ManagementBackup", name, region);
+        rc = kd_fail(KD_ERR_CONFLICT, "a Backup of that name exists there and was not made for this ManagementBackup");
         snprintf(msg, n, "%s", kd_errmsg());
       }
     }
   }
-  if (rc != KD_OK && rc != KD_ERR_CONFLICT) failed(e, rc, "creating a Velero Backup", msg, n);
+  if (rc != KD_OK && rc != KD_ERR_CONFLICT) {
+    failed(e, rc, "creating a Velero Backup", msg, n); /* the region's later lists repeat this whole */
+    snprintf(msg, n, "%s", kd_errmsg()); /* the caller names the Backup and the region */
+    msg[kd_utf8_cut(msg, strlen(msg))] = '\0';
+  }
   json_decref(out);
   return rc;
 }

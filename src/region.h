@@ -19,6 +19,7 @@
 #define REGION_TIMEOUT_MS 3000 /* one request to a regional cluster, connect included; no retries */
 #define REGION_CACHE_MAX 64    /* regional clients kept; the least recently used goes first */
 #define REGION_MSG_MAX 1024
+#define REGION_PASS_BUDGET_MS 6000 /* one reconcile's regional calls: at most two dead regions' timeouts */
 
 typedef struct region_clients region_clients;
 
@@ -28,20 +29,30 @@ kd_rc region_clients_new(kube_client *mgmt, const char *ns, region_clients **out
 /* Free the cache and every client in it. NULL is fine. */
 void region_clients_free(region_clients *r);
 
+/* Begin one pass over the regions in use (one reconcile). From now until the next call,
+ * region_list_backups contacts nothing once budget_ms (< 0: no limit) have passed since this
+ * call or *stop (NULL: none) is set: KD_ERR_CANCELLED at once, msg saying the region was not
+ * looked at (its entry waits for a later pass). And no client of a region listed in this pass is
+ * dropped to make room: past REGION_CACHE_MAX regions in one pass, KD_ERR_TOOBIG for the rest. */
+void region_pass_begin(region_clients *r, long budget_ms, volatile int *stop);
+
 /* Resolve region's cluster and list the Backups there (system namespace) labelled for the
  * ManagementBackup mb: *out a new array. The Region and its Secret are read from the management
  * API server on every call (two GETs), and the client is reused while both resourceVersions stay
  * the same. A regional cluster that failed at the transport level (refused, timed out) is not
  * contacted again for MB_REGION_RETRY_S: the same error comes back at once. So a dead region
- * costs a reconcile at most one REGION_TIMEOUT_MS every MB_REGION_RETRY_S.
+ * costs a reconcile at most one REGION_TIMEOUT_MS every MB_REGION_RETRY_S, and a pass at most
+ * its budget (region_pass_begin) plus one such timeout.
  * On failure msg (size n) says why, for the region's status entry: a missing Region or Secret,
- * a bad kubeconfig, an unreachable cluster. */
+ * a bad kubeconfig, an unreachable cluster, more than 10000 such Backups (KD_ERR_TOOBIG: the
+ * list is never cut short silently). */
 kd_rc region_list_backups(region_clients *r, const char *region, const char *mb, json_t **out, char *msg, size_t n);
 
 /* Create obj (a velero.io/v1 Backup) in region's system namespace, with the client the last
  * region_list_backups of region resolved. A Backup of that name that exists already is
  * accepted only when it carries the same management-backup label (ours, from a retry);
- * otherwise KD_ERR_CONFLICT. On failure msg (size n) says why. */
+ * otherwise KD_ERR_CONFLICT. On failure msg (size n) says why, without naming the Backup or
+ * the region (the caller's message does). */
 kd_rc region_create_backup(region_clients *r, const char *region, json_t *obj, char *msg, size_t n);
 
 /* The restore command's part (cli_region.c): flags --pause-regions and --region REGION of

@@ -19,7 +19,11 @@ rg_backups() { kubectl -n kcm-system get backups -o json | jq -c "$1"; }
 # annotated k0rdent.mirantis.com/region-pause and leaves the regional cluster's Secret out
 # (cluster.x-k8s.io/cluster-name NotIn) while restoring a deleted management object; on the
 # regional cluster `--region east` picks sched's newest finished regional Backup and restores
-# the deleted object. Last the regional API server is SIGKILLed: east's entry shows the error
+# the deleted object. Region north (spec.clusterDeployment form) is backed up like east; south
+# (ClusterDeployments naming no Region) has the error in its entry, the others go on; a
+# ManagementBackup named once-north makes once's north entry refuse its names. ManagementBackup
+# sched deleted and restored: east's entry is rebuilt (the region's newest finished Backup).
+# Last the regional API server is SIGKILLed: east's entry shows the error
 # and the management schedule goes on (two more management backups).
 test_regions_backup_restore_and_dead_region() {
   local rg=reg-east-$$ mg=reg-mgmt-$$
@@ -39,7 +43,10 @@ test_regions_backup_restore_and_dead_region() {
   eval "$("$REPO/scripts/testenv" up --name "$mg" 2>/dev/null)"
   local km=$KUBECONFIG
   kubectl create namespace kcm-system >/dev/null
-  "$REPO/scripts/fixture" --cluster-deployments 2 --region "east=$kr" --region west 2>/dev/null
+  # a kubeconfig in a Secret may name no file of the controller's: the "-data" forms only
+  KUBECONFIG=$kr kubectl config view --raw --minify --flatten >kr.flat
+  "$REPO/scripts/fixture" --cluster-deployments 2 --region "east=$PWD/kr.flat" --region west \
+    --region-via-cd "north=$PWD/kr.flat" --region-missing south 2>/dev/null
   s3_bsl default
   start_controller m.log --engine=builtin
   on_demand once
@@ -69,6 +76,16 @@ YAML
   assert_eq "once-east" "$(jq -r '.regions[] | select(.region=="east") | .lastBackupName' <<<"$st")" "east's lastBackupName"
   assert_contains "$(jq -r '.regions[] | select(.region=="west") | .error' <<<"$st")" "kubeconfig Secret kcm-system/west-kubeconfig: not found" "west's error"
   assert_eq "null" "$(jq -c '.error' <<<"$st")" "the top level's error"
+  # north: a Region of the spec.clusterDeployment form (Secret team-blue/north-host-kubeconfig,
+  # here the same regional cluster); south: ClusterDeployments naming a Region that does not exist
+  KUBECONFIG=$kr wait_phase once-north Completed 60
+  sel=$(KUBECONFIG=$kr kubectl -n kcm-system get backup once-north -o json | jq -c '[.metadata.labels["k0rdent.mirantis.com/region"], ([.spec.orLabelSelectors[].matchLabels["cluster.x-k8s.io/cluster-name"] // empty])]')
+  assert_eq '["north",["rcd-north-0"]]' "$sel" "region label and cluster selectors of once-north"
+  wait_until 30 sh -c "kubectl get managementbackup once -o json | jq -e '.status.regions[] | select(.region==\"north\") | .lastBackup.phase == \"Completed\"'"
+  st=$(kubectl get managementbackup once -o json | jq -c '.status')
+  assert_eq "once-north" "$(jq -r '.regions[] | select(.region=="north") | .lastBackupName' <<<"$st")" "north's lastBackupName"
+  assert_contains "$(jq -r '.regions[] | select(.region=="south") | .error' <<<"$st")" "Region south not found" "south's error"
+  assert_eq "null" "$(jq -c '.regions[] | select(.region=="south") | .lastBackupName' <<<"$st")" "south's lastBackupName"
 
   # scheduled: "<mb>-<region>-<stamp>", labelled, Completed; the entry follows the top level
   KUBECONFIG=$kr wait_until 60 sh -c "kubectl -n kcm-system get backups -o json | jq -e '[.items[] | select((.metadata.name|test(\"^sched-east-[0-9]{14}\$\")) and .metadata.labels[\"k0rdent.mirantis.com/region\"]==\"east\" and .status.phase==\"Completed\")] | length >= 1'"
@@ -77,6 +94,21 @@ YAML
   # restore, management side: Region east and the regional cluster's Secret deleted, one
   # management object too; the regional Backup of the same slot comes by sync
   wait_until 30 kubectl -n kcm-system get backup once-east
+  wait_until 30 kubectl -n kcm-system get backup once-north
+
+  # a ManagementBackup named like once's regional Backups of north (once-north): once's north
+  # entry refuses with an error naming it and nothing new is made; the synced regional
+  # once-north, not its, keeps the name
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: once-north}
+spec: {}
+YAML
+  kubectl annotate managementbackup once kcmdr.test/poke=1 >/dev/null
+  wait_until 30 sh -c "kubectl get managementbackup once -o json | jq -e '.status.regions[] | select(.region==\"north\") | .error | test(\"ManagementBackup once-north exists\")'"
+  assert_eq "once" "$(kubectl -n kcm-system get backup once-north -o jsonpath='{.metadata.labels.k0rdent\.mirantis\.com/management-backup}')" "owner of Backup once-north"
+  kubectl delete managementbackup once-north >/dev/null
   kubectl delete region east >/dev/null
   kubectl -n kcm-system delete secret rcd-east-0-kubeconfig cd-00000-identity >/dev/null
   # its preview first: the same decisions (the Region paused, the regional Secret left out),
@@ -96,8 +128,8 @@ YAML
   assert_eq "true" "$(kubectl get region east -o jsonpath='{.metadata.annotations.k0rdent\.mirantis\.com/region-pause}')" "region-pause of the restored Region"
   kubectl -n kcm-system get secret cd-00000-identity >/dev/null 2>&1 || fail "the management object was not restored"
   if kubectl -n kcm-system get secret rcd-east-0-kubeconfig >/dev/null 2>&1; then fail "the regional cluster's Secret was restored"; fi
-  assert_eq '{"matchExpressions":[{"key":"cluster.x-k8s.io/cluster-name","operator":"NotIn","values":["rcd-east-0"]}]}' \
-    "$(kubectl -n kcm-system get restore rs-mgmt -o json | jq -c '.spec.labelSelector')" "the management Restore's selector"
+  assert_eq '{"matchExpressions":[{"key":"cluster.x-k8s.io/cluster-name","operator":"NotIn","values":["rcd-east-0","rcd-north-0"]}]}' \
+    "$(kubectl -n kcm-system get restore rs-mgmt -o json | jq -c '.spec.labelSelector | .matchExpressions[0].values |= sort')" "the management Restore's selector"
 
   # restore, regional side: the newest finished Backup of sched for east
   KUBECONFIG=$kr kubectl -n kcm-system delete configmap east-cluster-obj >/dev/null
@@ -107,6 +139,17 @@ YAML
   [[ $picked =~ ^sched-east-[0-9]{14}$ ]] || fail "the regional restore read $picked"
   assert_eq Completed "$(KUBECONFIG=$kr phase "$picked")" "phase of the Backup the regional restore read"
   KUBECONFIG=$kr kubectl -n kcm-system get configmap east-cluster-obj >/dev/null || fail "the regional object was not restored"
+
+  # after a restore, regional entries are rebuilt like the top level: ManagementBackup sched
+  # deleted and restored from its newest finished Backup; east's entry names the region's
+  # newest finished sched-east-<stamp> soon after (the status itself is not restored)
+  local snap
+  snap=$(rg_backups '[.items[] | select((.metadata.name|test("^sched-[0-9]{14}$")) and .status.phase=="Completed") | .metadata.name] | sort | last' | tr -d '"')
+  kubectl delete managementbackup sched >/dev/null
+  "$KCMDR" restore create rs-sched --from-backup "$snap" --include-resources managementbackups.k0rdent.mirantis.com --wait \
+    >rs-sched.out 2>&1 || { cat rs-sched.out; fail "restore of ManagementBackup sched"; }
+  kubectl get managementbackup sched >/dev/null || fail "ManagementBackup sched was not restored"
+  wait_until 60 sh -c "newest=\$(KUBECONFIG=$kr kubectl -n kcm-system get backups -o json | jq -r '[.items[] | select((.metadata.name|test(\"^sched-east-[0-9]{14}\$\")) and .status.phase==\"Completed\") | .metadata.name] | sort | last'); kubectl get managementbackup sched -o json | jq -e --arg n \"\$newest\" '(.metadata.labels[\"velero.io/restore-name\"] == null) and ((.status.regions[] | select(.region==\"east\") | .lastBackupName) == \$n)'"
 
   # the regional API server dies: east's entry says so, the management schedule goes on
   "$REPO/scripts/testenv" apiserver kill --name "$rg" >/dev/null 2>&1
