@@ -819,7 +819,7 @@ static int64_t reconcile_regions(struct ctl *x, json_t *mb, json_t *st, json_t *
 }
 
 static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *gone) {
-  json_t *mb = informer_get(x->inf[INF_MB], NULL, name), *backups = NULL, *regional = NULL;
+  json_t *mb = informer_get(x->inf[INF_MB], NULL, name), *backups = NULL, *regional = NULL, *restores = NULL;
   struct mb_plan plan = {0};
   *progress = *gone = false;
   if (!mb) {
@@ -872,7 +872,7 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
   /* what this process created counts only until the cache shows it, and never past the lag */
   json_t *mine = json_object_get(x->created, name);
   struct mb_input in = {mb, backups, json_string_value(json_object_get(mine, "backup")),
-                        (time_t)json_integer_value(json_object_get(mine, "time")), time(NULL), x->restore_wait_s, 0, false};
+                        (time_t)json_integer_value(json_object_get(mine, "time")), time(NULL), x->restore_wait_s, 0, false, NULL};
   /* the regions in use, each listed once per reconcile: a dead one answers within
    * REGION_TIMEOUT_MS, and then not again for MB_REGION_RETRY_S */
   if (!(regional = regions_look(x, name))) {
@@ -882,6 +882,9 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
   const char *rname;
   json_t *rv;
   json_object_foreach(regional, rname, rv) in.regions_running = in.regions_running || mb_region_running(name, json_object_get(rv, "backups"), in.now);
+  /* no slot starts while a Restore runs here: its backup would hold a half-restored cluster */
+  if (x->inf[INF_RESTORE] && (restores = informer_list(x->inf[INF_RESTORE])))
+    in.restore_running = mb_restore_running(restores, in.now);
   char bsl_name[256];
   if (resolve_bsl(x, mb, bsl_name, sizeof bsl_name) == KD_OK) { /* when it last synced, for restored objects */
     json_t *bsl = informer_get(x->inf[INF_BSL], x->ns, bsl_name);
@@ -927,9 +930,13 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
   rq = plan.requeue_s > 0 ? plan.requeue_s * 1000 + 50 : 0;
   kd_log(KD_LOG_DEBUG, "ManagementBackup %s: reconciled (%s; next look in %lld ms)", name,
          plan.create ? "created a Backup" : plan.waiting ? "slot due while a Backup runs" : "nothing to create", (long long)rq);
+  if (plan.waiting && in.restore_running)
+    kd_log(KD_LOG_INFO, "ManagementBackup %s: slot due; waiting for Restore %s to finish (a backup now would hold a "
+           "half-restored cluster)", name, in.restore_running);
 done:
   mb_plan_free(&plan);
   json_decref(backups);
+  json_decref(restores);
   json_decref(regional);
   json_decref(mb);
   return rq;

@@ -425,7 +425,7 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
   if (!last[0]) time_field(json_object_get(in->mb, "metadata"), "creationTimestamp", &base);
   if (last[0] && (rc = set_last(p, last, last_t))) goto done;
   int64_t next = cron_next(cs, base);
-  if (next && in->now >= next && !running && !in->regions_running) {
+  if (next && in->now >= next && !running && !in->regions_running && !in->restore_running) {
     mb_scheduled_name(name, in->now, p->create_name);
     json_t *same = find_backup(in->backups, p->create_name);
     if (same && !owned(same, label)) {
@@ -454,9 +454,10 @@ static kd_rc plan_scheduled(const struct mb_input *in, struct mb_plan *p, const 
                     "kcmdr's builtin engine running?",
                     stuck, MB_NOT_STARTED_S / 60);
     p->requeue_s = 60;
-  } else if (in->now >= next && (running || in->regions_running)) {
+  } else if (in->now >= next && (running || in->regions_running || in->restore_running)) {
     p->waiting = true;
     p->requeue_s = wake > 0 ? wake : 1; /* the clocks above end the wait even if nothing changes */
+    if (in->restore_running && p->requeue_s > MB_RESTORE_POLL_S) p->requeue_s = MB_RESTORE_POLL_S; /* no watch wakes it */
   } else {
     p->requeue_s = next - in->now;
   }
@@ -600,6 +601,20 @@ static bool region_not_started(json_t *b, time_t now) {
   time_t c;
   return (!phase || !phase[0] || strcmp(phase, VELERO_PHASE_NEW) == 0) &&
          time_field(json_object_get(b, "metadata"), "creationTimestamp", &c) && now - c > MB_NOT_STARTED_S;
+}
+
+const char *mb_restore_running(json_t *restores, time_t now) {
+  size_t i;
+  json_t *r;
+  json_array_foreach(restores, i, r) {
+    const char *phase = json_string_value(json_object_get(json_object_get(r, "status"), "phase"));
+    time_t c;
+    if (!velero_phase_running(phase) || !time_field(json_object_get(r, "metadata"), "creationTimestamp", &c) ||
+        now - c >= MB_RESTORE_HOLD_S || (velero_phase_not_started(phase) && now - c > MB_NOT_STARTED_S))
+      continue;
+    return meta_str(r, "name");
+  }
+  return NULL;
 }
 
 bool mb_region_running(const char *mb, json_t *backups, time_t now) {

@@ -54,6 +54,9 @@ bool mb_label_value_valid(const char *v);
 #define MB_CACHE_LAG_S 10      /* how long a Backup this process created may be missing from the cache */
 #define MB_RESTORE_WAIT_S 180  /* default wait for restored Backups to come back (3 Velero sync periods) */
 #define MB_NOT_STARTED_S 300   /* a Backup still New after this long is reported in status.error */
+#define MB_RESTORE_HOLD_S 3600 /* a running Restore holds scheduled slots at most this long after its
+                                * creation (one that never ends must not stop backups for good) */
+#define MB_RESTORE_POLL_S 5    /* a slot held by a Restore is looked at again this often */
 
 /* Everything one reconcile of a ManagementBackup decides, computed from what the API server
  * says (the object and the Backups as listed) and the time; the controller only does the I/O.
@@ -71,6 +74,9 @@ struct mb_input {
                              * has ended since that Backup (or the restored object) was made */
   bool regions_running;     /* a regional Backup of mb still runs (mb_region_running): no new
                              * scheduled slot starts, as no management Backup of it may run */
+  const char *restore_running; /* a Restore still running in the system namespace
+                             * (mb_restore_running), or NULL: no new scheduled slot starts, so no
+                             * backup captures a half-restored cluster; the slot is taken after */
 };
 
 struct mb_plan {
@@ -83,6 +89,10 @@ struct mb_plan {
   const char *reason;       /* set with status.error: the Warning Event reason */
 };
 
+/* The name of a Restore among restores (array, borrowed) that still runs and holds scheduled
+ * slots: a running phase (velero_phase_running), created less than MB_RESTORE_HOLD_S before now,
+ * and not a New one older than MB_NOT_STARTED_S (no engine runs). NULL when none. Pure. */
+const char *mb_restore_running(json_t *restores, time_t now);
 /* Decide one reconcile (see struct mb_input). *out owns its status; free with mb_plan_free.
  * KD_ERR_NOMEM only: every problem of the object itself is a status.error in the plan. */
 kd_rc mb_plan_reconcile(const struct mb_input *in, struct mb_plan *out);

@@ -285,7 +285,7 @@ static json_t *backup(const char *name, const char *owner, const char *phase, co
 static const char *st_str(struct mb_plan *p, const char *k) { return json_string_value(json_object_get(p->status, k)); }
 
 static void plan(json_t *mb, json_t *backups, const char *pending, time_t pending_time, struct mb_plan *p) {
-  struct mb_input in = {mb, backups, pending, pending_time, NOW, 0, NOW - 1, false};
+  struct mb_input in = {mb, backups, pending, pending_time, NOW, 0, NOW - 1, false, NULL};
   assert_int_equal(mb_plan_reconcile(&in, p), KD_OK);
 }
 
@@ -321,6 +321,57 @@ static void plan_schedule_goes_on_after_latest_backup_deleted(void **state) {
   json_decref(fast);
   json_decref(none);
   json_decref(mb);
+}
+
+/* a Restore as listed: name, phase (NULL: none yet), created `age` seconds before NOW */
+static json_t *restore_obj(const char *name, const char *phase, time_t age) {
+  char ts[32];
+  time_t t = NOW - age;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  json_t *r = json_pack("{s:{s:s,s:s}}", "metadata", "name", name, "creationTimestamp", ts);
+  if (phase) json_object_set_new(r, "status", json_pack("{s:s}", "phase", phase));
+  return r;
+}
+
+static void plan_no_slot_while_a_restore_runs(void **state) {
+  (void)state;
+  /* tried: the DR drill's restore was still running when the restored schedule's missed slot came
+   * due; the Backup made then held a half-restored cluster (seen in session 8). Asserted: which
+   * Restores hold (running, not stuck New, not older than the hold), and that a held slot makes no
+   * Backup, waits, and looks again within MB_RESTORE_POLL_S; once the Restore ends the slot is taken. */
+  json_t *rs = json_pack("[o,o,o,o,o]", restore_obj("done", "Completed", 30), restore_obj("failed", "Failed", 20),
+                         restore_obj("stuck-new", "New", MB_NOT_STARTED_S + 1), restore_obj("ancient", "InProgress", MB_RESTORE_HOLD_S),
+                         restore_obj("unknown", "SomethingElse", 5));
+  assert_null(mb_restore_running(rs, NOW));
+  json_array_append_new(rs, restore_obj("fresh", NULL, 2)); /* no phase yet: the engine has not looked */
+  assert_string_equal(mb_restore_running(rs, NOW), "fresh");
+  json_array_remove(rs, json_array_size(rs) - 1);
+  json_array_append_new(rs, restore_obj("running", "InProgress", MB_RESTORE_HOLD_S - 1));
+  assert_string_equal(mb_restore_running(rs, NOW), "running");
+  json_t *none = json_array();
+  assert_null(mb_restore_running(none, NOW));
+  json_decref(none);
+
+  json_t *mb = mb_obj("tick", "@every 5s", "2025-12-31T00:00:00Z",
+                      json_pack("{s:s,s:s}", "lastBackupName", "tick-20251231235000", "lastBackupTime", "2025-12-31T23:50:00Z"), NULL);
+  json_t *bs = json_pack("[o]", backup("tick-20251231235000", "tick", "Completed", "2025-12-31T23:50:00Z"));
+  struct mb_input in = {mb, bs, NULL, 0, NOW, 0, NOW - 1, false, "running"};
+  struct mb_plan p;
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_false(p.create);
+  assert_true(p.waiting);
+  assert_true(p.requeue_s > 0 && p.requeue_s <= MB_RESTORE_POLL_S);
+  mb_plan_free(&p);
+  in.restore_running = NULL; /* the Restore ended */
+  assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
+  assert_true(p.create);
+  assert_false(p.waiting);
+  mb_plan_free(&p);
+  json_decref(bs);
+  json_decref(mb);
+  json_decref(rs);
 }
 
 static void plan_no_backup_while_one_runs_and_one_after_missed_slots(void **state) {
@@ -531,7 +582,7 @@ static void plan_restored_waits_for_its_backups(void **state) {
     /* review: only the oldest Backup is back, made 20 s ago by a sync pass that has not ended
      * (the last pass ended an hour ago): the newest may still come, so nothing is picked yet */
     json_t *old = json_pack("[o]", backup("kcm-20251230000000", "kcm", "Completed", "2025-12-31T23:59:40Z"));
-    struct mb_input early = {mb, old, NULL, 0, NOW, 0, NOW - 3600, false};
+    struct mb_input early = {mb, old, NULL, 0, NOW, 0, NOW - 3600, false, NULL};
     assert_int_equal(mb_plan_reconcile(&early, &p), KD_OK);
     assert_false(p.drop_restore_labels);
     assert_false(p.create);
@@ -560,7 +611,7 @@ static void plan_restored_waits_for_its_backups(void **state) {
     snprintf(first, sizeof first, "%s", st_str(&p, "error"));
     mb_plan_free(&p);
     /* review: the message stays the same on every look (no Event and status write each time) */
-    struct mb_input later = {mb, none, NULL, 0, NOW + 600, 0, 0, false};
+    struct mb_input later = {mb, none, NULL, 0, NOW + 600, 0, 0, false, NULL};
     assert_int_equal(mb_plan_reconcile(&later, &p), KD_OK);
     assert_string_equal(st_str(&p, "error"), first);
     mb_plan_free(&p);
@@ -581,7 +632,7 @@ static void plan_restored_after_its_backups_were_synced_rebuilds_at_once(void **
   json_t *labels = json_pack("{s:s,s:s}", VELERO_LABEL_RESTORE, "r1", VELERO_LABEL_BACKUP, "kcm-20251231000000");
   json_t *sched = mb_obj("kcm", "@every 1h", "2025-12-31T23:59:59Z", NULL, json_incref(labels));
   json_t *once = mb_obj("one", NULL, "2025-12-31T23:59:59Z", NULL, json_incref(labels));
-  struct mb_input in = {sched, bs, NULL, 0, NOW, 0, NOW - 590, false};
+  struct mb_input in = {sched, bs, NULL, 0, NOW, 0, NOW - 590, false, NULL};
   struct mb_plan p;
   assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
   assert_true(p.drop_restore_labels);
@@ -783,6 +834,7 @@ int test_mgmtbackup(void) {
       cmocka_unit_test(restored_pick),
       cmocka_unit_test(plan_schedule_goes_on_after_latest_backup_deleted),
       cmocka_unit_test(plan_no_backup_while_one_runs_and_one_after_missed_slots),
+      cmocka_unit_test(plan_no_slot_while_a_restore_runs),
       cmocka_unit_test(plan_adopts_newer_backup_and_ignores_future_status),
       cmocka_unit_test(plan_bad_and_impossible_schedules_are_errors),
       cmocka_unit_test(plan_backup_stuck_in_new_is_reported),

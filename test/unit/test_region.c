@@ -300,7 +300,7 @@ static void plan_waits_for_a_running_region(void **state) {
   }
   json_decref(nb);
   json_t *mb = sched_mb(NULL, NULL), *backups = json_array();
-  struct mb_input in = {mb, backups, NULL, 0, NOW, 0, 0, true};
+  struct mb_input in = {mb, backups, NULL, 0, NOW, 0, 0, true, NULL};
   struct mb_plan p;
   assert_int_equal(mb_plan_reconcile(&in, &p), KD_OK);
   assert_false(p.create);
