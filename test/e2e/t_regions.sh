@@ -124,6 +124,13 @@ YAML
   assert_eq "" "$(jq -r '.objects[] | select(.name=="rcd-east-0-kubeconfig") | .action' <<<"$OUT")" "preview of the regional cluster's Secret (left out)"
   if kubectl -n kcm-system get configmap kcmdr-region-pause-once >/dev/null 2>&1; then fail "the preview wrote the region-pause ConfigMap"; fi
   if kubectl -n kcm-system get restore rs-mgmt >/dev/null 2>&1; then fail "the preview created a Restore"; fi
+  # a ConfigMap of the name --pause-regions writes, but not kcmdr's: refused, left as it was
+  kubectl -n kcm-system create configmap kcmdr-region-pause-once --from-literal=mine=yes >/dev/null
+  expect_exit 1 "$KCMDR" restore create rs-mgmt --from-backup once --pause-regions --wait
+  assert_contains "$OUT" "is not kcmdr's" "the refusal to overwrite another's ConfigMap"
+  assert_eq "yes" "$(kubectl -n kcm-system get configmap kcmdr-region-pause-once -o jsonpath='{.data.mine}')" "the other's ConfigMap"
+  if kubectl -n kcm-system get restore rs-mgmt >/dev/null 2>&1; then fail "a Restore was created after the refusal"; fi
+  kubectl -n kcm-system delete configmap kcmdr-region-pause-once >/dev/null
   "$KCMDR" restore create rs-mgmt --from-backup once --pause-regions --wait >rs-mgmt.out 2>&1 || { cat rs-mgmt.out; fail "management restore"; }
   assert_eq "true" "$(kubectl get region east -o jsonpath='{.metadata.annotations.k0rdent\.mirantis\.com/region-pause}')" "region-pause of the restored Region"
   kubectl -n kcm-system get secret cd-00000-identity >/dev/null 2>&1 || fail "the management object was not restored"
