@@ -1075,6 +1075,7 @@ static kd_rc rs_existing(struct rs *r, const struct rs_item *it, const struct ku
             "could not restore, %s \"%s\" already exists. Warning: the in-cluster version is different than the "
             "backed-up version",
             rs_cstr(obj, "kind"), name);
+    joblog_note(&r->jl, JOBLOG_INFO, ns, "%s %s exists and differs: left as it is (policy none)", gr, where);
     rs_verdict(r, it, ns, gr, name, RESTORE_V_CONFLICT, "exists and differs (policy none)", live, obj);
     goto done;
   } else {
@@ -1092,8 +1093,12 @@ static kd_rc rs_existing(struct rs *r, const struct rs_item *it, const struct ku
     rs_verdict(r, it, ns, gr, name, RESTORE_V_UPDATE, NULL, live, out);
     *outcome = O_UPDATED;
   } else if (!rs_rc_fatal(rc)) {
+    /* as Velero: a warning, the object left as it is (skipped), the restore not failed by it;
+     * a preview says so as a conflict with the server's reason */
+    char why[1200];
+    snprintf(why, sizeof why, "update refused: %s", kd_errmsg());
     joblog_note(&r->jl, JOBLOG_WARN, ns ? ns : "", "patch attempt failed for %s %s: %s", gr, where, kd_errmsg());
-    rs_verdict(r, it, ns, gr, name, RESTORE_V_FAIL, kd_errmsg(), live, NULL);
+    rs_verdict(r, it, ns, gr, name, RESTORE_V_CONFLICT, why, live, desired);
   }
   goto done;
 nomem:

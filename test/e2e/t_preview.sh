@@ -23,24 +23,30 @@ pv_log_outcomes() {
          -e 's/.*msg="\([^ ]*\) \([^ ]*\) created".*/create \1 \2/p' \
          -e 's/.*msg="\([^ ]*\) \([^ ]*\) updated".*/update \1 \2/p' \
          -e 's/.*msg="\([^ ]*\) \([^ ]*\) exists and equals the backed-up version: skipped".*/unchanged \1 \2/p' \
-         -e 's/.*msg="\([^ ]*\) \([^ ]*\) not restored: .*/skip \1 \2/p' |
+         -e 's/.*msg="\([^ ]*\) \([^ ]*\) not restored: .*/skip \1 \2/p' \
+         -e 's/.*msg="\([^ ]*\) \([^ ]*\) exists and differs: left as it is (policy none)".*/conflict \1 \2/p' \
+         -e 's/.*msg="patch attempt failed for \([^ ]*\) \([^:]*\):.*/conflict \1 \2/p' |
     grep -v '^[a-z]* namespaces ' | sort
 }
 
-# One environment, five questions:
+# One environment, six questions:
 # (e) backup diff: after a failed upgrade (the Management's release changed, a Credential and a
 #     Gadget deleted, a ConfigMap the backup's selectors select added), `backup diff` names
 #     exactly those objects as changed, removed and added, and --diff shows the release line;
 # (a) the rollback's preview (policy update + the `replace /spec/release` modifier, as
 #     t_restore.sh's rollback) says update for exactly the Management, create for the two deleted
 #     objects, and --diff shows the release going back; exit 0;
-# (b) a modifier that also sets a Gadget's spec.size to 0, which the Gadget CRD's schema refuses
-#     (minimum: 1): the preview says fail for that object with the API server's message, exit 1;
+# (b) a modifier that also sets the Gadgets' spec.size to 0, which the Gadget CRD's schema
+#     refuses (minimum: 1): the preview says fail for the deleted g1 (a create) and conflict for
+#     the present g2 (a patch the server refuses: the real restore warns and leaves it, as
+#     Velero) with "update refused: " and the API server's message, exit 1;
 # (c) neither preview wrote anything: every object's resourceVersion, the object count, no
 #     Restore object, the location's files byte for byte (the controller is stopped meanwhile, so
 #     nothing else writes);
 # (d) the real restore with (b)'s modifier then agrees with (b)'s preview object by object (the
-#     log line the engine writes for each outcome) and in its phase, errors and warnings.
+#     log line the engine writes for each outcome) and in its phase, errors and warnings;
+# (f) under policy none (the release broken again): the preview says conflict for the Management
+#     and g2, exit 1, and the real restore that follows agrees object by object.
 test_restore_preview_rollback_failure_nothing_written_and_agreement() {
   rs_up preview
   "$REPO/scripts/fixture" --cluster-deployments 2 --extra 3 2>/dev/null
@@ -72,6 +78,11 @@ YAML
 apiVersion: preview.kcmdr.test/v1
 kind: Gadget
 metadata: {name: g1, namespace: kcm-system, labels: {k0rdent.mirantis.com/component: kcm}}
+spec: {size: 3}
+---
+apiVersion: preview.kcmdr.test/v1
+kind: Gadget
+metadata: {name: g2, namespace: kcm-system, labels: {k0rdent.mirantis.com/component: kcm}}
 spec: {size: 3}
 YAML
   start_controller ctl.log --engine=builtin
@@ -139,12 +150,15 @@ gadgets.preview.kcmdr.test kcm-system/g1" \
   assert_contains "$OUT" "+    \"release\": \"$release\"" "preview --diff: the release restored"
 
   # (b) an object the CRD's schema refuses
-  expect_exit 1 "$KCMDR" restore create --from-backup before-upgrade --existing-resource-policy update \
+  expect_exit 1 "$KCMDR" restore create pv-b --from-backup before-upgrade --existing-resource-policy update \
     --resource-modifier-configmap bad --dry-run -o json
   local b=$OUT
-  assert_eq "fail" "$(jq -r '.objects[] | select(.resource == "gadgets.preview.kcmdr.test") | .action' <<<"$b")" "the invalid Gadget"
-  assert_contains "$(jq -r '.objects[] | select(.resource == "gadgets.preview.kcmdr.test") | .reason' <<<"$b")" \
-    "greater than or equal to 1" "the API server's message"
+  assert_eq "fail g1
+conflict g2" "$(jq -r '.objects[] | select(.resource == "gadgets.preview.kcmdr.test") | "\(.action) \(.name)"' <<<"$b" | sort -k2)" \
+    "the invalid Gadgets: g1 created, g2 patched"
+  assert_contains "$(jq -r '.objects[] | select(.name == "g1") | .reason' <<<"$b")" "greater than or equal to 1" "g1: the API server's message"
+  assert_contains "$(jq -r '.objects[] | select(.name == "g2") | .reason' <<<"$b")" "update refused: " "g2: refused, left as it is"
+  assert_contains "$(jq -r '.objects[] | select(.name == "g2") | .reason' <<<"$b")" "greater than or equal to 1" "g2: the API server's message"
   assert_eq "PartiallyFailed" "$(jq -r .phase <<<"$b")" "the phase the failing restore would end in"
 
   # (c) nothing written
@@ -168,4 +182,27 @@ gadgets.preview.kcmdr.test kcm-system/g1" \
   assert_eq "$(jq -r '"\(.summary.errors) \(.summary.warnings)"' <<<"$b")" "$(jq -r '"\(.status.errors // 0) \(.status.warnings // 0)"' <<<"$st")" \
     "errors and warnings of the preview and of the restore"
   assert_eq "$release" "$(kubectl get managements.k0rdent.mirantis.com "$mgmt" -o jsonpath='{.spec.release}')" "the release after the restore"
+  assert_eq 3 "$(kubectl -n kcm-system get gadgets.preview.kcmdr.test g2 -o jsonpath='{.spec.size}')" "g2 left as it was"
+
+  # (f) policy none: the Management (the release broken again) and g2 are conflicts, g1 fails
+  kubectl patch managements.k0rdent.mirantis.com "$mgmt" --type merge -p '{"spec":{"release":"kcm-9-9-9"}}' >/dev/null
+  expect_exit 1 "$KCMDR" restore create --from-backup before-upgrade --resource-modifier-configmap bad --dry-run -o json
+  local f=$OUT
+  assert_eq "conflict gadgets.preview.kcmdr.test kcm-system/g2 exists and differs (policy none)
+conflict managements.k0rdent.mirantis.com $mgmt exists and differs (policy none)
+fail gadgets.preview.kcmdr.test kcm-system/g1" \
+    "$(jq -r '.objects[] | select(.action == "conflict" or .action == "fail")
+              | "\(.action) \(.resource) \(if .namespace == "" then .name else "\(.namespace)/\(.name)" end)\(if .action == "conflict" then " \(.reason)" else "" end)"' <<<"$f" | sort)" \
+    "policy none: the conflicts and the failure"
+  set +e
+  "$KCMDR" restore create real-none --from-backup before-upgrade --resource-modifier-configmap bad --wait >restore2.out 2>&1
+  set -e
+  rs_wait real-none PartiallyFailed 60
+  expect_exit 0 "$KCMDR" restore logs real-none
+  got=$(pv_log_outcomes <<<"$OUT")
+  assert_eq "$(pv_outcomes <<<"$f")" "$got" "policy none: the preview's outcomes against the real restore's log"
+  st=$(kubectl -n kcm-system get restore real-none -o json)
+  assert_eq "$(jq -r '"\(.summary.errors) \(.summary.warnings)"' <<<"$f")" "$(jq -r '"\(.status.errors // 0) \(.status.warnings // 0)"' <<<"$st")" \
+    "policy none: errors and warnings of the preview and of the restore"
+  assert_eq kcm-9-9-9 "$(kubectl get managements.k0rdent.mirantis.com "$mgmt" -o jsonpath='{.spec.release}')" "policy none: the release left"
 }
