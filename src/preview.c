@@ -24,6 +24,8 @@
 #define PV_MAX_ENTRIES 2000000    /* objects reported by one preview (the restore's own cap) */
 #define PV_MAX_DIFF_TOTAL (256u << 20) /* diff text kept for one preview */
 #define PV_MAX_BACKUP_OBJECTS 500000 /* objects of one backup compared by backup diff */
+#define PV_MAX_BACKUP_BYTES (512u << 20) /* their JSON, all kept in memory by backup diff */
+#define PV_MAX_ADDED 500000        /* objects added since a backup, listed by backup diff */
 
 const char *preview_action(enum restore_verdict v) {
   switch (v) {
@@ -266,6 +268,13 @@ out:
 
 /* ---- backup diff ---- */
 
+kd_rc preview_cap_add(size_t *total, size_t n, size_t cap, const char *what) {
+  if (n > cap || *total > cap - n)
+    return kd_fail(KD_ERR_TOOBIG, "backup diff: more than %zu %s; it compares nothing rather than a short list", cap, what);
+  *total += n;
+  return KD_OK;
+}
+
 struct bd {
   kube_client *c;
   const char *ns, *name;
@@ -276,8 +285,9 @@ struct bd {
   json_t *objs;      /* "gr\x1fns\x1fname" -> the backed-up object */
   json_t *seen;      /* keys of objs found in the cluster's listing */
   json_t *added;     /* [{resource, namespace, name}] */
-  json_t *removed;   /* [{resource, namespace, name}] */
-  json_t *changed;   /* [{resource, namespace, name, diff?}] */
+  json_t *removed;   /* [{resource, namespace, name}]: at most one per backed-up object */
+  json_t *changed;   /* [{resource, namespace, name, diff?}]: at most one per backed-up object */
+  size_t n_added, backup_bytes, diff_bytes; /* against PV_MAX_ADDED, PV_MAX_BACKUP_BYTES, PV_MAX_DIFF_TOTAL */
   backup_filter *f;
   backup_selector *sel, **ors;
   size_t nors;
@@ -299,7 +309,7 @@ static kd_rc bd_change(struct bd *d, const char *gr, const char *ns, const char 
   snprintf(la, sizeof la, "backup/%s/%s%s%s", gr, ns, ns[0] ? "/" : "", name);
   snprintf(lb, sizeof lb, "cluster/%s/%s%s%s", gr, ns, ns[0] ? "/" : "", name);
   kd_rc rc = diff_objects(backed, live, la, lb, &b, &changed);
-  if (rc == KD_OK && changed) {
+  if (rc == KD_OK && changed && (!d->want_diff || !(rc = preview_cap_add(&d->diff_bytes, b.len, PV_MAX_DIFF_TOTAL, "bytes of diffs")))) {
     json_t *o = json_pack("{s:s,s:s,s:s}", "resource", gr, "namespace", ns, "name", name);
     if (!o || (d->want_diff && json_object_set_new(o, "diff", joblog_json_text(b.len ? b.data : ""))) ||
         json_array_append_new(d->changed, o))
@@ -337,6 +347,7 @@ static bool bd_item(json_t *o, void *ud) {
   if ((d->rc = bd_key(d->gr, ns, name, key, sizeof key))) return false;
   json_t *backed = json_object_get(d->objs, key);
   if (!backed) {
+    if ((d->rc = preview_cap_add(&d->n_added, 1, PV_MAX_ADDED, "objects added since the backup"))) return false;
     json_t *a = json_pack("{s:s,s:s,s:s}", "resource", d->gr, "namespace", ns ? ns : "", "name", name);
     if (!a || json_array_append_new(d->added, a)) d->rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     return d->rc == KD_OK;
@@ -382,7 +393,7 @@ static bool bd_listable(json_t *verbs) {
 }
 
 /* Read the backup's objects (the plain copies, not the <version>-preferredversion ones) into
- * d->objs: at most PV_MAX_BACKUP_OBJECTS objects. */
+ * d->objs: at most PV_MAX_BACKUP_OBJECTS objects, PV_MAX_BACKUP_BYTES of JSON. */
 static kd_rc bd_read_backup(struct bd *d) {
   verify_sums *sums = NULL;
   archive_reader *ar = NULL;
@@ -401,10 +412,9 @@ static kd_rc bd_read_backup(struct bd *d) {
     bool eof = false;
     if ((rc = archive_reader_next(ar, &it, &eof)) || eof) break;
     if (it.where.kind != ARCHIVE_PATH_OBJECT || it.where.version[0]) continue;
-    if (++n > PV_MAX_BACKUP_OBJECTS) {
-      rc = kd_fail(KD_ERR_TOOBIG, "backup %s holds more than %d objects", d->name, PV_MAX_BACKUP_OBJECTS);
+    if ((rc = preview_cap_add(&n, 1, PV_MAX_BACKUP_OBJECTS, "objects in the backup")) ||
+        (rc = preview_cap_add(&d->backup_bytes, it.len, PV_MAX_BACKUP_BYTES, "bytes of objects in the backup")))
       break;
-    }
     json_t *o = json_loadb(it.data, it.len, JSON_ALLOW_NUL, NULL);
     if (!json_is_object(o)) {
       json_decref(o);
