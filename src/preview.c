@@ -270,7 +270,7 @@ out:
 
 kd_rc preview_cap_add(size_t *total, size_t n, size_t cap, const char *what) {
   if (n > cap || *total > cap - n)
-    return kd_fail(KD_ERR_TOOBIG, "backup diff: more than %zu %s; it compares nothing rather than a short list", cap, what);
+    return kd_fail(KD_ERR_TOOBIG, "more than %zu %s: too large to compare (a short list would mislead)", cap, what);
   *total += n;
   return KD_OK;
 }
