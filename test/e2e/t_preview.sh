@@ -37,16 +37,20 @@ pv_log_outcomes() {
 #     t_restore.sh's rollback) says update for exactly the Management, create for the two deleted
 #     objects, and --diff shows the release going back; exit 0;
 # (b) a modifier that also sets the Gadgets' spec.size to 0, which the Gadget CRD's schema
-#     refuses (minimum: 1): the preview says fail for the deleted g1 (a create) and conflict for
-#     the present g2 (a patch the server refuses: the real restore warns and leaves it, as
-#     Velero) with "update refused: " and the API server's message, exit 1;
+#     refuses (minimum: 1), and removes a key of an immutable ConfigMap: the preview says fail
+#     for both Gadgets with the API server's message (the deleted g1 and the present g2 alike:
+#     the server validates a create before it looks for the object, so an invalid object never
+#     reaches the patch), and conflict for the ConfigMap: the patch the server refuses
+#     ("update refused: " and its message; the real restore warns and leaves it, as Velero);
+#     exit 1;
 # (c) neither preview wrote anything: every object's resourceVersion, the object count, no
 #     Restore object, the location's files byte for byte (the controller is stopped meanwhile, so
 #     nothing else writes);
 # (d) the real restore with (b)'s modifier then agrees with (b)'s preview object by object (the
 #     log line the engine writes for each outcome) and in its phase, errors and warnings;
 # (f) under policy none (the release broken again): the preview says conflict for the Management
-#     and g2, exit 1, and the real restore that follows agrees object by object.
+#     and the ConfigMap ("exists and differs"), fail for the Gadgets, exit 1, and the real
+#     restore that follows agrees object by object.
 test_restore_preview_rollback_failure_nothing_written_and_agreement() {
   rs_up preview
   "$REPO/scripts/fixture" --cluster-deployments 2 --extra 3 2>/dev/null
@@ -84,6 +88,12 @@ apiVersion: preview.kcmdr.test/v1
 kind: Gadget
 metadata: {name: g2, namespace: kcm-system, labels: {k0rdent.mirantis.com/component: kcm}}
 spec: {size: 3}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: frozen, namespace: kcm-system, labels: {k0rdent.mirantis.com/component: kcm}}
+immutable: true
+data: {a: "1"}
 YAML
   start_controller ctl.log --engine=builtin
   kubectl apply -f - >/dev/null <<'YAML'
@@ -129,6 +139,8 @@ resourceModifierRules:
   patches: [{operation: replace, path: /spec/release, value: \"$release\"}]
 - conditions: {groupResource: gadgets.preview.kcmdr.test}
   patches: [{operation: replace, path: /spec/size, value: \"0\"}]
+- conditions: {groupResource: configmaps, resourceNameRegex: ^frozen$}
+  patches: [{operation: remove, path: /data/a}]
 " >/dev/null
   local before files_before; before=$(pv_snapshot); files_before=$(cd store && find . -type f -exec md5sum {} + | sort)
 
@@ -153,12 +165,15 @@ gadgets.preview.kcmdr.test kcm-system/g1" \
   expect_exit 1 "$KCMDR" restore create pv-b --from-backup before-upgrade --existing-resource-policy update \
     --resource-modifier-configmap bad --dry-run -o json
   local b=$OUT
-  assert_eq "fail g1
-conflict g2" "$(jq -r '.objects[] | select(.resource == "gadgets.preview.kcmdr.test") | "\(.action) \(.name)"' <<<"$b" | sort -k2)" \
-    "the invalid Gadgets: g1 created, g2 patched"
+  assert_eq "conflict configmaps frozen
+fail gadgets.preview.kcmdr.test g1
+fail gadgets.preview.kcmdr.test g2" \
+    "$(jq -r '.objects[] | select(.action == "conflict" or .action == "fail") | "\(.action) \(.resource) \(.name)"' <<<"$b" | sort)" \
+    "the invalid Gadgets and the refused update"
   assert_contains "$(jq -r '.objects[] | select(.name == "g1") | .reason' <<<"$b")" "greater than or equal to 1" "g1: the API server's message"
-  assert_contains "$(jq -r '.objects[] | select(.name == "g2") | .reason' <<<"$b")" "update refused: " "g2: refused, left as it is"
   assert_contains "$(jq -r '.objects[] | select(.name == "g2") | .reason' <<<"$b")" "greater than or equal to 1" "g2: the API server's message"
+  assert_contains "$(jq -r '.objects[] | select(.name == "frozen") | .reason' <<<"$b")" "update refused: " "frozen: refused, left as it is"
+  assert_contains "$(jq -r '.objects[] | select(.name == "frozen") | .reason' <<<"$b")" "immutable" "frozen: the API server's message"
   assert_eq "PartiallyFailed" "$(jq -r .phase <<<"$b")" "the phase the failing restore would end in"
 
   # (c) nothing written
@@ -183,14 +198,16 @@ conflict g2" "$(jq -r '.objects[] | select(.resource == "gadgets.preview.kcmdr.t
     "errors and warnings of the preview and of the restore"
   assert_eq "$release" "$(kubectl get managements.k0rdent.mirantis.com "$mgmt" -o jsonpath='{.spec.release}')" "the release after the restore"
   assert_eq 3 "$(kubectl -n kcm-system get gadgets.preview.kcmdr.test g2 -o jsonpath='{.spec.size}')" "g2 left as it was"
+  assert_eq 1 "$(kubectl -n kcm-system get configmap frozen -o jsonpath='{.data.a}')" "frozen left as it was"
 
-  # (f) policy none: the Management (the release broken again) and g2 are conflicts, g1 fails
+  # (f) policy none: the Management (the release broken again) and frozen are conflicts, the Gadgets fail
   kubectl patch managements.k0rdent.mirantis.com "$mgmt" --type merge -p '{"spec":{"release":"kcm-9-9-9"}}' >/dev/null
   expect_exit 1 "$KCMDR" restore create --from-backup before-upgrade --resource-modifier-configmap bad --dry-run -o json
   local f=$OUT
-  assert_eq "conflict gadgets.preview.kcmdr.test kcm-system/g2 exists and differs (policy none)
+  assert_eq "conflict configmaps kcm-system/frozen exists and differs (policy none)
 conflict managements.k0rdent.mirantis.com $mgmt exists and differs (policy none)
-fail gadgets.preview.kcmdr.test kcm-system/g1" \
+fail gadgets.preview.kcmdr.test kcm-system/g1
+fail gadgets.preview.kcmdr.test kcm-system/g2" \
     "$(jq -r '.objects[] | select(.action == "conflict" or .action == "fail")
               | "\(.action) \(.resource) \(if .namespace == "" then .name else "\(.namespace)/\(.name)" end)\(if .action == "conflict" then " \(.reason)" else "" end)"' <<<"$f" | sort)" \
     "policy none: the conflicts and the failure"
