@@ -10,6 +10,17 @@ pv_snapshot() {
     jq -r '.items[] | "\(.kind)|\(.metadata.namespace // "")|\(.metadata.name)|\(.metadata.resourceVersion)"' | sort
 }
 
+# pv_norm: JSON (stdin) compact with sorted keys, lists of strings sorted (the results' messages
+# come in the order the restore's workers finished)
+pv_norm() {
+  jq -cS 'walk(if type == "array" and all(.[]; type == "string") then sort else . end)'
+}
+
+# pv_yaml_json: YAML (stdin) as pv_norm's JSON (python3-yaml, scripts/deps)
+pv_yaml_json() {
+  python3 -c 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)' | pv_norm
+}
+
 # pv_outcomes: a preview's -o json (stdin) as "action resource ns/name" lines, namespaces aside
 pv_outcomes() {
   jq -r '.objects[] | select(.resource != "namespaces")
@@ -35,14 +46,16 @@ pv_log_outcomes() {
 #     exactly those objects as changed, removed and added, and --diff shows the release line;
 # (a) the rollback's preview (policy update + the `replace /spec/release` modifier, as
 #     t_restore.sh's rollback) says update for exactly the Management, create for the two deleted
-#     objects, and --diff shows the release going back; exit 0;
+#     objects, and --diff shows the release going back; exit 0; its table gives a skipped
+#     object its reason (a service account's token Secret in the backup: the token controller
+#     makes it);
 # (b) a modifier that also sets the Gadgets' spec.size to 0, which the Gadget CRD's schema
 #     refuses (minimum: 1), and removes a key of an immutable ConfigMap: the preview says fail
 #     for both Gadgets with the API server's message (the deleted g1 and the present g2 alike:
 #     the server validates a create before it looks for the object, so an invalid object never
 #     reaches the patch), and conflict for the ConfigMap: the patch the server refuses
 #     ("update refused: " and its message; the real restore warns and leaves it, as Velero);
-#     exit 1;
+#     exit 1; its -o yaml, and (e)'s, are the -o json documents;
 # (c) neither preview wrote anything: every object's resourceVersion, the object count, no
 #     Restore object, the location's files byte for byte (the controller is stopped meanwhile, so
 #     nothing else writes);
@@ -94,6 +107,19 @@ kind: ConfigMap
 metadata: {name: frozen, namespace: kcm-system, labels: {k0rdent.mirantis.com/component: kcm}}
 immutable: true
 data: {a: "1"}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: sa1, namespace: kcm-system, labels: {k0rdent.mirantis.com/component: kcm}}
+---
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/service-account-token
+metadata:
+  name: sa1-token-x
+  namespace: kcm-system
+  labels: {k0rdent.mirantis.com/component: kcm}
+  annotations: {kubernetes.io/service-account.name: sa1}
 YAML
   start_controller ctl.log --engine=builtin
   kubectl apply -f - >/dev/null <<'YAML'
@@ -122,6 +148,9 @@ removed credentials.k0rdent.mirantis.com kcm-system/$cred
 removed gadgets.preview.kcmdr.test kcm-system/g1" \
     "$(jq -r '(.added[] | "added \(.resource) \(.namespace)/\(.name)"), (.changed[] | "changed \(.resource) \(if .namespace == "" then .name else "\(.namespace)/\(.name)" end)"),
               (.removed[] | "removed \(.resource) \(.namespace)/\(.name)")' <<<"$OUT" | sort)" "backup diff"
+  local e=$OUT
+  expect_exit 0 "$KCMDR" backup diff before-upgrade -o yaml
+  assert_eq "$(pv_norm <<<"$e")" "$(pv_yaml_json <<<"$OUT")" "backup diff: -o yaml is the -o json document"
   expect_exit 0 "$KCMDR" backup diff before-upgrade --diff
   assert_contains "$OUT" "-    \"release\": \"$release\"" "backup diff --diff: the backed-up release"
   assert_contains "$OUT" "+    \"release\": \"kcm-9-9-9\"" "backup diff --diff: the release now"
@@ -158,6 +187,8 @@ gadgets.preview.kcmdr.test kcm-system/g1" \
   expect_exit 0 "$KCMDR" restore create --from-backup before-upgrade --existing-resource-policy update \
     --resource-modifier-configmap rollback --dry-run --diff
   grep -Eq "^update +managements.k0rdent.mirantis.com +$mgmt" <<<"$OUT" || fail "no table line for the Management: $OUT"
+  grep -Eq "^skip +secrets +kcm-system +sa1-token-x +the token controller creates it for its service account$" <<<"$OUT" ||
+    fail "no table line with its reason for the token Secret: $OUT"
   assert_contains "$OUT" "-    \"release\": \"kcm-9-9-9\"" "preview --diff: the release now"
   assert_contains "$OUT" "+    \"release\": \"$release\"" "preview --diff: the release restored"
 
@@ -175,6 +206,9 @@ fail gadgets.preview.kcmdr.test g2" \
   assert_contains "$(jq -r '.objects[] | select(.name == "frozen") | .reason' <<<"$b")" "update refused: " "frozen: refused, left as it is"
   assert_contains "$(jq -r '.objects[] | select(.name == "frozen") | .reason' <<<"$b")" "immutable" "frozen: the API server's message"
   assert_eq "PartiallyFailed" "$(jq -r .phase <<<"$b")" "the phase the failing restore would end in"
+  expect_exit 1 "$KCMDR" restore create pv-b --from-backup before-upgrade --existing-resource-policy update \
+    --resource-modifier-configmap bad --dry-run -o yaml
+  assert_eq "$(pv_norm <<<"$b")" "$(pv_yaml_json <<<"$OUT")" "restore preview: -o yaml is the -o json document"
 
   # (c) nothing written
   assert_eq "$before" "$(pv_snapshot)" "objects and resourceVersions after the previews"
