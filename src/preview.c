@@ -24,6 +24,8 @@
 #define PV_MAX_ENTRIES 2000000    /* objects reported by one preview (the restore's own cap) */
 #define PV_MAX_DIFF_TOTAL (256u << 20) /* diff text kept for one preview */
 #define PV_MAX_BACKUP_OBJECTS 500000 /* objects of one backup compared by backup diff */
+#define PV_MAX_BACKUP_BYTES (512u << 20) /* their JSON, all kept in memory by backup diff */
+#define PV_MAX_ADDED 500000        /* objects added since a backup, listed by backup diff */
 
 const char *preview_action(enum restore_verdict v) {
   switch (v) {
@@ -266,12 +268,26 @@ out:
 
 /* ---- backup diff ---- */
 
+kd_rc preview_cap_add(size_t *total, size_t n, size_t cap, const char *what) {
+  if (n > cap || *total > cap - n)
+    return kd_fail(KD_ERR_TOOBIG, "more than %zu %s: too large to compare (a short list would mislead)", cap, what);
+  *total += n;
+  return KD_OK;
+}
+
 struct bd {
   kube_client *c;
+  const char *ns, *name;
+  json_t *backup, *bsl, *disc;
+  objstore *st;
+  struct crypt_location loc;
+  bool attached;
   json_t *objs;      /* "gr\x1fns\x1fname" -> the backed-up object */
   json_t *seen;      /* keys of objs found in the cluster's listing */
   json_t *added;     /* [{resource, namespace, name}] */
-  json_t *changed;   /* [{resource, namespace, name, diff?}] */
+  json_t *removed;   /* [{resource, namespace, name}]: at most one per backed-up object */
+  json_t *changed;   /* [{resource, namespace, name, diff?}]: at most one per backed-up object */
+  size_t n_added, backup_bytes, diff_bytes; /* against PV_MAX_ADDED, PV_MAX_BACKUP_BYTES, PV_MAX_DIFF_TOTAL */
   backup_filter *f;
   backup_selector *sel, **ors;
   size_t nors;
@@ -293,7 +309,7 @@ static kd_rc bd_change(struct bd *d, const char *gr, const char *ns, const char 
   snprintf(la, sizeof la, "backup/%s/%s%s%s", gr, ns, ns[0] ? "/" : "", name);
   snprintf(lb, sizeof lb, "cluster/%s/%s%s%s", gr, ns, ns[0] ? "/" : "", name);
   kd_rc rc = diff_objects(backed, live, la, lb, &b, &changed);
-  if (rc == KD_OK && changed) {
+  if (rc == KD_OK && changed && (!d->want_diff || !(rc = preview_cap_add(&d->diff_bytes, b.len, PV_MAX_DIFF_TOTAL, "bytes of diffs")))) {
     json_t *o = json_pack("{s:s,s:s,s:s}", "resource", gr, "namespace", ns, "name", name);
     if (!o || (d->want_diff && json_object_set_new(o, "diff", joblog_json_text(b.len ? b.data : ""))) ||
         json_array_append_new(d->changed, o))
@@ -331,6 +347,7 @@ static bool bd_item(json_t *o, void *ud) {
   if ((d->rc = bd_key(d->gr, ns, name, key, sizeof key))) return false;
   json_t *backed = json_object_get(d->objs, key);
   if (!backed) {
+    if ((d->rc = preview_cap_add(&d->n_added, 1, PV_MAX_ADDED, "objects added since the backup"))) return false;
     json_t *a = json_pack("{s:s,s:s,s:s}", "resource", d->gr, "namespace", ns ? ns : "", "name", name);
     if (!a || json_array_append_new(d->added, a)) d->rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     return d->rc == KD_OK;
@@ -375,18 +392,19 @@ static bool bd_listable(json_t *verbs) {
   return true;
 }
 
-/* Read the backup's objects (the plain copies, not the <version>-preferredversion ones). */
-static kd_rc bd_read_backup(objstore *st, const char *name, json_t *objs) {
+/* Read the backup's objects (the plain copies, not the <version>-preferredversion ones) into
+ * d->objs: at most PV_MAX_BACKUP_OBJECTS objects, PV_MAX_BACKUP_BYTES of JSON. */
+static kd_rc bd_read_backup(struct bd *d) {
   verify_sums *sums = NULL;
   archive_reader *ar = NULL;
   char key[VELERO_KEY_MAX], okey[1200];
   int fd = -1;
   bool verified = false;
   size_t n = 0;
-  kd_rc rc = verify_sums_load(st, name, &sums);
+  kd_rc rc = verify_sums_load(d->st, d->name, &sums);
   if (rc && rc != KD_ERR_NOTFOUND) goto done;
-  if ((rc = velero_backup_key(name, VELERO_BACKUP_TARBALL, key, sizeof key)) ||
-      (rc = verify_stage(st, key, sums, NULL, RESTORE_MAX_ARCHIVE, &fd, &verified)) ||
+  if ((rc = velero_backup_key(d->name, VELERO_BACKUP_TARBALL, key, sizeof key)) ||
+      (rc = verify_stage(d->st, key, sums, NULL, RESTORE_MAX_ARCHIVE, &fd, &verified)) ||
       (rc = archive_reader_open_fd(fd, RESTORE_MAX_OBJECT, &ar)))
     goto done;
   for (;;) {
@@ -394,10 +412,9 @@ static kd_rc bd_read_backup(objstore *st, const char *name, json_t *objs) {
     bool eof = false;
     if ((rc = archive_reader_next(ar, &it, &eof)) || eof) break;
     if (it.where.kind != ARCHIVE_PATH_OBJECT || it.where.version[0]) continue;
-    if (++n > PV_MAX_BACKUP_OBJECTS) {
-      rc = kd_fail(KD_ERR_TOOBIG, "backup %s holds more than %d objects", name, PV_MAX_BACKUP_OBJECTS);
+    if ((rc = preview_cap_add(&n, 1, PV_MAX_BACKUP_OBJECTS, "objects in the backup")) ||
+        (rc = preview_cap_add(&d->backup_bytes, it.len, PV_MAX_BACKUP_BYTES, "bytes of objects in the backup")))
       break;
-    }
     json_t *o = json_loadb(it.data, it.len, JSON_ALLOW_NUL, NULL);
     if (!json_is_object(o)) {
       json_decref(o);
@@ -408,7 +425,7 @@ static kd_rc bd_read_backup(objstore *st, const char *name, json_t *objs) {
       json_decref(o);
       break;
     }
-    if (json_object_set_new(objs, okey, o)) {
+    if (json_object_set_new(d->objs, okey, o)) {
       rc = kd_fail(KD_ERR_NOMEM, "out of memory");
       break;
     }
@@ -417,7 +434,7 @@ done:
   archive_reader_free(ar);
   if (fd >= 0) close(fd);
   verify_sums_free(sums);
-  return rc ? kd_fail_wrap(rc, "reading backup %s", name) : KD_OK;
+  return rc ? kd_fail_wrap(rc, "reading backup %s", d->name) : KD_OK;
 }
 
 static int bd_cmp(const void *a, const void *b) {
@@ -446,54 +463,45 @@ static kd_rc bd_sort(json_t *arr, json_t **out) {
   return KD_OK;
 }
 
-int preview_backup_diff(kube_client *c, const char *ns, const char *name, bool diff, enum cli_output fmt) {
-  json_t *backup = NULL, *bsl = NULL, *disc = NULL, *removed = json_array(), *doc = NULL, *sorted[3] = {NULL};
-  objstore *st = NULL;
-  struct crypt_location loc = {0};
-  bool attached = false;
-  struct bd d = {.c = c, .objs = json_object(), .seen = json_object(), .added = json_array(), .changed = json_array(), .want_diff = diff};
-  cli_table *t = NULL;
-  int ret = CLI_FAIL;
+/* The backup's location opened read-only (writes refused), its keys attached, its objects
+ * read (bd_read_backup). */
+static kd_rc bd_open(struct bd *d) {
   kd_rc rc;
-  if (!removed || !d.objs || !d.seen || !d.added || !d.changed) goto nomem;
-  rc = kube_get(c, &cli_res_backup, ns, name, &backup);
-  if (rc == KD_ERR_NOTFOUND) {
-    cli_printf(stderr, "kcmdr backup diff: backup \"%s\" not found in namespace %s\n", name, ns);
-    goto out;
+  if ((rc = cli_backup_store(d->c, d->ns, d->backup, &d->st, &d->bsl))) return rc;
+  objstore_set_guard(d->st, pv_no_writes, NULL);
+  if ((rc = crypt_location_load(d->c, d->ns, d->bsl, &d->loc))) return rc;
+  if (d->loc.keys) {
+    if ((rc = crypt_attach(d->st, d->loc.keys))) return rc;
+    d->attached = true;
   }
-  if (rc) goto fail_msg;
-  const char *phase = cli_status_s(backup, "phase");
-  if (!kd_streq(phase, VELERO_PHASE_COMPLETED) && !kd_streq(phase, VELERO_PHASE_PARTIALLY_FAILED)) {
-    cli_printf(stderr, "kcmdr backup diff: backup %s is %s: only a Completed or PartiallyFailed backup can be compared\n", name,
-               cli_phase(backup));
-    goto out;
-  }
-  if ((rc = cli_backup_store(c, ns, backup, &st, &bsl))) goto fail_msg;
-  objstore_set_guard(st, pv_no_writes, NULL);
-  if ((rc = crypt_location_load(c, ns, bsl, &loc))) goto fail_msg;
-  if (loc.keys) {
-    if ((rc = crypt_attach(st, loc.keys))) goto fail_msg;
-    attached = true;
-  }
-  if ((rc = bd_read_backup(st, name, d.objs))) goto fail_msg;
-  /* what the backup's spec selects now (backup.h's filter and selectors) */
-  json_t *spec = json_object_get(backup, "spec"), *ls = json_object_get(spec, "labelSelector"), *ors = json_object_get(spec, "orLabelSelectors");
-  if ((rc = kube_discover(c, true, &disc)) || (rc = backup_filter_new(spec, disc, NULL, NULL, &d.f))) goto fail_msg;
-  if (json_is_object(ls) && (rc = backup_selector_new(ls, &d.sel))) goto fail_msg;
-  if (json_array_size(ors)) {
-    d.or_given = true;
-    if (!(d.ors = calloc(json_array_size(ors), sizeof *d.ors))) goto nomem;
-    size_t i;
-    json_t *e;
-    json_array_foreach(ors, i, e) {
-      if (!json_is_object(e)) continue;
-      if ((rc = backup_selector_new(e, &d.ors[d.nors]))) goto fail_msg;
-      d.nors++;
-    }
-  }
+  return bd_read_backup(d);
+}
+
+/* What the backup's spec selects now (backup.h's filter and selectors), from discovery. */
+static kd_rc bd_selectors(struct bd *d) {
+  json_t *spec = json_object_get(d->backup, "spec"), *ls = json_object_get(spec, "labelSelector"),
+         *ors = json_object_get(spec, "orLabelSelectors");
+  kd_rc rc;
+  if ((rc = kube_discover(d->c, true, &d->disc)) || (rc = backup_filter_new(spec, d->disc, NULL, NULL, &d->f))) return rc;
+  if (json_is_object(ls) && (rc = backup_selector_new(ls, &d->sel))) return rc;
+  if (!json_array_size(ors)) return KD_OK;
+  d->or_given = true;
+  if (!(d->ors = calloc(json_array_size(ors), sizeof *d->ors))) return kd_fail(KD_ERR_NOMEM, "out of memory");
   size_t i;
   json_t *e;
-  json_array_foreach(disc, i, e) {
+  json_array_foreach(ors, i, e) {
+    if (!json_is_object(e)) continue;
+    if ((rc = backup_selector_new(e, &d->ors[d->nors]))) return rc;
+    d->nors++;
+  }
+  return KD_OK;
+}
+
+/* Every type the backup would select, listed: added and changed objects (bd_item). */
+static kd_rc bd_list_cluster(struct bd *d) {
+  size_t i;
+  json_t *e;
+  json_array_foreach(d->disc, i, e) {
     const char *g = json_string_value(json_object_get(e, "group")), *r = json_string_value(json_object_get(e, "resource"));
     char gr[400], av[300];
     if (!g || !r || strchr(r, '/') || !bd_listable(json_object_get(e, "verbs"))) continue;
@@ -501,26 +509,30 @@ int preview_backup_diff(kube_client *c, const char *ns, const char *name, bool d
     /* namespaces go with the backup's namespace pass, not its selectors; an older group's copy
      * of a type served twice is the same objects */
     if (strcmp(gr, "namespaces") == 0 || strcmp(g, "extensions") == 0 || strcmp(gr, "events.events.k8s.io") == 0) continue;
-    if (!backup_filter_includes(d.f, gr) || backup_filter_excludes(d.f, gr)) continue;
+    if (!backup_filter_includes(d->f, gr) || backup_filter_excludes(d->f, gr)) continue;
     struct kube_res res;
-    if (!bd_res(disc, gr, &res)) continue;
+    if (!bd_res(d->disc, gr, &res)) continue;
     snprintf(av, sizeof av, "%s%s%s", res.group, res.group[0] ? "/" : "", res.version);
-    d.gr = gr, d.api_version = av, d.kind = res.kind;
+    d->gr = gr, d->api_version = av, d->kind = res.kind;
     struct kube_list_opts lo = {0};
-    rc = kube_list(c, &res, NULL, &lo, bd_item, &d, NULL);
-    if (!rc) rc = d.rc;
+    kd_rc rc = kube_list(d->c, &res, NULL, &lo, bd_item, d, NULL);
+    if (!rc) rc = d->rc;
     if (rc == KD_ERR_FORBIDDEN || rc == KD_ERR_NOTFOUND) { /* not ours to read, or gone meanwhile */
       kd_log(KD_LOG_WARN, "backup diff: %s not compared: %s", gr, kd_errmsg());
       rc = KD_OK;
     }
-    if (rc) goto fail_msg;
+    if (rc) return rc;
   }
-  /* the backup's objects the listing did not meet: gone, or there by other means (an item
-   * action's related object, a namespace): looked up one by one */
+  return KD_OK;
+}
+
+/* The backup's objects the listing did not meet: gone (removed), or there by other means (an
+ * item action's related object, a namespace): looked up one by one. */
+static kd_rc bd_lookup_unseen(struct bd *d) {
   const char *key;
   json_t *backed;
-  json_object_foreach(d.objs, key, backed) {
-    if (json_object_get(d.seen, key)) continue;
+  json_object_foreach(d->objs, key, backed) {
+    if (json_object_get(d->seen, key)) continue;
     char gr[400], ons[300], oname[300];
     const char *p1 = strchr(key, '\x1f'), *p2 = p1 ? strchr(p1 + 1, '\x1f') : NULL;
     if (!p2) continue;
@@ -529,73 +541,111 @@ int preview_backup_diff(kube_client *c, const char *ns, const char *name, bool d
     snprintf(oname, sizeof oname, "%s", p2 + 1);
     struct kube_res res;
     json_t *live = NULL;
-    rc = bd_res(disc, gr, &res) ? kube_get(c, &res, ons[0] ? ons : NULL, oname, &live) : KD_ERR_NOTFOUND;
+    kd_rc rc = bd_res(d->disc, gr, &res) ? kube_get(d->c, &res, ons[0] ? ons : NULL, oname, &live) : KD_ERR_NOTFOUND;
     if (rc == KD_ERR_NOTFOUND) {
       json_t *o = json_pack("{s:s,s:s,s:s}", "resource", gr, "namespace", ons, "name", oname);
-      if (!o || json_array_append_new(removed, o)) goto nomem;
-      rc = KD_OK;
+      if (!o || json_array_append_new(d->removed, o)) return kd_fail(KD_ERR_NOMEM, "out of memory");
       continue;
     }
     if (!rc && !json_object_get(live, "apiVersion")) json_object_set(live, "apiVersion", json_object_get(backed, "apiVersion"));
     if (!rc && !json_object_get(live, "kind")) json_object_set(live, "kind", json_object_get(backed, "kind"));
-    if (!rc) rc = bd_change(&d, gr, ons, oname, backed, live);
+    if (!rc) rc = bd_change(d, gr, ons, oname, backed, live);
     json_decref(live);
-    if (rc) goto fail_msg;
+    if (rc) return rc;
   }
-  if ((rc = bd_sort(d.added, &sorted[0])) || (rc = bd_sort(removed, &sorted[1])) || (rc = bd_sort(d.changed, &sorted[2])))
-    goto fail_msg;
-  size_t nb = json_object_size(d.objs), na = json_array_size(sorted[0]), nr = json_array_size(sorted[1]), nc = json_array_size(sorted[2]);
+  return KD_OK;
+}
+
+/* The comparison printed: sorted[3] are added, removed, changed (sorted). */
+static kd_rc bd_print(struct bd *d, json_t *const sorted[3], enum cli_output fmt) {
+  size_t nb = json_object_size(d->objs), na = json_array_size(sorted[0]), nr = json_array_size(sorted[1]),
+         nc = json_array_size(sorted[2]), i;
+  json_t *e;
+  kd_rc rc = KD_OK;
   if (fmt == CLI_OUT_JSON || fmt == CLI_OUT_YAML) {
-    doc = json_pack("{s:s,s:s,s:O,s:O,s:O,s:{s:I,s:I,s:I,s:I,s:I}}", "kind", "BackupDiff", "backup", name, "added", sorted[0],
-                    "removed", sorted[1], "changed", sorted[2], "summary", "inBackup", (json_int_t)nb, "unchanged",
-                    (json_int_t)(nb - nr - nc), "changed", (json_int_t)nc, "removed", (json_int_t)nr, "added", (json_int_t)na);
-    if (!doc) goto nomem;
-    if ((rc = cli_print_object(stdout, doc, fmt))) goto fail_msg;
-    ret = CLI_OK;
-    goto out;
+    json_t *doc = json_pack("{s:s,s:s,s:O,s:O,s:O,s:{s:I,s:I,s:I,s:I,s:I}}", "kind", "BackupDiff", "backup", d->name, "added",
+                            sorted[0], "removed", sorted[1], "changed", sorted[2], "summary", "inBackup", (json_int_t)nb,
+                            "unchanged", (json_int_t)(nb - nr - nc), "changed", (json_int_t)nc, "removed", (json_int_t)nr,
+                            "added", (json_int_t)na);
+    rc = doc ? cli_print_object(stdout, doc, fmt) : kd_fail(KD_ERR_NOMEM, "out of memory");
+    json_decref(doc);
+    return rc;
   }
   static const char *const headers[] = {"SINCE THE BACKUP", "RESOURCE", "NAMESPACE", "NAME"};
   static const char *const words[] = {"added", "removed", "changed"};
-  if (!(t = cli_table_new(4, headers))) goto nomem;
-  for (size_t k = 0; k < 3; k++) {
+  cli_table *t = cli_table_new(4, headers);
+  if (!t) return kd_fail(KD_ERR_NOMEM, "out of memory");
+  for (size_t k = 0; k < 3 && !rc; k++) {
     json_array_foreach(sorted[k], i, e) {
-      const char *cells[] = {words[k], json_string_value(json_object_get(e, "resource")), json_string_value(json_object_get(e, "namespace")),
-                             json_string_value(json_object_get(e, "name"))};
-      if ((rc = cli_table_add(t, cells))) goto fail_msg;
+      const char *cells[] = {words[k], json_string_value(json_object_get(e, "resource")),
+                             json_string_value(json_object_get(e, "namespace")), json_string_value(json_object_get(e, "name"))};
+      if ((rc = cli_table_add(t, cells))) break;
     }
   }
+  if (rc) goto out;
   if (cli_table_rows(t)) cli_table_print(t, stdout);
   json_array_foreach(sorted[2], i, e) {
     const char *dt = json_string_value(json_object_get(e, "diff"));
     if (dt) pv_print_diff(dt);
   }
   cli_printf(stdout, "%sBackup %s holds %zu objects: %zu unchanged, %zu changed, %zu removed since; %zu added since.\n",
-             cli_table_rows(t) ? "\n" : "", name, nb, nb - nr - nc, nc, nr, na);
+             cli_table_rows(t) ? "\n" : "", d->name, nb, nb - nr - nc, nc, nr, na);
+out:
+  cli_table_free(t);
+  return rc;
+}
+
+static void bd_free(struct bd *d) {
+  json_decref(d->objs);
+  json_decref(d->seen);
+  json_decref(d->added);
+  json_decref(d->removed);
+  json_decref(d->changed);
+  backup_selector_free(d->sel);
+  for (size_t k = 0; k < d->nors; k++) backup_selector_free(d->ors[k]);
+  free(d->ors);
+  backup_filter_free(d->f);
+  json_decref(d->disc);
+  if (d->attached) crypt_detach(d->st);
+  crypt_location_free(&d->loc);
+  objstore_free(d->st);
+  json_decref(d->bsl);
+  json_decref(d->backup);
+}
+
+int preview_backup_diff(kube_client *c, const char *ns, const char *name, bool diff, enum cli_output fmt) {
+  json_t *sorted[3] = {NULL};
+  struct bd d = {.c = c, .ns = ns, .name = name, .objs = json_object(), .seen = json_object(), .added = json_array(),
+                 .removed = json_array(), .changed = json_array(), .want_diff = diff};
+  int ret = CLI_FAIL;
+  kd_rc rc;
+  if (!d.objs || !d.seen || !d.added || !d.removed || !d.changed) {
+    rc = kd_fail(KD_ERR_NOMEM, "out of memory");
+    goto fail_msg;
+  }
+  rc = kube_get(c, &cli_res_backup, ns, name, &d.backup);
+  if (rc == KD_ERR_NOTFOUND) {
+    cli_printf(stderr, "kcmdr backup diff: backup \"%s\" not found in namespace %s\n", name, ns);
+    goto out;
+  }
+  if (rc) goto fail_msg;
+  const char *phase = cli_status_s(d.backup, "phase");
+  if (!kd_streq(phase, VELERO_PHASE_COMPLETED) && !kd_streq(phase, VELERO_PHASE_PARTIALLY_FAILED)) {
+    cli_printf(stderr, "kcmdr backup diff: backup %s is %s: only a Completed or PartiallyFailed backup can be compared\n", name,
+               cli_phase(d.backup));
+    goto out;
+  }
+  if ((rc = bd_open(&d)) || (rc = bd_selectors(&d)) || (rc = bd_list_cluster(&d)) || (rc = bd_lookup_unseen(&d)) ||
+      (rc = bd_sort(d.added, &sorted[0])) || (rc = bd_sort(d.removed, &sorted[1])) || (rc = bd_sort(d.changed, &sorted[2])) ||
+      (rc = bd_print(&d, sorted, fmt)))
+    goto fail_msg;
   ret = CLI_OK;
   goto out;
-nomem:
-  kd_fail(KD_ERR_NOMEM, "out of memory");
 fail_msg:
   cli_printf(stderr, "kcmdr backup diff: %s\n", kd_errmsg());
   ret = CLI_FAIL;
 out:
-  cli_table_free(t);
   for (size_t k = 0; k < 3; k++) json_decref(sorted[k]);
-  json_decref(doc);
-  json_decref(removed);
-  json_decref(d.objs);
-  json_decref(d.seen);
-  json_decref(d.added);
-  json_decref(d.changed);
-  backup_selector_free(d.sel);
-  for (size_t k = 0; k < d.nors; k++) backup_selector_free(d.ors[k]);
-  free(d.ors);
-  backup_filter_free(d.f);
-  json_decref(disc);
-  if (attached) crypt_detach(st);
-  crypt_location_free(&loc);
-  objstore_free(st);
-  json_decref(bsl);
-  json_decref(backup);
+  bd_free(&d);
   return ret;
 }

@@ -32,6 +32,11 @@ int preview_restore(kube_client *c, const char *ns, json_t *restore, json_t *mod
  * json|yaml: one object. CLI_OK when it could compare (differences or not), else CLI_FAIL. */
 int preview_backup_diff(kube_client *c, const char *ns, const char *name, bool diff, enum cli_output fmt);
 
+/* Add n to *total when it stays within cap (what names the unit in the message); else leave
+ * *total as it is and fail KD_ERR_TOOBIG: backup diff's caps on the objects it reads and the
+ * differences it keeps (a comparison that does not fit fails, never a short list). Pure. */
+kd_rc preview_cap_add(size_t *total, size_t n, size_t cap, const char *what);
+
 /* The word a verdict is shown as: create, update, unchanged, conflict, skip, fail. Pure. */
 const char *preview_action(enum restore_verdict v);
 

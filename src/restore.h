@@ -37,7 +37,8 @@ enum restore_verdict {
   RESTORE_V_CREATE,    /* would be created (the server accepted the dry run, or reason says why it was not asked) */
   RESTORE_V_UPDATE,    /* exists and differs; would be patched (policy update, or a ServiceAccount merge) */
   RESTORE_V_UNCHANGED, /* exists and equals the backed-up version (only the restore labels would be set) */
-  RESTORE_V_CONFLICT,  /* exists and differs under policy none: left as it is, with a warning */
+  RESTORE_V_CONFLICT,  /* exists and differs: left as it is, with a warning (policy none, or the server refused the
+                          update: reason "update refused: <the server's message>") */
   RESTORE_V_SKIP,      /* not restored, reason says why (a completed pod, a token the controller makes) */
   RESTORE_V_FAIL,      /* would fail: reason is the server's (or the engine's) message */
 };

@@ -2,6 +2,7 @@
  * (exact hunks as `diff -u` prints them; random texts whose diff, applied back, must give the
  * second text; the fallback past DIFF_MAX_EDITS), the stripping of server-set fields, the object
  * diff and the action words. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,11 +196,36 @@ static void action_words(void **state) {
   assert_string_equal(preview_action(RESTORE_V_FAIL), "fail");
 }
 
+/* tried: backup diff's running totals against their caps: up to the cap exactly (kept), one past
+ * it, a single addition larger than the cap and one that would wrap size_t around; asserted:
+ * every refusal is KD_ERR_TOOBIG naming the unit, and leaves the total as it was (nothing is
+ * half-counted), so a comparison that does not fit fails instead of giving a short list. */
+static void caps_refuse_and_keep_the_total(void **state) {
+  (void)state;
+  size_t total = 0;
+  assert_int_equal(preview_cap_add(&total, 6, 10, "things"), KD_OK);
+  assert_int_equal(preview_cap_add(&total, 4, 10, "things"), KD_OK);
+  assert_int_equal(total, 10);
+  assert_int_equal(preview_cap_add(&total, 1, 10, "things"), KD_ERR_TOOBIG);
+  assert_non_null(strstr(kd_errmsg(), "more than 10 things"));
+  assert_int_equal(total, 10);
+  assert_int_equal(preview_cap_add(&total, 0, 10, "things"), KD_OK);
+  total = 0;
+  assert_int_equal(preview_cap_add(&total, 11, 10, "things"), KD_ERR_TOOBIG);
+  assert_int_equal(total, 0);
+  total = 5;
+  assert_int_equal(preview_cap_add(&total, SIZE_MAX - 2, SIZE_MAX - 1, "bytes"), KD_ERR_TOOBIG);
+  assert_int_equal(total, 5);
+  assert_int_equal(preview_cap_add(&total, SIZE_MAX - 6, SIZE_MAX - 1, "bytes"), KD_OK);
+  assert_true(total == SIZE_MAX - 1);
+}
+
 int test_preview(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(equal_texts_give_nothing), cmocka_unit_test(hunks_as_diff_u),       cmocka_unit_test(shortest_script),
       cmocka_unit_test(random_texts_round_trip),  cmocka_unit_test(too_many_edits_fall_back), cmocka_unit_test(server_fields_stripped),
       cmocka_unit_test(object_diff),              cmocka_unit_test(action_words),
+      cmocka_unit_test(caps_refuse_and_keep_the_total),
   };
   return cmocka_run_group_tests_name("preview", tests, NULL, NULL);
 }
