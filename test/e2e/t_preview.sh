@@ -256,4 +256,11 @@ fail gadgets.preview.kcmdr.test kcm-system/g2" \
   assert_eq "$(jq -r '"\(.summary.errors) \(.summary.warnings)"' <<<"$f")" "$(jq -r '"\(.status.errors // 0) \(.status.warnings // 0)"' <<<"$st")" \
     "policy none: errors and warnings of the preview and of the restore"
   assert_eq kcm-9-9-9 "$(kubectl get managements.k0rdent.mirantis.com "$mgmt" -o jsonpath='{.spec.release}')" "policy none: the release left"
+
+  # (g) --pause-regions where no regional Backup of the ManagementBackup is listed: the regional
+  # clusters to leave out are unknown, so it refuses and writes nothing (no ConfigMap, no Restore)
+  expect_exit 1 "$KCMDR" restore create pr --from-backup before-upgrade --pause-regions --dry-run
+  assert_contains "$OUT" "no regional Backup of ManagementBackup before-upgrade is listed" "--pause-regions without regional Backups"
+  if kubectl -n kcm-system get configmap kcmdr-region-pause-before-upgrade >/dev/null 2>&1; then fail "a refused --pause-regions wrote its ConfigMap"; fi
+  if kubectl -n kcm-system get restore pr >/dev/null 2>&1; then fail "a refused --pause-regions created a Restore"; fi
 }
