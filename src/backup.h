@@ -91,6 +91,9 @@ json_t *backup_delete_request(const char *ns, json_t *backup);
 kd_rc backup_claim_key(const char *name, char *out, size_t n);
 /* Was backup created by sync (BACKUP_SYNCED_ANNOTATION)? */
 bool backup_is_synced(json_t *backup);
+/* Whether a resource with these discovery verbs (array, borrowed) is one Velero backs up: it
+ * offers list, create, get and delete. Pure. */
+bool backup_verbs_backed_up(json_t *verbs);
 /* May backup (as the server has it) delete the files of its folder in st? Its own claim says so;
  * with no claim, a velero-backup.json written for its uid; a synced Backup: a whole backup there
  * whose claim (if any) names the same writer. A FailedValidation Backup never. *why says why not.

@@ -681,7 +681,7 @@ static kd_rc resolve_into(const backup_filter *f, json_t *list, int scoped, bool
   return KD_OK;
 }
 
-static bool verbs_ok(json_t *verbs) {
+bool backup_verbs_backed_up(json_t *verbs) {
   static const char *const need[] = {"list", "create", "get", "delete"};
   for (size_t i = 0; i < KD_ARRAY_LEN(need); i++) {
     bool have = false;
@@ -710,7 +710,7 @@ static kd_rc filter_discovered(backup_filter *f, json_t *discovery) {
     r->kind = bk_cstr(json_object_get(e, "kind"));
     if (!r->group || !r->version || !r->resource || !r->kind || !r->resource[0] || strchr(r->resource, '/')) continue;
     r->namespaced = json_is_true(json_object_get(e, "namespaced"));
-    r->listable = verbs_ok(json_object_get(e, "verbs"));
+    r->listable = backup_verbs_backed_up(json_object_get(e, "verbs"));
     r->shorts = json_object_get(e, "shortNames");
     int w = r->group[0] ? snprintf(r->gr, sizeof r->gr, "%s.%s", r->resource, r->group)
                         : snprintf(r->gr, sizeof r->gr, "%s", r->resource);

@@ -380,18 +380,6 @@ static bool bd_res(json_t *disc, const char *gr, struct kube_res *res) {
   return false;
 }
 
-static bool bd_listable(json_t *verbs) {
-  static const char *const need[] = {"list", "create", "get", "delete"};
-  for (size_t i = 0; i < KD_ARRAY_LEN(need); i++) {
-    bool have = false;
-    size_t j;
-    json_t *v;
-    json_array_foreach(verbs, j, v) have = have || kd_streq(json_string_value(v), need[i]);
-    if (!have) return false;
-  }
-  return true;
-}
-
 /* Read the backup's objects (the plain copies, not the <version>-preferredversion ones) into
  * d->objs: at most PV_MAX_BACKUP_OBJECTS objects, PV_MAX_BACKUP_BYTES of JSON. */
 static kd_rc bd_read_backup(struct bd *d) {
@@ -504,7 +492,7 @@ static kd_rc bd_list_cluster(struct bd *d) {
   json_array_foreach(d->disc, i, e) {
     const char *g = json_string_value(json_object_get(e, "group")), *r = json_string_value(json_object_get(e, "resource"));
     char gr[400], av[300];
-    if (!g || !r || strchr(r, '/') || !bd_listable(json_object_get(e, "verbs"))) continue;
+    if (!g || !r || strchr(r, '/') || !backup_verbs_backed_up(json_object_get(e, "verbs"))) continue;
     snprintf(gr, sizeof gr, "%s%s%s", r, g[0] ? "." : "", g);
     /* namespaces go with the backup's namespace pass, not its selectors; an older group's copy
      * of a type served twice is the same objects */

@@ -126,12 +126,7 @@ test_controller_every_slot_one_backup_none_while_running() {
   ctl_env
   mp=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
   start_controller ctl.log --metrics-bind-address "127.0.0.1:$mp"
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: tick}
-spec: {schedule: "@every 5s"}
-YAML
+  scheduled tick "@every 5s"
   wait_until 10 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers 2>/dev/null | wc -l)" -ge 1 ]'
   first=$(backups)
   [[ $first =~ ^tick-[0-9]{14}$ ]] || fail "scheduled name '$first' is not tick-YYYYMMDDhhmmss"
@@ -234,12 +229,7 @@ YAML
 
 test_controller_restart_creates_no_duplicate() {
   ctl_env
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: dup}
-spec: {schedule: "@every 30s"}
-YAML
+  scheduled dup "@every 30s"
   start_controller ctl.log
   # the controller dies right after creating a Backup, before writing status: we make that Backup
   kill -9 "$CTL_PID"
@@ -461,12 +451,7 @@ test_controller_install_manifests_and_least_privilege() {
   sed "s/^\(    token: \).*/\1$token/" "$KUBECONFIG" > sa.kubeconfig
   start_controller ctl.log --kubeconfig sa.kubeconfig --leader-elect
   wait_until 10 grep -q "is the leader" ctl.log
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: rbac}
-spec: {schedule: "@every 2s"}
-YAML
+  scheduled rbac "@every 2s"
   wait_until 10 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers 2>/dev/null | wc -l)" -ge 1 ]'
   wait_until 10 sh -c "kubectl get mgmtbackup rbac -o json | jq -e '.status.lastBackupName != null'"
   wait_until 10 sh -c "kubectl -n default get events -o json | jq -e '[.items[] | select(.reason==\"BackupCreated\")] | length > 0'"
@@ -538,12 +523,7 @@ YAML
 test_controller_schedule_goes_on_after_its_backup_is_deleted() {
   ctl_env
   start_controller ctl.log
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: sched}
-spec: {schedule: "@every 5s"}
-YAML
+  scheduled sched "@every 5s"
   wait_until 15 sh -c '[ "$(kubectl -n kcm-system get backups --no-headers 2>/dev/null | wc -l)" -ge 1 ]'
   first=$(backups)
   velero_sets "$first" Completed
@@ -629,12 +609,7 @@ b_creates_more() {
 
 test_controller_stopped_leader_creates_nothing_after_takeover() {
   ctl_env
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: slot}
-spec: {schedule: "@every 4s"}
-YAML
+  scheduled slot "@every 4s"
   start_controller a.log --leader-elect; A=$CTL_PID
   wait_until 10 grep -q "is the leader" a.log
   start_controller b.log --leader-elect; B=$CTL_PID
@@ -778,12 +753,7 @@ metadata: {name: dr, namespace: kcm-system}
 spec: {backupName: some-backup}
 YAML
   kubectl_status -n kcm-system patch restore dr --type=merge -p '{"status":{"phase":"InProgress"}}' >/dev/null
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: tick}
-spec: {schedule: "@every 5s"}
-YAML
+  scheduled tick "@every 5s"
   wait_until 20 grep -q "ManagementBackup tick: slot due; waiting for Restore dr to finish" ctl.log
   sleep 6 # another slot passes
   assert_eq "" "$(backups)" "Backups made while Restore dr runs"

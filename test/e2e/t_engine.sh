@@ -27,6 +27,15 @@ metadata: {name: $1}
 spec: {storageLocation: ${2:-}}
 YAML
 }
+# scheduled NAME SCHEDULE: a ManagementBackup with that schedule (the default location)
+scheduled() {
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: k0rdent.mirantis.com/v1beta1
+kind: ManagementBackup
+metadata: {name: $1}
+spec: {schedule: "$2"}
+YAML
+}
 
 test_engine_filesystem_location_completes() {
   eng_env fs
@@ -145,12 +154,7 @@ test_engine_killed_mid_backup_is_failed_on_restart() {
   CDS=300 eng_env kill
   mkdir -p store
   rs_fs_bsl local "$PWD/store"
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: tick}
-spec: {schedule: "@every 10s"}
-YAML
+  scheduled tick "@every 10s"
   start_controller ctl.log --engine=builtin
   # tried: the controller is killed while a backup is InProgress
   wait_until 30 sh -c "kubectl -n kcm-system get backups -o json | jq -e '[.items[] | select(.status.phase == \"InProgress\")] | length > 0'"
