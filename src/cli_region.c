@@ -188,9 +188,14 @@ static int write_modifiers(kube_client *c, const char *ns, struct region_restore
       rr->cm[0] = '\0';
       goto done;
     }
+    /* the update is conditional on the version checked: one swapped in meanwhile is refused */
+    json_t *rv = rc == KD_OK ? json_object_get(json_object_get(out, "metadata"), "resourceVersion") : NULL;
+    if (rc == KD_OK && (!rv || json_object_set(json_object_get(cm, "metadata"), "resourceVersion", rv)))
+      rc = kd_fail(KD_ERR_NOMEM, "out of memory");
     json_decref(out);
     out = NULL;
-    if (rc == KD_OK) rc = kube_update(c, &cli_res_configmap, ns, cm, &out);
+    if (rc == KD_OK && (rc = kube_update(c, &cli_res_configmap, ns, cm, &out)) == KD_ERR_CONFLICT)
+      kd_fail(KD_ERR_CONFLICT, "it changed while it was being checked; run the command again");
   }
   if (rc != KD_OK) {
     cli_printf(stderr, "kcmdr restore create: writing ConfigMap %s: %s\n", rr->cm, kd_errmsg());

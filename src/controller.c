@@ -38,6 +38,8 @@ static const struct kube_res res_ct = {"k0rdent.mirantis.com", "v1beta1", "clust
 static const struct kube_res res_backup = {"velero.io", "v1", "backups", "Backup", true};
 static const struct kube_res res_bsl = {"velero.io", "v1", "backupstoragelocations", "BackupStorageLocation", true};
 static const struct kube_res res_restore = {"velero.io", "v1", "restores", "Restore", true};
+/* what a due slot waits for before the Restores are listed (a pseudo Restore name) */
+static const char RESTORES_UNLISTED[] = "(the Restores, not listed yet)";
 
 static volatile int g_stop;
 static void on_signal(int sig) {
@@ -45,7 +47,8 @@ static void on_signal(int sig) {
   g_stop = 1;
 }
 
-/* INF_RESTORE feeds metrics only: it never holds up readiness or reconciles */
+/* INF_RESTORE feeds metrics and holds scheduled slots while a Restore runs; it never holds up
+ * readiness (a reconcile before it is listed waits for it, a slot at most MB_RESTORE_HOLD_S) */
 enum { INF_MB, INF_BACKUP, INF_BSL, INF_CD, INF_CT, INF_MGMT, INF_RESTORE, INF_COUNT };
 
 /* Metrics the alerts in deploy/monitoring/ read. Per ManagementBackup, per storage location or
@@ -82,7 +85,10 @@ struct ctl {
   json_t *queue;   /* name -> due (ms, monotonic) */
   json_t *backoff; /* name -> [streak, last_ms]: mb_backoff of each ManagementBackup (qlock) */
   json_t *created; /* name -> {"backup":..., "time":unix}: what we created, ahead of the cache */
+  json_t *restore_held; /* name -> unix time its due slot began to wait for a Restore (worker only) */
   region_clients *regions; /* regional clusters' clients (the worker thread's only) */
+  size_t region_next; /* where the next pass over the regions begins: the first one the last pass
+                       * skipped (its budget spent), so slow regions never starve later ones */
 };
 
 struct inf_thread {
@@ -277,6 +283,7 @@ static void on_restore_update(json_t *old, json_t *o, void *ud) {
   if (!velero_phase_terminal(now) || kd_streq(was, now)) return;
   const char *lv[] = {"phase", now, NULL};
   metrics_counter_addv(x->m, M_RESTORES_FINISHED, M_RESTORES_FINISHED_HELP, lv, 1);
+  enqueue_all(x); /* a slot held for it goes now */
 }
 
 /* Restores: metadata (without managedFields) and status are all the metrics need */
@@ -679,12 +686,15 @@ static void retain(struct ctl *x, json_t *mb, json_t *backups) {
  * spent or the process stops. New reference; NULL on no memory. */
 static json_t *regions_look(struct ctl *x, const char *mb) {
   json_t *cds = informer_list(x->inf[INF_CD]), *names = cds ? mb_regions_in_use(cds) : NULL, *out = json_object();
-  size_t i;
-  json_t *r;
   if (!names || !out) goto fail;
-  /* a pass has a budget and ends on SIGTERM: regions not looked at keep their entries for now */
+  /* a pass has a budget and ends on SIGTERM: regions not looked at keep their entries for now,
+   * and the next pass begins with them */
   region_pass_begin(x->regions, REGION_PASS_BUDGET_MS, &g_stop);
-  json_array_foreach(names, i, r) {
+  size_t n = json_array_size(names), start = n ? x->region_next % n : 0;
+  bool skipped = false;
+  for (size_t k = 0; k < n; k++) {
+    size_t i = (start + k) % n;
+    json_t *r = json_array_get(names, i);
     char msg[REGION_MSG_MAX];
     json_t *backups = NULL;
     kd_rc rc = mb_region_unusable(json_string_value(r), msg, sizeof msg)
@@ -694,8 +704,10 @@ static json_t *regions_look(struct ctl *x, const char *mb) {
     json_t *v = rc == KD_OK                ? json_pack("{s:o}", "backups", backups)
                 : rc == KD_ERR_CANCELLED ? json_pack("{s:b}", "skipped", 1)
                                          : json_pack("{s:s}", "error", msg);
+    if (rc == KD_ERR_CANCELLED && !skipped) skipped = true, x->region_next = i;
     if (!v || json_object_set_new(out, json_string_value(r), v)) goto fail;
   }
+  if (!skipped) x->region_next = 0;
   json_decref(cds);
   json_decref(names);
   return out;
@@ -882,9 +894,18 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
   const char *rname;
   json_t *rv;
   json_object_foreach(regional, rname, rv) in.regions_running = in.regions_running || mb_region_running(name, json_object_get(rv, "backups"), in.now);
-  /* no slot starts while a Restore runs here: its backup would hold a half-restored cluster */
-  if (x->inf[INF_RESTORE] && (restores = informer_list(x->inf[INF_RESTORE])))
-    in.restore_running = mb_restore_running(restores, in.now);
+  /* no slot starts while a Restore runs here (its backup would hold a half-restored cluster),
+   * nor before the Restores are listed; one slot waits at most MB_RESTORE_HOLD_S */
+  if (x->inf[INF_RESTORE]) {
+    if (!informer_synced(x->inf[INF_RESTORE])) in.restore_running = RESTORES_UNLISTED;
+    else if ((restores = informer_list(x->inf[INF_RESTORE]))) in.restore_running = mb_restore_running(restores, in.now);
+    time_t since = (time_t)json_integer_value(json_object_get(x->restore_held, name));
+    const char *held = mb_restore_hold(in.restore_running, since, in.now);
+    if (in.restore_running && !held)
+      kd_log(KD_LOG_WARN, "ManagementBackup %s: its slot waited %d min for Restores (now %s); taken now", name,
+             MB_RESTORE_HOLD_S / 60, in.restore_running);
+    in.restore_running = held;
+  }
   char bsl_name[256];
   if (resolve_bsl(x, mb, bsl_name, sizeof bsl_name) == KD_OK) { /* when it last synced, for restored objects */
     json_t *bsl = informer_get(x->inf[INF_BSL], x->ns, bsl_name);
@@ -930,9 +951,13 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
   rq = plan.requeue_s > 0 ? plan.requeue_s * 1000 + 50 : 0;
   kd_log(KD_LOG_DEBUG, "ManagementBackup %s: reconciled (%s; next look in %lld ms)", name,
          plan.create ? "created a Backup" : plan.waiting ? "slot due while a Backup runs" : "nothing to create", (long long)rq);
-  if (plan.waiting && in.restore_running)
+  if (plan.waiting && in.restore_running) {
+    if (!json_object_get(x->restore_held, name)) json_object_set_new(x->restore_held, name, json_integer(in.now));
     kd_log(KD_LOG_INFO, "ManagementBackup %s: slot due; waiting for Restore %s to finish (a backup now would hold a "
            "half-restored cluster)", name, in.restore_running);
+  } else {
+    json_object_del(x->restore_held, name);
+  }
 done:
   mb_plan_free(&plan);
   json_decref(backups);
@@ -1195,6 +1220,7 @@ int controller_main(int argc, char **argv) {
   pthread_cond_init(&x.qcond, NULL);
   x.queue = json_object();
   x.created = json_object();
+  x.restore_held = json_object();
   x.backoff = json_object();
   struct sigaction sa = {0};
   sa.sa_handler = on_signal;
@@ -1306,6 +1332,7 @@ done:
   json_decref(x.queue);
   json_decref(x.created);
   json_decref(x.backoff);
+  json_decref(x.restore_held);
   pthread_mutex_destroy(&x.qlock);
   pthread_cond_destroy(&x.qcond);
   return ret;

@@ -608,13 +608,18 @@ const char *mb_restore_running(json_t *restores, time_t now) {
   json_t *r;
   json_array_foreach(restores, i, r) {
     const char *phase = json_string_value(json_object_get(json_object_get(r, "status"), "phase"));
-    time_t c;
-    if (!velero_phase_running(phase) || !time_field(json_object_get(r, "metadata"), "creationTimestamp", &c) ||
-        now - c >= MB_RESTORE_HOLD_S || (velero_phase_not_started(phase) && now - c > MB_NOT_STARTED_S))
-      continue;
+    time_t c, s;
+    if (!velero_phase_running(phase) || !time_field(json_object_get(r, "metadata"), "creationTimestamp", &c)) continue;
+    bool started = !velero_phase_not_started(phase);
+    if (started && time_field(json_object_get(r, "status"), "startTimestamp", &s) && s > c) c = s;
+    if (now - c >= MB_RESTORE_HOLD_S || (!started && now - c > MB_NOT_STARTED_S)) continue;
     return meta_str(r, "name");
   }
   return NULL;
+}
+
+const char *mb_restore_hold(const char *running, time_t held_since, time_t now) {
+  return running && (!held_since || now - held_since < MB_RESTORE_HOLD_S) ? running : NULL;
 }
 
 bool mb_region_running(const char *mb, json_t *backups, time_t now) {

@@ -56,7 +56,8 @@ bool mb_label_value_valid(const char *v);
 #define MB_NOT_STARTED_S 300   /* a Backup still New after this long is reported in status.error */
 #define MB_RESTORE_HOLD_S 3600 /* a running Restore holds scheduled slots at most this long after its
                                 * creation (one that never ends must not stop backups for good) */
-#define MB_RESTORE_POLL_S 5    /* a slot held by a Restore is looked at again this often */
+#define MB_RESTORE_POLL_S 15   /* a slot held by a Restore is looked at again this often (its end
+                                * wakes it at once; this is for a Restore deleted while it ran) */
 
 /* Everything one reconcile of a ManagementBackup decides, computed from what the API server
  * says (the object and the Backups as listed) and the time; the controller only does the I/O.
@@ -90,9 +91,16 @@ struct mb_plan {
 };
 
 /* The name of a Restore among restores (array, borrowed) that still runs and holds scheduled
- * slots: a running phase (velero_phase_running), created less than MB_RESTORE_HOLD_S before now,
- * and not a New one older than MB_NOT_STARTED_S (no engine runs). NULL when none. Pure. */
+ * slots: a running phase (velero_phase_running) less than MB_RESTORE_HOLD_S after the later of
+ * its creation and its status.startTimestamp (a queued one starts late), and not one still
+ * unstarted MB_NOT_STARTED_S after its creation (no engine runs). NULL when none. Pure. */
 const char *mb_restore_running(json_t *restores, time_t now);
+/* What a due slot still waits for: running (a Restore's name, or NULL) unless the slot has
+ * waited MB_RESTORE_HOLD_S already (held_since: when it began to wait, 0: it does not wait yet),
+ * whatever Restores came and went meanwhile: then NULL. A stream of Restores, or one a hostile
+ * tenant marks InProgress (Velero's Restore has no status subresource), holds one slot at most
+ * that long, on the controller's own clock. Pure. */
+const char *mb_restore_hold(const char *running, time_t held_since, time_t now);
 /* Decide one reconcile (see struct mb_input). *out owns its status; free with mb_plan_free.
  * KD_ERR_NOMEM only: every problem of the object itself is a status.error in the plan. */
 kd_rc mb_plan_reconcile(const struct mb_input *in, struct mb_plan *out);

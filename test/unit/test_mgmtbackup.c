@@ -350,6 +350,22 @@ static void plan_no_slot_while_a_restore_runs(void **state) {
   json_array_remove(rs, json_array_size(rs) - 1);
   json_array_append_new(rs, restore_obj("running", "InProgress", MB_RESTORE_HOLD_S - 1));
   assert_string_equal(mb_restore_running(rs, NOW), "running");
+  json_array_remove(rs, json_array_size(rs) - 1);
+  /* queued behind others (Velero runs one at a time): the hour counts from its start */
+  json_t *late = restore_obj("late", "InProgress", MB_RESTORE_HOLD_S + 600);
+  json_object_set_new(json_object_get(late, "status"), "startTimestamp", json_string("2025-12-31T23:50:00Z"));
+  json_array_append_new(rs, late);
+  assert_string_equal(mb_restore_running(rs, NOW), "late");
+  json_array_remove(rs, json_array_size(rs) - 1);
+  /* no creationTimestamp (never from an API server): not held */
+  json_array_append_new(rs, json_pack("{s:{s:s},s:{s:s}}", "metadata", "name", "bare", "status", "phase", "InProgress"));
+  assert_null(mb_restore_running(rs, NOW));
+  /* one slot waits at most MB_RESTORE_HOLD_S on the controller's clock, whatever Restores come
+   * and go (a stream of fresh ones, or one a tenant keeps InProgress) */
+  assert_string_equal(mb_restore_hold("r1", 0, NOW), "r1");
+  assert_string_equal(mb_restore_hold("r2", NOW - MB_RESTORE_HOLD_S + 1, NOW), "r2");
+  assert_null(mb_restore_hold("r3", NOW - MB_RESTORE_HOLD_S, NOW));
+  assert_null(mb_restore_hold(NULL, NOW - 5, NOW));
   json_t *none = json_array();
   assert_null(mb_restore_running(none, NOW));
   json_decref(none);
