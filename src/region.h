@@ -42,7 +42,8 @@ void region_pass_begin(region_clients *r, long budget_ms, volatile int *stop);
  * the same. A regional cluster that failed at the transport level (refused, timed out) is not
  * contacted again for MB_REGION_RETRY_S: the same error comes back at once. So a dead region
  * costs a reconcile at most one REGION_TIMEOUT_MS every MB_REGION_RETRY_S, and a pass at most
- * its budget (region_pass_begin) plus one such timeout.
+ * its budget (region_pass_begin) plus one call's time: the regional list (REGION_TIMEOUT_MS) and
+ * the two GETs on the management client (its own timeout).
  * On failure msg (size n) says why, for the region's status entry: a missing Region or Secret,
  * a bad kubeconfig, an unreachable cluster, more than 10000 such Backups (KD_ERR_TOOBIG: the
  * list is never cut short silently). */
