@@ -41,16 +41,6 @@ YAML
     -p '{"status":{"phase":"Completed","version":1,"formatVersion":"1.1.0","progress":{"totalItems":3,"itemsBackedUp":3}}}' >/dev/null
 }
 
-# cli_scheduled_mb NAME CRON: a ManagementBackup on a schedule (made by the test, not by the CLI)
-cli_scheduled_mb() {
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: $1}
-spec: {schedule: "$2"}
-YAML
-}
-
 # cli_status KIND NAME JSON: write status as an engine does (merge patch on the subresource)
 cli_status() { kubectl_status -n kcm-system patch "$1" "$2" --type=merge -p "{\"status\":$3}" >/dev/null; }
 
@@ -279,7 +269,7 @@ test_cli_backup_delete_asks_first() {
   [[ $(jq -r .metadata.name <<<"$dbr") == d2-????? ]] || fail "request name: $(jq -r .metadata.name <<<"$dbr")"
   # tried: names that are not backups
   expect_exit 1 "$KCMDR" backup delete no-such --confirm
-  cli_scheduled_mb yearly "0 0 1 1 *"
+  scheduled yearly "0 0 1 1 *"
   expect_exit 1 "$KCMDR" backup delete yearly --confirm
   assert_contains "$OUT" "is a scheduled ManagementBackup, not a backup" "schedule refused"
   kubectl get managementbackup yearly >/dev/null || fail "the schedule was deleted"
@@ -312,7 +302,7 @@ test_cli_restore_create_writes_the_seeds_restore() {
   assert_eq "$(jq -c '["secrets","configmaps"] + .excludedResources' <<<"${CLI_SEED_RESTORE_SPEC}")" "$(jq -c .excludedResources <<<"$spec")" "excludedResources"
   assert_eq '{"team-a":"team-z"}' "$(jq -c .namespaceMapping <<<"$spec")" "namespaceMapping"
   # a ManagementBackup's name means its last backup
-  cli_scheduled_mb kcm "0 */6 * * *"
+  scheduled kcm "0 */6 * * *"
   kubectl patch managementbackup kcm --subresource=status --type=merge -p '{"status":{"lastBackupName":"b1"}}' >/dev/null
   expect_exit 0 "$KCMDR" restore create from-mb --from-backup kcm
   assert_eq b1 "$(kubectl -n kcm-system get restore from-mb -o jsonpath='{.spec.backupName}')" "from a ManagementBackup"

@@ -205,12 +205,7 @@ YAML
   done
   assert_eq "" "$(backups)" "no Backup from bad input"
   # the other objects are still served: a good one next to the bad ones works
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: good}
-spec: {storageLocation: not-default}
-YAML
+  on_demand good not-default
   wait_until 5 kubectl -n kcm-system get backup good
   # fixing each clears its error
   kubectl patch mgmtbackup badcron --type=merge -p '{"spec":{"schedule":"@every 1h"}}' >/dev/null

@@ -122,12 +122,7 @@ metadata:
   annotations: {kubernetes.io/service-account.name: sa1}
 YAML
   start_controller ctl.log --engine=builtin
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: before-upgrade}
-spec: {storageLocation: local}
-YAML
+  on_demand before-upgrade local
   bk_wait before-upgrade Completed 60
   local mgmt release cred
   mgmt=$(kubectl get managements.k0rdent.mirantis.com -o jsonpath='{.items[0].metadata.name}')

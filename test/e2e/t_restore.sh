@@ -198,12 +198,7 @@ test_restore_rollback_policy_none_and_update() {
   mkdir -p store
   rs_fs_bsl local "$PWD/store"
   start_controller ctl.log --engine=builtin
-  kubectl apply -f - >/dev/null <<'YAML'
-apiVersion: k0rdent.mirantis.com/v1beta1
-kind: ManagementBackup
-metadata: {name: before-upgrade}
-spec: {storageLocation: local}
-YAML
+  on_demand before-upgrade local
   bk_wait before-upgrade Completed 60
   local mgmt; mgmt=$(kubectl get managements.k0rdent.mirantis.com -o jsonpath='{.items[0].metadata.name}')
   local release; release=$(kubectl get managements.k0rdent.mirantis.com "$mgmt" -o jsonpath='{.spec.release}')
