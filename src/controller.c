@@ -78,6 +78,7 @@ struct ctl {
   kube_client *lease_c;                 /* the Lease's own client: short timeouts, no retries */
   engine *eng;                          /* the builtin engine, or NULL when Velero executes */
   int restore_wait_s;
+  int restore_hold_s; /* --restore-hold: how long one due slot waits for running Restores (0: never) */
   volatile int velero_ok; /* the Velero CRDs are served and cached */
   struct mb_served served[INF_COUNT]; /* is the resource served (kcm may be partly installed)? */
   pthread_mutex_t qlock;
@@ -900,10 +901,10 @@ static int64_t reconcile(struct ctl *x, const char *name, bool *progress, bool *
     if (!informer_synced(x->inf[INF_RESTORE])) in.restore_running = RESTORES_UNLISTED;
     else if ((restores = informer_list(x->inf[INF_RESTORE]))) in.restore_running = mb_restore_running(restores, in.now);
     time_t since = (time_t)json_integer_value(json_object_get(x->restore_held, name));
-    const char *held = mb_restore_hold(in.restore_running, since, in.now);
-    if (in.restore_running && !held)
-      kd_log(KD_LOG_WARN, "ManagementBackup %s: its slot waited %d min for Restores (now %s); taken now", name,
-             MB_RESTORE_HOLD_S / 60, in.restore_running);
+    const char *held = mb_restore_hold(in.restore_running, since, in.now, x->restore_hold_s);
+    if (in.restore_running && !held && x->restore_hold_s)
+      kd_log(KD_LOG_WARN, "ManagementBackup %s: its slot waited %d s for Restores (now %s); taken now", name,
+             x->restore_hold_s, in.restore_running);
     in.restore_running = held;
   }
   char bsl_name[256];
@@ -1151,6 +1152,9 @@ static const char usage[] =
     "  --leader-elect                  run as one of several replicas; only the Lease holder works\n"
     "  --restore-wait DURATION         how long a restored ManagementBackup waits for its Backups to come\n"
     "                                  back by the storage location's sync before it says so (default 3m)\n"
+    "  --restore-hold DURATION         how long a due scheduled slot waits while a Restore runs in the\n"
+    "                                  namespace, so no backup holds a half-restored cluster (default 1h;\n"
+    "                                  0: slots never wait for Restores)\n"
     "  --metrics-bind-address ADDR     Prometheus /metrics, e.g. :8080 (default 0: off)\n"
     "  --health-probe-bind-address A   /healthz and /readyz, e.g. :8081 (default 0: off)\n"
     "  --kubeconfig, --context         as kubectl; in a Pod the service account is used\n"
@@ -1164,10 +1168,10 @@ int controller_main(int argc, char **argv) {
   if (ret >= 0) return ret;
   struct ctl x = {0};
   mallopt(M_ARENA_MAX, 2); /* a long-running daemon with several threads: keep RSS flat */
-  const char *engine = "auto", *metrics_addr = "0", *health_addr = "0", *restore_wait = NULL;
+  const char *engine = "auto", *metrics_addr = "0", *health_addr = "0", *restore_wait = NULL, *restore_hold = NULL;
   static const char *const value_flags[] = {"--engine", "--metrics-bind-address", "--health-probe-bind-address",
-                                            "--restore-wait"};
-  const char **targets[] = {&engine, &metrics_addr, &health_addr, &restore_wait};
+                                            "--restore-wait", "--restore-hold"};
+  const char **targets[] = {&engine, &metrics_addr, &health_addr, &restore_wait, &restore_hold};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     bool m = false;
@@ -1199,6 +1203,15 @@ int controller_main(int argc, char **argv) {
       return CLI_USAGE;
     }
     x.restore_wait_s = (int)(ns / 1000000000LL);
+  }
+  x.restore_hold_s = MB_RESTORE_HOLD_S;
+  if (restore_hold) {
+    int64_t ns;
+    if (cron_parse_go_duration(restore_hold, &ns) != KD_OK || ns < 0 || ns > 86400LL * 1000000000LL) {
+      fprintf(stderr, "kcmdr controller: --restore-hold takes a duration from 0s to 24h, e.g. 30m, not '%s'\n", restore_hold);
+      return CLI_USAGE;
+    }
+    x.restore_hold_s = (int)(ns / 1000000000LL);
   }
   bool en;
   char host[64];

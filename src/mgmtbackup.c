@@ -618,8 +618,8 @@ const char *mb_restore_running(json_t *restores, time_t now) {
   return NULL;
 }
 
-const char *mb_restore_hold(const char *running, time_t held_since, time_t now) {
-  return running && (!held_since || now - held_since < MB_RESTORE_HOLD_S) ? running : NULL;
+const char *mb_restore_hold(const char *running, time_t held_since, time_t now, int hold_s) {
+  return running && hold_s > 0 && (!held_since || now - held_since < hold_s) ? running : NULL;
 }
 
 bool mb_region_running(const char *mb, json_t *backups, time_t now) {

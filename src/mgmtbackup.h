@@ -96,11 +96,12 @@ struct mb_plan {
  * unstarted MB_NOT_STARTED_S after its creation (no engine runs). NULL when none. Pure. */
 const char *mb_restore_running(json_t *restores, time_t now);
 /* What a due slot still waits for: running (a Restore's name, or NULL) unless the slot has
- * waited MB_RESTORE_HOLD_S already (held_since: when it began to wait, 0: it does not wait yet),
+ * waited hold_s already (held_since: when it began to wait, 0: it does not wait yet; hold_s 0:
+ * slots never wait for Restores),
  * whatever Restores came and went meanwhile: then NULL. A stream of Restores, or one a hostile
  * tenant marks InProgress (Velero's Restore has no status subresource), holds one slot at most
  * that long, on the controller's own clock. Pure. */
-const char *mb_restore_hold(const char *running, time_t held_since, time_t now);
+const char *mb_restore_hold(const char *running, time_t held_since, time_t now, int hold_s);
 /* Decide one reconcile (see struct mb_input). *out owns its status; free with mb_plan_free.
  * KD_ERR_NOMEM only: every problem of the object itself is a status.error in the plan. */
 kd_rc mb_plan_reconcile(const struct mb_input *in, struct mb_plan *out);

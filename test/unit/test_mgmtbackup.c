@@ -362,10 +362,12 @@ static void plan_no_slot_while_a_restore_runs(void **state) {
   assert_null(mb_restore_running(rs, NOW));
   /* one slot waits at most MB_RESTORE_HOLD_S on the controller's clock, whatever Restores come
    * and go (a stream of fresh ones, or one a tenant keeps InProgress) */
-  assert_string_equal(mb_restore_hold("r1", 0, NOW), "r1");
-  assert_string_equal(mb_restore_hold("r2", NOW - MB_RESTORE_HOLD_S + 1, NOW), "r2");
-  assert_null(mb_restore_hold("r3", NOW - MB_RESTORE_HOLD_S, NOW));
-  assert_null(mb_restore_hold(NULL, NOW - 5, NOW));
+  assert_string_equal(mb_restore_hold("r1", 0, NOW, MB_RESTORE_HOLD_S), "r1");
+  assert_string_equal(mb_restore_hold("r2", NOW - MB_RESTORE_HOLD_S + 1, NOW, MB_RESTORE_HOLD_S), "r2");
+  assert_null(mb_restore_hold("r3", NOW - MB_RESTORE_HOLD_S, NOW, MB_RESTORE_HOLD_S));
+  assert_null(mb_restore_hold(NULL, NOW - 5, NOW, MB_RESTORE_HOLD_S));
+  assert_null(mb_restore_hold("r4", 0, NOW, 0)); /* --restore-hold 0: never */
+  assert_string_equal(mb_restore_hold("r5", NOW - 100, NOW, 101), "r5");
   json_t *none = json_array();
   assert_null(mb_restore_running(none, NOW));
   json_decref(none);
