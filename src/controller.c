@@ -539,6 +539,20 @@ static bool may_create(struct ctl *x) {
   return false;
 }
 
+/* Say which selectors mb's Backup bname (in region, or NULL: the management cluster) left out
+ * (skipped: messages): each in the log, the first as a Warning Event. */
+static void selectors_skipped(struct ctl *x, json_t *mb, const char *bname, const char *region, json_t *skipped) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(skipped, i, m)
+    kd_log(KD_LOG_WARN, "ManagementBackup %s: Backup %s%s%s: %s", meta_str(mb, "name"), bname, region ? " in region " : "",
+           region ? region : "", json_string_value(m));
+  if (json_array_size(skipped))
+    events_emit(x->ev, mb, "Warning", "SelectorSkipped", "Backup %s/%s%s%s: %s%s", x->ns, bname, region ? " in region " : "",
+                region ? region : "", json_string_value(json_array_get(skipped, 0)),
+                json_array_size(skipped) > 1 ? " (and more: see the controller's log)" : "");
+}
+
 /* Create the Backup named bname for mb. A Backup of that name that already exists is adopted
  * only when it carries mb's label; otherwise KD_ERR_CONFLICT says who holds the name. */
 static kd_rc create_backup(struct ctl *x, json_t *mb, const char *bname, const char *bsl) {
@@ -580,12 +594,7 @@ static kd_rc create_backup(struct ctl *x, json_t *mb, const char *bname, const c
               x->ns, bname, bsl, json_array_size(sel));
   kd_log(KD_LOG_INFO, "ManagementBackup %s: created Backup %s/%s", meta_str(mb, "name"), x->ns, bname);
   /* what the Backup cannot select is said, never dropped silently */
-  size_t i;
-  json_t *m;
-  json_array_foreach(skipped, i, m) kd_log(KD_LOG_WARN, "ManagementBackup %s: Backup %s: %s", meta_str(mb, "name"), bname, json_string_value(m));
-  if (json_array_size(skipped))
-    events_emit(x->ev, mb, "Warning", "SelectorSkipped", "Backup %s/%s: %s%s", x->ns, bname, json_string_value(json_array_get(skipped, 0)),
-                json_array_size(skipped) > 1 ? " (and more: see the controller's log)" : "");
+  selectors_skipped(x, mb, bname, NULL, skipped);
 done:
   json_decref(skipped);
   json_decref(cds);
@@ -746,9 +755,7 @@ static kd_rc create_regional(struct ctl *x, json_t *mb, const char *region, cons
   events_emit(x->ev, mb, "Normal", "BackupCreated", "Created Velero Backup %s/%s in region %s (storage location %s, %zu selectors)",
               x->ns, bname, region, bsl, json_array_size(sel));
   kd_log(KD_LOG_INFO, "ManagementBackup %s: created Backup %s/%s in region %s", meta_str(mb, "name"), x->ns, bname, region);
-  size_t i;
-  json_t *m;
-  json_array_foreach(skipped, i, m) kd_log(KD_LOG_WARN, "ManagementBackup %s: Backup %s (region %s): %s", meta_str(mb, "name"), bname, region, json_string_value(m));
+  selectors_skipped(x, mb, bname, region, skipped);
 done:
   json_decref(skipped);
   json_decref(cds);

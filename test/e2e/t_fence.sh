@@ -25,6 +25,12 @@ YAML
 files() { s3 ls "s3://$KCMDR_S3_BUCKET/$PREFIX/backups/$1/" 2>/dev/null | awk '{print $4}' | sort; }
 lease_holder() { kubectl -n kcm-system get lease kcmdr-controller-leader -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
 proc_state() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
+# stopped_at PID POINT LOG: wait until the controller PID (started with KCMDR_TEST_PAUSE_AT=POINT)
+# has stopped itself there, as its LOG says
+stopped_at() {
+  wait_until 60 sh -c "[ \"\$(awk '{print \$3}' /proc/$1/stat)\" = T ]"
+  grep -q "test hook: stopping the process at $2" "$3" || fail "the controller did not stop at $2"
+}
 
 # tried: the leader is stopped (SIGSTOP) mid-backup at $1 (a test hook); the standby takes the
 # Lease, finds the Backup abandoned and fails it; the old leader is continued. Asserted: the
@@ -38,8 +44,7 @@ fence_round() {
   start_controller b.log --engine=builtin --leader-elect
   local b=$CTL_PID
   velero_backup x
-  wait_until 60 sh -c "[ \"\$(awk '{print \$3}' /proc/$a/stat)\" = T ]"
-  grep -q "test hook: stopping the process at $1" a.log || fail "the leader did not stop at $1"
+  stopped_at "$a" "$1" a.log
   wait_until 60 sh -c "kubectl -n kcm-system get lease kcmdr-controller-leader -o jsonpath='{.spec.holderIdentity}' | grep -q _$b\$"
   # the new term looks at abandoned backups 65 s after it began (a request of the old leader
   # already on the wire has landed by then)
@@ -79,8 +84,7 @@ test_fence_two_controllers_without_leader_election() {
   KCMDR_TEST_PAUSE_AT=before-checksums start_controller a.log --engine=builtin
   local a=$CTL_PID
   velero_backup x
-  wait_until 60 sh -c "[ \"\$(awk '{print \$3}' /proc/$a/stat)\" = T ]"
-  grep -q "test hook: stopping the process at before-checksums" a.log || fail "A did not stop before the checksums"
+  stopped_at "$a" before-checksums a.log
   # B comes up beside the stopped A (started after A took x: with both up first, either may
   # claim it, and B running it whole proves nothing here)
   start_controller b.log --engine=builtin
@@ -215,7 +219,7 @@ test_fence_api_outage_mid_backup_ends_terminal() {
   KCMDR_TEST_PAUSE_AT=before-checksums start_controller ctl.log --engine=builtin
   local a=$CTL_PID
   velero_backup x
-  wait_until 60 sh -c "[ \"\$(awk '{print \$3}' /proc/$a/stat)\" = T ]"
+  stopped_at "$a" before-checksums ctl.log
   "$REPO/scripts/testenv" apiserver stop --name "$FENCE_ENV" >/dev/null
   kill -CONT "$a"
   sleep 90
